@@ -1,0 +1,97 @@
+/*
+ * The configuration file (SPEC.md §3): a line-oriented file turned into a
+ * struct conf. conf_parse is pure and fuzzed; conf_load reads a file.
+ * Every error is collected, each naming file:line.
+ */
+#ifndef GEMWATCH_CONF_H
+#define GEMWATCH_CONF_H
+
+#include <sys/socket.h>
+#include <regex.h>
+#include <stddef.h>
+
+#include "gemini.h"
+#include "url.h"
+
+struct listen_addr {
+	char			*text;	/* as written: "127.0.0.1:19650", "[::1]:19650" */
+	struct sockaddr_storage	 ss;	/* numeric, resolved at load */
+	socklen_t		 sslen;
+};
+
+struct capsule_conf {
+	char		*name;		/* unique; defaults to the URL as written */
+	struct url	 url;
+	double		 interval;	/* seconds, global default applied */
+	double		 timeout;	/* seconds, global default applied */
+	struct status_spec expect_status;
+	int		 require_close_notify;
+	char		*sni;		/* NULL: the URL's host (none for IP literals) */
+	int		 family;	/* AF_UNSPEC, AF_INET or AF_INET6 */
+	int		 has_fingerprint;
+	unsigned char	 fingerprint[32];	/* SHA-256 of the DER */
+	char		*expect_body_src;	/* NULL when absent */
+	regex_t		 expect_body;	/* compiled when expect_body_src */
+	char		*error_path;	/* NULL when absent */
+	struct url	 error_url;	/* the URL with error_path, when error_path */
+	int		 line;		/* where it was defined */
+};
+
+struct conf {
+	char			*path;
+	struct listen_addr	*listen;
+	size_t			 nlisten;
+	double			 interval;	/* [60] */
+	double			 timeout;	/* [10] */
+	unsigned		 concurrency;	/* [16] */
+	unsigned		 history;	/* [120] */
+	char			*state_dir;
+	size_t			 max_body;	/* [4 MiB] */
+	char			*user;		/* NULL: do not change user */
+	char			**probe_allow;
+	size_t			 nprobe_allow;
+	unsigned		 shard_k, shard_n;	/* [1/1] */
+	struct capsule_conf	*capsules;
+	size_t			 ncapsules;
+};
+
+/* A list of "file:line: message" strings. */
+struct conf_errors {
+	char	**msg;
+	size_t	  n;
+};
+
+/*
+ * Parse a whole file's text; name is used in messages. Returns a conf
+ * (free with conf_free) when there were no errors, NULL otherwise; every
+ * error found is appended to errs.
+ */
+struct conf *conf_parse(const char *name, const char *buf, size_t len,
+    struct conf_errors *errs);
+/* Read and parse a file (at most 16 MiB). */
+struct conf *conf_load(const char *path, struct conf_errors *errs);
+void conf_free(struct conf *);
+void conf_errors_free(struct conf_errors *);
+
+/* Parse "90", "1500ms", "5m" ... into seconds; -1 on error. */
+int parse_duration(const char *, double *);
+/* Parse "4096", "64k", "4M" into bytes; -1 on error. */
+int parse_size(const char *, size_t *);
+
+/*
+ * Sharding: the stable hash (FNV-1a 64 of the name) modulo n, plus one;
+ * a capsule belongs to shard k of n when shard_of(name, n) == k.
+ */
+unsigned shard_of(const char *name, unsigned n);
+/* Whether this instance probes the capsule under its shard directive. */
+int conf_in_shard(const struct conf *, const struct capsule_conf *);
+
+/* Look up a capsule by name; NULL when absent. */
+const struct capsule_conf *conf_capsule(const struct conf *, const char *name);
+/*
+ * Whether /probe may target host:port: a configured capsule's host:port,
+ * or a probe-allow pattern (host glob, optional ":port", default 1965).
+ */
+int conf_probe_allowed(const struct conf *, const struct url *);
+
+#endif

@@ -1,0 +1,23 @@
+/*
+ * Logging: one line per event on stderr, filtered by level. Every module
+ * logs through these calls; libmicrohttpd's messages are routed here too.
+ */
+#ifndef GEMWATCH_LOG_H
+#define GEMWATCH_LOG_H
+
+enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+
+/* Set the most verbose level printed (default LOG_LEVEL_WARN). */
+void log_init(enum log_level max);
+/* Whether a message at this level would be printed. */
+int log_enabled(enum log_level level);
+
+void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
+void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* shown by default */
+void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
+void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
+void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));	/* appends strerror(errno) */
+void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

@@ -1,0 +1,26 @@
+/*
+ * Prometheus text exposition (format 0.0.4). One table maps a probe
+ * result to metric samples; it serves both /metrics (gemini_* per capsule
+ * and check) and /probe (blackbox-style probe_* for one result).
+ */
+#ifndef GEMWATCH_METRICS_H
+#define GEMWATCH_METRICS_H
+
+#include "buf.h"
+#include "result.h"
+
+struct store;
+
+struct daemon_info {
+	const char	*version;
+	double		 start_time;	/* Unix seconds */
+};
+
+/* Render /metrics from the store (takes the read lock itself). */
+void metrics_render(struct buf *, struct store *, const struct daemon_info *);
+/* Render /probe's answer for one result. */
+void metrics_probe(struct buf *, const struct probe_result *);
+/* Append s escaped as a label value (\\, \", \n). */
+void metrics_escape_label(struct buf *, const char *s);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * The HTML status page at "/": one row per capsule and check, failing
+ * ones first. Everything that came from a server or the config is escaped.
+ */
+#ifndef GEMWATCH_PAGE_H
+#define GEMWATCH_PAGE_H
+
+#include "buf.h"
+
+struct store;
+
+/* Render the page into b (takes the store's read lock itself). */
+void page_render(struct buf *b, struct store *, double now);
+/* Append s with &, <, >, ", ' escaped. */
+void html_escape(struct buf *, const char *s);
+
+#endif

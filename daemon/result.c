@@ -1,0 +1,198 @@
+/*
+ * struct probe_result helpers and the names of its enumerations, which
+ * are part of the contract: JSON fields and metric labels use them.
+ */
+#include "config.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "result.h"
+#include "xmalloc.h"
+
+static const char *const check_names[CHECK__COUNT] = { "page", "error_page" };
+static const char *const end_names[END__COUNT] = {
+	NULL, "close_notify", "premature", "reset", "timeout", "limit", "error"
+};
+static const char *const reason_names[REASON__COUNT] = {
+	NULL, "resolve", "connect", "tls", "timeout", "header", "status",
+	"close_notify", "cert", "body"
+};
+static const char *const stage_names[STAGE__COUNT] = {
+	NULL, "resolve", "connect", "tls", "request", "header", "body"
+};
+static const char *const phase_names[PHASE__COUNT] = {
+	"resolve", "connect", "tls", "header", "body"
+};
+static const char *const tofu_names[TOFU__COUNT] = {
+	NULL, "new", "match", "changed", "pinned", "mismatch"
+};
+
+void
+result_init(struct probe_result *r)
+{
+	size_t i;
+
+	memset(r, 0, sizeof *r);
+	for (i = 0; i < PHASE__COUNT; i++)
+		r->dur[i] = -1;
+	r->total = -1;
+	r->status = -1;
+	r->body_bytes = -1;
+	r->cert.key_kept = -1;
+}
+
+void
+result_clear(struct probe_result *r)
+{
+	free(r->url);
+	free(r->message);
+	free(r->meta);
+	free(r->cert.subject);
+	free(r->cert.issuer);
+	result_init(r);
+}
+
+static char *
+dup_or_null(const char *s)
+{
+	return s != NULL ? xstrdup(s) : NULL;
+}
+
+void
+result_copy(struct probe_result *dst, const struct probe_result *src)
+{
+	if (dst == src)
+		return;
+	result_clear(dst);
+	*dst = *src;
+	dst->url = dup_or_null(src->url);
+	dst->message = dup_or_null(src->message);
+	dst->meta = dup_or_null(src->meta);
+	dst->cert.subject = dup_or_null(src->cert.subject);
+	dst->cert.issuer = dup_or_null(src->cert.issuer);
+}
+
+void
+result_fail(struct probe_result *r, enum reason reason, enum stage stage,
+    const char *fmt, ...)
+{
+	va_list ap;
+
+	if (r->reason != REASON_NONE)
+		return;
+	r->success = 0;
+	r->reason = reason;
+	r->stage = stage;
+	free(r->message);
+	va_start(ap, fmt);
+	if (vasprintf(&r->message, fmt, ap) < 0)
+		r->message = NULL;
+	va_end(ap);
+}
+
+enum reason
+end_reason(enum end e)
+{
+	switch (e) {
+	case END_PREMATURE:
+	case END_RESET:
+		return REASON_CLOSE_NOTIFY;
+	case END_TIMEOUT:
+		return REASON_TIMEOUT;
+	case END_ERROR:
+		return REASON_TLS;
+	case END_LIMIT:
+		return REASON_BODY;
+	default:
+		return REASON_NONE;
+	}
+}
+
+#define NAME_OF(table, v, n) ((unsigned)(v) < (n) ? (table)[v] : NULL)
+
+const char *
+check_name(enum check c)
+{
+	return NAME_OF(check_names, c, CHECK__COUNT);
+}
+
+const char *
+end_name(enum end e)
+{
+	return NAME_OF(end_names, e, END__COUNT);
+}
+
+const char *
+reason_name(enum reason r)
+{
+	return NAME_OF(reason_names, r, REASON__COUNT);
+}
+
+const char *
+stage_name(enum stage s)
+{
+	return NAME_OF(stage_names, s, STAGE__COUNT);
+}
+
+const char *
+phase_name(enum phase p)
+{
+	return NAME_OF(phase_names, p, PHASE__COUNT);
+}
+
+const char *
+tofu_name(enum tofu t)
+{
+	return NAME_OF(tofu_names, t, TOFU__COUNT);
+}
+
+static int
+lookup(const char *const *table, size_t n, const char *name)
+{
+	size_t i;
+
+	if (name == NULL)
+		return -1;
+	for (i = 0; i < n; i++)
+		if (table[i] != NULL && strcmp(table[i], name) == 0)
+			return (int)i;
+	return -1;
+}
+
+int
+end_from_name(const char *s)
+{
+	return lookup(end_names, END__COUNT, s);
+}
+
+int
+reason_from_name(const char *s)
+{
+	return lookup(reason_names, REASON__COUNT, s);
+}
+
+int
+stage_from_name(const char *s)
+{
+	return lookup(stage_names, STAGE__COUNT, s);
+}
+
+int
+tofu_from_name(const char *s)
+{
+	return lookup(tofu_names, TOFU__COUNT, s);
+}
+
+void
+format_rfc3339(time_t t, char out[32])
+{
+	struct tm tm;
+
+	if (gmtime_r(&t, &tm) == NULL ||
+	    strftime(out, 32, "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		strcpy(out, "1970-01-01T00:00:00Z");
+}

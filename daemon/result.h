@@ -1,0 +1,144 @@
+/*
+ * struct probe_result: the one currency between the probe, the store and
+ * the outputs (metrics, JSON, page). Also the names of its enumerations,
+ * which are part of the contract (SPEC.md §1, §4, §5).
+ */
+#ifndef GEMWATCH_RESULT_H
+#define GEMWATCH_RESULT_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+enum check { CHECK_PAGE, CHECK_ERROR_PAGE, CHECK__COUNT };
+
+/* How the response ended (SPEC §1); END_NONE: the body was never reached. */
+enum end {
+	END_NONE,
+	END_CLOSE_NOTIFY,
+	END_PREMATURE,
+	END_RESET,
+	END_TIMEOUT,
+	END_LIMIT,
+	END_ERROR,
+	END__COUNT
+};
+
+/* Why a probe failed (SPEC §4); REASON_NONE on success. */
+enum reason {
+	REASON_NONE,
+	REASON_RESOLVE,
+	REASON_CONNECT,
+	REASON_TLS,
+	REASON_TIMEOUT,
+	REASON_HEADER,
+	REASON_STATUS,
+	REASON_CLOSE_NOTIFY,
+	REASON_CERT,
+	REASON_BODY,
+	REASON__COUNT
+};
+
+enum stage {
+	STAGE_NONE,
+	STAGE_RESOLVE,
+	STAGE_CONNECT,
+	STAGE_TLS,
+	STAGE_REQUEST,
+	STAGE_HEADER,
+	STAGE_BODY,
+	STAGE__COUNT
+};
+
+/* Phases timed; a negative duration means the phase was not reached. */
+enum phase {
+	PHASE_RESOLVE,
+	PHASE_CONNECT,
+	PHASE_TLS,
+	PHASE_HEADER,
+	PHASE_BODY,
+	PHASE__COUNT
+};
+
+enum tofu {
+	TOFU_NONE,	/* no certificate, or no TOFU store */
+	TOFU_NEW,	/* first time this host:port was seen; now pinned */
+	TOFU_MATCH,	/* same certificate as first seen */
+	TOFU_CHANGED,	/* differs from the first-seen certificate */
+	TOFU_PINNED,	/* matches the configured fingerprint */
+	TOFU_MISMATCH,	/* differs from the configured fingerprint */
+	TOFU__COUNT
+};
+
+#define SHA256_HEX_LEN 64
+
+struct cert_facts {
+	int	 present;
+	char	 sha256[SHA256_HEX_LEN + 1];	/* of the DER, lower-case hex */
+	char	 pubkey_sha256[SHA256_HEX_LEN + 1];	/* of the SubjectPublicKeyInfo */
+	char	*subject;	/* RFC 4514 */
+	char	*issuer;
+	time_t	 not_before;
+	time_t	 not_after;
+	int	 self_signed;
+	int	 hostname_match;
+	enum tofu tofu;
+	int	 key_kept;	/* with TOFU_CHANGED: 1 same key (renewal), 0 new key, -1 unknown */
+};
+
+struct probe_result {
+	enum check	 check;
+	char		*url;		/* canonical URL probed */
+	double		 time;		/* wall clock when the probe finished (Unix seconds) */
+	int		 success;
+	enum reason	 reason;
+	enum stage	 stage;		/* stage where it failed; STAGE_NONE on success */
+	char		*message;	/* human-readable failure detail, or NULL */
+
+	char		 address[46];	/* numeric address connected to, or "" */
+	int		 port;
+	int		 ip_protocol;	/* 4, 6, or 0 when not connected */
+
+	double		 dur[PHASE__COUNT];	/* seconds; < 0 when not reached */
+	double		 total;		/* seconds */
+
+	const char	*tls_version;	/* static strings from GnuTLS, or NULL */
+	const char	*tls_cipher;	/* IANA name */
+
+	struct cert_facts cert;
+
+	int		 status;	/* 10..69, or -1 when no valid header */
+	char		*meta;		/* or NULL */
+	int64_t		 body_bytes;	/* -1 when the body was not reached */
+	enum end	 end;
+};
+
+/* Initialise to "nothing known". */
+void result_init(struct probe_result *);
+/* Free what the result owns and re-initialise it. */
+void result_clear(struct probe_result *);
+/* Deep copy into an initialised or cleared dst. */
+void result_copy(struct probe_result *dst, const struct probe_result *src);
+/* Record a failure, keeping the first one. The message is copied. */
+void result_fail(struct probe_result *, enum reason, enum stage,
+    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+/* The reason an end counts as (SPEC §4): close_notify, timeout, tls, body. */
+enum reason end_reason(enum end);
+
+const char *check_name(enum check);
+const char *end_name(enum end);	/* NULL for END_NONE */
+const char *reason_name(enum reason);	/* NULL for REASON_NONE */
+const char *stage_name(enum stage);
+const char *phase_name(enum phase);
+const char *tofu_name(enum tofu);	/* NULL for TOFU_NONE */
+/* Parse a name back (snapshots); -1 when unknown. */
+int end_from_name(const char *);
+int reason_from_name(const char *);
+int stage_from_name(const char *);
+int tofu_from_name(const char *);
+
+/* Format a Unix time as RFC 3339 UTC ("2026-11-28T16:00:00Z"). */
+void format_rfc3339(time_t, char out[32]);
+
+#endif

@@ -1,0 +1,30 @@
+/*
+ * gemini:// URL parser. Pure: no I/O, fuzzed. Produces the host to
+ * connect to (lower-case, IDNA A-labels), the port and the canonical
+ * absolute URL that is sent as the request line.
+ */
+#ifndef GEMWATCH_URL_H
+#define GEMWATCH_URL_H
+
+#include <stddef.h>
+
+#define URL_MAX 1024	/* longest URL a request may carry (bytes) */
+
+struct url {
+	char	*host;		/* lower-case; IPv6 literal without brackets */
+	int	 port;		/* 1965 unless given */
+	int	 host_is_ip;	/* host is an IPv4 or IPv6 literal: no SNI */
+	char	*path;		/* "/..." including any "?query", never empty */
+	char	*text;		/* canonical absolute URL, at most URL_MAX bytes */
+};
+
+/*
+ * Parse buf[0..len). On success fill *u (caller frees with url_free) and
+ * return 0; on error return -1 and point *err at a static message.
+ */
+int url_parse(const char *buf, size_t len, struct url *u, const char **err);
+void url_free(struct url *);
+/* Deep copy. */
+void url_copy(struct url *dst, const struct url *src);
+
+#endif

@@ -1,0 +1,17 @@
+/*
+ * Allocation that cannot fail: running out of memory is fatal at once
+ * (tmux's xmalloc). Everything the program allocates goes through here.
+ */
+#ifndef GEMWATCH_XMALLOC_H
+#define GEMWATCH_XMALLOC_H
+
+#include <stddef.h>
+
+void *xmalloc(size_t);
+void *xcalloc(size_t, size_t);
+void *xreallocarray(void *, size_t, size_t);
+char *xstrdup(const char *);
+char *xstrndup(const char *, size_t);
+int xasprintf(char **, const char *, ...) __attribute__((format(printf, 2, 3)));
+
+#endif
