@@ -34,8 +34,11 @@ void tofu_free(struct tofu_store *);
  */
 void tofu_check(struct tofu_store *, const char *host, int port,
     struct cert_facts *f);
-/* Re-read the file (after "gemwatch trust" changed it). */
-void tofu_reload(struct tofu_store *);
+/*
+ * Call about once a second: writes pending new entries, or re-reads the
+ * file when another process (gemwatch trust) replaced it.
+ */
+void tofu_flush(struct tofu_store *);
 /*
  * Forget host:port so the next certificate seen is trusted afresh, and
  * save. Returns 0, or -1 when it was not known.

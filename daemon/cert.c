@@ -1,0 +1,423 @@
+/*
+ * Certificate facts and trust on first use. The facts come from the DER
+ * leaf with GnuTLS's x509 API. The TOFU store keeps, per host:port, the
+ * first-seen certificate and public-key fingerprints in
+ * state-dir/known_hosts, one line each:
+ *
+ *	host:port cert-sha256 pubkey-sha256 first-seen not-after
+ *
+ * The file is rewritten atomically (temporary file, fsync, rename) and
+ * re-read when someone else (gemwatch trust) replaced it.
+ */
+#include "config.h"
+
+#include <sys/stat.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/abstract.h>
+#include <gnutls/crypto.h>
+#include <gnutls/gnutls.h>
+#include <gnutls/x509.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cert.h"
+#include "log.h"
+#include "xmalloc.h"
+
+static void
+hex_encode(const unsigned char *p, size_t n, char *out)
+{
+	static const char digits[] = "0123456789abcdef";
+	size_t i;
+
+	for (i = 0; i < n; i++) {
+		out[2 * i] = digits[p[i] >> 4];
+		out[2 * i + 1] = digits[p[i] & 15];
+	}
+	out[2 * n] = '\0';
+}
+
+static int
+sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1])
+{
+	unsigned char md[32];
+
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, p, n, md) < 0)
+		return -1;
+	hex_encode(md, sizeof md, out);
+	return 0;
+}
+
+static char *
+datum_string(gnutls_datum_t *d)
+{
+	char *s;
+
+	s = xstrndup((const char *)d->data, d->size);
+	gnutls_free(d->data);
+	d->data = NULL;
+	return s;
+}
+
+int
+cert_facts_from_der(const unsigned char *der, size_t len, const char *hostname,
+    struct cert_facts *f)
+{
+	gnutls_x509_crt_t	 crt = NULL;
+	gnutls_pubkey_t		 pub = NULL;
+	gnutls_datum_t		 d = { (unsigned char *)der, (unsigned)len };
+	gnutls_datum_t		 out = { NULL, 0 };
+	unsigned		 vstatus;
+	int			 rv = -1;
+
+	if (len > UINT32_MAX || gnutls_x509_crt_init(&crt) < 0)
+		return -1;
+	if (gnutls_x509_crt_import(crt, &d, GNUTLS_X509_FMT_DER) < 0)
+		goto fail;
+	if (sha256_hex(der, len, f->sha256) < 0)
+		goto fail;
+	if (gnutls_pubkey_init(&pub) < 0 ||
+	    gnutls_pubkey_import_x509(pub, crt, 0) < 0 ||
+	    gnutls_pubkey_export2(pub, GNUTLS_X509_FMT_DER, &out) < 0)
+		goto fail;
+	if (sha256_hex(out.data, out.size, f->pubkey_sha256) < 0)
+		goto fail;
+	gnutls_free(out.data);
+	out.data = NULL;
+
+	free(f->subject);
+	free(f->issuer);
+	f->subject = f->issuer = NULL;
+	if (gnutls_x509_crt_get_dn3(crt, &out, 0) >= 0)
+		f->subject = datum_string(&out);
+	else
+		f->subject = xstrdup("");
+	if (gnutls_x509_crt_get_issuer_dn3(crt, &out, 0) >= 0)
+		f->issuer = datum_string(&out);
+	else
+		f->issuer = xstrdup("");
+	f->not_before = gnutls_x509_crt_get_activation_time(crt);
+	f->not_after = gnutls_x509_crt_get_expiration_time(crt);
+
+	/* Self-signed: it names itself as issuer and its own key signs it. */
+	f->self_signed = 0;
+	if (gnutls_x509_crt_check_issuer(crt, crt) &&
+	    gnutls_x509_crt_verify(crt, &crt, 1,
+	    GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+	    GNUTLS_VERIFY_ALLOW_SIGN_WITH_SHA1 |
+	    GNUTLS_VERIFY_ALLOW_BROKEN, &vstatus) >= 0 && vstatus == 0)
+		f->self_signed = 1;
+	f->hostname_match = hostname != NULL &&
+	    gnutls_x509_crt_check_hostname2(crt, hostname, 0) != 0;
+	f->present = 1;
+	rv = 0;
+fail:
+	gnutls_free(out.data);
+	gnutls_pubkey_deinit(pub);
+	gnutls_x509_crt_deinit(crt);
+	return rv;
+}
+
+/* ---- TOFU store -------------------------------------------------------- */
+
+struct tofu_entry {
+	char	*key;		/* "host:port", IPv6 host in brackets */
+	char	 sha256[SHA256_HEX_LEN + 1];
+	char	 pubkey_sha256[SHA256_HEX_LEN + 1];
+	time_t	 first_seen;
+	time_t	 not_after;
+};
+
+struct tofu_store {
+	pthread_mutex_t	 lock;
+	char		*path;		/* NULL: memory only */
+	struct tofu_entry *v;		/* sorted by key */
+	size_t		 n, cap;
+	int		 dirty;
+	time_t		 last_save;
+	struct stat	 seen;		/* the file as we last read or wrote it */
+	int		 have_seen;
+};
+
+static int
+entry_cmp(const void *a, const void *b)
+{
+	return strcmp(((const struct tofu_entry *)a)->key,
+	    ((const struct tofu_entry *)b)->key);
+}
+
+static void
+tofu_key(const char *host, int port, char *out, size_t len)
+{
+	if (strchr(host, ':') != NULL)
+		snprintf(out, len, "[%s]:%d", host, port);
+	else
+		snprintf(out, len, "%s:%d", host, port);
+}
+
+static struct tofu_entry *
+tofu_lookup(struct tofu_store *t, const char *key)
+{
+	struct tofu_entry k = { .key = (char *)key };
+
+	if (t->n == 0)
+		return NULL;
+	return bsearch(&k, t->v, t->n, sizeof *t->v, entry_cmp);
+}
+
+static void
+tofu_clear(struct tofu_store *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->n; i++)
+		free(t->v[i].key);
+	t->n = 0;
+}
+
+static int
+is_hex64(const char *s)
+{
+	size_t i;
+
+	for (i = 0; i < SHA256_HEX_LEN; i++)
+		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return 0;
+	return s[i] == '\0';
+}
+
+/* Insert keeping the array sorted; the key is copied. */
+static struct tofu_entry *
+tofu_insert(struct tofu_store *t, const struct tofu_entry *e)
+{
+	size_t lo = 0, hi = t->n, mid;
+
+	while (lo < hi) {
+		mid = (lo + hi) / 2;
+		if (strcmp(t->v[mid].key, e->key) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	if (t->n == t->cap) {
+		t->cap = t->cap ? t->cap * 2 : 64;
+		t->v = xreallocarray(t->v, t->cap, sizeof *t->v);
+	}
+	memmove(&t->v[lo + 1], &t->v[lo], (t->n - lo) * sizeof *t->v);
+	t->v[lo] = *e;
+	t->v[lo].key = xstrdup(e->key);
+	t->n++;
+	return &t->v[lo];
+}
+
+/* Read the file; the in-memory entries are replaced. */
+static void
+tofu_read(struct tofu_store *t)
+{
+	FILE			*fp;
+	char			 line[1024], key[300], a[80], b[80];
+	long long		 first, after;
+	struct tofu_entry	 e;
+	int			 lineno = 0;
+
+	tofu_clear(t);
+	t->have_seen = 0;
+	if (t->path == NULL)
+		return;
+	if ((fp = fopen(t->path, "r")) == NULL) {
+		if (errno != ENOENT)
+			log_warn("%s", t->path);
+		return;
+	}
+	if (fstat(fileno(fp), &t->seen) == 0)
+		t->have_seen = 1;
+	while (fgets(line, sizeof line, fp) != NULL) {
+		lineno++;
+		if (line[0] == '#' || line[0] == '\n')
+			continue;
+		if (sscanf(line, "%299s %79s %79s %lld %lld", key, a, b,
+		    &first, &after) != 5 || !is_hex64(a) || !is_hex64(b)) {
+			log_warnx("%s:%d: malformed line ignored", t->path,
+			    lineno);
+			continue;
+		}
+		e.key = key;
+		memcpy(e.sha256, a, sizeof e.sha256);
+		memcpy(e.pubkey_sha256, b, sizeof e.pubkey_sha256);
+		e.first_seen = (time_t)first;
+		e.not_after = (time_t)after;
+		if (tofu_lookup(t, key) == NULL)
+			tofu_insert(t, &e);
+	}
+	fclose(fp);
+}
+
+/* Write the file atomically. */
+static int
+tofu_write(struct tofu_store *t)
+{
+	char	*tmp = NULL;
+	FILE	*fp = NULL;
+	size_t	 i;
+	int	 fd;
+
+	if (t->path == NULL)
+		return 0;
+	xasprintf(&tmp, "%s.tmp", t->path);
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1 ||
+	    (fp = fdopen(fd, "w")) == NULL) {
+		log_warn("%s", tmp);
+		if (fd != -1)
+			close(fd);
+		goto fail;
+	}
+	fprintf(fp, "# gemwatch known hosts: host:port cert-sha256 "
+	    "pubkey-sha256 first-seen not-after\n");
+	for (i = 0; i < t->n; i++)
+		fprintf(fp, "%s %s %s %lld %lld\n", t->v[i].key, t->v[i].sha256,
+		    t->v[i].pubkey_sha256, (long long)t->v[i].first_seen,
+		    (long long)t->v[i].not_after);
+	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
+		log_warn("%s", tmp);
+		goto fail;
+	}
+	if (fclose(fp) != 0) {
+		fp = NULL;
+		log_warn("%s", tmp);
+		goto fail;
+	}
+	fp = NULL;
+	if (rename(tmp, t->path) != 0) {
+		log_warn("rename %s", t->path);
+		goto fail;
+	}
+	free(tmp);
+	t->have_seen = stat(t->path, &t->seen) == 0;
+	t->dirty = 0;
+	t->last_save = time(NULL);
+	return 0;
+fail:
+	if (fp != NULL)
+		fclose(fp);
+	if (tmp != NULL)
+		unlink(tmp);
+	free(tmp);
+	return -1;
+}
+
+struct tofu_store *
+tofu_open(const char *dir)
+{
+	struct tofu_store *t;
+
+	t = xcalloc(1, sizeof *t);
+	pthread_mutex_init(&t->lock, NULL);
+	if (dir != NULL)
+		xasprintf(&t->path, "%s/known_hosts", dir);
+	tofu_read(t);
+	return t;
+}
+
+void
+tofu_free(struct tofu_store *t)
+{
+	if (t == NULL)
+		return;
+	if (t->dirty)
+		tofu_write(t);
+	tofu_clear(t);
+	free(t->v);
+	free(t->path);
+	pthread_mutex_destroy(&t->lock);
+	free(t);
+}
+
+/* Whether the file was replaced or changed since we last read or wrote it. */
+static int
+tofu_file_changed(struct tofu_store *t)
+{
+	struct stat st;
+
+	if (t->path == NULL)
+		return 0;
+	if (stat(t->path, &st) != 0)
+		return t->have_seen;
+	return !t->have_seen || st.st_ino != t->seen.st_ino ||
+	    st.st_mtim.tv_sec != t->seen.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != t->seen.st_mtim.tv_nsec ||
+	    st.st_size != t->seen.st_size;
+}
+
+void
+tofu_check(struct tofu_store *t, const char *host, int port,
+    struct cert_facts *f)
+{
+	char			 key[300];
+	struct tofu_entry	*e, ne;
+
+	if (!f->present)
+		return;
+	tofu_key(host, port, key, sizeof key);
+	pthread_mutex_lock(&t->lock);
+	if ((e = tofu_lookup(t, key)) == NULL) {
+		ne.key = key;
+		memcpy(ne.sha256, f->sha256, sizeof ne.sha256);
+		memcpy(ne.pubkey_sha256, f->pubkey_sha256,
+		    sizeof ne.pubkey_sha256);
+		ne.first_seen = time(NULL);
+		ne.not_after = f->not_after;
+		tofu_insert(t, &ne);
+		f->tofu = TOFU_NEW;
+		f->key_kept = -1;
+		t->dirty = 1;
+		/* Save at once unless a burst of new hosts is arriving. */
+		if (time(NULL) != t->last_save)
+			tofu_write(t);
+	} else if (strcmp(e->sha256, f->sha256) == 0) {
+		f->tofu = TOFU_MATCH;
+		f->key_kept = -1;
+	} else {
+		f->tofu = TOFU_CHANGED;
+		f->key_kept = strcmp(e->pubkey_sha256, f->pubkey_sha256) == 0;
+	}
+	pthread_mutex_unlock(&t->lock);
+}
+
+void
+tofu_flush(struct tofu_store *t)
+{
+	pthread_mutex_lock(&t->lock);
+	if (tofu_file_changed(t)) {
+		log_info("%s changed on disk; re-reading it", t->path);
+		tofu_read(t);
+	} else if (t->dirty)
+		tofu_write(t);
+	pthread_mutex_unlock(&t->lock);
+}
+
+int
+tofu_forget(struct tofu_store *t, const char *host, int port)
+{
+	char			 key[300];
+	struct tofu_entry	*e;
+	size_t			 i;
+	int			 rv = -1;
+
+	tofu_key(host, port, key, sizeof key);
+	pthread_mutex_lock(&t->lock);
+	if ((e = tofu_lookup(t, key)) != NULL) {
+		i = (size_t)(e - t->v);
+		free(e->key);
+		memmove(&t->v[i], &t->v[i + 1], (t->n - i - 1) * sizeof *t->v);
+		t->n--;
+		t->dirty = 1;
+		rv = tofu_write(t);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return rv;
+}

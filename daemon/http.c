@@ -1,0 +1,283 @@
+/*
+ * The HTTP endpoint with libmicrohttpd. One MHD daemon per listen
+ * address, each with an internal polling thread (epoll where available).
+ * Limits keep slow or idle clients from starving it: a connection cap,
+ * a per-IP cap, an idle timeout and a per-connection memory limit (which
+ * also bounds the request line and headers). Only GET and HEAD are
+ * served; every response has a Content-Type.
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "api.h"
+#include "buf.h"
+#include "conf.h"
+#include "http.h"
+#include "log.h"
+#include "metrics.h"
+#include "page.h"
+#include "store.h"
+#include "xmalloc.h"
+
+#define HTTP_CONNECTION_LIMIT	4096
+#define HTTP_PER_IP_LIMIT	1024
+#define HTTP_IDLE_TIMEOUT	15	/* seconds */
+#define HTTP_MEMORY_LIMIT	(64 * 1024)	/* per connection */
+#define HEARTBEAT_STALE		10	/* seconds without one: unhealthy */
+
+#define CT_TEXT		"text/plain; charset=utf-8"
+#define CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
+#define CT_JSON		"application/json"
+#define CT_HTML		"text/html; charset=utf-8"
+
+struct http {
+	struct MHD_Daemon	**d;
+	size_t			  nd;
+	struct store		 *store;
+	const struct daemon_info *info;
+	atomic_llong		  heartbeat;	/* monotonic seconds */
+};
+
+static long long
+mono_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (long long)ts.tv_sec;
+}
+
+enum route
+http_route(const char *path, size_t len, const char **name, size_t *namelen)
+{
+	static const struct {
+		const char	*path;
+		enum route	 route;
+	} exact[] = {
+		{ "/", ROUTE_PAGE },
+		{ "/metrics", ROUTE_METRICS },
+		{ "/api/v1/capsules", ROUTE_CAPSULES },
+		{ "/api/v1/capsules/", ROUTE_CAPSULES },
+		{ "/healthz", ROUTE_HEALTHZ },
+		{ "/probe", ROUTE_PROBE },
+	};
+	static const char prefix[] = "/api/v1/capsules/";
+	size_t i, plen = sizeof prefix - 1;
+
+	*name = NULL;
+	*namelen = 0;
+	for (i = 0; i < sizeof exact / sizeof exact[0]; i++)
+		if (strlen(exact[i].path) == len &&
+		    memcmp(exact[i].path, path, len) == 0)
+			return exact[i].route;
+	if (len > plen && memcmp(path, prefix, plen) == 0 &&
+	    memchr(path + plen, '\0', len - plen) == NULL) {
+		*name = path + plen;
+		*namelen = len - plen;
+		return ROUTE_CAPSULE;
+	}
+	return ROUTE_NOT_FOUND;
+}
+
+static enum MHD_Result
+respond(struct MHD_Connection *c, unsigned status, const char *type,
+    char *body, size_t len, int heap)
+{
+	struct MHD_Response	*r;
+	enum MHD_Result		 rv;
+
+	if (heap)
+		r = MHD_create_response_from_buffer_with_free_callback(len,
+		    body, &free);
+	else
+		r = MHD_create_response_from_buffer(len, body,
+		    MHD_RESPMEM_PERSISTENT);
+	if (r == NULL) {
+		if (heap)
+			free(body);
+		return MHD_NO;
+	}
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+	    type) == MHD_NO ||
+	    MHD_add_response_header(r, "X-Content-Type-Options",
+	    "nosniff") == MHD_NO) {
+		MHD_destroy_response(r);
+		return MHD_NO;
+	}
+	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
+		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
+		    "GET, HEAD");
+	rv = MHD_queue_response(c, status, r);
+	MHD_destroy_response(r);
+	return rv;
+}
+
+static enum MHD_Result
+respond_literal(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	return respond(c, status, CT_TEXT, (char *)text, strlen(text), 0);
+}
+
+static enum MHD_Result
+respond_buf(struct MHD_Connection *c, const char *type, struct buf *b)
+{
+	size_t	 len;
+	char	*p;
+
+	p = buf_steal(b, &len);
+	return respond(c, MHD_HTTP_OK, type, p, len, 1);
+}
+
+static double
+now_wall(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static enum MHD_Result
+handle(void *cls, struct MHD_Connection *c, const char *url,
+    const char *method, const char *version, const char *upload_data,
+    size_t *upload_data_size, void **con_cls)
+{
+	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
+	struct http	*h = cls;
+	struct buf	 b;
+	const char	*name;
+	char		*text, *cname;
+	size_t		 namelen;
+	enum route	 route;
+
+	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
+	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		    "405 method not allowed: only GET and HEAD\n");
+	/* A GET with a body: wait for it to be consumed (and ignore it). */
+	if (*upload_data_size != 0) {
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+
+	route = http_route(url, strlen(url), &name, &namelen);
+	buf_init(&b);
+	switch (route) {
+	case ROUTE_PAGE:
+		page_render(&b, h->store, now_wall());
+		return respond_buf(c, CT_HTML, &b);
+	case ROUTE_METRICS:
+		metrics_render(&b, h->store, h->info);
+		return respond_buf(c, CT_METRICS, &b);
+	case ROUTE_CAPSULES:
+		if ((text = api_capsules(h->store)) == NULL)
+			return respond_literal(c,
+			    MHD_HTTP_INTERNAL_SERVER_ERROR, "500 error\n");
+		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
+	case ROUTE_CAPSULE:
+		cname = xstrndup(name, namelen);
+		text = api_capsule(h->store, cname);
+		free(cname);
+		if (text == NULL)
+			return respond(c, MHD_HTTP_NOT_FOUND, CT_JSON,
+			    (char *)no_capsule, sizeof no_capsule - 1, 0);
+		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
+	case ROUTE_HEALTHZ:
+		if (mono_seconds() - atomic_load(&h->heartbeat) >
+		    HEARTBEAT_STALE)
+			return respond_literal(c,
+			    MHD_HTTP_SERVICE_UNAVAILABLE,
+			    "scheduler stalled\n");
+		return respond_literal(c, MHD_HTTP_OK, "ok\n");
+	case ROUTE_PROBE:
+	case ROUTE_NOT_FOUND:
+		break;
+	}
+	return respond_literal(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
+}
+
+static void
+mhd_log(void *cls, const char *fmt, va_list ap)
+{
+	char line[512];
+	size_t n;
+
+	vsnprintf(line, sizeof line, fmt, ap);
+	n = strlen(line);
+	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+		line[--n] = '\0';
+	log_info("http: %s", line);
+}
+
+struct http *
+http_start(const struct conf *conf, struct store *store,
+    const struct daemon_info *info)
+{
+	struct http	*h;
+	size_t		 i;
+	unsigned	 flags;
+
+	h = xcalloc(1, sizeof *h);
+	h->store = store;
+	h->info = info;
+	atomic_init(&h->heartbeat, mono_seconds());
+	h->d = xcalloc(conf->nlisten, sizeof *h->d);
+	for (i = 0; i < conf->nlisten; i++) {
+		const struct listen_addr *l = &conf->listen[i];
+
+		flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+		if (l->ss.ss_family == AF_INET6)
+			flags |= MHD_USE_IPv6;
+		h->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
+		    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->ss,
+		    MHD_OPTION_CONNECTION_LIMIT,
+		    (unsigned int)HTTP_CONNECTION_LIMIT,
+		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+		    (unsigned int)HTTP_PER_IP_LIMIT,
+		    MHD_OPTION_CONNECTION_TIMEOUT,
+		    (unsigned int)HTTP_IDLE_TIMEOUT,
+		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+		    (size_t)HTTP_MEMORY_LIMIT,
+		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
+		    MHD_OPTION_END);
+		if (h->d[i] == NULL) {
+			log_warnx("cannot listen on %s (address in use, or "
+			    "not an address of this machine?)", l->text);
+			h->nd = i;
+			http_stop(h);
+			return NULL;
+		}
+		log_info("listening on http://%s/", l->text);
+	}
+	h->nd = conf->nlisten;
+	return h;
+}
+
+void
+http_stop(struct http *h)
+{
+	size_t i;
+
+	if (h == NULL)
+		return;
+	for (i = 0; i < h->nd; i++)
+		MHD_stop_daemon(h->d[i]);
+	free(h->d);
+	free(h);
+}
+
+void
+http_heartbeat(struct http *h)
+{
+	atomic_store(&h->heartbeat, mono_seconds());
+}

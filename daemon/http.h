@@ -1,0 +1,44 @@
+/*
+ * The HTTP endpoint (libmicrohttpd): routes of SPEC.md §6 on every
+ * `listen` address. Its threads only read the store.
+ */
+#ifndef GEMWATCH_HTTP_H
+#define GEMWATCH_HTTP_H
+
+#include <stddef.h>
+
+struct conf;
+struct store;
+struct daemon_info;
+
+enum route {
+	ROUTE_NOT_FOUND,
+	ROUTE_PAGE,
+	ROUTE_METRICS,
+	ROUTE_CAPSULES,
+	ROUTE_CAPSULE,
+	ROUTE_HEALTHZ,
+	ROUTE_PROBE
+};
+
+/*
+ * Map a decoded request path to a route; for ROUTE_CAPSULE, *name and
+ * *namelen point into path at the capsule name. Pure; fuzzed.
+ */
+enum route http_route(const char *path, size_t len, const char **name,
+    size_t *namelen);
+
+struct http;
+
+/*
+ * Bind every listen address of conf and start serving; NULL (after
+ * logging why) when an address cannot be bound. All pointers are borrowed.
+ */
+struct http *http_start(const struct conf *, struct store *,
+    const struct daemon_info *);
+/* Stop serving and free. */
+void http_stop(struct http *);
+/* The scheduler is alive (main loop, at least every second). */
+void http_heartbeat(struct http *);
+
+#endif
