@@ -205,7 +205,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	return respond_literal(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];

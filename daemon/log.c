@@ -28,7 +28,7 @@ log_enabled(enum log_level level)
 	return level <= log_max;
 }
 
-static void
+static void __attribute__((format(printf, 2, 0)))
 log_vwrite(const char *prefix, const char *fmt, va_list ap, int errnum)
 {
 	char		 line[2048];

@@ -1,0 +1,276 @@
+"""Shared helpers for gemwatch's integration tests (TAP output).
+
+Starts the test Gemini server and the daemon on loopback, runs the probe
+command, fetches the HTTP endpoint and parses the Prometheus text format.
+Every child process is stopped when the test exits, and every wait is
+bounded.
+"""
+import atexit
+import json
+import os
+import re
+import shlex
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+GEMWATCH = os.environ.get("GEMWATCH", "./gemwatch")
+GEMSERVER = os.environ.get("GEMSERVER", "./tests/gemserver")
+TOP_SRCDIR = os.environ.get("TOP_SRCDIR", ".")
+# "valgrind ..." under make check-valgrind: wraps every gemwatch we start.
+WRAPPER = shlex.split(os.environ.get("VALGRIND", "") or "")
+SLOW = 6.0 if WRAPPER else 1.0   # valgrind slows everything down
+
+_children = []
+_n = 0
+_failed = 0
+
+
+def _cleanup():
+    for p in _children:
+        if p.poll() is None:
+            p.kill()
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+atexit.register(_cleanup)
+
+
+# ---- TAP -----------------------------------------------------------------
+
+def ok(cond, name, detail=None):
+    global _n, _failed
+    _n += 1
+    print(("ok %d - %s" if cond else "not ok %d - %s") % (_n, name))
+    if not cond:
+        _failed += 1
+        if detail is not None:
+            for line in str(detail).splitlines()[:40]:
+                print("#   " + line)
+    sys.stdout.flush()
+    return cond
+
+
+def is_(got, want, name):
+    return ok(got == want, name, "got %r, want %r" % (got, want))
+
+
+def diag(msg):
+    for line in str(msg).splitlines():
+        print("# " + line)
+    sys.stdout.flush()
+
+
+def skip_all(why):
+    print("1..0 # SKIP " + why)
+    sys.exit(0)
+
+
+def done():
+    print("1..%d" % _n)
+    _cleanup()
+    sys.exit(1 if _failed else 0)
+
+
+# ---- processes -----------------------------------------------------------
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="gemwatch-test-")
+    atexit.register(lambda: subprocess.run(["rm", "-rf", d]))
+    return d
+
+
+def free_port(family=socket.AF_INET):
+    s = socket.socket(family, socket.SOCK_STREAM)
+    s.bind(("::1" if family == socket.AF_INET6 else "127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+class GemServer:
+    """tests/gemserver with the given options; .port once it listens."""
+
+    def __init__(self, *args):
+        self.proc = subprocess.Popen([GEMSERVER, *args],
+                                     stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        _children.append(self.proc)
+        line = self.proc.stdout.readline()
+        if not line.strip().isdigit():
+            raise RuntimeError("gemserver did not start: %r" % line)
+        self.port = int(line)
+
+    def url(self, path="/", host="127.0.0.1"):
+        if ":" in host:
+            host = "[%s]" % host
+        return "gemini://%s:%d%s" % (host, self.port, path)
+
+    def stop(self):
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+
+def run_probe(*args, timeout=60):
+    """Run `gemwatch probe ARGS`; returns (exit status, stdout, stderr)."""
+    p = subprocess.run([*WRAPPER, GEMWATCH, "probe", *args],
+                       capture_output=True, text=True,
+                       timeout=timeout * SLOW)
+    return p.returncode, p.stdout, p.stderr
+
+
+def probe_json(url, *opts, timeout=60):
+    """Probe one URL with -j: (exit status, result dict, elapsed seconds)."""
+    t0 = time.monotonic()
+    rc, out, err = run_probe("-j", *opts, url, timeout=timeout)
+    elapsed = time.monotonic() - t0
+    try:
+        doc = json.loads(out)
+        return rc, doc["results"][0], elapsed
+    except (ValueError, KeyError, IndexError):
+        raise RuntimeError("bad probe output (rc %d): %r %r" % (rc, out, err))
+
+
+class Daemon:
+    """The daemon on a temporary configuration and state directory."""
+
+    def __init__(self, conf_text, port=None, args=("-v",), check_start=True):
+        self.dir = tmpdir()
+        self.port = port or free_port()
+        self.conf = os.path.join(self.dir, "gemwatch.conf")
+        self.log = os.path.join(self.dir, "gemwatch.log")
+        self.write_conf(conf_text)
+        self.logf = open(self.log, "w")
+        self.proc = subprocess.Popen([*WRAPPER, GEMWATCH, *args, "-f",
+                                      self.conf],
+                                     stdout=self.logf, stderr=self.logf)
+        _children.append(self.proc)
+        if check_start:
+            self.wait_http()
+
+    def write_conf(self, conf_text):
+        text = conf_text
+        if "listen " not in text:
+            text = "listen 127.0.0.1:%d\n" % self.port + text
+        if "state-dir" not in text:
+            text = "state-dir %s/state\n" % self.dir + text
+        with open(self.conf, "w") as f:
+            f.write(text)
+
+    def base(self):
+        return "http://127.0.0.1:%d" % self.port
+
+    def wait_http(self, timeout=20):
+        end = time.monotonic() + timeout * SLOW
+        while time.monotonic() < end:
+            if self.proc.poll() is not None:
+                raise RuntimeError("daemon exited: %s" % self.logtext())
+            try:
+                self.get("/healthz", timeout=2)
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("daemon did not answer: %s" % self.logtext())
+
+    def get(self, path, method="GET", timeout=10, headers=None):
+        """(status, headers, body bytes); HTTP errors are returned too."""
+        req = urllib.request.Request(self.base() + path, method=method,
+                                     headers=headers or {})
+        try:
+            with urllib.request.urlopen(req, timeout=timeout * SLOW) as r:
+                return r.status, r.headers, r.read()
+        except urllib.error.HTTPError as e:
+            return e.code, e.headers, e.read()
+
+    def json(self, path):
+        status, _, body = self.get(path)
+        if status != 200:
+            raise RuntimeError("%s: HTTP %d" % (path, status))
+        return json.loads(body)
+
+    def metrics(self):
+        status, _, body = self.get("/metrics")
+        return parse_metrics(body.decode())
+
+    def wait_for(self, pred, timeout=30, what="condition"):
+        """Poll /metrics until pred(metrics) is true; returns the metrics."""
+        end = time.monotonic() + timeout * SLOW
+        m = {}
+        while time.monotonic() < end:
+            m = self.metrics()
+            if pred(m):
+                return m
+            time.sleep(0.2)
+        diag("timed out waiting for %s" % what)
+        return m
+
+    def signal(self, sig):
+        self.proc.send_signal(sig)
+
+    def alive(self):
+        return self.proc.poll() is None
+
+    def stop(self, timeout=20):
+        """SIGTERM; returns (exit status, seconds to exit)."""
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(timeout=timeout * SLOW)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            rc = self.proc.wait()
+        self.logf.close()
+        return rc, time.monotonic() - t0
+
+    def logtext(self):
+        self.logf.flush()
+        with open(self.log) as f:
+            return f.read()
+
+
+# ---- Prometheus text format ----------------------------------------------
+
+_SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})? (\S+)$')
+_LABEL = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _unescape(v):
+    return re.sub(r'\\(.)', lambda m: {"n": "\n"}.get(m.group(1),
+                                                     m.group(1)), v)
+
+
+def parse_metrics(text):
+    """{(name, frozenset(labels.items())): float}"""
+    out = {}
+    for line in text.splitlines():
+        if not line or line.startswith("#"):
+            continue
+        m = _SAMPLE.match(line)
+        if not m:
+            raise ValueError("bad sample line: %r" % line)
+        labels = {k: _unescape(v) for k, v in _LABEL.findall(m.group(3) or "")}
+        out[(m.group(1), frozenset(labels.items()))] = float(m.group(4))
+    return out
+
+
+def metric(m, name, **labels):
+    """The value of the sample with exactly these labels, or None."""
+    return m.get((name, frozenset(labels.items())))
+
+
+def find(m, name, **labels):
+    """Samples of name whose labels include these: {labels dict: value}."""
+    res = []
+    for (n, ls), v in m.items():
+        d = dict(ls)
+        if n == name and all(d.get(k) == val for k, val in labels.items()):
+            res.append((d, v))
+    return res
