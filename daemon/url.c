@@ -1,0 +1,351 @@
+/*
+ * gemini:// URL parser. It accepts only what a Gemini request may carry
+ * (no userinfo, no fragment, no blanks or control bytes), folds the host
+ * to lower case, turns internationalised names into IDNA A-labels and IP
+ * literals into their canonical form, and builds the canonical absolute
+ * URL that gemwatch sends as the request line, bounded by URL_MAX. The
+ * input is hostile: it is read only within len and never trusted to be
+ * NUL-terminated.
+ */
+#include "config.h"
+
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+
+#include <gnutls/gnutls.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "url.h"
+#include "xmalloc.h"
+
+#define URL_SCHEME	"gemini://"
+#define URL_SCHEME_LEN	(sizeof(URL_SCHEME) - 1)
+#define URL_PORT	1965
+/* Input this long cannot shrink to a URL of URL_MAX bytes. */
+#define URL_INPUT_MAX	4096
+#define URL_HOST_MAX	253	/* DNS limits */
+#define URL_LABEL_MAX	63
+
+static const char *url_err_long = "URL longer than 1024 bytes";
+
+/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
+static int
+url_utf8_valid(const unsigned char *s, size_t len)
+{
+	size_t i, k, n;
+	unsigned int c, min;
+
+	for (i = 0; i < len; i += n + 1) {
+		c = s[i];
+		if (c < 0x80) {
+			n = 0;
+			continue;
+		}
+		if (c >= 0xc2 && c <= 0xdf) {
+			n = 1;
+			c &= 0x1f;
+			min = 0x80;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			n = 2;
+			c &= 0x0f;
+			min = 0x800;
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			n = 3;
+			c &= 0x07;
+			min = 0x10000;
+		} else
+			return 0;
+		if (len - i - 1 < n)
+			return 0;
+		for (k = 1; k <= n; k++) {
+			if ((s[i + k] & 0xc0) != 0x80)
+				return 0;
+			c = (c << 6) | (s[i + k] & 0x3f);
+		}
+		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
+			return 0;
+	}
+	return 1;
+}
+
+/* Check a lower-case ASCII host name and whether it is an IPv4 literal. */
+static int
+url_check_name(const char *name, int *is_ip, const char **err)
+{
+	struct in_addr in4;
+	size_t i, label, len;
+	int numeric;
+
+	len = strlen(name);
+	if (len > URL_HOST_MAX) {
+		*err = "host name longer than 253 bytes";
+		return -1;
+	}
+	label = 0;
+	numeric = 1;
+	for (i = 0; i <= len; i++) {
+		if (name[i] == '.' || name[i] == '\0') {
+			if (label == 0) {
+				*err = "host name has an empty label";
+				return -1;
+			}
+			if (label > URL_LABEL_MAX) {
+				*err = "host name label longer than 63 bytes";
+				return -1;
+			}
+			if (name[i] == '\0')
+				break;
+			label = 0;
+			numeric = 1;
+			continue;
+		}
+		if ((name[i] < 'a' || name[i] > 'z') &&
+		    (name[i] < '0' || name[i] > '9') &&
+		    name[i] != '-' && name[i] != '_') {
+			*err = "host name may only contain letters, digits, "
+			    "'-', '.' and '_'";
+			return -1;
+		}
+		if (name[i] < '0' || name[i] > '9')
+			numeric = 0;
+		label++;
+	}
+	*is_ip = 0;
+	if (inet_pton(AF_INET, name, &in4) == 1)
+		*is_ip = 1;
+	else if (numeric) {
+		/* getaddrinfo would take "10.1" as an address: refuse it. */
+		*err = "invalid IPv4 address";
+		return -1;
+	}
+	return 0;
+}
+
+/* Host name (not an IPv6 literal) to a lower-case A-label string. */
+static char *
+url_host_name(const char *p, size_t n, int *is_ip, const char **err)
+{
+	gnutls_datum_t out;
+	char *name;
+	size_t i;
+	int ascii = 1;
+
+	if (n == 0) {
+		*err = "URL has no host";
+		return NULL;
+	}
+	for (i = 0; i < n; i++)
+		if ((unsigned char)p[i] >= 0x80)
+			ascii = 0;
+	if (ascii)
+		name = xstrndup(p, n);
+	else {
+		if (!url_utf8_valid((const unsigned char *)p, n)) {
+			*err = "host name is not valid UTF-8";
+			return NULL;
+		}
+		if (n > URL_HOST_MAX * 4 ||
+		    gnutls_idna_map(p, n, &out, 0) != GNUTLS_E_SUCCESS) {
+			*err = "host name cannot be converted to an IDNA "
+			    "A-label";
+			return NULL;
+		}
+		name = xstrndup((const char *)out.data, out.size);
+		gnutls_free(out.data);
+	}
+	for (i = 0; name[i] != '\0'; i++)
+		if (name[i] >= 'A' && name[i] <= 'Z')
+			name[i] += 'a' - 'A';
+	if (url_check_name(name, is_ip, err) == -1) {
+		free(name);
+		return NULL;
+	}
+	return name;
+}
+
+/* The inside of "[...]" to the canonical text of the IPv6 address. */
+static char *
+url_host_ipv6(const char *p, size_t n, const char **err)
+{
+	struct in6_addr in6;
+	char tmp[INET6_ADDRSTRLEN], out[INET6_ADDRSTRLEN];
+
+	if (n == 0 || n >= sizeof(tmp)) {
+		*err = "invalid IPv6 address";
+		return NULL;
+	}
+	memcpy(tmp, p, n);
+	tmp[n] = '\0';
+	if (inet_pton(AF_INET6, tmp, &in6) != 1 ||
+	    inet_ntop(AF_INET6, &in6, out, sizeof(out)) == NULL) {
+		*err = "invalid IPv6 address";
+		return NULL;
+	}
+	return xstrdup(out);
+}
+
+static int
+url_port(const char *p, size_t n, int *port, const char **err)
+{
+	size_t i;
+	int v = 0;
+
+	if (n == 0 || n > 5)
+		goto fail;
+	for (i = 0; i < n; i++) {
+		if (p[i] < '0' || p[i] > '9')
+			goto fail;
+		v = v * 10 + (p[i] - '0');
+	}
+	if (v < 1 || v > 65535)
+		goto fail;
+	*port = v;
+	return 0;
+fail:
+	*err = "port must be a number from 1 to 65535";
+	return -1;
+}
+
+/* "/" for nothing, a "/" before a bare "?query", bytes >= 0x80 as %XX. */
+static char *
+url_path(const char *p, size_t n)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+	char *path, *q;
+	size_t i;
+
+	path = q = xmalloc(1 + 3 * n + 1);
+	if (n == 0 || p[0] != '/')
+		*q++ = '/';
+	for (i = 0; i < n; i++) {
+		c = (unsigned char)p[i];
+		if (c >= 0x80) {
+			*q++ = '%';
+			*q++ = hex[c >> 4];
+			*q++ = hex[c & 0xf];
+		} else
+			*q++ = (char)c;
+	}
+	*q = '\0';
+	return path;
+}
+
+int
+url_parse(const char *buf, size_t len, struct url *u, const char **err)
+{
+	const char *auth, *auth_end, *end, *rest, *p;
+	char *host = NULL, *path = NULL, *text = NULL;
+	char portstr[8] = "";
+	int port = URL_PORT, is_ip = 0, is_ipv6 = 0;
+	size_t i;
+
+	memset(u, 0, sizeof(*u));
+	if (len > URL_INPUT_MAX) {
+		*err = url_err_long;
+		return -1;
+	}
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)buf[i] < 0x21 || buf[i] == 0x7f) {
+			*err = "URL contains a blank or a control character";
+			return -1;
+		}
+	}
+	if (len < URL_SCHEME_LEN ||
+	    strncasecmp(buf, URL_SCHEME, URL_SCHEME_LEN) != 0) {
+		*err = "only gemini:// URLs are supported";
+		return -1;
+	}
+	if (memchr(buf, '#', len) != NULL) {
+		*err = "fragments are not allowed in gemini URLs";
+		return -1;
+	}
+
+	end = buf + len;
+	auth = buf + URL_SCHEME_LEN;
+	for (auth_end = auth; auth_end < end; auth_end++)
+		if (*auth_end == '/' || *auth_end == '?')
+			break;
+	if (memchr(auth, '@', auth_end - auth) != NULL) {
+		*err = "userinfo is not allowed in gemini URLs";
+		return -1;
+	}
+	if (auth == auth_end) {
+		*err = "URL has no host";
+		return -1;
+	}
+
+	if (*auth == '[') {
+		p = memchr(auth, ']', auth_end - auth);
+		if (p == NULL) {
+			*err = "IPv6 address without a closing ']'";
+			goto fail;
+		}
+		if ((host = url_host_ipv6(auth + 1, p - auth - 1, err)) == NULL)
+			goto fail;
+		is_ip = is_ipv6 = 1;
+		rest = p + 1;
+		if (rest < auth_end && *rest != ':') {
+			*err = "unexpected characters after the IPv6 address";
+			goto fail;
+		}
+	} else {
+		rest = memchr(auth, ':', auth_end - auth);
+		if (rest == NULL)
+			rest = auth_end;
+		if ((host = url_host_name(auth, rest - auth, &is_ip, err)) ==
+		    NULL)
+			goto fail;
+	}
+	if (rest < auth_end) {
+		if (url_port(rest + 1, auth_end - rest - 1, &port, err) == -1)
+			goto fail;
+		if (port != URL_PORT)
+			(void)snprintf(portstr, sizeof(portstr), ":%d", port);
+	}
+
+	path = url_path(auth_end, end - auth_end);
+	xasprintf(&text, "%s%s%s%s%s%s", URL_SCHEME, is_ipv6 ? "[" : "", host,
+	    is_ipv6 ? "]" : "", portstr, path);
+	if (strlen(text) > URL_MAX) {
+		*err = url_err_long;
+		goto fail;
+	}
+
+	u->host = host;
+	u->port = port;
+	u->host_is_ip = is_ip;
+	u->path = path;
+	u->text = text;
+	return 0;
+
+fail:
+	free(text);
+	free(path);
+	free(host);
+	return -1;
+}
+
+void
+url_free(struct url *u)
+{
+	free(u->host);
+	free(u->path);
+	free(u->text);
+	memset(u, 0, sizeof(*u));
+}
+
+void
+url_copy(struct url *dst, const struct url *src)
+{
+	dst->host = src->host != NULL ? xstrdup(src->host) : NULL;
+	dst->port = src->port;
+	dst->host_is_ip = src->host_is_ip;
+	dst->path = src->path != NULL ? xstrdup(src->path) : NULL;
+	dst->text = src->text != NULL ? xstrdup(src->text) : NULL;
+}

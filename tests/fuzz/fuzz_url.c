@@ -1,0 +1,81 @@
+/*
+ * Fuzz target for daemon/url.c: url_parse on arbitrary bytes, the
+ * invariants of a parsed URL, and the round trip: the canonical text
+ * parses again to the very same URL. url_copy and url_free run too.
+ */
+#include "config.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "fuzz.h"
+#include "url.h"
+
+static int
+same(const struct url *a, const struct url *b)
+{
+	return strcmp(a->host, b->host) == 0 && a->port == b->port &&
+	    a->host_is_ip == b->host_is_ip && strcmp(a->path, b->path) == 0 &&
+	    strcmp(a->text, b->text) == 0;
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct url u, again, copy;
+	const char *err = NULL;
+	char *p;
+	size_t len;
+
+	/* An exact-size copy, so a read past size is caught. */
+	if ((p = malloc(size > 0 ? size : 1)) == NULL)
+		abort();
+	if (size > 0)
+		memcpy(p, data, size);
+	if (url_parse(p, size, &u, &err) == -1) {
+		if (err == NULL || u.host != NULL || u.path != NULL ||
+		    u.text != NULL)
+			abort();
+		free(p);
+		return 0;
+	}
+	free(p);
+
+	len = strlen(u.text);
+	if (u.host == NULL || u.host[0] == '\0' || u.path == NULL ||
+	    u.path[0] != '/' || len > URL_MAX || u.port < 1 ||
+	    u.port > 65535 || strncmp(u.text, "gemini://", 9) != 0)
+		abort();
+	/* The canonical text is plain ASCII without blanks or controls. */
+	for (p = u.text; *p != '\0'; p++)
+		if ((unsigned char)*p < 0x21 || (unsigned char)*p >= 0x7f ||
+		    *p == '#')
+			abort();
+	/*
+	 * It ends in the path and names the host (IPv6 in brackets); no
+	 * userinfo before the path ('@' is fine in the path itself).
+	 */
+	if (strlen(u.path) > len ||
+	    strcmp(u.text + len - strlen(u.path), u.path) != 0 ||
+	    strncmp(u.text + 9 + (strchr(u.host, ':') != NULL), u.host,
+	    strlen(u.host)) != 0 ||
+	    memchr(u.text, '@', len - strlen(u.path)) != NULL)
+		abort();
+
+	/* Parsing the canonical text again gives the same URL. */
+	if ((p = malloc(len > 0 ? len : 1)) == NULL)
+		abort();
+	memcpy(p, u.text, len);
+	if (url_parse(p, len, &again, &err) == -1 || !same(&u, &again))
+		abort();
+	free(p);
+
+	url_copy(&copy, &u);
+	url_free(&u);
+	if (!same(&copy, &again))
+		abort();
+	url_free(&copy);
+	url_free(&again);
+	url_free(&again);
+	return 0;
+}
