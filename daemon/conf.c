@@ -36,29 +36,29 @@
 #define LOCALSTATEDIR "/var"
 #endif
 
-#define nitems(a)	(sizeof(a) / sizeof((a)[0]))
+#define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
-#define CONF_FILE_MAX	(16 * 1024 * 1024)	/* bytes conf_load reads */
-#define CONF_LINE_MAX	65536			/* bytes in one line */
-#define CONF_SHOW_MAX	64	/* bytes of a value quoted in a message */
-#define CONF_NAME_MAX	128	/* bytes in a capsule name */
-#define CONF_SHARD_MAX	1000
-#define CONF_PATTERN_MAX 255	/* bytes in a probe-allow pattern */
-#define CONF_PATH_MAX	4096	/* bytes in state-dir */
-#define CONF_USER_MAX	32	/* bytes in a user name */
-#define DEFAULT_PORT	1965
-#define DEFAULT_LISTEN	"127.0.0.1:19650"
-#define DURATION_MAX	1e9	/* seconds; anything longer is an overflow */
+#define CONF_FILE_MAX (16 * 1024 * 1024) /* bytes conf_load reads */
+#define CONF_LINE_MAX 65536              /* bytes in one line */
+#define CONF_SHOW_MAX 64  /* bytes of a value quoted in a message */
+#define CONF_NAME_MAX 128 /* bytes in a capsule name */
+#define CONF_SHARD_MAX 1000
+#define CONF_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
+#define CONF_PATH_MAX 4096   /* bytes in state-dir */
+#define CONF_USER_MAX 32     /* bytes in a user name */
+#define DEFAULT_PORT 1965
+#define DEFAULT_LISTEN "127.0.0.1:19650"
+#define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
 /*
  * glibc's regcomp spends time and memory in proportion to how far bounded
  * repetitions expand ("((a{255}){255}){255}" takes seconds) and recurses
- * once per nested group (thousands of "(" overflow the stack), so an
- * expect-body is bounded in length, nesting and expansion before it is
- * compiled.
+ * once per nested group or chained empty match (thousands of "(", or
+ * "((){255}){255}", overflow the stack), so an expect-body is bounded in
+ * length, nesting and expansion before it is compiled.
  */
-#define REGEX_LEN_MAX	1024
-#define REGEX_DEPTH_MAX	32
-#define REGEX_COST_MAX	4096
+#define REGEX_LEN_MAX 1024
+#define REGEX_DEPTH_MAX 32
+#define REGEX_COST_MAX 2048
 
 struct parser;
 
@@ -69,58 +69,56 @@ typedef void option_fn(struct parser *, struct capsule_conf *, const char *);
 
 static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
     d_max_body, d_probe_allow, d_shard, d_state_dir, d_timeout, d_user;
-static option_fn o_address_family, o_error_path, o_expect_body,
-    o_expect_status, o_fingerprint, o_interval, o_name,
-    o_require_close_notify, o_sni, o_timeout;
+static option_fn o_address_family, o_error_path, o_expect_body, o_expect_status,
+    o_fingerprint, o_interval, o_name, o_require_close_notify, o_sni, o_timeout;
 
-#define DIRECTIVE_REPEAT 0x1	/* may be given more than once */
-#define DIRECTIVE_WORDS	0x2	/* takes one or more words, not exactly one */
+#define DIRECTIVE_REPEAT 0x1 /* may be given more than once */
+#define DIRECTIVE_WORDS 0x2  /* takes one or more words, not exactly one */
 
 /* Sorted by name (strcmp) for bsearch. */
 static const struct directive {
-	const char	*name;
-	directive_fn	*fn;
-	int		 flags;
+	const char *name;
+	directive_fn *fn;
+	int flags;
 } directives[] = {
-	{ "capsule",	 d_capsule,	DIRECTIVE_REPEAT | DIRECTIVE_WORDS },
-	{ "concurrency", d_concurrency,	0 },
-	{ "history",	 d_history,	0 },
-	{ "interval",	 d_interval,	0 },
-	{ "listen",	 d_listen,	DIRECTIVE_REPEAT },
-	{ "max-body",	 d_max_body,	0 },
-	{ "probe-allow", d_probe_allow,	DIRECTIVE_REPEAT },
-	{ "shard",	 d_shard,	0 },
-	{ "state-dir",	 d_state_dir,	0 },
-	{ "timeout",	 d_timeout,	0 },
-	{ "user",	 d_user,	0 },
+    {"capsule", d_capsule, DIRECTIVE_REPEAT | DIRECTIVE_WORDS},
+    {"concurrency", d_concurrency, 0},
+    {"history", d_history, 0},
+    {"interval", d_interval, 0},
+    {"listen", d_listen, DIRECTIVE_REPEAT},
+    {"max-body", d_max_body, 0},
+    {"probe-allow", d_probe_allow, DIRECTIVE_REPEAT},
+    {"shard", d_shard, 0},
+    {"state-dir", d_state_dir, 0},
+    {"timeout", d_timeout, 0},
+    {"user", d_user, 0},
 };
 
 /* Sorted by name (strcmp) for bsearch. */
 static const struct option {
-	const char	*name;
-	option_fn	*fn;
+	const char *name;
+	option_fn *fn;
 } options[] = {
-	{ "address-family",	  o_address_family },
-	{ "error-path",		  o_error_path },
-	{ "expect-body",	  o_expect_body },
-	{ "expect-status",	  o_expect_status },
-	{ "fingerprint",	  o_fingerprint },
-	{ "interval",		  o_interval },
-	{ "name",		  o_name },
-	{ "require-close-notify", o_require_close_notify },
-	{ "sni",		  o_sni },
-	{ "timeout",		  o_timeout },
+    {"address-family", o_address_family},
+    {"error-path", o_error_path},
+    {"expect-body", o_expect_body},
+    {"expect-status", o_expect_status},
+    {"fingerprint", o_fingerprint},
+    {"interval", o_interval},
+    {"name", o_name},
+    {"require-close-notify", o_require_close_notify},
+    {"sni", o_sni},
+    {"timeout", o_timeout},
 };
 
 /* Bounds of a duration and how a message spells them. */
 struct duration_range {
-	double		 min, max;
-	const char	*min_text, *max_text;
+	double min, max;
+	const char *min_text, *max_text;
 };
-static const struct duration_range interval_range =
-    { 1, 30 * 86400, "1s", "30d" };
-static const struct duration_range timeout_range =
-    { 0.1, 3600, "100ms", "1h" };
+static const struct duration_range interval_range = {
+    1, 30 * 86400, "1s", "30d"};
+static const struct duration_range timeout_range = {0.1, 3600, "100ms", "1h"};
 
 static int
 directive_cmp(const void *key, const void *elem)
@@ -136,20 +134,20 @@ option_cmp(const void *key, const void *elem)
 
 /* An error kept until the end so that all are reported in line order. */
 struct conf_error {
-	int	 line;
-	size_t	 seq;
-	char	*msg;
+	int line;
+	size_t seq;
+	char *msg;
 };
 
 struct parser {
-	const char		*name;	/* the file, for messages */
-	struct conf		*conf;
-	int			 line;	/* the line being parsed */
-	int			 seen[nitems(directives)];	/* first line */
-	int			*listen_line;	/* parallel to conf->listen */
-	size_t			 capsules_cap;
-	struct conf_error	*errs;
-	size_t			 nerrs;
+	const char *name; /* the file, for messages */
+	struct conf *conf;
+	int line;                     /* the line being parsed */
+	int seen[nitems(directives)]; /* first line */
+	int *listen_line;             /* parallel to conf->listen */
+	size_t capsules_cap;
+	struct conf_error *errs;
+	size_t nerrs;
 };
 
 static void conf_error(struct parser *, int, const char *, ...)
@@ -259,8 +257,7 @@ utf8_valid(const unsigned char *s, size_t len)
  * bytes), pointers to them to *words. Returns -1 on an unterminated quote.
  */
 static int
-conf_split(const char *s, size_t len, char *out, char ***words,
-    size_t *nwords)
+conf_split(const char *s, size_t len, char *out, char ***words, size_t *nwords)
 {
 	size_t i = 0, o = 0, start, cap = 0;
 
@@ -319,11 +316,15 @@ int
 parse_duration(const char *s, double *out)
 {
 	static const struct {
-		const char	*suffix;
-		double		 scale;
+		const char *suffix;
+		double scale;
 	} units[] = {
-		{ "", 1 }, { "ms", 0.001 }, { "s", 1 }, { "m", 60 },
-		{ "h", 3600 }, { "d", 86400 },
+	    {"", 1},
+	    {"ms", 0.001},
+	    {"s", 1},
+	    {"m", 60},
+	    {"h", 3600},
+	    {"d", 86400},
 	};
 	unsigned long long whole, frac = 0;
 	size_t n, k = 0, i;
@@ -401,19 +402,20 @@ get_duration(struct parser *p, const char *what, const char *s,
 	double v;
 
 	if (parse_duration(s, &v) == -1) {
-		conf_error(p, p->line, "invalid duration \"%s\" for %s "
-		    "(expected a number with ms, s, m, h or d)", show(b, s),
-		    what);
+		conf_error(p, p->line,
+		    "invalid duration \"%s\" for %s "
+		    "(expected a number with ms, s, m, h or d)",
+		    show(b, s), what);
 		return -1;
 	}
 	if (v < r->min) {
-		conf_error(p, p->line, "%s must be at least %s", what,
-		    r->min_text);
+		conf_error(
+		    p, p->line, "%s must be at least %s", what, r->min_text);
 		return -1;
 	}
 	if (v > r->max) {
-		conf_error(p, p->line, "%s must be at most %s", what,
-		    r->max_text);
+		conf_error(
+		    p, p->line, "%s must be at most %s", what, r->max_text);
 		return -1;
 	}
 	*out = v;
@@ -433,8 +435,8 @@ get_uint(struct parser *p, const char *what, const char *s, unsigned min,
 		return -1;
 	}
 	if (v < min || v > max) {
-		conf_error(p, p->line, "%s must be between %u and %u", what,
-		    min, max);
+		conf_error(
+		    p, p->line, "%s must be between %u and %u", what, min, max);
 		return -1;
 	}
 	*out = (unsigned)v;
@@ -449,9 +451,10 @@ get_size(struct parser *p, const char *what, const char *s, size_t min,
 	size_t v;
 
 	if (parse_size(s, &v) == -1) {
-		conf_error(p, p->line, "invalid size \"%s\" for %s "
-		    "(expected a number of bytes with k or M)", show(b, s),
-		    what);
+		conf_error(p, p->line,
+		    "invalid size \"%s\" for %s "
+		    "(expected a number of bytes with k or M)",
+		    show(b, s), what);
 		return -1;
 	}
 	if (v < min) {
@@ -459,8 +462,7 @@ get_size(struct parser *p, const char *what, const char *s, size_t min,
 		return -1;
 	}
 	if (v > max) {
-		conf_error(p, p->line, "%s must be at most %s", what,
-		    max_text);
+		conf_error(p, p->line, "%s must be at most %s", what, max_text);
 		return -1;
 	}
 	*out = v;
@@ -500,7 +502,7 @@ listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen,
 		end = colon;
 		if (memchr(host, ':', end - host) != NULL) {
 			*err = "an IPv6 address must be in brackets, "
-			    "like [::1]:19650";
+			       "like [::1]:19650";
 			return -1;
 		}
 	}
@@ -514,7 +516,8 @@ listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen,
 		*err = "not a numeric IP address";
 		return -1;
 	}
-	if (!bracketed && hostlen == 9 && strncasecmp(host, "localhost", 9) == 0)
+	if (!bracketed && hostlen == 9 &&
+	    strncasecmp(host, "localhost", 9) == 0)
 		memcpy(hostbuf, "127.0.0.1", sizeof("127.0.0.1"));
 	else {
 		memcpy(hostbuf, host, hostlen);
@@ -527,8 +530,8 @@ listen_parse(const char *text, struct sockaddr_storage *ss, socklen_t *sslen,
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_NUMERICHOST | AI_NUMERICSERV;
 	if (getaddrinfo(hostbuf, portbuf, &hints, &res) != 0) {
-		*err = bracketed ? "not a numeric IPv6 address" :
-		    "not a numeric IPv4 address (or localhost)";
+		*err = bracketed ? "not a numeric IPv6 address"
+		                 : "not a numeric IPv4 address (or localhost)";
 		return -1;
 	}
 	if (res->ai_addrlen > sizeof(*ss)) {
@@ -562,16 +565,17 @@ listen_add(struct parser *p, const char *text)
 	for (i = 0; i < c->nlisten; i++) {
 		if (c->listen[i].sslen == sslen &&
 		    memcmp(&c->listen[i].ss, &ss, sslen) == 0) {
-			conf_error(p, p->line, "duplicate listen address "
-			    "\"%s\" (first given at line %d)", show(b, text),
-			    p->listen_line[i]);
+			conf_error(p, p->line,
+			    "duplicate listen address "
+			    "\"%s\" (first given at line %d)",
+			    show(b, text), p->listen_line[i]);
 			return;
 		}
 	}
-	c->listen = xreallocarray(c->listen, c->nlisten + 1,
-	    sizeof(*c->listen));
-	p->listen_line = xreallocarray(p->listen_line, c->nlisten + 1,
-	    sizeof(*p->listen_line));
+	c->listen =
+	    xreallocarray(c->listen, c->nlisten + 1, sizeof(*c->listen));
+	p->listen_line = xreallocarray(
+	    p->listen_line, c->nlisten + 1, sizeof(*p->listen_line));
 	l = &c->listen[c->nlisten];
 	l->text = xstrdup(text);
 	l->ss = ss;
@@ -588,22 +592,22 @@ d_listen(struct parser *p, char **argv, size_t argc)
 static void
 d_interval(struct parser *p, char **argv, size_t argc)
 {
-	(void)get_duration(p, "interval", argv[0], &interval_range,
-	    &p->conf->interval);
+	(void)get_duration(
+	    p, "interval", argv[0], &interval_range, &p->conf->interval);
 }
 
 static void
 d_timeout(struct parser *p, char **argv, size_t argc)
 {
-	(void)get_duration(p, "timeout", argv[0], &timeout_range,
-	    &p->conf->timeout);
+	(void)get_duration(
+	    p, "timeout", argv[0], &timeout_range, &p->conf->timeout);
 }
 
 static void
 d_concurrency(struct parser *p, char **argv, size_t argc)
 {
-	(void)get_uint(p, "concurrency", argv[0], 1, 1024,
-	    &p->conf->concurrency);
+	(void)get_uint(
+	    p, "concurrency", argv[0], 1, 1024, &p->conf->concurrency);
 }
 
 static void
@@ -649,7 +653,7 @@ d_user(struct parser *p, char **argv, size_t argc)
 		n--;
 	if (n == 0 || n > CONF_USER_MAX || s[0] == '-' ||
 	    strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789._-") < n) {
+	              "0123456789._-") < n) {
 		conf_error(p, p->line, "invalid user name \"%s\"", show(b, s));
 		return;
 	}
@@ -679,8 +683,8 @@ pattern_split(const char *pat, char host[CONF_PATTERN_MAX + 1], int *port,
 	    memchr(pat, ':', end - pat) != NULL) {
 		pat++;
 		hostlen = end - pat;
-		if (hostlen == 0 || strspn(pat, "0123456789abcdefABCDEF:.*?") <
-		    hostlen) {
+		if (hostlen == 0 ||
+		    strspn(pat, "0123456789abcdefABCDEF:.*?") < hostlen) {
 			*err = "not an IPv6 address or glob";
 			return -1;
 		}
@@ -699,10 +703,11 @@ pattern_split(const char *pat, char host[CONF_PATTERN_MAX + 1], int *port,
 			return -1;
 		}
 		if (strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		    "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") < hostlen) {
+		                "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") <
+		    hostlen) {
 			*err = "a host may only contain letters, digits, "
-			    "\".\", \"-\", \"_\" and the glob characters "
-			    "\"*\", \"?\", \"[]\"";
+			       "\".\", \"-\", \"_\" and the glob characters "
+			       "\"*\", \"?\", \"[]\"";
 			return -1;
 		}
 		/* Each "[" opens a class that a "]" closes. */
@@ -725,8 +730,8 @@ pattern_split(const char *pat, char host[CONF_PATTERN_MAX + 1], int *port,
 		*port = DEFAULT_PORT;
 	else if (strcmp(rest + 1, "*") == 0)
 		*port = -1;
-	else if (parse_digits(rest + 1, strlen(rest + 1), &v) == 0 &&
-	    v >= 1 && v <= 65535)
+	else if (parse_digits(rest + 1, strlen(rest + 1), &v) == 0 && v >= 1 &&
+	         v <= 65535)
 		*port = (int)v;
 	else {
 		*err = "the port must be a number from 1 to 65535 or \"*\"";
@@ -750,8 +755,8 @@ d_probe_allow(struct parser *p, char **argv, size_t argc)
 		    show(b, argv[0]), err);
 		return;
 	}
-	c->probe_allow = xreallocarray(c->probe_allow, c->nprobe_allow + 1,
-	    sizeof(*c->probe_allow));
+	c->probe_allow = xreallocarray(
+	    c->probe_allow, c->nprobe_allow + 1, sizeof(*c->probe_allow));
 	c->probe_allow[c->nprobe_allow++] = xstrdup(argv[0]);
 }
 
@@ -765,8 +770,10 @@ d_shard(struct parser *p, char **argv, size_t argc)
 	if ((slash = strchr(s, '/')) == NULL ||
 	    parse_digits(s, slash - s, &k) == -1 ||
 	    parse_digits(slash + 1, strlen(slash + 1), &n) == -1) {
-		conf_error(p, p->line, "invalid shard \"%s\" (expected K/N, "
-		    "like 1/3)", show(b, s));
+		conf_error(p, p->line,
+		    "invalid shard \"%s\" (expected K/N, "
+		    "like 1/3)",
+		    show(b, s));
 		return;
 	}
 	if (k < 1 || k > n || n > CONF_SHARD_MAX) {
@@ -807,8 +814,8 @@ o_name(struct parser *p, struct capsule_conf *c, const char *v)
 		return;
 	}
 	if (n > CONF_NAME_MAX) {
-		conf_error(p, p->line, "name is longer than %d bytes",
-		    CONF_NAME_MAX);
+		conf_error(
+		    p, p->line, "name is longer than %d bytes", CONF_NAME_MAX);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -845,15 +852,15 @@ o_expect_status(struct parser *p, struct capsule_conf *c, const char *v)
 }
 
 static void
-o_require_close_notify(struct parser *p, struct capsule_conf *c,
-    const char *v)
+o_require_close_notify(struct parser *p, struct capsule_conf *c, const char *v)
 {
 	if (strcmp(v, "yes") == 0)
 		c->require_close_notify = 1;
 	else if (strcmp(v, "no") == 0)
 		c->require_close_notify = 0;
 	else
-		conf_error(p, p->line, "require-close-notify must be yes or no");
+		conf_error(
+		    p, p->line, "require-close-notify must be yes or no");
 }
 
 static void
@@ -865,9 +872,12 @@ o_sni(struct parser *p, struct capsule_conf *c, const char *v)
 	/* A DNS name in A-labels, as TLS server_name requires. */
 	if (n == 0 || n > 253 || v[0] == '.' || v[0] == '-' ||
 	    strspn(v, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-	    "0123456789.-") != n || strstr(v, "..") != NULL) {
-		conf_error(p, p->line, "invalid sni \"%s\" (expected a DNS "
-		    "name)", show(b, v));
+	              "0123456789.-") != n ||
+	    strstr(v, "..") != NULL) {
+		conf_error(p, p->line,
+		    "invalid sni \"%s\" (expected a DNS "
+		    "name)",
+		    show(b, v));
 		return;
 	}
 	free(c->sni);
@@ -887,8 +897,8 @@ o_address_family(struct parser *p, struct capsule_conf *c, const char *v)
 	else if (strcmp(v, "ipv6") == 0)
 		c->family = AF_INET6;
 	else
-		conf_error(p, p->line,
-		    "address-family must be any, ipv4 or ipv6");
+		conf_error(
+		    p, p->line, "address-family must be any, ipv4 or ipv6");
 }
 
 static int
@@ -929,18 +939,22 @@ o_fingerprint(struct parser *p, struct capsule_conf *c, const char *v)
 	char b[CONF_SHOW_MAX + 4];
 
 	if (fingerprint_parse(v, c->fingerprint) == -1) {
-		conf_error(p, p->line, "invalid fingerprint \"%s\" (expected "
-		    "sha256: and 64 hex digits)", show(b, v));
+		conf_error(p, p->line,
+		    "invalid fingerprint \"%s\" (expected "
+		    "sha256: and 64 hex digits)",
+		    show(b, v));
 		return;
 	}
 	c->has_fingerprint = 1;
 }
 
 /*
- * An upper bound on how far a POSIX extended regex expands when its
- * bounded repetitions are unrolled; -1 when groups nest too deep. Every
- * atom costs 1, a group the sum of its alternatives, "{m,n}" multiplies
- * the atom before it by n (by m for "{m,}").
+ * An upper bound on how many nodes a POSIX extended regex expands to
+ * when its bounded repetitions are unrolled; -1 when groups nest too
+ * deep. Every atom, "|", "*", "+", "?" and group costs 1, a group adds the
+ * sum of its alternatives, "{m,n}" multiplies the atom before it by n (by
+ * m for "{m,}"). Empty groups count too: glibc walks chains of them
+ * recursively, and "((){255}){255}" overflows the stack.
  */
 static double
 regex_cost(const char *re)
@@ -968,8 +982,8 @@ regex_cost(const char *re)
 			for (; *q != '\0' && *q != ']'; q++) {
 				/* [:class:], [.coll.], [=equiv=] */
 				if (*q == '[' && (q[1] == ':' || q[1] == '.' ||
-				    q[1] == '=')) {
-					char term[3] = { q[1], ']', '\0' };
+				                     q[1] == '=')) {
+					char term[3] = {q[1], ']', '\0'};
 					const char *e = strstr(q + 2, term);
 
 					if (e == NULL)
@@ -990,17 +1004,19 @@ regex_cost(const char *re)
 				seq[d] += last[d] = 1;
 				break;
 			}
-			g = alt[d] + seq[d];
+			g = 1 + alt[d] + seq[d];
 			d--;
 			seq[d] += last[d] = g;
 			break;
 		case '|':
-			alt[d] += seq[d];
+			alt[d] += seq[d] + 1;
 			seq[d] = last[d] = 0;
 			break;
 		case '*':
 		case '+':
 		case '?':
+			seq[d]++;
+			last[d]++;
 			break;
 		case '{':
 			if ((q = strchr(re, '}')) == NULL)
@@ -1011,8 +1027,8 @@ regex_cost(const char *re)
 			if (parse_digits(re + 1, comma - re - 1, &m) == -1)
 				goto atom;
 			if (comma + 1 < q) {
-				if (parse_digits(comma + 1, q - comma - 1, &n) ==
-				    -1)
+				if (parse_digits(
+				        comma + 1, q - comma - 1, &n) == -1)
 					goto atom;
 			} else
 				n = m;
@@ -1048,9 +1064,12 @@ o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 	}
 	cost = regex_cost(v);
 	if (cost < 0 || cost > REGEX_COST_MAX) {
-		conf_error(p, p->line, "expect-body regex \"%s\" is too "
-		    "complex (%s)", show(b, v), cost < 0 ?
-		    "groups nested too deep" : "repetition counts too large");
+		conf_error(p, p->line,
+		    "expect-body regex \"%s\" is too "
+		    "complex (%s)",
+		    show(b, v),
+		    cost < 0 ? "groups nested too deep"
+		             : "repetition counts too large");
 		return;
 	}
 	if ((rc = regcomp(&c->expect_body, v, REG_EXTENDED | REG_NOSUB)) != 0) {
@@ -1074,7 +1093,7 @@ o_error_path(struct parser *p, struct capsule_conf *c, const char *v)
 		return;
 	}
 	if (c->url.host == NULL)
-		return;	/* the URL was bad, already reported */
+		return; /* the URL was bad, already reported */
 	ipv6 = strchr(c->url.host, ':') != NULL;
 	xasprintf(&text, "gemini://%s%s%s:%d%s", ipv6 ? "[" : "", c->url.host,
 	    ipv6 ? "]" : "", c->url.port, v);
@@ -1101,7 +1120,7 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 
 	memset(&c, 0, sizeof(c));
 	c.line = p->line;
-	c.interval = c.timeout = -1;	/* not given: the global value */
+	c.interval = c.timeout = -1; /* not given: the global value */
 	status_spec_default(&c.expect_status);
 	c.require_close_notify = 1;
 	c.family = AF_UNSPEC;
@@ -1118,16 +1137,16 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 			continue;
 		}
 		*eq = '\0';
-		o = bsearch(argv[i], options, nitems(options), sizeof(*o),
-		    option_cmp);
+		o = bsearch(
+		    argv[i], options, nitems(options), sizeof(*o), option_cmp);
 		if (o == NULL) {
 			conf_error(p, p->line, "unknown capsule option \"%s\"",
 			    show(b, argv[i]));
 			continue;
 		}
 		if (seen & (1U << (o - options))) {
-			conf_error(p, p->line, "duplicate option \"%s\"",
-			    o->name);
+			conf_error(
+			    p, p->line, "duplicate option \"%s\"", o->name);
 			continue;
 		}
 		seen |= 1U << (o - options);
@@ -1141,8 +1160,8 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 		c.name = xstrdup(argv[0]);
 	if (conf->ncapsules == p->capsules_cap) {
 		p->capsules_cap = p->capsules_cap ? p->capsules_cap * 2 : 16;
-		conf->capsules = xreallocarray(conf->capsules, p->capsules_cap,
-		    sizeof(*conf->capsules));
+		conf->capsules = xreallocarray(
+		    conf->capsules, p->capsules_cap, sizeof(*conf->capsules));
 	}
 	conf->capsules[conf->ncapsules++] = c;
 }
@@ -1158,8 +1177,8 @@ conf_line(struct parser *p, const char *s, size_t len)
 	if (len > 0 && s[len - 1] == '\r')
 		len--;
 	if (len > CONF_LINE_MAX) {
-		conf_error(p, p->line, "line is longer than %d bytes",
-		    CONF_LINE_MAX);
+		conf_error(
+		    p, p->line, "line is longer than %d bytes", CONF_LINE_MAX);
 		return;
 	}
 	if (memchr(s, '\0', len) != NULL) {
@@ -1173,8 +1192,10 @@ conf_line(struct parser *p, const char *s, size_t len)
 	for (i = 0; i < len; i++) {
 		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') ||
 		    s[i] == 0x7f) {
-			conf_error(p, p->line, "line contains a control "
-			    "character (0x%02x)", (unsigned char)s[i]);
+			conf_error(p, p->line,
+			    "line contains a control "
+			    "character (0x%02x)",
+			    (unsigned char)s[i]);
 			return;
 		}
 	}
@@ -1189,8 +1210,8 @@ conf_line(struct parser *p, const char *s, size_t len)
 	d = bsearch(words[0], directives, nitems(directives), sizeof(*d),
 	    directive_cmp);
 	if (d == NULL) {
-		conf_error(p, p->line, "unknown directive \"%s\"",
-		    show(b, words[0]));
+		conf_error(
+		    p, p->line, "unknown directive \"%s\"", show(b, words[0]));
 		goto out;
 	}
 	if (nwords == 1) {
@@ -1204,8 +1225,10 @@ conf_line(struct parser *p, const char *s, size_t len)
 	}
 	idx = d - directives;
 	if (p->seen[idx] != 0 && !(d->flags & DIRECTIVE_REPEAT)) {
-		conf_error(p, p->line, "duplicate directive \"%s\" (first "
-		    "given at line %d)", d->name, p->seen[idx]);
+		conf_error(p, p->line,
+		    "duplicate directive \"%s\" (first "
+		    "given at line %d)",
+		    d->name, p->seen[idx]);
 		goto out;
 	}
 	if (p->seen[idx] == 0)
@@ -1221,8 +1244,8 @@ directive_line(const struct parser *p, const char *name)
 {
 	const struct directive *d;
 
-	d = bsearch(name, directives, nitems(directives), sizeof(*d),
-	    directive_cmp);
+	d = bsearch(
+	    name, directives, nitems(directives), sizeof(*d), directive_cmp);
 	return p->seen[d - directives];
 }
 
@@ -1273,9 +1296,11 @@ conf_finish(struct parser *p)
 				conf_error(p, c->line,
 				    "timeout must not exceed interval");
 			else
-				conf_error(p, c->line, "timeout must not "
+				conf_error(p, c->line,
+				    "timeout must not "
 				    "exceed interval (the global interval is "
-				    "%gs)", conf->interval);
+				    "%gs)",
+				    conf->interval);
 			continue;
 		}
 		c->timeout = conf->timeout;
@@ -1284,7 +1309,8 @@ conf_finish(struct parser *p)
 		if (timeout_line == 0)
 			c->timeout = c->interval;
 		else if (own_interval)
-			conf_error(p, c->line, "timeout must not exceed "
+			conf_error(p, c->line,
+			    "timeout must not exceed "
 			    "interval (the global timeout is %gs)",
 			    conf->timeout);
 		/* else the global pair was reported at the timeout line */
@@ -1301,8 +1327,9 @@ conf_finish(struct parser *p)
 			continue;
 		c = sorted[i - 1];
 		while (i < conf->ncapsules &&
-		    strcmp(sorted[i]->name, c->name) == 0) {
-			conf_error(p, sorted[i]->line, "duplicate capsule name "
+		       strcmp(sorted[i]->name, c->name) == 0) {
+			conf_error(p, sorted[i]->line,
+			    "duplicate capsule name "
 			    "\"%s\" (first defined at line %d)",
 			    show(b, c->name), c->line);
 			i++;
@@ -1312,8 +1339,8 @@ conf_finish(struct parser *p)
 }
 
 struct conf *
-conf_parse(const char *name, const char *buf, size_t len,
-    struct conf_errors *errs)
+conf_parse(
+    const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
 	struct parser p;
 	struct conf *conf;
@@ -1333,7 +1360,7 @@ conf_parse(const char *name, const char *buf, size_t len,
 
 	start = 0;
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
-		start = 3;	/* a UTF-8 byte order mark */
+		start = 3; /* a UTF-8 byte order mark */
 	while (start < len) {
 		if (p.line == INT_MAX) {
 			conf_error(&p, 0, "too many lines");
@@ -1386,8 +1413,8 @@ conf_load(const char *path, struct conf_errors *errs)
 		if ((n = read(fd, data + len, cap - len)) == -1) {
 			if (errno == EINTR)
 				continue;
-			xasprintf(&msg, "cannot read %s: %s", path,
-			    strerror(errno));
+			xasprintf(
+			    &msg, "cannot read %s: %s", path, strerror(errno));
 			errors_add(errs, msg);
 			goto fail;
 		}
@@ -1447,12 +1474,12 @@ conf_errors_free(struct conf_errors *errs)
 unsigned
 shard_of(const char *name, unsigned n)
 {
-	uint64_t h = 14695981039346656037ULL;	/* FNV-1a 64 offset basis */
+	uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
 	const unsigned char *s;
 
 	for (s = (const unsigned char *)name; *s != '\0'; s++) {
 		h ^= *s;
-		h *= 1099511628211ULL;		/* FNV-1a 64 prime */
+		h *= 1099511628211ULL; /* FNV-1a 64 prime */
 	}
 	if (n == 0)
 		n = 1;
@@ -1491,7 +1518,7 @@ pattern_match(const char *pat, const struct url *u)
 	/* IPv6 has many spellings of one address: compare the addresses. */
 	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
 		return inet_pton(AF_INET6, u->host, &b) == 1 &&
-		    memcmp(&a, &b, sizeof(a)) == 0;
+		       memcmp(&a, &b, sizeof(a)) == 0;
 	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
 }
 

@@ -25,8 +25,8 @@
 #include "url.h"
 #include "xmalloc.h"
 
-#define CONF_NAME	"gemwatch.conf"
-#define U		"gemini://127.0.0.1/"	/* a valid capsule URL */
+#define CONF_NAME "gemwatch.conf"
+#define U "gemini://127.0.0.1/" /* a valid capsule URL */
 
 static struct conf *
 parse(const char *text, struct conf_errors *errs)
@@ -46,7 +46,7 @@ esc(const char *s)
 			out[o++] = '\\';
 			out[o++] = 'n';
 		} else if ((unsigned char)*s < 0x20 || *s == 0x7f ||
-		    (unsigned char)*s >= 0x80)
+		           (unsigned char)*s >= 0x80)
 			out[o++] = '?';
 		else
 			out[o++] = *s;
@@ -59,7 +59,7 @@ esc(const char *s)
 static void
 error_is(const char *text, const char *want)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = {NULL, 0};
 	struct conf *c;
 
 	c = parse(text, &errs);
@@ -82,7 +82,7 @@ error_is_free(const char *text, char *want)
 static struct conf *
 parse_ok(const char *text)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = {NULL, 0};
 	struct conf *c;
 	size_t i;
 
@@ -105,12 +105,12 @@ addr_is(const struct listen_addr *l, int family, const char *addr, int port)
 		return 0;
 	if (family == AF_INET)
 		return l->sslen == sizeof(*sin) &&
-		    ntohs(sin->sin_port) == port &&
-		    inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)) &&
-		    strcmp(buf, addr) == 0;
+		       ntohs(sin->sin_port) == port &&
+		       inet_ntop(AF_INET, &sin->sin_addr, buf, sizeof(buf)) &&
+		       strcmp(buf, addr) == 0;
 	return l->sslen == sizeof(*sin6) && ntohs(sin6->sin6_port) == port &&
-	    inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)) &&
-	    strcmp(buf, addr) == 0;
+	       inet_ntop(AF_INET6, &sin6->sin6_addr, buf, sizeof(buf)) &&
+	       strcmp(buf, addr) == 0;
 }
 
 static void
@@ -130,7 +130,8 @@ test_defaults(void)
 	ok(c->timeout == 10, "default timeout 10s");
 	is_int(c->concurrency, 16, "default concurrency");
 	is_int(c->history, 120, "default history");
-	is_str(c->state_dir, LOCALSTATEDIR "/lib/gemwatch", "default state-dir");
+	is_str(
+	    c->state_dir, LOCALSTATEDIR "/lib/gemwatch", "default state-dir");
 	is_int(c->max_body, 4 * 1024 * 1024, "default max-body 4M");
 	ok(c->user == NULL, "no user by default");
 	is_int(c->nprobe_allow, 0, "no probe-allow by default");
@@ -151,21 +152,20 @@ test_globals(void)
 {
 	struct conf *c;
 
-	c = parse_ok(
-	    "listen 127.0.0.1:8080\n"
-	    "listen [::1]:8081\n"
-	    "listen localhost:8082\n"
-	    "listen 0.0.0.0:8083\n"
-	    "interval 5m\n"
-	    "timeout 1500ms\n"
-	    "concurrency 1024\n"
-	    "history 100000\n"
-	    "state-dir /srv/gemwatch\n"
-	    "max-body 64k\n"
-	    "user _gemwatch\n"
-	    "probe-allow *.example.org\n"
-	    "probe-allow [::1]:*\n"
-	    "shard 2/3\n");
+	c = parse_ok("listen 127.0.0.1:8080\n"
+	             "listen [::1]:8081\n"
+	             "listen localhost:8082\n"
+	             "listen 0.0.0.0:8083\n"
+	             "interval 5m\n"
+	             "timeout 1500ms\n"
+	             "concurrency 1024\n"
+	             "history 100000\n"
+	             "state-dir /srv/gemwatch\n"
+	             "max-body 64k\n"
+	             "user _gemwatch\n"
+	             "probe-allow *.example.org\n"
+	             "probe-allow [::1]:*\n"
+	             "shard 2/3\n");
 	if (c == NULL)
 		return;
 	is_int(c->nlisten, 4, "four listen addresses");
@@ -192,7 +192,7 @@ test_globals(void)
 	conf_free(c);
 
 	c = parse_ok("interval 1s\ntimeout 100ms\nconcurrency 1\nhistory 1\n"
-	    "max-body 1\nshard 1000/1000\n");
+	             "max-body 1\nshard 1000/1000\n");
 	if (c != NULL) {
 		ok(c->interval == 1 && c->timeout == 0.1, "lowest durations");
 		ok(c->concurrency == 1 && c->history == 1 && c->max_body == 1,
@@ -212,10 +212,38 @@ static void
 test_capsules(void)
 {
 	static const unsigned char fp[32] = {
-		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
-		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
-		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
-		0x01, 0x23, 0x45, 0x67, 0x89, 0xab, 0xcd, 0xef,
+	    0x01,
+	    0x23,
+	    0x45,
+	    0x67,
+	    0x89,
+	    0xab,
+	    0xcd,
+	    0xef,
+	    0x01,
+	    0x23,
+	    0x45,
+	    0x67,
+	    0x89,
+	    0xab,
+	    0xcd,
+	    0xef,
+	    0x01,
+	    0x23,
+	    0x45,
+	    0x67,
+	    0x89,
+	    0xab,
+	    0xcd,
+	    0xef,
+	    0x01,
+	    0x23,
+	    0x45,
+	    0x67,
+	    0x89,
+	    0xab,
+	    0xcd,
+	    0xef,
 	};
 	const struct capsule_conf *k;
 	struct url want;
@@ -242,15 +270,16 @@ test_capsules(void)
 	is_int(c->ncapsules, 5, "five capsules");
 
 	k = &c->capsules[0];
-	is_str(k->name, "gemini://Example.ORG", "name defaults to the URL "
+	is_str(k->name, "gemini://Example.ORG",
+	    "name defaults to the URL "
 	    "as written");
 	is_str(k->url.host, "example.org", "URL parsed");
 	is_int(k->url.port, 1965, "default port");
 	ok(k->interval == 60 && k->timeout == 10, "global interval/timeout");
 	ok(status_spec_match(&k->expect_status, 20) &&
-	    status_spec_match(&k->expect_status, 29) &&
-	    !status_spec_match(&k->expect_status, 30) &&
-	    !status_spec_match(&k->expect_status, 19),
+	        status_spec_match(&k->expect_status, 29) &&
+	        !status_spec_match(&k->expect_status, 30) &&
+	        !status_spec_match(&k->expect_status, 19),
 	    "expect-status defaults to 2x");
 	is_int(k->require_close_notify, 1, "require-close-notify default yes");
 	ok(k->sni == NULL, "no sni by default");
@@ -267,8 +296,9 @@ test_capsules(void)
 	ok(k->interval == 120, "interval=2m");
 	ok(k->timeout == 30, "timeout=30s");
 	ok(status_spec_match(&k->expect_status, 20) &&
-	    status_spec_match(&k->expect_status, 31) &&
-	    !status_spec_match(&k->expect_status, 21), "expect-status=20,31");
+	        status_spec_match(&k->expect_status, 31) &&
+	        !status_spec_match(&k->expect_status, 21),
+	    "expect-status=20,31");
 	is_int(k->require_close_notify, 0, "require-close-notify=no");
 	is_str(k->sni, "gemini.example", "sni= (lower-cased)");
 	is_int(k->family, AF_INET6, "address-family=ipv6");
@@ -276,12 +306,12 @@ test_capsules(void)
 	ok(memcmp(k->fingerprint, fp, 32) == 0, "fingerprint bytes");
 	is_str(k->expect_body_src, "^# Welcome", "expect-body source");
 	ok(k->expect_body_src != NULL &&
-	    regexec(&k->expect_body, "# Welcome home", 0, NULL, 0) == 0 &&
-	    regexec(&k->expect_body, "Welcome", 0, NULL, 0) == REG_NOMATCH,
+	        regexec(&k->expect_body, "# Welcome home", 0, NULL, 0) == 0 &&
+	        regexec(&k->expect_body, "Welcome", 0, NULL, 0) == REG_NOMATCH,
 	    "expect-body compiled");
 	is_str(k->error_path, "/does-not-exist", "error-path");
-	if (url_parse("gemini://[::1]:1966/does-not-exist", 34, &want,
-	    &err) == 0) {
+	if (url_parse("gemini://[::1]:1966/does-not-exist", 34, &want, &err) ==
+	    0) {
 		is_str(k->error_url.text, want.text, "error_url is canonical");
 		url_free(&want);
 	} else
@@ -293,10 +323,10 @@ test_capsules(void)
 
 	is_int(c->capsules[2].family, AF_INET, "address-family=ipv4");
 	is_int(c->capsules[3].family, AF_UNSPEC, "address-family=any");
-	is_int(c->capsules[3].require_close_notify, 1,
-	    "require-close-notify=yes");
+	is_int(
+	    c->capsules[3].require_close_notify, 1, "require-close-notify=yes");
 	ok(c->capsules[4].has_fingerprint &&
-	    memcmp(c->capsules[4].fingerprint, fp, 32) == 0,
+	        memcmp(c->capsules[4].fingerprint, fp, 32) == 0,
 	    "fingerprint with colons and SHA256: prefix");
 
 	ok(conf_capsule(c, "full") == &c->capsules[1], "conf_capsule finds");
@@ -311,26 +341,27 @@ test_global_order(void)
 	struct conf *c;
 
 	c = parse_ok("capsule " U " name=a\ncapsule " U " name=b interval=10m "
-	    "timeout=1m\ninterval 5m\ntimeout 20s\n");
+	             "timeout=1m\ninterval 5m\ntimeout 20s\n");
 	if (c != NULL) {
 		ok(c->capsules[0].interval == 300,
 		    "a later global interval applies to an earlier capsule");
 		ok(c->capsules[0].timeout == 20,
 		    "a later global timeout applies to an earlier capsule");
 		ok(c->capsules[1].interval == 600 &&
-		    c->capsules[1].timeout == 60, "capsule values win");
+		        c->capsules[1].timeout == 60,
+		    "capsule values win");
 	}
 	conf_free(c);
 
 	c = parse_ok("interval 5s\ncapsule " U " name=a\n"
-	    "capsule " U " name=b interval=2s\ncapsule " U " name=c "
-	    "interval=1m\n");
+	             "capsule " U " name=b interval=2s\ncapsule " U " name=c "
+	             "interval=1m\n");
 	if (c != NULL) {
 		ok(c->timeout == 5, "default timeout clamped to the interval");
 		ok(c->capsules[0].timeout == 5, "capsule a timeout clamped");
 		ok(c->capsules[1].timeout == 2, "capsule b timeout clamped");
 		ok(c->capsules[2].timeout == 5, "capsule c has the global "
-		    "(clamped) timeout");
+		                                "(clamped) timeout");
 	}
 	conf_free(c);
 
@@ -344,31 +375,75 @@ static void
 test_durations(void)
 {
 	static const struct {
-		const char	*s;
-		double		 v;
+		const char *s;
+		double v;
 	} good[] = {
-		{ "90", 90 }, { "0", 0 }, { "1500ms", 1.5 }, { "100ms", 0.1 },
-		{ "5m", 300 }, { "2h", 7200 }, { "1d", 86400 }, { "1.5s", 1.5 },
-		{ "0.25m", 15 }, { "30s", 30 }, { "0.5", 0.5 },
-		{ "1.000000001s", 1.000000001 }, { "1000000000", 1e9 },
-		{ "11574d", 11574 * 86400.0 },
+	    {"90", 90},
+	    {"0", 0},
+	    {"1500ms", 1.5},
+	    {"100ms", 0.1},
+	    {"5m", 300},
+	    {"2h", 7200},
+	    {"1d", 86400},
+	    {"1.5s", 1.5},
+	    {"0.25m", 15},
+	    {"30s", 30},
+	    {"0.5", 0.5},
+	    {"1.000000001s", 1.000000001},
+	    {"1000000000", 1e9},
+	    {"11574d", 11574 * 86400.0},
 	};
 	static const char *bad[] = {
-		"", "-1", "-1s", "+1s", "1x", "s", "ms", "1.", ".5", "1e3",
-		" 1", "1s ", "inf", "nan", "0x10", "1.5.5", "10S", "1ms5",
-		"1h30m", "1 s", "1,5s", "1.0000000001s", "9999999999999",
-		"1000000001", "11575d", "100000000000000000000000000000000000000s",
+	    "",
+	    "-1",
+	    "-1s",
+	    "+1s",
+	    "1x",
+	    "s",
+	    "ms",
+	    "1.",
+	    ".5",
+	    "1e3",
+	    " 1",
+	    "1s ",
+	    "inf",
+	    "nan",
+	    "0x10",
+	    "1.5.5",
+	    "10S",
+	    "1ms5",
+	    "1h30m",
+	    "1 s",
+	    "1,5s",
+	    "1.0000000001s",
+	    "9999999999999",
+	    "1000000001",
+	    "11575d",
+	    "100000000000000000000000000000000000000s",
 	};
 	static const struct {
-		const char	*s;
-		size_t		 v;
+		const char *s;
+		size_t v;
 	} sizes[] = {
-		{ "4096", 4096 }, { "0", 0 }, { "64k", 65536 }, { "64K", 65536 },
-		{ "4M", 4194304 }, { "1G", 1073741824 },
+	    {"4096", 4096},
+	    {"0", 0},
+	    {"64k", 65536},
+	    {"64K", 65536},
+	    {"4M", 4194304},
+	    {"1G", 1073741824},
 	};
 	static const char *badsizes[] = {
-		"", "-1", "1.5M", "4MB", "k", "M", "4m", "4 M", "0x10",
-		"99999999999999999999", "18014398509481984G",
+	    "",
+	    "-1",
+	    "1.5M",
+	    "4MB",
+	    "k",
+	    "M",
+	    "4m",
+	    "4 M",
+	    "0x10",
+	    "99999999999999999999",
+	    "18014398509481984G",
 	};
 	size_t i, sz;
 	double d;
@@ -385,8 +460,8 @@ test_durations(void)
 		    bad[i]);
 	for (i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
 		sz = 1;
-		is_int(parse_size(sizes[i].s, &sz), 0, "size \"%s\"",
-		    sizes[i].s);
+		is_int(
+		    parse_size(sizes[i].s, &sz), 0, "size \"%s\"", sizes[i].s);
 		is_int(sz, sizes[i].v, "size \"%s\" value", sizes[i].s);
 	}
 	for (i = 0; i < sizeof(badsizes) / sizeof(badsizes[0]); i++)
@@ -399,19 +474,18 @@ test_quoting(void)
 {
 	struct conf *c;
 
-	c = parse_ok(
-	    "capsule " U " name=\"a b\"\n"
-	    "capsule " U " name=\"say \\\"hi\\\"\"\n"
-	    "capsule " U " name=\"back\\\\slash\"\n"
-	    "capsule " U " \"name=whole word\"\n"
-	    "capsule " U " name=\"a\\nb\\x\"\n"
-	    "capsule " U " name=\"a # b\" # a comment \"with quotes\n"
-	    "\tcapsule\t" U "\tname=tabs   # tabs separate words\n"
-	    "capsule " U " name=crlf\r\n"
-	    "capsule \"" U "\" name=x\"y z\"w\n"
-	    "capsule " U " name=caf\xc3\xa9\n"
-	    "capsule " U " name=hash#comment\n"
-	    "capsule " U " expect-body=\"a|b c\" name=\\\n");
+	c = parse_ok("capsule " U " name=\"a b\"\n"
+	             "capsule " U " name=\"say \\\"hi\\\"\"\n"
+	             "capsule " U " name=\"back\\\\slash\"\n"
+	             "capsule " U " \"name=whole word\"\n"
+	             "capsule " U " name=\"a\\nb\\x\"\n"
+	             "capsule " U " name=\"a # b\" # a comment \"with quotes\n"
+	             "\tcapsule\t" U "\tname=tabs   # tabs separate words\n"
+	             "capsule " U " name=crlf\r\n"
+	             "capsule \"" U "\" name=x\"y z\"w\n"
+	             "capsule " U " name=caf\xc3\xa9\n"
+	             "capsule " U " name=hash#comment\n"
+	             "capsule " U " expect-body=\"a|b c\" name=\\\n");
 	if (c == NULL)
 		return;
 	is_int(c->ncapsules, 12, "twelve capsules");
@@ -431,15 +505,16 @@ test_quoting(void)
 	is_str(c->capsules[11].name, "\\", "backslash outside quotes");
 	conf_free(c);
 
-	error_is("capsule " U " name=\"abc\n",
-	    CONF_NAME ":1: unterminated quote");
+	error_is(
+	    "capsule " U " name=\"abc\n", CONF_NAME ":1: unterminated quote");
 	error_is("capsule " U " name=\"abc\\\"\n",
 	    CONF_NAME ":1: unterminated quote");
 	error_is("\"\n", CONF_NAME ":1: unterminated quote");
 	error_is("capsule " U " name=\"\"\n",
 	    CONF_NAME ":1: name must not be empty");
-	error_is("\"interval\" \"\"\n", CONF_NAME ":1: invalid duration \"\" "
-	    "for interval (expected a number with ms, s, m, h or d)");
+	error_is("\"interval\" \"\"\n",
+	    CONF_NAME ":1: invalid duration \"\" "
+	              "for interval (expected a number with ms, s, m, h or d)");
 	error_is("\"\" 5\n", CONF_NAME ":1: unknown directive \"\"");
 
 	/* A UTF-8 byte order mark is skipped. */
@@ -454,16 +529,20 @@ test_global_errors(void)
 {
 	char *long_word, *text, *want;
 
-	error_is("intervall 5s\n",
-	    CONF_NAME ":1: unknown directive \"intervall\"");
+	error_is(
+	    "intervall 5s\n", CONF_NAME ":1: unknown directive \"intervall\"");
 	error_is("\n\ninterval 0.5s\n",
 	    CONF_NAME ":3: interval must be at least 1s");
-	error_is("interval 31d\n", CONF_NAME ":1: interval must be at most 30d");
-	error_is("interval abc\n", CONF_NAME ":1: invalid duration \"abc\" "
-	    "for interval (expected a number with ms, s, m, h or d)");
-	error_is("interval -5s\n", CONF_NAME ":1: invalid duration \"-5s\" "
-	    "for interval (expected a number with ms, s, m, h or d)");
-	error_is("timeout 50ms\n", CONF_NAME ":1: timeout must be at least 100ms");
+	error_is(
+	    "interval 31d\n", CONF_NAME ":1: interval must be at most 30d");
+	error_is("interval abc\n",
+	    CONF_NAME ":1: invalid duration \"abc\" "
+	              "for interval (expected a number with ms, s, m, h or d)");
+	error_is("interval -5s\n",
+	    CONF_NAME ":1: invalid duration \"-5s\" "
+	              "for interval (expected a number with ms, s, m, h or d)");
+	error_is(
+	    "timeout 50ms\n", CONF_NAME ":1: timeout must be at least 100ms");
 	error_is("timeout 2h\n", CONF_NAME ":1: timeout must be at most 1h");
 	error_is("concurrency 0\n",
 	    CONF_NAME ":1: concurrency must be between 1 and 1024");
@@ -481,44 +560,55 @@ test_global_errors(void)
 	    CONF_NAME ":1: history must be between 1 and 100000");
 	error_is("max-body 0\n", CONF_NAME ":1: max-body must be at least 1");
 	error_is("max-body 2G\n", CONF_NAME ":1: max-body must be at most 1G");
-	error_is("max-body 4MB\n", CONF_NAME ":1: invalid size \"4MB\" for "
-	    "max-body (expected a number of bytes with k or M)");
+	error_is("max-body 4MB\n",
+	    CONF_NAME ":1: invalid size \"4MB\" for "
+	              "max-body (expected a number of bytes with k or M)");
 	error_is("interval\n", CONF_NAME ":1: missing value for \"interval\"");
-	error_is("interval # 5s\n",
-	    CONF_NAME ":1: missing value for \"interval\"");
+	error_is(
+	    "interval # 5s\n", CONF_NAME ":1: missing value for \"interval\"");
 	error_is("interval 5s 6s\n",
 	    CONF_NAME ":1: too many values for \"interval\"");
 	error_is("capsule\n", CONF_NAME ":1: missing URL for \"capsule\"");
 	error_is("interval 5s\ninterval 6s\n", CONF_NAME
 	    ":2: duplicate directive \"interval\" (first given at line 1)");
-	error_is("user a\n\nuser b\n",
-	    CONF_NAME ":3: duplicate directive \"user\" (first given at line 1)");
-	error_is("shard 1/2\nshard 1/2\n",
-	    CONF_NAME ":2: duplicate directive \"shard\" (first given at line 1)");
+	error_is("user a\n\nuser b\n", CONF_NAME
+	    ":3: duplicate directive \"user\" (first given at line 1)");
+	error_is("shard 1/2\nshard 1/2\n", CONF_NAME
+	    ":2: duplicate directive \"shard\" (first given at line 1)");
 
-	error_is("listen ::1:80\n", CONF_NAME ":1: invalid listen address "
-	    "\"::1:80\": an IPv6 address must be in brackets, like [::1]:19650");
-	error_is("listen 127.0.0.1\n", CONF_NAME ":1: invalid listen address "
-	    "\"127.0.0.1\": expected ADDRESS:PORT");
-	error_is("listen 127.0.0.1:0\n", CONF_NAME ":1: invalid listen address "
+	error_is("listen ::1:80\n",
+	    CONF_NAME ":1: invalid listen address "
+	              "\"::1:80\": an IPv6 address must be in brackets, like "
+	              "[::1]:19650");
+	error_is("listen 127.0.0.1\n",
+	    CONF_NAME ":1: invalid listen address "
+	              "\"127.0.0.1\": expected ADDRESS:PORT");
+	error_is("listen 127.0.0.1:0\n", CONF_NAME
+	    ":1: invalid listen address "
 	    "\"127.0.0.1:0\": the port must be a number from 1 to 65535");
-	error_is("listen 127.0.0.1:65536\n", CONF_NAME ":1: invalid listen "
+	error_is("listen 127.0.0.1:65536\n", CONF_NAME
+	    ":1: invalid listen "
 	    "address \"127.0.0.1:65536\": the port must be a number from 1 "
 	    "to 65535");
-	error_is("listen 127.0.0.1:http\n", CONF_NAME ":1: invalid listen "
+	error_is("listen 127.0.0.1:http\n", CONF_NAME
+	    ":1: invalid listen "
 	    "address \"127.0.0.1:http\": the port must be a number from 1 "
 	    "to 65535");
-	error_is("listen example.org:80\n", CONF_NAME ":1: invalid listen "
+	error_is("listen example.org:80\n", CONF_NAME
+	    ":1: invalid listen "
 	    "address \"example.org:80\": not a numeric IPv4 address (or "
 	    "localhost)");
 	error_is("listen :80\n", CONF_NAME ":1: invalid listen address "
-	    "\":80\": not a numeric IP address");
-	error_is("listen [127.0.0.1]:80\n", CONF_NAME ":1: invalid listen "
-	    "address \"[127.0.0.1]:80\": not a numeric IPv6 address");
-	error_is("listen [::1:80\n", CONF_NAME ":1: invalid listen address "
-	    "\"[::1:80\": missing ']' after the IPv6 address");
-	error_is("listen [::1]80\n", CONF_NAME ":1: invalid listen address "
-	    "\"[::1]80\": expected ADDRESS:PORT");
+	                                   "\":80\": not a numeric IP address");
+	error_is("listen [127.0.0.1]:80\n",
+	    CONF_NAME ":1: invalid listen "
+	              "address \"[127.0.0.1]:80\": not a numeric IPv6 address");
+	error_is("listen [::1:80\n",
+	    CONF_NAME ":1: invalid listen address "
+	              "\"[::1:80\": missing ']' after the IPv6 address");
+	error_is("listen [::1]80\n",
+	    CONF_NAME ":1: invalid listen address "
+	              "\"[::1]80\": expected ADDRESS:PORT");
 	error_is("listen 127.0.0.1:8080\nlisten localhost:8080\n", CONF_NAME
 	    ":2: duplicate listen address \"localhost:8080\" (first given at "
 	    "line 1)");
@@ -536,30 +626,37 @@ test_global_errors(void)
 
 	error_is("probe-allow \"\"\n",
 	    CONF_NAME ":1: invalid probe-allow pattern \"\": empty pattern");
-	error_is("probe-allow a/b\n", CONF_NAME ":1: invalid probe-allow "
+	error_is("probe-allow a/b\n", CONF_NAME
+	    ":1: invalid probe-allow "
 	    "pattern \"a/b\": a host may only contain letters, digits, \".\", "
 	    "\"-\", \"_\" and the glob characters \"*\", \"?\", \"[]\"");
-	error_is("probe-allow host:70000\n", CONF_NAME ":1: invalid "
+	error_is("probe-allow host:70000\n", CONF_NAME
+	    ":1: invalid "
 	    "probe-allow pattern \"host:70000\": the port must be a number "
 	    "from 1 to 65535 or \"*\"");
-	error_is("probe-allow host:\n", CONF_NAME ":1: invalid probe-allow "
+	error_is("probe-allow host:\n", CONF_NAME
+	    ":1: invalid probe-allow "
 	    "pattern \"host:\": the port must be a number from 1 to 65535 or "
 	    "\"*\"");
 	error_is("probe-allow :1965\n",
 	    CONF_NAME ":1: invalid probe-allow pattern \":1965\": empty host");
-	error_is("probe-allow gem[0-9.org\n", CONF_NAME ":1: invalid "
+	error_is("probe-allow gem[0-9.org\n", CONF_NAME
+	    ":1: invalid "
 	    "probe-allow pattern \"gem[0-9.org\": \"[\" without \"]\"");
-	error_is("probe-allow gem]\n", CONF_NAME ":1: invalid probe-allow "
-	    "pattern \"gem]\": \"]\" without \"[\"");
-	error_is("probe-allow [::g]\n", CONF_NAME ":1: invalid probe-allow "
-	    "pattern \"[::g]\": not an IPv6 address or glob");
-	error_is("probe-allow [::1]x\n", CONF_NAME ":1: invalid probe-allow "
-	    "pattern \"[::1]x\": expected \":PORT\" after \"]\"");
+	error_is("probe-allow gem]\n",
+	    CONF_NAME ":1: invalid probe-allow "
+	              "pattern \"gem]\": \"]\" without \"[\"");
+	error_is("probe-allow [::g]\n",
+	    CONF_NAME ":1: invalid probe-allow "
+	              "pattern \"[::g]\": not an IPv6 address or glob");
+	error_is("probe-allow [::1]x\n",
+	    CONF_NAME ":1: invalid probe-allow "
+	              "pattern \"[::1]x\": expected \":PORT\" after \"]\"");
 
-	error_is("shard 0/3\n",
-	    CONF_NAME ":1: shard K/N needs 1 <= K <= N <= 1000");
-	error_is("shard 4/3\n",
-	    CONF_NAME ":1: shard K/N needs 1 <= K <= N <= 1000");
+	error_is(
+	    "shard 0/3\n", CONF_NAME ":1: shard K/N needs 1 <= K <= N <= 1000");
+	error_is(
+	    "shard 4/3\n", CONF_NAME ":1: shard K/N needs 1 <= K <= N <= 1000");
 	error_is("shard 1/1001\n",
 	    CONF_NAME ":1: shard K/N needs 1 <= K <= N <= 1000");
 	error_is("shard 1-3\n",
@@ -578,8 +675,8 @@ test_global_errors(void)
 	long_word[200] = '\0';
 	xasprintf(&text, "%s 1\n", long_word);
 	long_word[64] = '\0';
-	xasprintf(&want, CONF_NAME ":1: unknown directive \"%s...\"",
-	    long_word);
+	xasprintf(
+	    &want, CONF_NAME ":1: unknown directive \"%s...\"", long_word);
 	error_is_free(text, want);
 	free(text);
 	free(long_word);
@@ -589,20 +686,20 @@ static void
 test_capsule_errors(void)
 {
 	static const char *badfp[] = {
-		"sha256:0123",
-		"md5:0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcdef",
-		"sha256:0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcdeg",
-		"sha256:0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcdef00",
-		"sha256:0123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcde",
-		"sha256:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:"
-		    "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:",
-		"sha256:0:123456789abcdef0123456789abcdef"
-		    "0123456789abcdef0123456789abcdef",
-		"sha256:",
+	    "sha256:0123",
+	    "md5:0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef",
+	    "sha256:0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdeg",
+	    "sha256:0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef00",
+	    "sha256:0123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcde",
+	    "sha256:01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:"
+	    "01:23:45:67:89:ab:cd:ef:01:23:45:67:89:ab:cd:ef:",
+	    "sha256:0:123456789abcdef0123456789abcdef"
+	    "0123456789abcdef0123456789abcdef",
+	    "sha256:",
 	};
 	char msg[256], deep[68], *want, *name, *text;
 	size_t i;
@@ -622,8 +719,8 @@ test_capsule_errors(void)
 	    CONF_NAME ":1: duplicate option \"timeout\"");
 
 	(void)url_parse("http://example.org/", 19, &u, &err);
-	xasprintf(&want, CONF_NAME ":1: invalid URL \"http://example.org/\": %s",
-	    err);
+	xasprintf(&want,
+	    CONF_NAME ":1: invalid URL \"http://example.org/\": %s", err);
 	error_is_free("capsule http://example.org/\n", want);
 	(void)url_parse("gemini://", 9, &u, &err);
 	xasprintf(&want, CONF_NAME ":1: invalid URL \"gemini://\": %s", err);
@@ -646,7 +743,7 @@ test_capsule_errors(void)
 	error_is("capsule " U " interval=0\n",
 	    CONF_NAME ":1: interval must be at least 1s");
 	error_is("capsule " U " timeout=10\n"
-	    "capsule " U " name=b timeout=0.01\n",
+	         "capsule " U " name=b timeout=0.01\n",
 	    CONF_NAME ":2: timeout must be at least 100ms");
 	error_is("capsule " U " interval=5s timeout=6s\n",
 	    CONF_NAME ":1: timeout must not exceed interval");
@@ -676,26 +773,32 @@ test_capsule_errors(void)
 	    "hex digits)");
 	for (i = 0; i < sizeof(badfp) / sizeof(badfp[0]); i++) {
 		xasprintf(&text, "capsule " U " fingerprint=%s\n", badfp[i]);
-		xasprintf(&want, CONF_NAME ":1: invalid fingerprint \"%.64s%s\" "
-		    "(expected sha256: and 64 hex digits)", badfp[i],
-		    strlen(badfp[i]) > 64 ? "..." : "");
+		xasprintf(&want,
+		    CONF_NAME ":1: invalid fingerprint \"%.64s%s\" "
+		              "(expected sha256: and 64 hex digits)",
+		    badfp[i], strlen(badfp[i]) > 64 ? "..." : "");
 		error_is_free(text, want);
 		free(text);
 	}
 
 	rc = regcomp(&re, "(", REG_EXTENDED | REG_NOSUB);
 	(void)regerror(rc, &re, msg, sizeof(msg));
-	xasprintf(&want, CONF_NAME ":1: invalid expect-body regex \"(\": %s",
-	    msg);
+	xasprintf(
+	    &want, CONF_NAME ":1: invalid expect-body regex \"(\": %s", msg);
 	error_is_free("capsule " U " expect-body=(\n", want);
 	rc = regcomp(&re, "a{2,1}", REG_EXTENDED | REG_NOSUB);
 	(void)regerror(rc, &re, msg, sizeof(msg));
-	xasprintf(&want, CONF_NAME ":1: invalid expect-body regex "
-	    "\"a{2,1}\": %s", msg);
+	xasprintf(&want,
+	    CONF_NAME ":1: invalid expect-body regex "
+	              "\"a{2,1}\": %s",
+	    msg);
 	error_is_free("capsule " U " expect-body=a{2,1}\n", want);
 	error_is("capsule " U " expect-body=((a{255}){255}){255}\n", CONF_NAME
 	    ":1: expect-body regex \"((a{255}){255}){255}\" is too complex "
 	    "(repetition counts too large)");
+	error_is("capsule " U " expect-body=((){255}){255}\n",
+	    CONF_NAME ":1: expect-body regex \"((){255}){255}\" is too complex "
+	              "(repetition counts too large)");
 	error_is("capsule " U " expect-body=a{1,32767}\n", CONF_NAME
 	    ":1: expect-body regex \"a{1,32767}\" is too complex (repetition "
 	    "counts too large)");
@@ -704,8 +807,10 @@ test_capsule_errors(void)
 	memset(deep + 34, ')', 33);
 	deep[67] = '\0';
 	xasprintf(&text, "capsule " U " expect-body=%s\n", deep);
-	xasprintf(&want, CONF_NAME ":1: expect-body regex \"%.64s...\" is too "
-	    "complex (groups nested too deep)", deep);
+	xasprintf(&want,
+	    CONF_NAME ":1: expect-body regex \"%.64s...\" is too "
+	              "complex (groups nested too deep)",
+	    deep);
 	error_is_free(text, want);
 	free(text);
 	deep[32] = 'a';
@@ -715,7 +820,7 @@ test_capsule_errors(void)
 	conf_free(parse_ok(text));
 	free(text);
 	conf_free(parse_ok("capsule " U " expect-body=(a{32}){32}|[[:alpha:]]"
-	    "{1,10}|\\{|x{2,}\n"));
+	                   "{1,10}|\\{|x{2,}\n"));
 
 	error_is("capsule " U " error-path=x\n",
 	    CONF_NAME ":1: error-path must start with \"/\"");
@@ -724,12 +829,14 @@ test_capsule_errors(void)
 	error_is_free("capsule " U " \"error-path=/a b\"\n", want);
 
 	error_is("capsule gemini://a.example/ name=x\n"
-	    "capsule gemini://b.example/ name=x\n", CONF_NAME
+	         "capsule gemini://b.example/ name=x\n",
+	    CONF_NAME
 	    ":2: duplicate capsule name \"x\" (first defined at line 1)");
 	error_is("capsule gemini://a.example/ name=b\n"
-	    "capsule gemini://b.example/\n"
-	    "capsule gemini://b.example/ name=c\n"
-	    "capsule gemini://c.example/ name=gemini://b.example/\n", CONF_NAME
+	         "capsule gemini://b.example/\n"
+	         "capsule gemini://b.example/ name=c\n"
+	         "capsule gemini://c.example/ name=gemini://b.example/\n",
+	    CONF_NAME
 	    ":4: duplicate capsule name \"gemini://b.example/\" (first "
 	    "defined at line 2)");
 }
@@ -738,7 +845,7 @@ static void
 test_bad_bytes(void)
 {
 	static const char nul[] = "interval 5s\ninterval\0 5s\n";
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = {NULL, 0};
 	struct conf *c;
 	char *text;
 
@@ -789,29 +896,30 @@ test_bad_bytes(void)
 static void
 test_many_errors(void)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = {NULL, 0};
 	static const char *want[] = {
-		CONF_NAME ":2: unknown directive \"intervall\"",
-		CONF_NAME ":3: duplicate directive \"timeout\" (first given at "
-		    "line 1)",
-		CONF_NAME ":4: timeout must not exceed interval",
-		CONF_NAME ":5: unknown capsule option \"colour\"",
-		CONF_NAME ":6: concurrency must be between 1 and 1024",
-		CONF_NAME ":7: duplicate capsule name \"x\" (first defined at "
-		    "line 4)",
-		CONF_NAME ":8: unterminated quote",
+	    CONF_NAME ":2: unknown directive \"intervall\"",
+	    CONF_NAME ":3: duplicate directive \"timeout\" (first given at "
+	              "line 1)",
+	    CONF_NAME ":4: timeout must not exceed interval",
+	    CONF_NAME ":5: unknown capsule option \"colour\"",
+	    CONF_NAME ":6: concurrency must be between 1 and 1024",
+	    CONF_NAME ":7: duplicate capsule name \"x\" (first defined at "
+	              "line 4)",
+	    CONF_NAME ":8: unterminated quote",
 	};
 	struct conf *c;
 	size_t i;
 
 	c = parse("timeout 5s\n"
-	    "intervall 5s\n"
-	    "timeout 6s\n"
-	    "capsule " U " name=x interval=2s timeout=3s\n"
-	    "capsule " U " name=y colour=red\n"
-	    "concurrency 0\n"
-	    "capsule " U " name=x\n"
-	    "capsule " U " name=\"\n", &errs);
+	          "intervall 5s\n"
+	          "timeout 6s\n"
+	          "capsule " U " name=x interval=2s timeout=3s\n"
+	          "capsule " U " name=y colour=red\n"
+	          "concurrency 0\n"
+	          "capsule " U " name=x\n"
+	          "capsule " U " name=\"\n",
+	    &errs);
 	ok(c == NULL, "file with errors rejected");
 	is_int(errs.n, sizeof(want) / sizeof(want[0]), "every error reported");
 	for (i = 0; i < errs.n && i < sizeof(want) / sizeof(want[0]); i++)
@@ -869,12 +977,13 @@ test_shards(void)
 			if (count[k] < 1000 / n / 2)
 				balanced = 0;
 		ok(exact, "N=%u: every capsule in exactly one shard", n);
-		ok(balanced, "N=%u: no shard holds less than half its share", n);
+		ok(balanced, "N=%u: no shard holds less than half its share",
+		    n);
 	}
 	conf_free(c);
 
 	c = parse_ok("shard 2/2\ncapsule " U " name=local\n"
-	    "capsule " U " name=example\n");
+	             "capsule " U " name=example\n");
 	if (c != NULL) {
 		ok(!conf_in_shard(c, &c->capsules[0]), "local is in shard 1");
 		ok(conf_in_shard(c, &c->capsules[1]), "example is in shard 2");
@@ -903,7 +1012,8 @@ test_probe_allowed(void)
 {
 	struct conf *c;
 
-	c = parse_ok("capsule gemini://example.org/\n"
+	c = parse_ok(
+	    "capsule gemini://example.org/\n"
 	    "capsule gemini://127.0.0.1:1966/ name=loop error-path=/nope\n"
 	    "probe-allow *.allowed.test\n"
 	    "probe-allow [0:0::1]:*\n"
@@ -929,7 +1039,8 @@ test_probe_allowed(void)
 	is_int(allowed(c, "gemini://allowed.test/"), 0,
 	    "*.domain does not match the domain");
 	is_int(allowed(c, "gemini://[::1]:1/"), 1, "IPv6 pattern, port *");
-	is_int(allowed(c, "gemini://[::1]:65535/"), 1, "IPv6 pattern, any port");
+	is_int(
+	    allowed(c, "gemini://[::1]:65535/"), 1, "IPv6 pattern, any port");
 	is_int(allowed(c, "gemini://[::2]/"), 0, "other IPv6 address");
 	is_int(allowed(c, "gemini://[2001:db8::5]/"), 1, "IPv6 glob");
 	is_int(allowed(c, "gemini://[2001:db8::5]:1966/"), 0,
@@ -979,7 +1090,7 @@ example_uncommented(const char *path)
 static void
 test_load(void)
 {
-	struct conf_errors errs = { NULL, 0 };
+	struct conf_errors errs = {NULL, 0};
 	struct conf *c;
 	char dir[] = "/tmp/test_conf.XXXXXX", *path, *want, *text;
 	const char *top;
@@ -989,7 +1100,8 @@ test_load(void)
 	c = conf_load("/nonexistent/gemwatch.conf", &errs);
 	ok(c == NULL, "missing file");
 	is_int(errs.n, 1, "one error for a missing file");
-	is_str(errs.n ? errs.msg[0] : NULL, "cannot open "
+	is_str(errs.n ? errs.msg[0] : NULL,
+	    "cannot open "
 	    "/nonexistent/gemwatch.conf: No such file or directory",
 	    "missing file message");
 	conf_errors_free(&errs);
@@ -1055,12 +1167,12 @@ test_load(void)
 		ok(c->ncapsules >= 1, "the example has a capsule");
 		for (i = 0; i < c->ncapsules; i++)
 			ok(strcmp(c->capsules[i].url.host, "127.0.0.1") == 0 ||
-			    strcmp(c->capsules[i].url.host, "::1") == 0,
+			        strcmp(c->capsules[i].url.host, "::1") == 0,
 			    "example capsule %s is on loopback",
 			    c->capsules[i].name);
 		is_int(c->nlisten, 1, "the example listens once");
-		is_str(c->nlisten ? c->listen[0].text : NULL,
-		    "127.0.0.1:19650", "the example listens on loopback");
+		is_str(c->nlisten ? c->listen[0].text : NULL, "127.0.0.1:19650",
+		    "the example listens on loopback");
 		is_str(c->state_dir, LOCALSTATEDIR "/lib/gemwatch",
 		    "the example keeps the default state-dir");
 		ok(c->user == NULL, "the example does not change user");
@@ -1076,8 +1188,8 @@ test_load(void)
 	}
 	c = parse_ok(text);
 	if (c != NULL) {
-		ok(c->ncapsules >= 4, "the uncommented example has %zu capsules",
-		    c->ncapsules);
+		ok(c->ncapsules >= 4,
+		    "the uncommented example has %zu capsules", c->ncapsules);
 		ok(c->nlisten == 2 && c->user != NULL && c->nprobe_allow >= 1,
 		    "the uncommented example has every directive");
 	}
