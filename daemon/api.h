@@ -10,7 +10,15 @@
 
 struct store;
 
-/* A result as JSON (new reference; caller decrefs). */
+/*
+ * json_dumps flags for these documents: compact, and reals (durations)
+ * with 15 significant digits, so 0.106 prints as 0.106 and not as
+ * jansson's default %.17g 0.10600000000000001.
+ */
+#define API_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+
+/* A result as JSON (new reference; caller decrefs); capsule may be NULL.
+ * NULL only when jansson runs out of memory, as for the two below. */
 json_t *api_result(const struct probe_result *, const char *capsule);
 /* /api/v1/capsules as compact JSON text (caller frees). */
 char *api_capsules(struct store *);

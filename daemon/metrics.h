@@ -20,7 +20,8 @@ struct daemon_info {
 void metrics_render(struct buf *, struct store *, const struct daemon_info *);
 /* Render /probe's answer for one result. */
 void metrics_probe(struct buf *, const struct probe_result *);
-/* Append s escaped as a label value (\\, \", \n). */
+/* Append s escaped as a label value (\\, \", \n); ill-formed UTF-8
+ * becomes U+FFFD, as Prometheus rejects a scrape that is not UTF-8. */
 void metrics_escape_label(struct buf *, const char *s);
 
 #endif

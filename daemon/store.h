@@ -42,10 +42,13 @@ void store_free(struct store *);
  * removed ones are dropped; the history length follows conf->history.
  */
 void store_sync(struct store *, const struct conf *);
-/* Publish a finished probe of capsule name (copied). Logs state changes. */
+/* Publish a finished probe of capsule name (copied). Logs state changes.
+ * A result for a capsule (or error page) no longer configured is dropped. */
 void store_put(struct store *, const char *name, const struct probe_result *);
 
-/* The daemon's reload status, for gemwatch_config_last_reload_* metrics. */
+/* The daemon's reload status, for gemwatch_config_last_reload_* metrics:
+ * ok is the outcome of the latest (re)load; when is remembered only when
+ * ok, as the time of the last successful one. Initially ok=1, when=0. */
 void store_set_reload(struct store *, int ok, double when);
 
 /* Read access: hold the read lock while using anything returned below. */

@@ -1,0 +1,694 @@
+/*
+ * Prometheus text exposition, format 0.0.4 (SPEC.md §6). One table,
+ * families[], says which samples a probe result yields: each row has its
+ * /metrics name (gemini_*, labels capsule and check), its /probe name
+ * (blackbox_exporter's probe_* or probe_gemini_*) and one getter that
+ * emits the samples, so /metrics and /probe share every absence rule and
+ * every number. Samples go straight into the caller's buf: the capsule and
+ * check labels are escaped once per capsule per render, and no sample
+ * allocates. Numbers are printed by printf/strtod in the C locale: the
+ * program never calls setlocale(), so the decimal point is always '.'.
+ */
+#include "config.h"
+
+#include <sys/resource.h>
+#include <sys/time.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <gnutls/gnutls.h>
+#include <math.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "metrics.h"
+#include "result.h"
+#include "store.h"
+#include "utf8.h"
+#include "xmalloc.h"
+
+struct label {
+	const char	*key;
+	const char	*value;
+};
+
+/* The family being written and the labels every sample starts with. */
+struct emit {
+	struct buf	*b;
+	const char	*name;
+	const char	*help;
+	const char	*type;
+	int		 started;	/* HELP and TYPE written */
+	const char	*prefix;	/* escaped capsule="..",check=".." */
+	size_t		 prefix_len;
+};
+
+struct family {
+	const char	*name;		/* /metrics, or NULL */
+	const char	*probe_name;	/* /probe, or NULL */
+	const char	*type;
+	const char	*help;
+	const char	*probe_help;
+	/* Emit the samples for result r; c (the counters) is NULL for
+	 * /probe. Nothing is emitted for a value that is unknown. */
+	void		(*get)(struct emit *, const struct probe_result *r,
+			    const struct store_check *c);
+};
+
+#define NLABELS(a) (sizeof (a) / sizeof (a)[0])
+
+void
+metrics_escape_label(struct buf *b, const char *s)
+{
+	const char	*p, *run, *end;
+	size_t		 n;
+
+	if (s == NULL)
+		return;
+	end = s + strlen(s);
+	for (p = run = s; p < end;) {
+		switch (*p) {
+		case '\\':
+		case '"':
+		case '\n':
+			buf_add(b, run, (size_t)(p - run));
+			buf_adds(b, *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" :
+			    "\\n");
+			run = ++p;
+			continue;
+		}
+		if ((unsigned char)*p < 0x80)
+			p++;
+		else if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
+			p += n;
+		else {
+			/* Prometheus rejects a scrape with invalid UTF-8. */
+			buf_add(b, run, (size_t)(p - run));
+			buf_adds(b, "\xef\xbf\xbd");
+			run = ++p;
+		}
+	}
+	buf_add(b, run, (size_t)(p - run));
+}
+
+static void
+add_int(struct buf *b, int64_t v)
+{
+	char		 tmp[24], *p = tmp + sizeof tmp;
+	uint64_t	 u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+
+	do {
+		*--p = (char)('0' + u % 10);
+		u /= 10;
+	} while (u != 0);
+	if (v < 0)
+		*--p = '-';
+	buf_add(b, p, (size_t)(tmp + sizeof tmp - p));
+}
+
+/* %.17g semantics, but the shortest of %.15g..%.17g that reads back the
+ * same, so 0.1 prints as 0.1; integral values print as integers. */
+static void
+add_double(struct buf *b, double v)
+{
+	char	tmp[40];
+	int	prec;
+
+	if (isnan(v)) {
+		buf_adds(b, "NaN");
+		return;
+	}
+	if (isinf(v)) {
+		buf_adds(b, v > 0 ? "+Inf" : "-Inf");
+		return;
+	}
+	if (v > -1e15 && v < 1e15 && (double)(int64_t)v == v) {
+		add_int(b, (int64_t)v);
+		return;
+	}
+	for (prec = 15; prec < 17; prec++) {
+		snprintf(tmp, sizeof tmp, "%.*g", prec, v);
+		if (strtod(tmp, NULL) == v)
+			break;
+	}
+	if (prec == 17)
+		snprintf(tmp, sizeof tmp, "%.17g", v);
+	buf_adds(b, tmp);
+}
+
+static void
+family_begin(struct emit *e, const char *name, const char *type,
+    const char *help)
+{
+	e->name = name;
+	e->type = type;
+	e->help = help;
+	e->started = 0;
+}
+
+static void
+sample_begin(struct emit *e, const struct label *l, size_t n)
+{
+	struct buf	*b = e->b;
+	size_t		 i;
+	int		 comma = 0;
+
+	if (!e->started) {
+		buf_adds(b, "# HELP ");
+		buf_adds(b, e->name);
+		buf_addc(b, ' ');
+		buf_adds(b, e->help);
+		buf_adds(b, "\n# TYPE ");
+		buf_adds(b, e->name);
+		buf_addc(b, ' ');
+		buf_adds(b, e->type);
+		buf_addc(b, '\n');
+		e->started = 1;
+	}
+	buf_adds(b, e->name);
+	if (e->prefix_len == 0 && n == 0) {
+		buf_addc(b, ' ');
+		return;
+	}
+	buf_addc(b, '{');
+	if (e->prefix_len > 0) {
+		buf_add(b, e->prefix, e->prefix_len);
+		comma = 1;
+	}
+	for (i = 0; i < n; i++) {
+		if (comma)
+			buf_addc(b, ',');
+		comma = 1;
+		buf_adds(b, l[i].key);
+		buf_adds(b, "=\"");
+		metrics_escape_label(b, l[i].value != NULL ? l[i].value : "");
+		buf_addc(b, '"');
+	}
+	buf_adds(b, "} ");
+}
+
+static void
+emit_int(struct emit *e, const struct label *l, size_t n, int64_t v)
+{
+	sample_begin(e, l, n);
+	add_int(e->b, v);
+	buf_addc(e->b, '\n');
+}
+
+static void
+emit_double(struct emit *e, const struct label *l, size_t n, double v)
+{
+	sample_begin(e, l, n);
+	add_double(e->b, v);
+	buf_addc(e->b, '\n');
+}
+
+/* ---- getters: one per family, shared by /metrics and /probe ---------- */
+
+static void
+get_success(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	emit_int(e, NULL, 0, r->success ? 1 : 0);
+}
+
+/* Only an end that says something about close_notify: a body that was
+ * never reached, a timeout or a limit leave it unknown. */
+static void
+get_close_notify(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->end == END_CLOSE_NOTIFY)
+		emit_int(e, NULL, 0, 1);
+	else if (r->end == END_PREMATURE || r->end == END_RESET)
+		emit_int(e, NULL, 0, 0);
+}
+
+static void
+get_end_info(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label l[] = { { "end", end_name(r->end) } };
+
+	if (l[0].value != NULL)
+		emit_int(e, l, NLABELS(l), 1);
+}
+
+static void
+get_status(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->status >= 0)
+		emit_int(e, NULL, 0, r->status);
+}
+
+static void
+get_body_bytes(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->body_bytes >= 0)
+		emit_int(e, NULL, 0, r->body_bytes);
+}
+
+static void
+get_total(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->total >= 0)
+		emit_double(e, NULL, 0, r->total);
+}
+
+static void
+get_phases(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label	l[1] = { { "phase", NULL } };
+	int		p;
+
+	for (p = 0; p < PHASE__COUNT; p++) {
+		if (!(r->dur[p] >= 0))
+			continue;
+		l[0].value = phase_name(p);
+		emit_double(e, l, NLABELS(l), r->dur[p]);
+	}
+}
+
+static void
+get_resolve(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->dur[PHASE_RESOLVE] >= 0)
+		emit_double(e, NULL, 0, r->dur[PHASE_RESOLVE]);
+}
+
+static void
+get_time(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	emit_double(e, NULL, 0, r->time);
+}
+
+static void
+get_ip_protocol(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->ip_protocol != 0)
+		emit_int(e, NULL, 0, r->ip_protocol);
+}
+
+static void
+get_tls_info(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label l[] = {
+		{ "version", r->tls_version }, { "cipher", r->tls_cipher }
+	};
+
+	if (r->tls_version != NULL)
+		emit_int(e, l, NLABELS(l), 1);
+}
+
+/* blackbox_exporter spells versions "TLS 1.3"; GnuTLS says "TLS1.3". */
+static void
+get_tls_version_info(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label	 l[] = { { "version", r->tls_version } };
+	char		 v[16];
+	size_t		 len;
+
+	if (r->tls_version == NULL)
+		return;
+	len = strlen(r->tls_version);
+	if (strncmp(r->tls_version, "TLS", 3) == 0 && len < sizeof v - 1 &&
+	    r->tls_version[3] >= '0' && r->tls_version[3] <= '9') {
+		memcpy(v, "TLS ", 4);
+		memcpy(v + 4, r->tls_version + 3, len - 3 + 1);
+		l[0].value = v;
+	}
+	emit_int(e, l, NLABELS(l), 1);
+}
+
+static void
+get_not_after(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->cert.present)
+		emit_int(e, NULL, 0, (int64_t)r->cert.not_after);
+}
+
+static void
+get_not_before(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (r->cert.present)
+		emit_int(e, NULL, 0, (int64_t)r->cert.not_before);
+}
+
+static void
+get_cert_info(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label l[] = {
+		{ "fingerprint_sha256", r->cert.sha256 },
+		{ "subject", r->cert.subject },
+		{ "issuer", r->cert.issuer }
+	};
+
+	if (r->cert.present)
+		emit_int(e, l, NLABELS(l), 1);
+}
+
+static void
+get_tofu(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	switch (r->cert.tofu) {
+	case TOFU_NEW:
+	case TOFU_MATCH:
+	case TOFU_PINNED:
+		emit_int(e, NULL, 0, 1);
+		break;
+	case TOFU_CHANGED:
+	case TOFU_MISMATCH:
+		emit_int(e, NULL, 0, 0);
+		break;
+	default:
+		break;
+	}
+}
+
+static void
+get_probes(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	if (c != NULL)
+		emit_int(e, NULL, 0, (int64_t)c->probes);
+}
+
+/* Every reason, zeros included, so that rate() sees a series from the
+ * start and not only after the first failure of a kind. */
+static void
+get_failures(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label	l[1] = { { "reason", NULL } };
+	int		i;
+
+	if (c == NULL)
+		return;
+	for (i = REASON_NONE + 1; i < REASON__COUNT; i++) {
+		l[0].value = reason_name(i);
+		emit_int(e, l, NLABELS(l), (int64_t)c->failures[i]);
+	}
+}
+
+static void
+get_ends(struct emit *e, const struct probe_result *r,
+    const struct store_check *c)
+{
+	struct label	l[1] = { { "end", NULL } };
+	int		i;
+
+	if (c == NULL)
+		return;
+	for (i = END_NONE + 1; i < END__COUNT; i++) {
+		l[0].value = end_name(i);
+		emit_int(e, l, NLABELS(l), (int64_t)c->ends[i]);
+	}
+}
+
+#define LATEST "of the latest finished probe"
+
+static const struct family families[] = {
+	{ "gemini_probe_success", "probe_success", "gauge",
+	  "Whether the latest finished probe succeeded (1) or failed (0).",
+	  "Whether the probe succeeded (1) or failed (0).",
+	  get_success },
+	{ "gemini_close_notify", "probe_gemini_close_notify", "gauge",
+	  "Whether the response " LATEST " ended with a TLS close_notify "
+	  "(1) or without one (0); absent when the end says nothing about it.",
+	  "Whether the response ended with a TLS close_notify (1) or "
+	  "without one (0).",
+	  get_close_notify },
+	{ NULL, "probe_gemini_response_end_info", "gauge", NULL,
+	  "How the response ended: close_notify, premature, reset, timeout, "
+	  "limit or error (value 1).",
+	  get_end_info },
+	{ "gemini_response_status_code", "probe_gemini_status_code", "gauge",
+	  "Gemini status code of the response " LATEST ".",
+	  "Gemini status code of the response.",
+	  get_status },
+	{ "gemini_response_body_bytes", "probe_gemini_body_bytes", "gauge",
+	  "Body size in bytes of the response " LATEST ".",
+	  "Body size in bytes of the response.",
+	  get_body_bytes },
+	{ "gemini_probe_duration_seconds", "probe_duration_seconds", "gauge",
+	  "Duration in seconds " LATEST ", start to end.",
+	  "Duration in seconds of the probe, start to end.",
+	  get_total },
+	{ "gemini_probe_phase_duration_seconds",
+	  "probe_gemini_phase_duration_seconds", "gauge",
+	  "Duration in seconds of each phase reached " LATEST ".",
+	  "Duration in seconds of each phase the probe reached.",
+	  get_phases },
+	{ NULL, "probe_dns_lookup_time_seconds", "gauge", NULL,
+	  "Duration in seconds of the name resolution.",
+	  get_resolve },
+	{ "gemini_probe_timestamp_seconds", NULL, "gauge",
+	  "Unix time when the latest finished probe finished.", NULL,
+	  get_time },
+	{ "gemini_probe_ip_protocol", "probe_ip_protocol", "gauge",
+	  "IP protocol version (4 or 6) " LATEST ".",
+	  "IP protocol version (4 or 6) of the probe.",
+	  get_ip_protocol },
+	{ "gemini_tls_info", "probe_gemini_tls_info", "gauge",
+	  "TLS version and cipher negotiated by the latest finished probe "
+	  "(value 1).",
+	  "TLS version and cipher negotiated (value 1).",
+	  get_tls_info },
+	{ NULL, "probe_tls_version_info", "gauge", NULL,
+	  "TLS version negotiated (value 1).",
+	  get_tls_version_info },
+	{ "gemini_cert_not_after_timestamp_seconds",
+	  "probe_ssl_earliest_cert_expiry", "gauge",
+	  "Expiry (notAfter, Unix time) of the leaf certificate " LATEST ".",
+	  "Expiry (notAfter, Unix time) of the leaf certificate.",
+	  get_not_after },
+	{ "gemini_cert_not_before_timestamp_seconds",
+	  "probe_gemini_cert_not_before_timestamp_seconds", "gauge",
+	  "Start of validity (notBefore, Unix time) of the leaf certificate "
+	  LATEST ".",
+	  "Start of validity (notBefore, Unix time) of the leaf certificate.",
+	  get_not_before },
+	{ "gemini_cert_info", "probe_ssl_last_chain_info", "gauge",
+	  "Leaf certificate " LATEST " (value 1).",
+	  "Leaf certificate: SHA-256 fingerprint, subject, issuer (value 1).",
+	  get_cert_info },
+	{ "gemini_cert_tofu_match", "probe_gemini_cert_tofu_match", "gauge",
+	  "Whether the certificate " LATEST " matches its pin or the "
+	  "first-seen certificate (1) or differs (0).",
+	  "Whether the certificate matches its pin or the first-seen "
+	  "certificate (1) or differs (0).",
+	  get_tofu },
+	{ "gemini_probes_total", NULL, "counter",
+	  "Probes finished.", NULL,
+	  get_probes },
+	{ "gemini_probe_failures_total", NULL, "counter",
+	  "Probes failed, by reason.", NULL,
+	  get_failures },
+	{ "gemini_response_ends_total", NULL, "counter",
+	  "Responses by how they ended.", NULL,
+	  get_ends },
+};
+
+void
+metrics_probe(struct buf *b, const struct probe_result *r)
+{
+	struct emit	 e = { .b = b };
+	size_t		 i;
+
+	for (i = 0; i < NLABELS(families); i++) {
+		if (families[i].probe_name == NULL)
+			continue;
+		family_begin(&e, families[i].probe_name, families[i].type,
+		    families[i].probe_help);
+		families[i].get(&e, r, NULL);
+	}
+}
+
+/* /proc/self/statm's second field, resident pages. */
+static int
+resident_bytes(int64_t *out)
+{
+	char		 text[256], *p, *end;
+	ssize_t		 n;
+	long		 pagesize;
+	unsigned long long pages;
+	int		 fd;
+
+	if ((fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) == -1)
+		return -1;
+	n = read(fd, text, sizeof text - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	text[n] = '\0';
+	if ((p = strchr(text, ' ')) == NULL)
+		return -1;
+	p++;
+	errno = 0;
+	pages = strtoull(p, &end, 10);
+	if (end == p || errno != 0 || (pagesize = sysconf(_SC_PAGESIZE)) <= 0)
+		return -1;
+	*out = (int64_t)(pages * (unsigned long long)pagesize);
+	return 0;
+}
+
+static int
+open_fds(int64_t *out)
+{
+	DIR		*d;
+	struct dirent	*de;
+	int64_t		 n = 0;
+
+	if ((d = opendir("/proc/self/fd")) == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	*out = n - 1;	/* not the directory's own descriptor */
+	return 0;
+}
+
+static void
+render_process(struct emit *e, const struct daemon_info *info)
+{
+	struct rusage	ru;
+	int64_t		v;
+
+	if (info != NULL) {
+		family_begin(e, "process_start_time_seconds", "gauge",
+		    "Start time of the process since unix epoch in seconds.");
+		emit_double(e, NULL, 0, info->start_time);
+	}
+	if (getrusage(RUSAGE_SELF, &ru) == 0) {
+		family_begin(e, "process_cpu_seconds_total", "counter",
+		    "Total user and system CPU time spent in seconds.");
+		emit_double(e, NULL, 0,
+		    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+	}
+	if (resident_bytes(&v) == 0) {
+		family_begin(e, "process_resident_memory_bytes", "gauge",
+		    "Resident memory size in bytes.");
+		emit_int(e, NULL, 0, v);
+	}
+	if (open_fds(&v) == 0) {
+		family_begin(e, "process_open_fds", "gauge",
+		    "Number of open file descriptors.");
+		emit_int(e, NULL, 0, v);
+	}
+}
+
+/* The daemon's own metrics (read lock held). */
+static void
+render_daemon(struct emit *e, const struct store *s,
+    const struct daemon_info *info)
+{
+	double	when;
+	int	ok;
+
+	if (info != NULL) {
+		struct label l[] = {
+			{ "version", info->version },
+			{ "gnutls_version", gnutls_check_version(NULL) }
+		};
+
+		family_begin(e, "gemwatch_build_info", "gauge",
+		    "gemwatch version and the GnuTLS version in use (value 1).");
+		emit_int(e, l, NLABELS(l), 1);
+	}
+	family_begin(e, "gemwatch_capsules", "gauge",
+	    "Capsules watched by this instance (its shard).");
+	emit_int(e, NULL, 0, (int64_t)store_count(s));
+	ok = store_reload_status(s, &when);
+	family_begin(e, "gemwatch_config_last_reload_successful", "gauge",
+	    "Whether the latest configuration (re)load succeeded.");
+	emit_int(e, NULL, 0, ok ? 1 : 0);
+	family_begin(e,
+	    "gemwatch_config_last_reload_success_timestamp_seconds", "gauge",
+	    "Unix time of the latest successful configuration load.");
+	emit_double(e, NULL, 0, when);
+}
+
+struct prefix {
+	size_t	off;
+	size_t	len;
+};
+
+void
+metrics_render(struct buf *b, struct store *s, const struct daemon_info *info)
+{
+	const struct store_capsule	*cap;
+	const struct store_check	*c;
+	struct emit			 e = { .b = b };
+	struct buf			 pre;
+	struct prefix			*pfx, *px;
+	size_t				 i, f, n;
+	int				 k;
+
+	buf_init(&pre);
+	store_rdlock(s);
+	n = store_count(s);
+
+	/* capsule="NAME",check="CHECK", escaped once for all families. */
+	pfx = xcalloc(n * CHECK__COUNT + 1, sizeof *pfx);
+	for (i = 0; i < n; i++) {
+		cap = store_at(s, i);
+		for (k = 0; k < CHECK__COUNT; k++) {
+			px = &pfx[i * CHECK__COUNT + k];
+			px->off = pre.len;
+			buf_adds(&pre, "capsule=\"");
+			metrics_escape_label(&pre, cap->name);
+			buf_adds(&pre, "\",check=\"");
+			buf_adds(&pre, check_name(k));
+			buf_addc(&pre, '"');
+			px->len = pre.len - px->off;
+		}
+	}
+
+	for (f = 0; f < NLABELS(families); f++) {
+		if (families[f].name == NULL)
+			continue;
+		family_begin(&e, families[f].name, families[f].type,
+		    families[f].help);
+		for (i = 0; i < n; i++) {
+			cap = store_at(s, i);
+			for (k = 0; k < CHECK__COUNT; k++) {
+				c = &cap->check[k];
+				if (!c->has_last || (k == CHECK_ERROR_PAGE &&
+				    !cap->has_error_page))
+					continue;
+				px = &pfx[i * CHECK__COUNT + k];
+				e.prefix = pre.data + px->off;
+				e.prefix_len = px->len;
+				families[f].get(&e, &c->last, c);
+			}
+		}
+	}
+	e.prefix = NULL;
+	e.prefix_len = 0;
+	render_daemon(&e, s, info);
+	store_unlock(s);
+
+	render_process(&e, info);
+	buf_free(&pre);
+	free(pfx);
+}

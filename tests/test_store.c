@@ -1,0 +1,546 @@
+/*
+ * Unit tests for the results store: sync keeps, drops and adds capsules
+ * in configuration order; history rings (order, capacity, resize);
+ * counters; results for unknown capsules ignored; the state-change log
+ * lines; the reload status; and a smoke test with concurrent writers and
+ * a reader.
+ */
+#include "config.h"
+
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "result.h"
+#include "store.h"
+#include "tap.h"
+#include "xmalloc.h"
+
+#define MAXCAPS 8
+
+struct testconf {
+	struct conf		conf;
+	struct capsule_conf	caps[MAXCAPS];
+};
+
+/* Capsules given as "name url [error-path]" strings. */
+static void
+mkconf(struct testconf *t, unsigned history, const char *const *spec)
+{
+	char	name[64], url[128], ep[64];
+	size_t	i;
+	int	n;
+
+	memset(t, 0, sizeof *t);
+	t->conf.history = history;
+	t->conf.shard_k = t->conf.shard_n = 1;
+	t->conf.capsules = t->caps;
+	for (i = 0; spec[i] != NULL; i++) {
+		n = sscanf(spec[i], "%63s %127s %63s", name, url, ep);
+		t->caps[i].name = xstrdup(name);
+		t->caps[i].url.text = xstrdup(url);
+		t->caps[i].error_path = n == 3 ? xstrdup(ep) : NULL;
+	}
+	t->conf.ncapsules = i;
+}
+
+static void
+freeconf(struct testconf *t)
+{
+	size_t i;
+
+	for (i = 0; i < t->conf.ncapsules; i++) {
+		free(t->caps[i].name);
+		free(t->caps[i].url.text);
+		free(t->caps[i].error_path);
+	}
+}
+
+static void
+sync_with(struct store *s, unsigned history, const char *const *spec)
+{
+	struct testconf t;
+
+	mkconf(&t, history, spec);
+	store_sync(s, &t.conf);
+	freeconf(&t);
+}
+
+static void
+mkres(struct probe_result *r, enum check check, double time, int status,
+    enum end end)
+{
+	result_init(r);
+	r->check = check;
+	r->url = xstrdup("gemini://example.org/");
+	r->time = time;
+	r->total = 0.5;
+	r->status = status;
+	r->end = end;
+	r->success = 1;
+	if (end != END_CLOSE_NOTIFY && end != END_NONE)
+		result_fail(r, end_reason(end), STAGE_BODY, "ended: %s",
+		    end_name(end));
+}
+
+static void
+put(struct store *s, const char *name, enum check check, double time,
+    int status, enum end end)
+{
+	struct probe_result r;
+
+	mkres(&r, check, time, status, end);
+	store_put(s, name, &r);
+	result_clear(&r);
+}
+
+static const struct store_check *
+check_of(struct store *s, const char *name, enum check k)
+{
+	const struct store_capsule *cap = store_find(s, name);
+
+	return cap != NULL ? &cap->check[k] : NULL;
+}
+
+/* Times of the history, newest first, as "5 4 3". */
+static const char *
+times(const struct store_check *c)
+{
+	static char			 out[256];
+	const struct probe_result	*r;
+	size_t				 i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; (r = store_history(c, i)) != NULL && n < 200; i++)
+		n += (size_t)snprintf(out + n, sizeof out - n, "%s%g",
+		    i ? " " : "", r->time);
+	return out;
+}
+
+static const char *
+names(struct store *s)
+{
+	static char	out[256];
+	size_t		i, n = 0;
+
+	out[0] = '\0';
+	for (i = 0; i < store_count(s) && n < 200; i++)
+		n += (size_t)snprintf(out + n, sizeof out - n, "%s%s",
+		    i ? " " : "", store_at(s, i)->name);
+	return out;
+}
+
+static void
+test_sync_and_history(void)
+{
+	static const char *const first[] = {
+		"a gemini://a.example/", "b gemini://b.example/ /nope",
+		"c gemini://c.example/", NULL
+	};
+	static const char *const second[] = {
+		"c gemini://c.example/new", "a gemini://a.example/",
+		"d gemini://d.example/", NULL
+	};
+	struct store			*s = store_new();
+	const struct store_check	*c;
+	double				 when = -1;
+	int				 i;
+
+	is_int(store_count(s), 0, "new store is empty");
+	is_int(store_reload_status(s, &when), 1, "reload ok initially");
+	ok(when == 0, "reload success time 0 initially");
+
+	sync_with(s, 3, first);
+	is_str(names(s), "a b c", "sync keeps the configuration order");
+	is_str(store_at(s, 0)->url, "gemini://a.example/", "url stored");
+	is_int(store_at(s, 0)->has_error_page, 0, "a has no error page");
+	is_int(store_at(s, 1)->has_error_page, 1, "b has an error page");
+	ok(store_at(s, 3) == NULL, "store_at past the end is NULL");
+	ok(store_find(s, "b") == store_at(s, 1), "store_find finds b");
+	ok(store_find(s, "zz") == NULL, "store_find of unknown is NULL");
+
+	c = check_of(s, "a", CHECK_PAGE);
+	is_int(c->has_last, 0, "no result yet");
+	ok(store_history(c, 0) == NULL, "empty history");
+
+	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
+	put(s, "a", CHECK_PAGE, 2, 20, END_PREMATURE);
+	put(s, "a", CHECK_PAGE, 3, 20, END_PREMATURE);
+	put(s, "a", CHECK_PAGE, 4, -1, END_TIMEOUT);
+	put(s, "a", CHECK_PAGE, 5, 51, END_CLOSE_NOTIFY);
+	is_int(c->has_last, 1, "has a last result");
+	ok(c->last.time == 5 && c->last.status == 51, "last is the newest");
+	is_str(c->last.url, "gemini://example.org/", "last is a deep copy");
+	is_str(times(c), "5 4 3", "history newest first, capacity 3");
+	ok(store_history(c, 3) == NULL, "history past the end is NULL");
+	is_int(c->probes, 5, "probes counted");
+	is_int(c->failures[REASON_CLOSE_NOTIFY], 2, "close_notify failures");
+	is_int(c->failures[REASON_TIMEOUT], 1, "timeout failures");
+	is_int(c->failures[REASON_NONE], 0, "successes are not failures");
+	is_int(c->ends[END_CLOSE_NOTIFY], 2, "close_notify ends");
+	is_int(c->ends[END_PREMATURE], 2, "premature ends");
+	is_int(c->ends[END_TIMEOUT], 1, "timeout ends");
+	is_int(c->ends[END_NONE], 0, "END_NONE not counted");
+
+	/* Results for things that are not in the store are ignored. */
+	put(s, "zz", CHECK_PAGE, 6, 20, END_CLOSE_NOTIFY);
+	put(s, "a", CHECK_ERROR_PAGE, 6, 51, END_CLOSE_NOTIFY);
+	is_int(check_of(s, "a", CHECK_ERROR_PAGE)->has_last, 0,
+	    "error_page result of a capsule without error-path ignored");
+	is_int(check_of(s, "a", CHECK_ERROR_PAGE)->probes, 0,
+	    "and not counted");
+	put(s, "b", CHECK_ERROR_PAGE, 7, 51, END_CLOSE_NOTIFY);
+	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->probes, 1,
+	    "error_page result of b counted");
+	is_int(check_of(s, "b", CHECK_PAGE)->probes, 0,
+	    "and not as its page");
+	put(s, "c", CHECK_PAGE, 8, 20, END_CLOSE_NOTIFY);
+
+	/* Reload: b removed, d added, c's URL changed, history shrinks. */
+	sync_with(s, 2, second);
+	is_str(names(s), "c a d", "resync follows the new order");
+	ok(store_find(s, "b") == NULL, "removed capsule dropped");
+	is_str(store_find(s, "c")->url, "gemini://c.example/new",
+	    "url follows the configuration");
+	c = check_of(s, "c", CHECK_PAGE);
+	is_int(c->probes, 1, "c kept its counters across a url change");
+	c = check_of(s, "a", CHECK_PAGE);
+	is_int(c->probes, 5, "a kept its counters");
+	is_int(c->failures[REASON_CLOSE_NOTIFY], 2, "and failures");
+	is_str(times(c), "5 4", "history shrunk to the 2 newest");
+	is_int(check_of(s, "d", CHECK_PAGE)->probes, 0, "d starts empty");
+	ok(store_history(check_of(s, "d", CHECK_PAGE), 0) == NULL,
+	    "d has no history");
+	put(s, "a", CHECK_PAGE, 6, 20, END_CLOSE_NOTIFY);
+	is_str(times(c), "6 5", "shrunk ring wraps");
+
+	/* Grow: old results kept, room for more. */
+	sync_with(s, 4, second);
+	c = check_of(s, "a", CHECK_PAGE);
+	is_str(times(c), "6 5", "history grown keeps what it had");
+	for (i = 7; i <= 9; i++)
+		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
+	is_str(times(c), "9 8 7 6", "grown ring fills up to 4");
+	put(s, "a", CHECK_PAGE, 10, 20, END_CLOSE_NOTIFY);
+	is_str(times(c), "10 9 8 7", "then wraps");
+	is_int(c->probes, 10, "all probes counted");
+
+	/* No history at all: last and counters still kept. */
+	sync_with(s, 0, second);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(store_history(c, 0) == NULL, "history 0 keeps nothing");
+	put(s, "a", CHECK_PAGE, 11, 20, END_CLOSE_NOTIFY);
+	ok(store_history(c, 0) == NULL, "nor after a put");
+	ok(c->last.time == 11, "but the last result");
+	is_int(c->probes, 11, "and counters");
+	sync_with(s, 2, second);
+	c = check_of(s, "a", CHECK_PAGE);
+	put(s, "a", CHECK_PAGE, 12, 20, END_CLOSE_NOTIFY);
+	is_str(times(c), "12", "history back after growing from 0");
+
+	/* error-path removed by a reload: its series go away. */
+	sync_with(s, 2, first);
+	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->probes, 0,
+	    "b came back new (it had been removed)");
+	put(s, "b", CHECK_ERROR_PAGE, 13, 51, END_CLOSE_NOTIFY);
+	{
+		static const char *const noep[] = {
+			"b gemini://b.example/", NULL
+		};
+		sync_with(s, 2, noep);
+	}
+	is_int(store_at(s, 0)->has_error_page, 0, "error page removed");
+	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->has_last, 0,
+	    "its last result dropped");
+	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->probes, 0,
+	    "its counters dropped");
+
+	store_set_reload(s, 1, 100);
+	is_int(store_reload_status(s, &when), 1, "reload ok");
+	ok(when == 100, "success time set");
+	store_set_reload(s, 0, 200);
+	is_int(store_reload_status(s, &when), 0, "failed reload reported");
+	ok(when == 100, "failed reload keeps the last success time");
+	store_set_reload(s, 1, 300);
+	is_int(store_reload_status(s, &when), 1, "ok again");
+	ok(when == 300, "success time moves on");
+	store_free(s);
+}
+
+static void
+test_shard(void)
+{
+	static const char *const spec[] = {
+		"alpha gemini://a/", "beta gemini://b/", "gamma gemini://c/",
+		"delta gemini://d/", "epsilon gemini://e/", "zeta gemini://f/",
+		NULL
+	};
+	struct testconf	 t;
+	struct store	*s = store_new();
+	size_t		 i, in = 0;
+	int		 good = 1;
+
+	mkconf(&t, 5, spec);
+	t.conf.shard_k = 1;
+	t.conf.shard_n = 2;
+	store_sync(s, &t.conf);
+	for (i = 0; i < t.conf.ncapsules; i++) {
+		if (conf_in_shard(&t.conf, &t.caps[i]))
+			in++;
+		if ((store_find(s, t.caps[i].name) != NULL) !=
+		    (conf_in_shard(&t.conf, &t.caps[i]) != 0))
+			good = 0;
+	}
+	ok(good, "store holds exactly the capsules of its shard");
+	is_int(store_count(s), in, "count is the shard's");
+	ok(in < t.conf.ncapsules, "some capsules are in the other shard");
+	freeconf(&t);
+	store_free(s);
+}
+
+/* Run puts with stderr redirected; return what was logged (static). */
+static char logged[8192];
+
+static int capfd = -1, savedfd = -1;
+
+static void
+capture_begin(void)
+{
+	char path[] = "/tmp/test_store.XXXXXX";
+
+	fflush(stderr);
+	capfd = mkstemp(path);
+	unlink(path);
+	savedfd = dup(STDERR_FILENO);
+	dup2(capfd, STDERR_FILENO);
+}
+
+static const char *
+capture_end(void)
+{
+	ssize_t n;
+
+	fflush(stderr);
+	dup2(savedfd, STDERR_FILENO);
+	close(savedfd);
+	lseek(capfd, 0, SEEK_SET);
+	n = read(capfd, logged, sizeof logged - 1);
+	logged[n > 0 ? n : 0] = '\0';
+	close(capfd);
+	return logged;
+}
+
+static int
+count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		if (*s == '\n')
+			n++;
+	return n;
+}
+
+static void
+put_cert(struct store *s, const char *name, double time, const char *sha,
+    const char *key)
+{
+	struct probe_result r;
+
+	mkres(&r, CHECK_PAGE, time, 20, END_CLOSE_NOTIFY);
+	if (sha != NULL) {
+		r.cert.present = 1;
+		snprintf(r.cert.sha256, sizeof r.cert.sha256, "%s", sha);
+		snprintf(r.cert.pubkey_sha256, sizeof r.cert.pubkey_sha256,
+		    "%s", key);
+	} else
+		result_fail(&r, REASON_CONNECT, STAGE_CONNECT,
+		    "connection refused");
+	store_put(s, name, &r);
+	result_clear(&r);
+}
+
+static void
+test_log(void)
+{
+	static const char *const spec[] = {
+		"a gemini://a.example/ /nope", NULL
+	};
+	struct store	*s = store_new();
+	const char	*out;
+
+	sync_with(s, 4, spec);
+
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
+	out = capture_end();
+	ok(strstr(out, " capsule a: up\n") != NULL, "first probe logs up");
+	is_int(count_lines(out), 1, "one line");
+
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 2, 20, END_CLOSE_NOTIFY);
+	out = capture_end();
+	is_int(count_lines(out), 0, "no change, no line");
+
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 3, 20, END_PREMATURE);
+	out = capture_end();
+	ok(strstr(out, " capsule a: down (close_notify: ended: premature)\n")
+	    != NULL, "down with reason and message");
+	ok(strstr(out, " capsule a: close_notify lost (premature)\n") != NULL,
+	    "close_notify lost");
+	is_int(count_lines(out), 2, "two lines");
+
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 4, 20, END_RESET);
+	put(s, "a", CHECK_PAGE, 5, -1, END_TIMEOUT);
+	out = capture_end();
+	is_int(count_lines(out), 0, "still down, still without: no lines");
+
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 6, 20, END_CLOSE_NOTIFY);
+	out = capture_end();
+	ok(strstr(out, " capsule a: up\n") != NULL, "up again");
+	ok(strstr(out, " capsule a: close_notify back\n") != NULL,
+	    "close_notify back, across the timeout in between");
+	is_int(count_lines(out), 2, "two lines");
+
+	capture_begin();
+	put(s, "a", CHECK_ERROR_PAGE, 7, 51, END_CLOSE_NOTIFY);
+	out = capture_end();
+	ok(strstr(out, " capsule a (error_page): up\n") != NULL,
+	    "error page names its check");
+
+	capture_begin();
+	put_cert(s, "a", 8, "aaaa", "kkkk");
+	put_cert(s, "a", 9, "aaaa", "kkkk");
+	out = capture_end();
+	is_int(count_lines(out), 0, "first certificate: no change logged");
+
+	capture_begin();
+	put_cert(s, "a", 10, NULL, NULL);
+	put_cert(s, "a", 11, "bbbb", "kkkk");
+	out = capture_end();
+	ok(strstr(out, " capsule a: certificate changed "
+	    "(sha256 aaaa \xe2\x86\x92 bbbb, same key)\n") != NULL,
+	    "certificate change across a result without one, same key");
+	is_int(count_lines(out), 3, "down, up, changed");
+
+	capture_begin();
+	put_cert(s, "a", 12, "cccc", "llll");
+	out = capture_end();
+	ok(strstr(out, "(sha256 bbbb \xe2\x86\x92 cccc, new key)\n") != NULL,
+	    "certificate change with a new key");
+	is_int(count_lines(out), 1, "one line");
+
+	store_free(s);
+}
+
+#define NTHREAD_PUTS 2000
+
+struct writer {
+	struct store	*s;
+	int		 id;
+};
+
+static atomic_int writers_done;
+
+static void *
+writer_main(void *arg)
+{
+	struct writer	*w = arg;
+	char		 name[8];
+	int		 i;
+
+	for (i = 0; i < NTHREAD_PUTS; i++) {
+		snprintf(name, sizeof name, "t%d", (i + w->id) % 4);
+		put(w->s, name, CHECK_PAGE, i, 20,
+		    i % 3 ? END_CLOSE_NOTIFY : END_PREMATURE);
+	}
+	return NULL;
+}
+
+static void *
+reader_main(void *arg)
+{
+	struct store			*s = arg;
+	const struct store_capsule	*cap;
+	const struct probe_result	*r;
+	size_t				 i, j;
+	unsigned long			 sum = 0, *bad;
+
+	bad = xcalloc(1, sizeof *bad);
+	while (!atomic_load(&writers_done)) {
+		store_rdlock(s);
+		for (i = 0; i < store_count(s); i++) {
+			cap = store_at(s, i);
+			for (j = 0; (r = store_history(&cap->check[0], j));
+			    j++) {
+				if (r->url == NULL)
+					(*bad)++;
+				else
+					sum += strlen(r->url);
+			}
+		}
+		store_unlock(s);
+	}
+	(void)sum;
+	return bad;
+}
+
+static void
+test_threads(void)
+{
+	static const char *const spec[] = {
+		"t0 gemini://0/", "t1 gemini://1/", "t2 gemini://2/",
+		"t3 gemini://3/", NULL
+	};
+	struct store	*s = store_new();
+	struct writer	 w[2];
+	pthread_t	 wt[2], rt;
+	unsigned long	*bad;
+	uint64_t	 total = 0;
+	size_t		 i;
+	int		 hist_ok = 1;
+
+	sync_with(s, 16, spec);
+	capture_begin();	/* the first "up" of each capsule */
+	pthread_create(&rt, NULL, reader_main, s);
+	for (i = 0; i < 2; i++) {
+		w[i].s = s;
+		w[i].id = (int)i;
+		pthread_create(&wt[i], NULL, writer_main, &w[i]);
+	}
+	for (i = 0; i < 2; i++)
+		pthread_join(wt[i], NULL);
+	atomic_store(&writers_done, 1);
+	pthread_join(rt, (void **)&bad);
+	capture_end();
+
+	for (i = 0; i < store_count(s); i++) {
+		total += store_at(s, i)->check[0].probes;
+		if (store_at(s, i)->check[0].ring_count != 16)
+			hist_ok = 0;
+	}
+	is_int(total, 2 * NTHREAD_PUTS, "every concurrent put counted");
+	ok(hist_ok, "every ring full");
+	is_int(*bad, 0, "reader saw only complete results");
+	free(bad);
+	store_free(s);
+}
+
+int
+main(void)
+{
+	test_sync_and_history();
+	test_shard();
+	test_log();
+	test_threads();
+	store_free(NULL);
+	return done_testing();
+}
