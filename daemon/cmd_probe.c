@@ -240,7 +240,8 @@ cmd_probe(int argc, char *argv[])
 		url_free(&u);
 	}
 	if (as_json) {
-		if ((text = json_dumps(doc, JSON_INDENT(2))) == NULL)
+		if ((text = json_dumps(doc, JSON_INDENT(2) |
+		    JSON_REAL_PRECISION(15))) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);

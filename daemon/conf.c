@@ -1338,6 +1338,21 @@ conf_finish(struct parser *p)
 	free(sorted);
 }
 
+/*
+ * Under systemd's StateDirectory=, $STATE_DIRECTORY names the directory
+ * the service may write (the first of a colon-separated list); otherwise
+ * the build's $(localstatedir)/lib/gemwatch.
+ */
+static char *
+default_state_dir(void)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+
+	if (env != NULL && env[0] == '/')
+		return xstrndup(env, strcspn(env, ":"));
+	return xstrdup(LOCALSTATEDIR "/lib/gemwatch");
+}
+
 struct conf *
 conf_parse(
     const char *name, const char *buf, size_t len, struct conf_errors *errs)
@@ -1354,7 +1369,7 @@ conf_parse(
 	conf->timeout = 10;
 	conf->concurrency = 16;
 	conf->history = 120;
-	conf->state_dir = xstrdup(LOCALSTATEDIR "/lib/gemwatch");
+	conf->state_dir = default_state_dir();
 	conf->max_body = 4 * 1024 * 1024;
 	conf->shard_k = conf->shard_n = 1;
 

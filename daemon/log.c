@@ -32,7 +32,7 @@ static void __attribute__((format(printf, 2, 0)))
 log_vwrite(const char *prefix, const char *fmt, va_list ap, int errnum)
 {
 	char		 line[2048];
-	size_t		 n;
+	size_t		 i, n;
 	int		 r;
 	struct timespec	 ts;
 	struct tm	 tm;
@@ -57,6 +57,10 @@ log_vwrite(const char *prefix, const char *fmt, va_list ap, int errnum)
 		if (n >= sizeof line - 1)
 			n = sizeof line - 2;
 	}
+	/* Whatever came from outside stays on one line. */
+	for (i = 0; i < n; i++)
+		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+			line[i] = '?';
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, n);
 }
