@@ -237,7 +237,9 @@ http_start(const struct conf *conf, struct store *store,
 		flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
 		if (l->ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
+		/* The logger goes first so that no message escapes it. */
 		h->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
+		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
 		    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->ss,
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned int)HTTP_CONNECTION_LIMIT,
@@ -248,7 +250,6 @@ http_start(const struct conf *conf, struct store *store,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)HTTP_MEMORY_LIMIT,
 		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
-		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
 		    MHD_OPTION_END);
 		if (h->d[i] == NULL) {
 			log_warnx("cannot listen on %s (address in use, or "

@@ -15,6 +15,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <poll.h>
@@ -794,6 +795,7 @@ probe_run(const struct probe_req *req, struct probe_result *res)
 	struct probe	 p;
 	struct addrinfo	*ai = NULL;
 	double		 t_resolved, t_connected, t_tls, t_header, t_end;
+	size_t		 i;
 
 	memset(&p, 0, sizeof p);
 	p.req = req;
@@ -842,6 +844,11 @@ probe_run(const struct probe_req *req, struct probe_result *res)
 	judge(&p);
 done:
 	res->total = now_mono() - p.start;
+	/* Microseconds are plenty, and print short. */
+	for (i = 0; i < PHASE__COUNT; i++)
+		if (res->dur[i] >= 0)
+			res->dur[i] = round(res->dur[i] * 1e6) / 1e6;
+	res->total = round(res->total * 1e6) / 1e6;
 	finish_tls(&p);
 	if (p.fd != -1)
 		close(p.fd);
