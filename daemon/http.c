@@ -10,6 +10,8 @@
 
 #include <sys/socket.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -17,15 +19,21 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "buf.h"
+#include "cert.h"
 #include "conf.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
+#include "probe.h"
+#include "report.h"
+#include "sched.h"
 #include "store.h"
+#include "url.h"
 #include "xmalloc.h"
 
 #define HTTP_CONNECTION_LIMIT	4096
@@ -39,12 +47,38 @@
 #define CT_JSON		"application/json"
 #define CT_HTML		"text/html; charset=utf-8"
 
+/* Subtracted from Prometheus's scrape timeout so the answer arrives in time. */
+#define SCRAPE_TIMEOUT_OFFSET	0.5
+#define PROBE_MIN_TIMEOUT	0.1
+
 struct http {
 	struct MHD_Daemon	**d;
 	size_t			  nd;
 	struct store		 *store;
+	struct sched		 *sched;
 	const struct daemon_info *info;
 	atomic_llong		  heartbeat;	/* monotonic seconds */
+
+	/* /probe: probes run on threads of their own while the connection
+	 * is suspended; http_stop abandons them and waits. */
+	pthread_mutex_t		  lock;
+	pthread_cond_t		  cond;
+	unsigned		  probes;	/* in flight */
+	int			  cancel[2];
+};
+
+/* One /probe request. */
+struct probe_job {
+	struct http		*h;
+	struct MHD_Connection	*conn;
+	struct conf_ref		*ref;
+	struct url		 url;
+	char			*capsule;	/* name, or NULL for ?target= */
+	struct probe_req	 req;
+	struct probe_result	 res;
+	int			 debug;
+	struct buf		 out;
+	atomic_int		 done;
 };
 
 static long long
@@ -146,6 +180,211 @@ now_wall(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+int
+http_probe_params(const char *target, const char *capsule, const char *debug,
+    const char *scrape_timeout, struct probe_params *p, const char **err)
+{
+	char	*end;
+	double	 t;
+
+	memset(p, 0, sizeof *p);
+	p->scrape_timeout = -1;
+	if ((target == NULL) == (capsule == NULL)) {
+		*err = "give exactly one of target=URL or capsule=NAME";
+		return -1;
+	}
+	if (target != NULL &&
+	    url_parse(target, strlen(target), &p->url, err) == -1)
+		return -1;
+	p->has_url = target != NULL;
+	p->capsule = capsule;
+	if (debug != NULL) {
+		if (strcmp(debug, "true") == 0 || strcmp(debug, "1") == 0)
+			p->debug = 1;
+		else if (strcmp(debug, "false") != 0 && strcmp(debug, "0") != 0) {
+			*err = "debug must be true or false";
+			goto fail;
+		}
+	}
+	if (scrape_timeout != NULL) {
+		t = strtod(scrape_timeout, &end);
+		if (end == scrape_timeout || *end != '\0' || !(t > 0) ||
+		    t > 86400) {
+			*err = "bad X-Prometheus-Scrape-Timeout-Seconds";
+			goto fail;
+		}
+		p->scrape_timeout = t;
+	}
+	return 0;
+fail:
+	if (p->has_url)
+		url_free(&p->url);
+	p->has_url = 0;
+	return -1;
+}
+
+static void
+probe_job_free(struct probe_job *j)
+{
+	if (j == NULL)
+		return;
+	result_clear(&j->res);
+	url_free(&j->url);
+	free(j->capsule);
+	buf_free(&j->out);
+	if (j->ref != NULL)
+		sched_conf_release(j->ref);
+	free(j);
+}
+
+static void *
+probe_job_run(void *arg)
+{
+	struct probe_job	*j = arg;
+	struct http		*h = j->h;
+	json_t			*json;
+	char			*text;
+
+	probe_run(&j->req, &j->res);
+	if (j->debug) {
+		buf_adds(&j->out, "Probe\n\n");
+		report_text(&j->out, &j->res);
+		buf_adds(&j->out, "\nMetrics\n\n");
+		metrics_probe(&j->out, &j->res);
+		buf_adds(&j->out, "\nResult\n\n");
+		json = api_result(&j->res, j->capsule ? j->capsule :
+		    j->url.text);
+		text = json ? json_dumps(json, JSON_INDENT(2) |
+		    JSON_REAL_PRECISION(15)) : NULL;
+		buf_adds(&j->out, text ? text : "null");
+		buf_addc(&j->out, '\n');
+		free(text);
+		json_decref(json);
+	} else
+		metrics_probe(&j->out, &j->res);
+	atomic_store(&j->done, 1);
+	/* From here on the job belongs to libmicrohttpd's thread. */
+	MHD_resume_connection(j->conn);
+	pthread_mutex_lock(&h->lock);
+	h->probes--;
+	pthread_cond_broadcast(&h->cond);
+	pthread_mutex_unlock(&h->lock);
+	return NULL;
+}
+
+/* Start /probe: check the request, then probe on a thread of its own. */
+static enum MHD_Result
+probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
+{
+	struct probe_params	 p;
+	struct probe_job	*j;
+	const struct conf	*conf;
+	const struct capsule_conf *cap;
+	const char		*err;
+	pthread_attr_t		 attr;
+	pthread_t		 tid;
+	struct buf		 b;
+	char			*text;
+	size_t			 len;
+
+	if (http_probe_params(
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target"),
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "capsule"),
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "debug"),
+	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
+	    "X-Prometheus-Scrape-Timeout-Seconds"), &p, &err) == -1) {
+		buf_init(&b);
+		buf_printf(&b, "400 bad request: %s\n", err);
+		text = buf_steal(&b, &len);
+		return respond(c, MHD_HTTP_BAD_REQUEST, CT_TEXT, text, len, 1);
+	}
+	j = xcalloc(1, sizeof *j);
+	j->h = h;
+	j->conn = c;
+	j->debug = p.debug;
+	buf_init(&j->out);
+	result_init(&j->res);
+	if ((j->ref = sched_conf_hold(h->sched)) == NULL) {
+		if (p.has_url)
+			url_free(&p.url);
+		probe_job_free(j);
+		return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "503 not configured yet\n");
+	}
+	conf = conf_ref_conf(j->ref);
+	if (p.capsule != NULL) {
+		if ((cap = conf_capsule(conf, p.capsule)) == NULL) {
+			probe_job_free(j);
+			return respond_literal(c, MHD_HTTP_NOT_FOUND,
+			    "404 no such capsule\n");
+		}
+		j->capsule = xstrdup(cap->name);
+		url_copy(&j->url, &cap->url);
+		sched_req_for(conf, cap, CHECK_PAGE, &j->req);
+		j->req.url = &j->url;
+		j->req.tofu = sched_tofu(h->sched);
+	} else {
+		j->url = p.url;
+		if (!conf_probe_allowed(conf, &j->url)) {
+			log_info("/probe: %s refused (not a capsule, not in "
+			    "probe-allow)", j->url.text);
+			probe_job_free(j);
+			return respond_literal(c, MHD_HTTP_FORBIDDEN,
+			    "403 forbidden: target is not a configured capsule "
+			    "nor allowed by probe-allow\n");
+		}
+		probe_req_init(&j->req, &j->url);
+		j->req.timeout = conf->timeout;
+		j->req.max_body = conf->max_body;
+	}
+	if (p.scrape_timeout > 0 &&
+	    p.scrape_timeout - SCRAPE_TIMEOUT_OFFSET < j->req.timeout) {
+		j->req.timeout = p.scrape_timeout - SCRAPE_TIMEOUT_OFFSET;
+		if (j->req.timeout < PROBE_MIN_TIMEOUT)
+			j->req.timeout = PROBE_MIN_TIMEOUT;
+	}
+	j->req.cancel_fd = h->cancel[0];
+
+	pthread_mutex_lock(&h->lock);
+	if (h->probes >= conf->concurrency) {
+		pthread_mutex_unlock(&h->lock);
+		probe_job_free(j);
+		return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+		    "503 too many probes in flight\n");
+	}
+	h->probes++;
+	pthread_mutex_unlock(&h->lock);
+
+	*con_cls = j;
+	MHD_suspend_connection(c);
+	pthread_attr_init(&attr);
+	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (pthread_create(&tid, &attr, probe_job_run, j) != 0) {
+		pthread_attr_destroy(&attr);
+		/* Answer from the handler's next call. */
+		result_fail(&j->res, REASON_TIMEOUT, STAGE_NONE,
+		    "no thread for the probe");
+		metrics_probe(&j->out, &j->res);
+		atomic_store(&j->done, 1);
+		MHD_resume_connection(c);
+		pthread_mutex_lock(&h->lock);
+		h->probes--;
+		pthread_cond_broadcast(&h->cond);
+		pthread_mutex_unlock(&h->lock);
+		return MHD_YES;
+	}
+	pthread_attr_destroy(&attr);
+	return MHD_YES;
+}
+
+static void
+request_done(void *cls, struct MHD_Connection *c, void **con_cls,
+    enum MHD_RequestTerminationCode toe)
+{
+	probe_job_free(*con_cls);
+	*con_cls = NULL;
+}
+
 static enum MHD_Result
 handle(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
@@ -169,6 +408,15 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 
+	if (*con_cls != NULL) {
+		/* A /probe whose probe finished: answer it. */
+		struct probe_job *j = *con_cls;
+
+		if (!atomic_load(&j->done))
+			return MHD_YES;
+		return respond_buf(c, j->debug ? CT_TEXT : CT_METRICS,
+		    &j->out);
+	}
 	route = http_route(url, strlen(url), &name, &namelen);
 	buf_init(&b);
 	switch (route) {
@@ -199,6 +447,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    "scheduler stalled\n");
 		return respond_literal(c, MHD_HTTP_OK, "ok\n");
 	case ROUTE_PROBE:
+		return probe_start(h, c, con_cls);
 	case ROUTE_NOT_FOUND:
 		break;
 	}
@@ -219,7 +468,7 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *
-http_start(const struct conf *conf, struct store *store,
+http_start(const struct conf *conf, struct store *store, struct sched *sched,
     const struct daemon_info *info)
 {
 	struct http	*h;
@@ -228,13 +477,19 @@ http_start(const struct conf *conf, struct store *store,
 
 	h = xcalloc(1, sizeof *h);
 	h->store = store;
+	h->sched = sched;
 	h->info = info;
+	pthread_mutex_init(&h->lock, NULL);
+	pthread_cond_init(&h->cond, NULL);
+	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
+		fatal("pipe");
 	atomic_init(&h->heartbeat, mono_seconds());
 	h->d = xcalloc(conf->nlisten, sizeof *h->d);
 	for (i = 0; i < conf->nlisten; i++) {
 		const struct listen_addr *l = &conf->listen[i];
 
-		flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG;
+		flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
+		    MHD_ALLOW_SUSPEND_RESUME;
 		if (l->ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
 		/* The logger goes first so that no message escapes it. */
@@ -250,6 +505,7 @@ http_start(const struct conf *conf, struct store *store,
 		    MHD_OPTION_CONNECTION_MEMORY_LIMIT,
 		    (size_t)HTTP_MEMORY_LIMIT,
 		    MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned int)1,
+		    MHD_OPTION_NOTIFY_COMPLETED, request_done, (void *)NULL,
 		    MHD_OPTION_END);
 		if (h->d[i] == NULL) {
 			log_warnx("cannot listen on %s (address in use, or "
@@ -271,8 +527,18 @@ http_stop(struct http *h)
 
 	if (h == NULL)
 		return;
+	/* Suspended /probe connections must be resumed before MHD stops. */
+	(void)!write(h->cancel[1], "", 1);
+	pthread_mutex_lock(&h->lock);
+	while (h->probes > 0)
+		pthread_cond_wait(&h->cond, &h->lock);
+	pthread_mutex_unlock(&h->lock);
 	for (i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
+	close(h->cancel[0]);
+	close(h->cancel[1]);
+	pthread_cond_destroy(&h->cond);
+	pthread_mutex_destroy(&h->lock);
 	free(h->d);
 	free(h);
 }

@@ -7,9 +7,12 @@
 
 #include <stddef.h>
 
+#include "url.h"
+
 struct conf;
-struct store;
 struct daemon_info;
+struct sched;
+struct store;
 
 enum route {
 	ROUTE_NOT_FOUND,
@@ -28,13 +31,30 @@ enum route {
 enum route http_route(const char *path, size_t len, const char **name,
     size_t *namelen);
 
+/* What a /probe request asks for. */
+struct probe_params {
+	int		 has_url;
+	struct url	 url;		/* ?target=, when has_url */
+	const char	*capsule;	/* ?capsule=, borrowed */
+	int		 debug;		/* ?debug=true */
+	double		 scrape_timeout;	/* seconds, or -1 */
+};
+
+/*
+ * Check /probe's parameters (each NULL when absent). 0, with p filled
+ * (free p->url when has_url), or -1 with *err set. Pure; fuzzed.
+ */
+int http_probe_params(const char *target, const char *capsule,
+    const char *debug, const char *scrape_timeout, struct probe_params *p,
+    const char **err);
+
 struct http;
 
 /*
  * Bind every listen address of conf and start serving; NULL (after
  * logging why) when an address cannot be bound. All pointers are borrowed.
  */
-struct http *http_start(const struct conf *, struct store *,
+struct http *http_start(const struct conf *, struct store *, struct sched *,
     const struct daemon_info *);
 /* Stop serving and free. */
 void http_stop(struct http *);

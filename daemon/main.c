@@ -243,7 +243,9 @@ run_daemon(const char *path)
 	store = store_new();
 	state = state_dir_init(conf->state_dir, pw);
 	tofu = tofu_open(state);
-	if ((http = http_start(conf, store, &info)) == NULL) {
+	sched = sched_new(store, tofu);
+	if ((http = http_start(conf, store, sched, &info)) == NULL) {
+		sched_free(sched);
 		tofu_free(tofu);
 		store_free(store);
 		probe_global_free();
@@ -254,7 +256,6 @@ run_daemon(const char *path)
 		drop_privileges(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	sched = sched_new(store, tofu);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, now_wall());
 
@@ -277,8 +278,8 @@ run_daemon(const char *path)
 		}
 	}
 
-	sched_free(sched);
 	http_stop(http);
+	sched_free(sched);
 	tofu_free(tofu);
 	store_free(store);
 	probe_global_free();

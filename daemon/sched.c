@@ -12,6 +12,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,10 +27,10 @@
 #include "store.h"
 #include "xmalloc.h"
 
-/* A configuration kept alive while tasks or probes use it. */
+/* A configuration kept alive while tasks, probes or /probe use it. */
 struct conf_ref {
 	struct conf	*conf;
-	unsigned	 refs;
+	atomic_uint	 refs;
 };
 
 struct task {
@@ -78,7 +79,7 @@ now_mono(void)
 static void
 ref_release(struct conf_ref *r)
 {
-	if (r != NULL && --r->refs == 0) {
+	if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
 		conf_free(r->conf);
 		free(r);
 	}
@@ -142,13 +143,35 @@ heap_pop(struct sched *s)
 
 /* ---- workers ----------------------------------------------------------- */
 
+void
+sched_req_for(const struct conf *conf, const struct capsule_conf *c,
+    enum check check, struct probe_req *req)
+{
+	probe_req_init(req, check == CHECK_PAGE ? &c->url : &c->error_url);
+	req->check = check;
+	req->sni = c->sni;
+	req->family = c->family;
+	req->timeout = c->timeout;
+	req->max_body = conf->max_body;
+	req->fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
+	if (check == CHECK_PAGE) {
+		req->expect_status = c->expect_status;
+		req->require_close_notify = c->require_close_notify;
+		req->expect_body = c->expect_body_src != NULL ?
+		    &c->expect_body : NULL;
+	} else {
+		/* The error page must fail properly, and say so. */
+		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
+		req->require_close_notify = 1;
+	}
+}
+
 static void *
 worker_main(void *arg)
 {
 	struct sched		*s = arg;
 	struct task		*t;
 	const struct capsule_conf *c;
-	const struct conf	*conf;
 	struct probe_req	 req;
 	struct probe_result	 res;
 
@@ -169,28 +192,9 @@ worker_main(void *arg)
 
 		/* The task's configuration cannot go away while in flight. */
 		c = t->cap;
-		conf = t->ref->conf;
-		probe_req_init(&req, t->check == CHECK_PAGE ? &c->url :
-		    &c->error_url);
-		req.check = t->check;
-		req.sni = c->sni;
-		req.family = c->family;
-		req.timeout = c->timeout;
-		req.max_body = conf->max_body;
+		sched_req_for(t->ref->conf, c, t->check, &req);
 		req.cancel_fd = s->cancel[0];
 		req.tofu = s->tofu;
-		req.fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
-		if (t->check == CHECK_PAGE) {
-			req.expect_status = c->expect_status;
-			req.require_close_notify = c->require_close_notify;
-			req.expect_body = c->expect_body_src != NULL ?
-			    &c->expect_body : NULL;
-		} else {
-			/* The error page must fail properly, and say so. */
-			status_spec_parse("4x,5x", 5, &req.expect_status,
-			    &(const char *){ NULL });
-			req.require_close_notify = 1;
-		}
 		probe_run(&req, &res);
 		log_debug("probe %s (%s): %s%s%s", c->name, check_name(t->check),
 		    res.success ? "ok" : reason_name(res.reason),
@@ -267,7 +271,7 @@ sched_new(struct store *store, struct tofu_store *tofu)
 void
 sched_apply(struct sched *s, struct conf *conf)
 {
-	struct conf_ref	 *ref;
+	struct conf_ref	 *ref, *old_ref;
 	struct task	**old = s->tasks, *t;
 	size_t		  nold = s->ntasks, i, n = 0, fresh = 0, k;
 	double		  now = now_mono();
@@ -275,7 +279,7 @@ sched_apply(struct sched *s, struct conf *conf)
 
 	ref = xcalloc(1, sizeof *ref);
 	ref->conf = conf;
-	ref->refs = 1;
+	atomic_init(&ref->refs, 1);
 
 	/* Count the checks in this instance's shard. */
 	for (i = 0; i < conf->ncapsules; i++)
@@ -304,7 +308,7 @@ sched_apply(struct sched *s, struct conf *conf)
 				fresh++;
 			}
 			t->ref = ref;
-			ref->refs++;
+			atomic_fetch_add(&ref->refs, 1);
 			t->cap = c;
 			t->check = check;
 			s->tasks[s->ntasks++] = t;
@@ -339,8 +343,11 @@ sched_apply(struct sched *s, struct conf *conf)
 		if (!s->tasks[i]->in_flight)
 			heap_push(s, s->tasks[i]);
 
-	ref_release(s->current);
+	pthread_mutex_lock(&s->lock);
+	old_ref = s->current;
 	s->current = ref;
+	pthread_mutex_unlock(&s->lock);
+	ref_release(old_ref);
 	store_sync(s->store, conf);
 	workers_grow(s, conf->concurrency);
 	log_info("scheduling %zu checks of %zu capsules (shard %u/%u)",
@@ -429,6 +436,36 @@ const struct conf *
 sched_conf(const struct sched *s)
 {
 	return s->current != NULL ? s->current->conf : NULL;
+}
+
+struct conf_ref *
+sched_conf_hold(struct sched *s)
+{
+	struct conf_ref *r;
+
+	pthread_mutex_lock(&s->lock);
+	if ((r = s->current) != NULL)
+		atomic_fetch_add(&r->refs, 1);
+	pthread_mutex_unlock(&s->lock);
+	return r;
+}
+
+const struct conf *
+conf_ref_conf(const struct conf_ref *r)
+{
+	return r->conf;
+}
+
+void
+sched_conf_release(struct conf_ref *r)
+{
+	ref_release(r);
+}
+
+struct tofu_store *
+sched_tofu(const struct sched *s)
+{
+	return s->tofu;
 }
 
 void

@@ -7,7 +7,11 @@
 #ifndef GEMWATCH_SCHED_H
 #define GEMWATCH_SCHED_H
 
+#include "result.h"
+
+struct capsule_conf;
 struct conf;
+struct probe_req;
 struct store;
 struct tofu_store;
 
@@ -32,5 +36,22 @@ int sched_run(struct sched *);
 int sched_fd(const struct sched *);
 /* The configuration followed now (borrowed; main thread only). */
 const struct conf *sched_conf(const struct sched *);
+
+struct conf_ref;
+/*
+ * Hold the configuration followed now, from any thread, so a reload
+ * cannot free it; NULL before the first sched_apply. Release when done.
+ */
+struct conf_ref *sched_conf_hold(struct sched *);
+const struct conf *conf_ref_conf(const struct conf_ref *);
+void sched_conf_release(struct conf_ref *);
+/*
+ * Fill req for a capsule's check with its options (cancel_fd and tofu
+ * are left for the caller). req points into c, which must outlive it.
+ */
+void sched_req_for(const struct conf *, const struct capsule_conf *c,
+    enum check, struct probe_req *req);
+/* The TOFU store the scheduler's probes use (borrowed). */
+struct tofu_store *sched_tofu(const struct sched *);
 
 #endif

@@ -244,7 +244,7 @@ usage(void)
 	exit(2);
 }
 
-static void
+static void __attribute__((format(printf, 1, 2)))
 warnx_(const char *fmt, ...)
 {
 	va_list	ap;
