@@ -323,18 +323,21 @@ tofu_open(const char *dir)
 	return t;
 }
 
-void
+int
 tofu_free(struct tofu_store *t)
 {
+	int rv = 0;
+
 	if (t == NULL)
-		return;
+		return 0;
 	if (t->dirty)
-		tofu_write(t);
+		rv = tofu_write(t);
 	tofu_clear(t);
 	free(t->v);
 	free(t->path);
 	pthread_mutex_destroy(&t->lock);
 	free(t);
+	return rv;
 }
 
 /* Whether the file was replaced or changed since we last read or wrote it. */

@@ -26,7 +26,8 @@ struct tofu_store;
  * aside. Never fails.
  */
 struct tofu_store *tofu_open(const char *dir);
-void tofu_free(struct tofu_store *);
+/* Write what is pending and free; 0, or -1 when the write failed. */
+int tofu_free(struct tofu_store *);
 /*
  * Compare f with what is known of host:port and set f->tofu (NEW, MATCH
  * or CHANGED) and f->key_kept; a new host:port is recorded and saved.

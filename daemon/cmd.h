@@ -6,5 +6,7 @@
 
 /* gemwatch probe [-j] [-4|-6] [-t SECONDS] [--sni NAME] URL... */
 int cmd_probe(int argc, char *argv[]);
+/* gemwatch trust [-f FILE] NAME...; path is the default configuration. */
+int cmd_trust(int argc, char *argv[], const char *path);
 
 #endif

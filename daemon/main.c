@@ -51,6 +51,8 @@ usage(FILE *f)
 	    "       gemwatch -n [-f FILE]         check the configuration and exit\n"
 	    "       gemwatch probe [-j] [-4|-6] [-t SECONDS] [--sni NAME] URL...\n"
 	    "                                     probe each URL once and report\n"
+	    "       gemwatch trust [-f FILE] NAME...\n"
+	    "                                     accept the certificate a capsule presents now\n"
 	    "       gemwatch -V                   print versions\n"
 	    "       gemwatch -h                   this help\n"
 	    "\n"
@@ -299,6 +301,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "probe") == 0) {
 		log_init(LOG_LEVEL_WARN);
 		return cmd_probe(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
+		log_init(LOG_LEVEL_WARN);
+		return cmd_trust(argc - 1, argv + 1, DEFAULT_CONF);
 	}
 	while ((ch = getopt(argc, argv, "df:hnvV")) != -1) {
 		switch (ch) {

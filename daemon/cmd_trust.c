@@ -1,0 +1,124 @@
+/*
+ * "gemwatch trust NAME...": accept the certificate a capsule presents now.
+ * Each capsule is probed once; the certificate it presents replaces the
+ * first-seen one in state-dir/known_hosts. A running daemon notices the
+ * file changed within a second and re-reads it: no restart needed.
+ */
+#include "config.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cert.h"
+#include "cmd.h"
+#include "conf.h"
+#include "probe.h"
+#include "sched.h"
+
+static void
+trust_usage(FILE *f)
+{
+	fprintf(f, "usage: gemwatch trust [-f FILE] NAME...\n");
+}
+
+static int
+trust_one(const struct conf *conf, const struct capsule_conf *c,
+    struct tofu_store *tofu)
+{
+	struct probe_req	 req;
+	struct probe_result	 res;
+	int			 rv = 1;
+
+	sched_req_for(conf, c, CHECK_PAGE, &req);
+	req.fingerprint = NULL;
+	req.tofu = NULL;
+	result_init(&res);
+	probe_run(&req, &res);
+	if (!res.cert.present) {
+		fprintf(stderr, "gemwatch trust: %s: no certificate: %s\n",
+		    c->name, res.message ? res.message : "probe failed");
+		goto done;
+	}
+	tofu_forget(tofu, c->url.host, c->url.port);
+	tofu_check(tofu, c->url.host, c->url.port, &res.cert);
+	printf("%s: now trusting the certificate of %s port %d\n"
+	    "  sha256 %s\n  subject ", c->name, c->url.host, c->url.port,
+	    res.cert.sha256);
+	for (const char *p = res.cert.subject; *p != '\0'; p++)
+		putchar((unsigned char)*p < 0x20 ? '?' : *p);
+	putchar('\n');
+	if (c->has_fingerprint)
+		printf("  note: %s pins a fingerprint; the pin still decides\n",
+		    c->name);
+	rv = 0;
+done:
+	result_clear(&res);
+	return rv;
+}
+
+int
+cmd_trust(int argc, char *argv[], const char *path)
+{
+	static const struct option longopts[] = {
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 }
+	};
+	struct conf_errors	 errs = { NULL, 0 };
+	struct conf		*conf;
+	struct tofu_store	*tofu;
+	const struct capsule_conf *c;
+	size_t			 i;
+	int			 ch, rv = 0;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			path = optarg;
+			break;
+		case 'h':
+			trust_usage(stdout);
+			return 0;
+		default:
+			trust_usage(stderr);
+			return 2;
+		}
+	}
+	argc -= optind;
+	argv += optind;
+	if (argc == 0) {
+		trust_usage(stderr);
+		return 2;
+	}
+	conf = conf_load(path, &errs);
+	for (i = 0; i < errs.n; i++)
+		fprintf(stderr, "%s\n", errs.msg[i]);
+	conf_errors_free(&errs);
+	if (conf == NULL)
+		return 1;
+	for (i = 0; i < (size_t)argc; i++) {
+		if (conf_capsule(conf, argv[i]) == NULL) {
+			fprintf(stderr, "gemwatch trust: no capsule named "
+			    "\"%s\" in %s\n", argv[i], path);
+			conf_free(conf);
+			return 2;
+		}
+	}
+	if (probe_global_init() == -1) {
+		conf_free(conf);
+		return 1;
+	}
+	tofu = tofu_open(conf->state_dir);
+	for (i = 0; i < (size_t)argc; i++) {
+		c = conf_capsule(conf, argv[i]);
+		if (trust_one(conf, c, tofu) != 0)
+			rv = 1;
+	}
+	if (tofu_free(tofu) != 0)
+		rv = 1;
+	probe_global_free();
+	conf_free(conf);
+	return rv;
+}
