@@ -170,6 +170,7 @@ static void	h_alert(struct conn *, const char *, const char *);
 static void	h_keyupdate(struct conn *, const char *, const char *);
 static void	h_endless(struct conn *, const char *, const char *);
 static void	h_body(struct conn *, const char *, const char *);
+static void	h_meta(struct conn *, const char *, const char *);
 static void	h_slow_header(struct conn *, const char *, const char *);
 
 static const struct route routes[] = {
@@ -200,6 +201,7 @@ static const struct route routes[] = {
 	{ "/keyupdate-flood", 0, h_keyupdate },
 	{ "/endless-header", 0, h_endless },
 	{ "/body", 0, h_body },
+	{ "/meta", 0, h_meta },
 	{ "/slow-header", 0, h_slow_header },
 	{ NULL, 0, NULL }
 };
@@ -240,7 +242,8 @@ usage(void)
 	    "/garbage-after-close\n"
 	    "  /alert-mid-body /keyupdate-flood /endless-header "
 	    "/body?text=TEXT\n"
-	    "  /slow-header?ms=N; anything else is 51 not found\n");
+	    "  /meta?text=TEXT"
+	    " /slow-header?ms=N; anything else is 51 not found\n");
 	exit(2);
 }
 
@@ -1633,6 +1636,32 @@ h_body(struct conn *c, const char *arg, const char *query)
 		goto out;
 	end_bye(c);
 out:
+	free(text);
+}
+
+/* /meta?text=...: a 20 response whose META is the decoded text (CR, LF
+ * and NUL dropped so the header stays valid), e.g. hostile markup. */
+static void
+h_meta(struct conn *c, const char *arg, const char *query)
+{
+	char	*text, *hdr;
+	size_t	 len = 0, i, n = 0;
+
+	(void)arg;
+	text = query_get(query, "text", &len);
+	hdr = malloc(len + 6);
+	if (hdr == NULL)
+		goto out;
+	memcpy(hdr, "20 ", 3);
+	n = 3;
+	for (i = 0; text != NULL && i < len && i < 1024; i++)
+		if (text[i] != '\r' && text[i] != '\n' && text[i] != '\0')
+			hdr[n++] = text[i];
+	memcpy(hdr + n, "\r\n", 3);
+	if (send_header(c, hdr) == 0 && tls_write(c, "ok\n", 3) == 0)
+		end_bye(c);
+out:
+	free(hdr);
 	free(text);
 }
 
