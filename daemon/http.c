@@ -26,6 +26,7 @@
 #include "cert.h"
 #include "conf.h"
 #include "http.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
@@ -81,14 +82,6 @@ struct probe_job {
 	atomic_int		 done;
 };
 
-static long long
-mono_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (long long)ts.tv_sec;
-}
 
 enum route
 http_route(const char *path, size_t len, const char **name, size_t *namelen)
@@ -171,14 +164,6 @@ respond_buf(struct MHD_Connection *c, const char *type, struct buf *b)
 	return respond(c, MHD_HTTP_OK, type, p, len, 1);
 }
 
-static double
-now_wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int
 http_probe_params(const char *target, const char *capsule, const char *debug,
@@ -421,7 +406,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	buf_init(&b);
 	switch (route) {
 	case ROUTE_PAGE:
-		page_render(&b, h->store, now_wall());
+		page_render(&b, h->store, clock_wall());
 		return respond_buf(c, CT_HTML, &b);
 	case ROUTE_METRICS:
 		metrics_render(&b, h->store, h->info);
@@ -440,7 +425,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    (char *)no_capsule, sizeof no_capsule - 1, 0);
 		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
 	case ROUTE_HEALTHZ:
-		if (mono_seconds() - atomic_load(&h->heartbeat) >
+		if ((long long)clock_mono() - atomic_load(&h->heartbeat) >
 		    HEARTBEAT_STALE)
 			return respond_literal(c,
 			    MHD_HTTP_SERVICE_UNAVAILABLE,
@@ -483,7 +468,7 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 	pthread_cond_init(&h->cond, NULL);
 	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	atomic_init(&h->heartbeat, mono_seconds());
+	atomic_init(&h->heartbeat, (long long)clock_mono());
 	h->d = xcalloc(conf->nlisten, sizeof *h->d);
 	for (i = 0; i < conf->nlisten; i++) {
 		const struct listen_addr *l = &conf->listen[i];
@@ -546,5 +531,5 @@ http_stop(struct http *h)
 void
 http_heartbeat(struct http *h)
 {
-	atomic_store(&h->heartbeat, mono_seconds());
+	atomic_store(&h->heartbeat, (long long)clock_mono());
 }

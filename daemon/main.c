@@ -32,6 +32,7 @@
 #include "cmd.h"
 #include "conf.h"
 #include "http.h"
+#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "probe.h"
@@ -73,14 +74,6 @@ version(void)
 	printf("jansson %s\n", jansson_version_str());
 }
 
-static double
-now_wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static struct conf *
 load(const char *path)
@@ -193,7 +186,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 	if ((conf = load(path)) == NULL) {
 		log_warnx("reload: %s has errors; keeping the running "
 		    "configuration", path);
-		store_set_reload(store, 0, now_wall());
+		store_set_reload(store, 0, clock_wall());
 		return;
 	}
 	if (conf->nlisten != old->nlisten)
@@ -205,7 +198,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 		log_warnx("reload: listen addresses change only on restart");
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
 	sched_apply(sched, conf);
-	store_set_reload(store, 1, now_wall());
+	store_set_reload(store, 1, clock_wall());
 }
 
 static int
@@ -241,7 +234,7 @@ run_daemon(const char *path)
 		return 1;
 	}
 	info.version = PACKAGE_VERSION;
-	info.start_time = now_wall();
+	info.start_time = clock_wall();
 	store = store_new();
 	state = state_dir_init(conf->state_dir, pw);
 	tofu = tofu_open(state);
@@ -259,7 +252,7 @@ run_daemon(const char *path)
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
 	sched_apply(sched, conf);
-	store_set_reload(store, 1, now_wall());
+	store_set_reload(store, 1, clock_wall());
 
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "log.h"
 #include "probe.h"
 #include "xmalloc.h"
@@ -56,23 +57,7 @@ struct probe {
 /* Why a wait ended. */
 enum wait { WAIT_READY, WAIT_TIMEOUT, WAIT_CANCELLED };
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
 
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static double
-now_wall(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 int
 probe_global_init(void)
@@ -133,7 +118,7 @@ wait_fd(struct probe *p, short events, double deadline_at)
 		n = 2;
 	}
 	for (;;) {
-		left = deadline_at - now_mono();
+		left = deadline_at - clock_mono();
 		if (left <= 0)
 			return WAIT_TIMEOUT;
 		ms = (int)(left * 1000) + 1;
@@ -187,7 +172,7 @@ probe_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 	struct probe	*p = ptr;
 	double		 until;
 
-	until = now_mono() + (ms == GNUTLS_INDEFINITE_TIMEOUT ? 1e9 : ms / 1e3);
+	until = clock_mono() + (ms == GNUTLS_INDEFINITE_TIMEOUT ? 1e9 : ms / 1e3);
 	if (until > p->deadline)
 		until = p->deadline;
 	return wait_fd(p, POLLIN, until) == WAIT_READY ? 1 : 0;
@@ -302,7 +287,7 @@ resolve(struct probe *p)
 		rv = gai_error(&j->cb);
 		if (rv != EAI_INPROGRESS)
 			break;
-		left = p->deadline - now_mono();
+		left = p->deadline - clock_mono();
 		if (left <= 0)
 			break;
 		ts.tv_sec = (time_t)left;
@@ -648,7 +633,7 @@ read_response(struct probe *p, double *t_header)
 		n = read_chunk(p, hbuf + have, sizeof hbuf - have,
 		    STAGE_HEADER);
 		if (n <= 0) {
-			*t_header = now_mono();
+			*t_header = clock_mono();
 			if (n == 0)
 				result_fail(res, REASON_HEADER, STAGE_HEADER,
 				    "the connection ended (%s) before a "
@@ -659,20 +644,20 @@ read_response(struct probe *p, double *t_header)
 		have += (size_t)n;
 		hlen = gemini_header_parse(hbuf, have, &h, &err);
 		if (hlen < 0) {
-			*t_header = now_mono();
+			*t_header = clock_mono();
 			result_fail(res, REASON_HEADER, STAGE_HEADER,
 			    "malformed header: %s", err);
 			return;
 		}
 		if (hlen == 0 && have > GEMINI_HEADER_MAX) {
-			*t_header = now_mono();
+			*t_header = clock_mono();
 			result_fail(res, REASON_HEADER, STAGE_HEADER,
 			    "malformed header: longer than %d bytes",
 			    GEMINI_HEADER_MAX);
 			return;
 		}
 	}
-	*t_header = now_mono();
+	*t_header = clock_mono();
 	res->status = h.status;
 	res->meta = xstrndup(h.meta, h.meta_len);
 
@@ -708,7 +693,7 @@ finish_tls(struct probe *p)
 	if (p->handshaken && p->res->end != END_PREMATURE &&
 	    p->res->end != END_RESET && p->res->end != END_ERROR &&
 	    !p->cancelled) {
-		until = now_mono() + BYE_BUDGET;
+		until = clock_mono() + BYE_BUDGET;
 		while ((rv = gnutls_bye(p->session, GNUTLS_SHUT_WR)) ==
 		    GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
 			if (wait_fd(p, gnutls_record_get_direction(p->session) ?
@@ -801,7 +786,7 @@ probe_run(const struct probe_req *req, struct probe_result *res)
 	p.req = req;
 	p.res = res;
 	p.fd = -1;
-	p.start = now_mono();
+	p.start = clock_mono();
 	p.deadline = p.start + req->timeout;
 	res->check = req->check;
 	free(res->url);
@@ -809,25 +794,25 @@ probe_run(const struct probe_req *req, struct probe_result *res)
 	res->success = 0;
 
 	ai = resolve(&p);
-	t_resolved = now_mono();
+	t_resolved = clock_mono();
 	res->dur[PHASE_RESOLVE] = t_resolved - p.start;
 	if (ai == NULL)
 		goto done;
 
 	if (connect_any(&p, ai) == -1) {
-		res->dur[PHASE_CONNECT] = now_mono() - t_resolved;
+		res->dur[PHASE_CONNECT] = clock_mono() - t_resolved;
 		goto done;
 	}
-	t_connected = now_mono();
+	t_connected = clock_mono();
 	res->dur[PHASE_CONNECT] = t_connected - t_resolved;
 	(void)setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
 	    sizeof(int));
 
 	if (tls_start(&p) == -1) {
-		res->dur[PHASE_TLS] = now_mono() - t_connected;
+		res->dur[PHASE_TLS] = clock_mono() - t_connected;
 		goto done;
 	}
-	t_tls = now_mono();
+	t_tls = clock_mono();
 	res->dur[PHASE_TLS] = t_tls - t_connected;
 	cert_trust(&p);
 
@@ -836,14 +821,14 @@ probe_run(const struct probe_req *req, struct probe_result *res)
 		read_response(&p, &t_header);
 		res->dur[PHASE_HEADER] = t_header - t_tls;
 		if (res->status >= 0) {
-			t_end = now_mono();
+			t_end = clock_mono();
 			res->dur[PHASE_BODY] = t_end - t_header;
 		}
 	} else
-		res->dur[PHASE_HEADER] = now_mono() - t_tls;
+		res->dur[PHASE_HEADER] = clock_mono() - t_tls;
 	judge(&p);
 done:
-	res->total = now_mono() - p.start;
+	res->total = clock_mono() - p.start;
 	/* Microseconds are plenty, and print short. */
 	for (i = 0; i < PHASE__COUNT; i++)
 		if (res->dur[i] >= 0)
@@ -855,6 +840,6 @@ done:
 	if (ai != NULL)
 		freeaddrinfo(ai);
 	free(p.body);
-	res->time = now_wall();
+	res->time = clock_wall();
 	return res->success;
 }

@@ -21,6 +21,7 @@
 
 #include "cert.h"
 #include "conf.h"
+#include "clock.h"
 #include "log.h"
 #include "probe.h"
 #include "sched.h"
@@ -67,14 +68,6 @@ struct sched {
 	double			 last_flush;
 };
 
-static double
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static void
 ref_release(struct conf_ref *r)
@@ -264,7 +257,7 @@ sched_new(struct store *store, struct tofu_store *tofu)
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(s->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	s->last_flush = now_mono();
+	s->last_flush = clock_mono();
 	return s;
 }
 
@@ -274,7 +267,7 @@ sched_apply(struct sched *s, struct conf *conf)
 	struct conf_ref	 *ref, *old_ref;
 	struct task	**old = s->tasks, *t;
 	size_t		  nold = s->ntasks, i, n = 0, fresh = 0, k;
-	double		  now = now_mono();
+	double		  now = clock_mono();
 	enum check	  check;
 
 	ref = xcalloc(1, sizeof *ref);
@@ -360,7 +353,7 @@ collect(struct sched *s)
 {
 	struct task	*t, *next;
 	char		 drain[256];
-	double		 now = now_mono();
+	double		 now = clock_mono();
 
 	while (read(s->wake[0], drain, sizeof drain) > 0)
 		;
@@ -391,7 +384,7 @@ sched_run(struct sched *s)
 	double			 now, wait;
 
 	collect(s);
-	now = now_mono();
+	now = clock_mono();
 	while (s->nheap > 0 && s->heap[0]->due <= now &&
 	    s->busy < conf->concurrency) {
 		t = heap_pop(s);

@@ -3,7 +3,8 @@
  * and /probe for hand-built results, the absence rules, label escaping,
  * the zero counters, HELP/TYPE once per family in the specified order,
  * number formatting, the daemon's own metrics, promtool's verdict (when
- * promtool is installed) and the render time for 10,000 capsules.
+ * promtool is installed) and a render of 2,000 capsules (its time is
+ * printed, not judged).
  */
 #include "config.h"
 
@@ -479,7 +480,7 @@ now(void)
 static void
 test_big(void)
 {
-	const size_t		 n = 10000;
+	const size_t		 n = 2000;
 	char			**names = xcalloc(n, sizeof *names);
 	struct daemon_info	 info = { "0.1.0", 0 };
 	struct store		*s = store_new();
@@ -487,7 +488,6 @@ test_big(void)
 	struct buf		 b;
 	double			 t0, dt;
 	size_t			 i;
-	const char		*vg = getenv("VALGRIND");
 
 	for (i = 0; i < n; i++)
 		xasprintf(&names[i], "capsule-%05zu.example.org", i);
@@ -507,13 +507,11 @@ test_big(void)
 	t0 = now();
 	metrics_render(&b, s, &info);
 	dt = now() - t0;
-	printf("# 10,000 capsules x 2 checks: %zu bytes in %.3f s\n", b.len, dt);
+	/* A figure, not a verdict: timing belongs to tests/bench. */
+	printf("# %zu capsules x 2 checks: %zu bytes in %.3f s\n", n, b.len,
+	    dt);
 	is_int(count(b.data, "\ngemini_probes_total{"), 2 * n,
 	    "a probes_total sample per capsule and check");
-	if (vg != NULL && *vg != '\0')
-		printf("ok %d - # SKIP timing under valgrind\n", ++tap_n);
-	else
-		ok(dt < 1.0, "render 10,000 capsules in under a second");
 	buf_free(&b);
 	store_free(s);
 	for (i = 0; i < n; i++)
