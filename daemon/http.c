@@ -115,6 +115,43 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 	return ROUTE_NOT_FOUND;
 }
 
+static int
+hexval(char ch)
+{
+	if (ch >= '0' && ch <= '9')
+		return ch - '0';
+	if (ch >= 'a' && ch <= 'f')
+		return ch - 'a' + 10;
+	if (ch >= 'A' && ch <= 'F')
+		return ch - 'A' + 10;
+	return -1;
+}
+
+/*
+ * The handler gets the decoded path as a C string, so a decoded %00 would
+ * cut it short (/api/v1/capsules/ok%00x would name capsule "ok"). Decode
+ * every %HH as libmicrohttpd does, but leave %00 as it is.
+ */
+static size_t
+unescape(void *cls, struct MHD_Connection *c, char *s)
+{
+	char	*r = s, *w = s;
+	int	 hi, lo;
+
+	(void)cls;
+	(void)c;
+	while (*r != '\0') {
+		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 &&
+		    (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+			*w++ = (char)(hi << 4 | lo);
+			r += 3;
+		} else
+			*w++ = *r++;
+	}
+	*w = '\0';
+	return (size_t)(w - s);
+}
+
 static enum MHD_Result
 respond(struct MHD_Connection *c, unsigned status, const char *type,
     char *body, size_t len, int heap)
@@ -481,6 +518,7 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 		h->d[i] = MHD_start_daemon(flags, 0, NULL, NULL, handle, h,
 		    MHD_OPTION_EXTERNAL_LOGGER, mhd_log, (void *)NULL,
 		    MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&l->ss,
+		    MHD_OPTION_UNESCAPE_CALLBACK, unescape, (void *)NULL,
 		    MHD_OPTION_CONNECTION_LIMIT,
 		    (unsigned int)HTTP_CONNECTION_LIMIT,
 		    MHD_OPTION_PER_IP_CONNECTION_LIMIT,

@@ -37,6 +37,13 @@ struct conf_ref {
 struct task {
 	struct conf_ref			*ref;
 	const struct capsule_conf	*cap;	/* inside ref->conf */
+	/*
+	 * What the probe in flight uses: a reload may move ref and cap to
+	 * a new configuration meanwhile, so the old one is held until the
+	 * task comes back (main thread only, like ref).
+	 */
+	struct conf_ref			*run_ref;
+	const struct capsule_conf	*run_cap;
 	enum check			 check;
 	double				 due;	/* monotonic */
 	int				 in_flight;
@@ -183,9 +190,9 @@ worker_main(void *arg)
 			s->queue_tail = NULL;
 		pthread_mutex_unlock(&s->lock);
 
-		/* The task's configuration cannot go away while in flight. */
-		c = t->cap;
-		sched_req_for(t->ref->conf, c, t->check, &req);
+		/* Held for us by sched_run until collect() takes it back. */
+		c = t->run_cap;
+		sched_req_for(t->run_ref->conf, c, t->check, &req);
 		req.cancel_fd = s->cancel[0];
 		req.tofu = s->tofu;
 		probe_run(&req, &res);
@@ -298,12 +305,12 @@ sched_apply(struct sched *s, struct conf *conf)
 			} else {
 				t = xcalloc(1, sizeof *t);
 				t->due = -1;	/* spread below */
+				t->check = check;	/* never changes */
 				fresh++;
 			}
 			t->ref = ref;
 			atomic_fetch_add(&ref->refs, 1);
 			t->cap = c;
-			t->check = check;
 			s->tasks[s->ntasks++] = t;
 		}
 	}
@@ -365,6 +372,8 @@ collect(struct sched *s)
 		next = t->next;
 		t->in_flight = 0;
 		s->busy--;
+		ref_release(t->run_ref);
+		t->run_ref = NULL;
 		if (t->removed) {
 			task_free(t);
 			continue;
@@ -395,6 +404,9 @@ sched_run(struct sched *s)
 		if (t->due < now)	/* fell behind: keep the rhythm from now */
 			t->due = now + t->cap->interval;
 		t->in_flight = 1;
+		t->run_ref = t->ref;
+		atomic_fetch_add(&t->run_ref->refs, 1);
+		t->run_cap = t->cap;
 		t->next = NULL;
 		s->busy++;
 		pthread_mutex_lock(&s->lock);
@@ -483,12 +495,14 @@ sched_free(struct sched *s)
 	for (t = s->queue; t != NULL; t = next) {
 		next = t->next;
 		t->in_flight = 0;
+		ref_release(t->run_ref);
 		if (t->removed)
 			task_free(t);
 	}
 	for (t = s->done; t != NULL; t = next) {
 		next = t->next;
 		t->in_flight = 0;
+		ref_release(t->run_ref);
 		if (t->removed)
 			task_free(t);
 	}

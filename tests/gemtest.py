@@ -231,7 +231,8 @@ class Daemon:
         return rc, time.monotonic() - t0
 
     def logtext(self):
-        self.logf.flush()
+        if not self.logf.closed:
+            self.logf.flush()
         with open(self.log) as f:
             return f.read()
 
