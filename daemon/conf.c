@@ -953,7 +953,7 @@ o_fingerprint(struct parser *p, struct capsule_conf *c, const char *v)
  * when its bounded repetitions are unrolled; -1 when groups nest too
  * deep. Every atom, "|", "*", "+", "?" and group costs 1, a group adds the
  * sum of its alternatives, "{m,n}" multiplies the atom before it by n (by
- * m for "{m,}"). Empty groups count too: glibc walks chains of them
+ * m for "{m,}") and "+" doubles it (glibc copies it: "x+" is "xx*"). Empty groups count too: glibc walks chains of them
  * recursively, and "((){255}){255}" overflows the stack.
  */
 static double
@@ -1012,8 +1012,12 @@ regex_cost(const char *re)
 			alt[d] += seq[d] + 1;
 			seq[d] = last[d] = 0;
 			break;
-		case '*':
 		case '+':
+			/* glibc unrolls "x+" into "xx*": the atom twice. */
+			seq[d] += last[d] + 1;
+			last[d] = 2 * last[d] + 1;
+			break;
+		case '*':
 		case '?':
 			seq[d]++;
 			last[d]++;

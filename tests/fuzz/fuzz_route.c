@@ -44,7 +44,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	copy = xmalloc(size + 1);
 	memcpy(copy, data, size);
 	copy[size] = '\0';
-	p = memchr(copy, '\n', size) ? strchr(copy, '\n') + 1 : copy + size;
+	/* The fields start after the path's newline (NULs may precede it). */
+	p = (nl = memchr(copy, '\n', size)) != NULL ? nl + 1 : copy + size;
 	for (i = 0; i < NFIELDS - 1; i++) {
 		field[i] = p;
 		if ((nl = strchr(p, '\n')) != NULL) {
