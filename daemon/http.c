@@ -57,7 +57,7 @@ struct http {
 	struct store		 *store;
 	struct sched		 *sched;
 	const struct daemon_info *info;
-	atomic_llong		  heartbeat;	/* monotonic seconds */
+	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
 
 	/* /probe: probes run on threads of their own while the connection
 	 * is suspended; http_stop abandons them and waits. */
@@ -503,6 +503,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    (char *)no_capsule, sizeof no_capsule - 1, 0);
 		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
 	case ROUTE_HEALTHZ:
+		if (atomic_load(&h->heartbeat) < 0)
+			return respond_literal(c,
+			    MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 		if (mono_seconds() - atomic_load(&h->heartbeat) >
 		    HEARTBEAT_STALE)
 			return respond_literal(c,
@@ -546,7 +549,11 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 	pthread_cond_init(&h->cond, NULL);
 	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	atomic_init(&h->heartbeat, mono_seconds());
+	/*
+	 * Not healthy until the main loop beats, after the scheduler has the
+	 * configuration: until then /probe and the API have nothing to serve.
+	 */
+	atomic_init(&h->heartbeat, -1);
 	h->d = xcalloc(conf->nlisten, sizeof *h->d);
 	for (i = 0; i < conf->nlisten; i++) {
 		const struct listen_addr *l = &conf->listen[i];
