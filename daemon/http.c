@@ -58,7 +58,7 @@ struct http {
 	struct store		 *store;
 	struct sched		 *sched;
 	const struct daemon_info *info;
-	atomic_llong		  heartbeat;	/* monotonic seconds */
+	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
 
 	/* /probe: probes run on threads of their own while the connection
 	 * is suspended; http_stop abandons them and waits. */
@@ -259,6 +259,67 @@ probe_job_free(struct probe_job *j)
 	free(j);
 }
 
+/*
+ * The stages of a probe for ?debug=true, one line each: ok (with its
+ * time and what it found), FAILED (with the reason) or not reached. Only
+ * gemwatch's own strings and numbers are printed; report_text escapes
+ * what the server sent.
+ */
+static void
+probe_debug_stages(struct buf *b, const struct probe_result *r)
+{
+	static const int phase_of[STAGE__COUNT] = {
+		[STAGE_NONE] = -1,
+		[STAGE_RESOLVE] = PHASE_RESOLVE,
+		[STAGE_CONNECT] = PHASE_CONNECT,
+		[STAGE_TLS] = PHASE_TLS,
+		[STAGE_REQUEST] = -1,
+		[STAGE_HEADER] = PHASE_HEADER,
+		[STAGE_BODY] = PHASE_BODY,
+	};
+	enum stage	 s;
+	char		 what[96];
+	double		 d;
+	int		 failed, reached;
+
+	for (s = STAGE_RESOLVE; s < STAGE__COUNT; s++) {
+		/* The request has no timer: sent if a header was awaited. */
+		d = phase_of[s] >= 0 ? r->dur[phase_of[s]] : -1;
+		reached = d >= 0 ||
+		    (s == STAGE_REQUEST && r->dur[PHASE_HEADER] >= 0);
+		failed = !r->success && r->stage == s;
+		what[0] = '\0';
+		if (failed)
+			snprintf(what, sizeof what, "reason %s",
+			    reason_name(r->reason));
+		else if (!reached)
+			;
+		else if (s == STAGE_RESOLVE && r->ip_protocol != 0)
+			snprintf(what, sizeof what, "%s (IPv%d)", r->address,
+			    r->ip_protocol);
+		else if (s == STAGE_CONNECT && r->ip_protocol != 0)
+			snprintf(what, sizeof what, "port %d", r->port);
+		else if (s == STAGE_TLS && r->tls_version != NULL)
+			snprintf(what, sizeof what, "%s", r->tls_version);
+		else if (s == STAGE_HEADER && r->status >= 0)
+			snprintf(what, sizeof what, "status %d", r->status);
+		else if (s == STAGE_BODY && r->body_bytes >= 0)
+			snprintf(what, sizeof what, "%lld bytes, end %s",
+			    (long long)r->body_bytes, end_name(r->end) ?
+			    end_name(r->end) : "none");
+		buf_printf(b, "  %-8s  %s", stage_name(s), failed ? "FAILED" :
+		    reached ? "ok" : "not reached");
+		/* Columns: "FAILED" and "ok" are padded to the same width. */
+		if (d >= 0)
+			buf_printf(b, "%*s%10.6fs", failed ? 1 : 5, "", d);
+		else if (what[0] != '\0')
+			buf_printf(b, "%*s", failed ? 12 : 16, "");
+		if (what[0] != '\0')
+			buf_printf(b, "  %s", what);
+		buf_addc(b, '\n');
+	}
+}
+
 static void *
 probe_job_run(void *arg)
 {
@@ -269,7 +330,9 @@ probe_job_run(void *arg)
 
 	probe_run(&j->req, &j->res);
 	if (j->debug) {
-		buf_adds(&j->out, "Probe\n\n");
+		buf_adds(&j->out, "Stages\n\n");
+		probe_debug_stages(&j->out, &j->res);
+		buf_adds(&j->out, "\nProbe\n\n");
 		report_text(&j->out, &j->res);
 		buf_adds(&j->out, "\nMetrics\n\n");
 		metrics_probe(&j->out, &j->res);
@@ -462,6 +525,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    (char *)no_capsule, sizeof no_capsule - 1, 0);
 		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
 	case ROUTE_HEALTHZ:
+		if (atomic_load(&h->heartbeat) < 0)
+			return respond_literal(c,
+			    MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 		if ((long long)clock_mono() - atomic_load(&h->heartbeat) >
 		    HEARTBEAT_STALE)
 			return respond_literal(c,
@@ -505,7 +571,11 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 	pthread_cond_init(&h->cond, NULL);
 	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	atomic_init(&h->heartbeat, (long long)clock_mono());
+	/*
+	 * Not healthy until the main loop beats, after the scheduler has the
+	 * configuration: until then /probe and the API have nothing to serve.
+	 */
+	atomic_init(&h->heartbeat, -1);
 	h->d = xcalloc(conf->nlisten, sizeof *h->d);
 	for (i = 0; i < conf->nlisten; i++) {
 		const struct listen_addr *l = &conf->listen[i];

@@ -76,7 +76,7 @@ if command -v promtool >/dev/null 2>&1; then
 	    promtool check config "$prom/prometheus.yml"
 
 	# The commented-out /probe job, uncommented, is valid and relabels a
-	# target URL into ?target= and label target, scraping gemwatch.
+	# target URL into ?target= and label instance, scraping gemwatch.
 	mkdir "$tmp/bb"
 	cp "$prom/gemwatch-alerts.yml" "$tmp/bb/"
 	sed '/^  # - job_name: gemini-probe/,$ s/^  #\( \|$\)/  /' \
@@ -84,7 +84,7 @@ if command -v promtool >/dev/null 2>&1; then
 	if promtool check service-discovery "$tmp/bb/prometheus.yml" \
 	    gemini-probe >"$tmp/out" 2>&1 &&
 	    grep -q '"__param_target": "gemini://example.org/"' "$tmp/out" &&
-	    grep -q '"target": "gemini://example.org/"' "$tmp/out" &&
+	    grep -q '"instance": "gemini://example.org/"' "$tmp/out" &&
 	    grep -q '"__address__": "127.0.0.1:19650"' "$tmp/out" &&
 	    grep -q '"__metrics_path__": "/probe"' "$tmp/out"; then
 		ok "prometheus.yml: the /probe job relabels targets onto gemwatch"
