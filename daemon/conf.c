@@ -948,27 +948,48 @@ o_fingerprint(struct parser *p, struct capsule_conf *c, const char *v)
 	c->has_fingerprint = 1;
 }
 
+/* The number in a "{m,n}" bound, saturated; -1 when not all digits. */
+static int
+regex_bound(const char *s, const char *end, double *v)
+{
+	if (s == end)
+		return -1;
+	for (*v = 0; s < end; s++) {
+		if (*s < '0' || *s > '9')
+			return -1;
+		*v = *v * 10 + (*s - '0');
+		if (*v > 1e9)
+			*v = 1e9;
+	}
+	return 0;
+}
+
 /*
- * An upper bound on how many nodes a POSIX extended regex expands to
- * when its bounded repetitions are unrolled; -1 when groups nest too
- * deep. Every atom, "|", "*", "+", "?" and group costs 1, a group adds the
- * sum of its alternatives, "{m,n}" multiplies the atom before it by n (by
- * m for "{m,}"). Empty groups count too: glibc walks chains of them
- * recursively, and "((){255}){255}" overflows the stack.
+ * Why glibc's regcomp, or regexec on a hostile body, could take too long
+ * with this POSIX extended regex; NULL when it is fine. The cost is an
+ * upper bound on the nodes regcomp builds: every atom, "|", "*", "?" and
+ * group costs 1, a group adds the sum of its alternatives, "X+" doubles X
+ * (glibc copies it: "XX*") and "X{m,n}" multiplies X by n (by m for
+ * "{m,}"). Empty groups count too: glibc walks chains of them
+ * recursively, and "((){255}){255}" overflows the stack. Back-references
+ * make regexec backtrack, exponentially on a crafted body.
  */
-static double
-regex_cost(const char *re)
+static const char *
+regex_check(const char *re)
 {
 	double seq[REGEX_DEPTH_MAX + 1], alt[REGEX_DEPTH_MAX + 1],
-	    last[REGEX_DEPTH_MAX + 1], g;
-	unsigned long long m, n;
-	const char *q, *comma;
+	    last[REGEX_DEPTH_MAX + 1], g, m, n;
+	const char *q, *comma, *e;
+	char term[3];
 	int d = 0;
 
 	seq[0] = alt[0] = last[0] = 0;
 	for (; *re != '\0'; re++) {
 		switch (*re) {
 		case '\\':
+			if (re[1] >= '1' && re[1] <= '9')
+				return "uses a back-reference, which is not "
+				       "supported";
 			if (re[1] != '\0')
 				re++;
 			seq[d] += last[d] = 1;
@@ -981,22 +1002,23 @@ regex_cost(const char *re)
 				q++;
 			for (; *q != '\0' && *q != ']'; q++) {
 				/* [:class:], [.coll.], [=equiv=] */
-				if (*q == '[' && (q[1] == ':' || q[1] == '.' ||
-				                     q[1] == '=')) {
-					char term[3] = {q[1], ']', '\0'};
-					const char *e = strstr(q + 2, term);
-
-					if (e == NULL)
-						break;
-					q = e + 1;
-				}
+				if (*q != '[' ||
+				    (q[1] != ':' && q[1] != '.' && q[1] != '='))
+					continue;
+				term[0] = q[1];
+				term[1] = ']';
+				term[2] = '\0';
+				if ((e = strstr(q + 2, term)) == NULL)
+					break;
+				q = e + 1;
 			}
 			re = *q == '\0' ? q - 1 : q;
 			seq[d] += last[d] = 1;
 			break;
 		case '(':
 			if (++d > REGEX_DEPTH_MAX)
-				return -1;
+				return "is too complex (groups nested too "
+				       "deep)";
 			seq[d] = alt[d] = last[d] = 0;
 			break;
 		case ')':
@@ -1013,29 +1035,33 @@ regex_cost(const char *re)
 			seq[d] = last[d] = 0;
 			break;
 		case '*':
-		case '+':
 		case '?':
 			seq[d]++;
 			last[d]++;
 			break;
+		case '+':
+			seq[d] += last[d] + 1;
+			last[d] = 2 * last[d] + 1;
+			break;
 		case '{':
 			if ((q = strchr(re, '}')) == NULL)
 				goto atom;
-			comma = memchr(re, ',', q - re);
-			if (comma == NULL)
+			if ((comma = memchr(re, ',', q - re)) == NULL)
 				comma = q;
-			if (parse_digits(re + 1, comma - re - 1, &m) == -1)
+			if (comma == re + 1 && comma < q)
+				m = 0; /* "{,n}" */
+			else if (regex_bound(re + 1, comma, &m) == -1)
 				goto atom;
-			if (comma + 1 < q) {
-				if (parse_digits(
-				        comma + 1, q - comma - 1, &n) == -1)
-					goto atom;
-			} else
+			if (comma + 1 >= q)
+				n = m; /* "{m}", "{m,}" */
+			else if (regex_bound(comma + 1, q, &n) == -1)
+				goto atom;
+			if (n < m)
 				n = m;
 			if (n < 1)
 				n = 1;
-			seq[d] += last[d] * ((double)n - 1);
-			last[d] *= (double)n;
+			seq[d] += last[d] * (n - 1);
+			last[d] *= n;
 			re = q;
 			break;
 		default:
@@ -1043,18 +1069,22 @@ regex_cost(const char *re)
 			seq[d] += last[d] = 1;
 			break;
 		}
+		if (seq[d] + alt[d] > REGEX_COST_MAX)
+			return "is too complex (repetition counts too large)";
 	}
 	/* Groups left open are an error for regcomp; fold them anyway. */
 	for (; d > 0; d--)
-		seq[d - 1] += alt[d] + seq[d];
-	return alt[0] + seq[0];
+		seq[d - 1] += 1 + alt[d] + seq[d];
+	if (seq[0] + alt[0] > REGEX_COST_MAX)
+		return "is too complex (repetition counts too large)";
+	return NULL;
 }
 
 static void
 o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 {
 	char b[CONF_SHOW_MAX + 4], msg[256];
-	double cost;
+	const char *why;
 	int rc;
 
 	if (strlen(v) > REGEX_LEN_MAX) {
@@ -1062,14 +1092,9 @@ o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 		    REGEX_LEN_MAX);
 		return;
 	}
-	cost = regex_cost(v);
-	if (cost < 0 || cost > REGEX_COST_MAX) {
-		conf_error(p, p->line,
-		    "expect-body regex \"%s\" is too "
-		    "complex (%s)",
-		    show(b, v),
-		    cost < 0 ? "groups nested too deep"
-		             : "repetition counts too large");
+	if ((why = regex_check(v)) != NULL) {
+		conf_error(
+		    p, p->line, "expect-body regex \"%s\" %s", show(b, v), why);
 		return;
 	}
 	if ((rc = regcomp(&c->expect_body, v, REG_EXTENDED | REG_NOSUB)) != 0) {

@@ -796,6 +796,15 @@ test_capsule_errors(void)
 	error_is("capsule " U " expect-body=((a{255}){255}){255}\n", CONF_NAME
 	    ":1: expect-body regex \"((a{255}){255}){255}\" is too complex "
 	    "(repetition counts too large)");
+	error_is("capsule " U " expect-body=a++++++++++++++++++++\n",
+	    CONF_NAME ":1: expect-body regex \"a++++++++++++++++++++\" is too "
+	              "complex (repetition counts too large)");
+	error_is("capsule " U " expect-body=(a{,100}){,100}\n",
+	    CONF_NAME ":1: expect-body regex \"(a{,100}){,100}\" is too "
+	              "complex (repetition counts too large)");
+	error_is("capsule " U " expect-body=(a+)\\1\n",
+	    CONF_NAME ":1: expect-body regex \"(a+)\\1\" uses a "
+	              "back-reference, which is not supported");
 	error_is("capsule " U " expect-body=((){255}){255}\n",
 	    CONF_NAME ":1: expect-body regex \"((){255}){255}\" is too complex "
 	              "(repetition counts too large)");
