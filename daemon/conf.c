@@ -964,35 +964,76 @@ regex_bound(const char *s, const char *end, double *v)
 	return 0;
 }
 
+/* One group level of regex_check: costs and what can match nothing. */
+struct regex_level {
+	double alt;  /* cost of the finished alternatives */
+	double seq;  /* cost of the current alternative */
+	double last; /* cost of its last item, what a repetition repeats */
+	int has_last;
+	int alt_empty;  /* a finished alternative can match the empty string */
+	int seq_empty;  /* the current alternative can, so far */
+	int pre_empty;  /* it could before its last item */
+	int last_empty; /* the last item can */
+};
+
+static void
+regex_level_init(struct regex_level *l)
+{
+	memset(l, 0, sizeof(*l));
+	l->seq_empty = l->pre_empty = 1;
+}
+
+static void
+regex_item(struct regex_level *l, double cost, int empty)
+{
+	l->pre_empty = l->seq_empty;
+	l->seq += cost;
+	l->last = cost;
+	l->has_last = 1;
+	l->last_empty = empty;
+	l->seq_empty = l->pre_empty && empty;
+}
+
 /*
- * Why glibc's regcomp, or regexec on a hostile body, could take too long
- * with this POSIX extended regex; NULL when it is fine. The cost is an
- * upper bound on the nodes regcomp builds: every atom, "|", "*", "?" and
- * group costs 1, a group adds the sum of its alternatives, "X+" doubles X
- * (glibc copies it: "XX*") and "X{m,n}" multiplies X by n (by m for
- * "{m,}"). Empty groups count too: glibc walks chains of them
- * recursively, and "((){255}){255}" overflows the stack. Back-references
- * make regexec backtrack, exponentially on a crafted body.
+ * Why glibc's regcomp, or regexec on a body from the network, could take
+ * too long with this POSIX extended regex; NULL when it is fine.
+ * - The cost bounds the nodes regcomp builds: every atom, "|", "*", "?"
+ *   and group costs 1, a group adds the sum of its alternatives, "X+"
+ *   doubles X (glibc copies it: "XX*"), "X{m,n}" multiplies X by n (by m
+ *   for "{m,}"): "a++++++++++++++++++++" alone takes 700 MB.
+ * - Repeating what can match the empty string ("(a*)*", "a**", "(a|)*",
+ *   "(a*){100}") makes regcomp's closures explode after an anchor:
+ *   "^((a*)*){32}" does not finish, and "((){255}){255}" overflows the
+ *   stack. Such a repetition is never needed: "(a*)*" is "a*".
+ * - Back-references make regexec backtrack, exponentially on a crafted
+ *   body.
  */
 static const char *
 regex_check(const char *re)
 {
-	double seq[REGEX_DEPTH_MAX + 1], alt[REGEX_DEPTH_MAX + 1],
-	    last[REGEX_DEPTH_MAX + 1], g, m, n;
+	struct regex_level lv[REGEX_DEPTH_MAX + 1], *l;
 	const char *q, *comma, *e;
+	double g, m, n;
 	char term[3];
-	int d = 0;
+	int d = 0, empty;
 
-	seq[0] = alt[0] = last[0] = 0;
+	regex_level_init(&lv[0]);
 	for (; *re != '\0'; re++) {
+		l = &lv[d];
 		switch (*re) {
 		case '\\':
 			if (re[1] >= '1' && re[1] <= '9')
 				return "uses a back-reference, which is not "
 				       "supported";
+			/* \b \B \< \> \` \' match between characters. */
+			empty = re[1] != '\0' && strchr("bB<>`'", re[1]);
 			if (re[1] != '\0')
 				re++;
-			seq[d] += last[d] = 1;
+			regex_item(l, 1, empty);
+			break;
+		case '^':
+		case '$':
+			regex_item(l, 1, 1);
 			break;
 		case '[':
 			q = re + 1;
@@ -1013,36 +1054,37 @@ regex_check(const char *re)
 				q = e + 1;
 			}
 			re = *q == '\0' ? q - 1 : q;
-			seq[d] += last[d] = 1;
+			regex_item(l, 1, 0);
 			break;
 		case '(':
 			if (++d > REGEX_DEPTH_MAX)
 				return "is too complex (groups nested too "
 				       "deep)";
-			seq[d] = alt[d] = last[d] = 0;
+			regex_level_init(&lv[d]);
 			break;
 		case ')':
 			if (d == 0) {
-				seq[d] += last[d] = 1;
+				regex_item(l, 1, 0);
 				break;
 			}
-			g = 1 + alt[d] + seq[d];
-			d--;
-			seq[d] += last[d] = g;
+			g = 1 + l->alt + l->seq;
+			empty = l->alt_empty || l->seq_empty;
+			l = &lv[--d];
+			regex_item(l, g, empty);
 			break;
 		case '|':
-			alt[d] += seq[d] + 1;
-			seq[d] = last[d] = 0;
+			g = l->alt + l->seq + 1;
+			empty = l->alt_empty || l->seq_empty;
+			regex_level_init(l);
+			l->alt = g;
+			l->alt_empty = empty;
 			break;
 		case '*':
 		case '?':
-			seq[d]++;
-			last[d]++;
-			break;
 		case '+':
-			seq[d] += last[d] + 1;
-			last[d] = 2 * last[d] + 1;
-			break;
+			m = *re == '+';
+			n = *re == '+' ? 2 : 1;
+			goto repeat;
 		case '{':
 			if ((q = strchr(re, '}')) == NULL)
 				goto atom;
@@ -1060,22 +1102,30 @@ regex_check(const char *re)
 				n = m;
 			if (n < 1)
 				n = 1;
-			seq[d] += last[d] * (n - 1);
-			last[d] *= n;
 			re = q;
+		repeat:
+			if (!l->has_last)
+				goto atom;
+			if (l->last_empty)
+				return "repeats an expression that can match "
+				       "the empty string";
+			l->seq += l->last * (n - 1) + 1;
+			l->last = l->last * n + 1;
+			l->last_empty = m == 0;
+			l->seq_empty = l->pre_empty && l->last_empty;
 			break;
 		default:
 		atom:
-			seq[d] += last[d] = 1;
+			regex_item(l, 1, 0);
 			break;
 		}
-		if (seq[d] + alt[d] > REGEX_COST_MAX)
+		if (lv[d].seq + lv[d].alt > REGEX_COST_MAX)
 			return "is too complex (repetition counts too large)";
 	}
 	/* Groups left open are an error for regcomp; fold them anyway. */
 	for (; d > 0; d--)
-		seq[d - 1] += 1 + alt[d] + seq[d];
-	if (seq[0] + alt[0] > REGEX_COST_MAX)
+		lv[d - 1].seq += 1 + lv[d].alt + lv[d].seq;
+	if (lv[0].seq + lv[0].alt > REGEX_COST_MAX)
 		return "is too complex (repetition counts too large)";
 	return NULL;
 }
