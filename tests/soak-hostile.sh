@@ -84,8 +84,12 @@ done
 port() { cat "$dir/$1.port"; }
 
 # A port nothing listens on: bind one and let it go.
-refused=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-http=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+free_port() {
+	python3 -c 'import socket; s = socket.socket()
+s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+refused=$(free_port)
+http=$(free_port)
 
 n=$(port normal)
 targets="
@@ -225,7 +229,8 @@ rss0=$2 fd0=$3
 set -- $last
 rss1=$2 fd1=$3
 status=0
-if [ $((fd1 - fd0)) -gt "$FD_SLACK" ] || [ $((fd0 - fd1)) -gt "$FD_SLACK" ]; then
+if [ $((fd1 - fd0)) -gt "$FD_SLACK" ] ||
+    [ $((fd0 - fd1)) -gt "$FD_SLACK" ]; then
 	echo "soak-hostile: fds moved from $fd0 to $fd1"
 	status=1
 fi

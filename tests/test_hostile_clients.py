@@ -18,7 +18,8 @@ import subprocess
 import threading
 import time
 
-from gemtest import (Daemon, GemServer, SLOW, diag, done, is_, metric, ok)
+from gemtest import (Daemon, GemServer, SLOW, WRAPPER, diag, done, is_,
+                     metric, ok)
 
 LATENCY = 1.0 * SLOW      # the /healthz bound
 IDLE = 1000
@@ -44,7 +45,22 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (want, resource.getrlimit(
 ADDR = ("127.0.0.1", d.port)
 
 
-# ---- /healthz throughout ----------------------------------------------------
+def nofile_limits(pid):
+    """(soft, hard) "Max open files" of a process, as strings."""
+    with open("/proc/%d/limits" % pid) as f:
+        for line in f:
+            if line.startswith("Max open files"):
+                return tuple(line.split()[3:5])
+    return None
+
+
+if not WRAPPER:
+    lim = nofile_limits(d.proc.pid)
+    ok(lim is not None and lim[0] == lim[1],
+       "the daemon raised its soft fd limit to the hard one: %s" % (lim,))
+
+
+# ---- /healthz throughout ---------------------------------------------------
 class Watch:
     """Asks /healthz every 0.2 s; latencies and failures by phase."""
 
@@ -87,7 +103,7 @@ def open_fds(n=5):
     return v[len(v) // 2]
 
 
-# ---- a raw HTTP client ------------------------------------------------------
+# ---- a raw HTTP client -----------------------------------------------------
 def connect(timeout=5):
     s = socket.create_connection(ADDR, timeout=timeout * SLOW)
     return s
@@ -144,7 +160,7 @@ baseline = open_fds()
 diag("baseline process_open_fds %d" % baseline)
 w = Watch()
 
-# ---- 1,000 idle connections ---------------------------------------------------
+# ---- 1,000 idle connections ------------------------------------------------
 w.phase = "idle"
 idle = []
 try:
@@ -200,7 +216,7 @@ diag("8 slow clients took %.1fs" % (time.monotonic() - t0))
 is_(slow_results, [(200, b"ok\n")] * 8,
     "8 clients sending one byte per 100 ms each get their answer")
 
-# ---- a 100 kB URL ------------------------------------------------------------
+# ---- a 100 kB URL ----------------------------------------------------------
 w.phase = "100 kB URL"
 s = connect()
 sent = send_all(s, b"GET /" + b"a" * 100000 +
@@ -213,7 +229,7 @@ ok(closed(s), "100 kB URL: the connection is closed")
 s.close()
 ok(d.alive(), "100 kB URL: the daemon is alive")
 
-# ---- 1 MB of headers ---------------------------------------------------------
+# ---- 1 MB of headers -------------------------------------------------------
 w.phase = "1 MB headers"
 s = connect()
 hdrs = b"".join(b"X-Header-%d: %s\r\n" % (i, b"v" * 80)
@@ -228,7 +244,7 @@ ok(closed(s), "1 MB of headers: the connection is closed")
 s.close()
 ok(d.alive(), "1 MB of headers: the daemon is alive")
 
-# ---- methods ---------------------------------------------------------------------
+# ---- methods ---------------------------------------------------------------
 w.phase = "methods"
 for method in ("BREW", "PROPFIND", "POST", "PUT", "DELETE", "OPTIONS"):
     s = connect()
@@ -284,7 +300,7 @@ is_((status, body), (200, b"ok\n"), "HEAD sends no body: the next response "
     "follows at once")
 s.close()
 
-# ---- HTTP/1.0 ------------------------------------------------------------------
+# ---- HTTP/1.0 --------------------------------------------------------------
 w.phase = "HTTP/1.0"
 s = connect()
 s.sendall(b"GET /healthz HTTP/1.0\r\n\r\n")
@@ -299,7 +315,7 @@ ok(status in (None, 400, 505), "HTTP/0.9-style request: 400 or a close "
    "(got %s)" % status)
 s.close()
 
-# ---- pipelining ------------------------------------------------------------------
+# ---- pipelining ------------------------------------------------------------
 w.phase = "pipelined"
 s = connect()
 s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
@@ -318,7 +334,7 @@ status, _, body, _ = read_response(s, rest)
 is_((status, body), (200, b"ok\n"), "the connection stays open afterwards")
 s.close()
 
-# ---- 50 concurrent scrapers ------------------------------------------------------
+# ---- 50 concurrent scrapers ------------------------------------------------
 w.phase = "50 scrapers"
 wrk = shutil.which("wrk")
 url = "http://127.0.0.1:%d/metrics" % d.port
@@ -358,7 +374,7 @@ else:
     ok(counts["ok"] > 0, "50 scrapers: %d scrapes" % counts["ok"])
     is_(counts["bad"][:5], [], "50 scrapers: every scrape 200")
 
-# ---- afterwards ------------------------------------------------------------------
+# ---- afterwards ------------------------------------------------------------
 w.phase = "after"
 time.sleep(1)
 w.end()

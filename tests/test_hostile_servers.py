@@ -16,7 +16,8 @@ import time
 from gemtest import (Daemon, GemServer, SLOW, WRAPPER, diag, done, find, is_,
                      metric, ok, probe_json)
 
-DEADLINE = 2
+# -t 2, longer under valgrind (where reading 4 MB alone can take seconds).
+DEADLINE = 2 * SLOW
 MARGIN = 1.0 * SLOW
 
 srv = GemServer()
@@ -89,7 +90,7 @@ CASES = [
 
 
 def check_probe(name, url, end, reason, status, stage, fast):
-    code, r, elapsed = probe_json(url, "-t", str(DEADLINE))
+    code, r, elapsed = probe_json(url, "-t", "%g" % DEADLINE)
     is_(r["end"], end, "%s: end" % name)
     if reason is None:
         ok(r["success"] is True and r["error"] is None, "%s: success" % name,
@@ -102,9 +103,7 @@ def check_probe(name, url, end, reason, status, stage, fast):
         is_((r["error"] or {}).get("stage"), stage, "%s: error.stage" % name)
         is_(code, 1, "%s: exit status 1" % name)
     is_(r["status"], status, "%s: status" % name)
-    limit = DEADLINE / 2 if fast else DEADLINE + MARGIN
-    if fast and WRAPPER:
-        limit = DEADLINE + MARGIN
+    limit = DEADLINE / 2 if fast and not WRAPPER else DEADLINE + MARGIN
     ok(elapsed < limit, "%s: ended within %.1fs (took %.2fs)"
        % (name, limit, elapsed))
     return r
@@ -121,8 +120,8 @@ r = results["1 GiB body"]
 ok(4 * 1024 * 1024 < r["body_bytes"] < 5 * 1024 * 1024,
    "1 GiB body: stopped just past max-body", r["body_bytes"])
 r = results["trickle 500 ms"]
-ok(1 <= r["body_bytes"] <= 5, "trickle: the bytes that came are counted",
-   r["body_bytes"])
+ok(1 <= r["body_bytes"] <= DEADLINE * 2 + 1,
+   "trickle: the bytes that came are counted", r["body_bytes"])
 r = results["garbage after close_notify"]
 is_(r["body_bytes"], 56, "garbage after close_notify: only the body counted")
 r = results["fatal alert mid-body"]
@@ -195,9 +194,11 @@ def fds_rss(n=10):
     return fds[len(fds) // 2], max(rss), fds
 
 
-time.sleep(5 * SLOW)
+# RSS levels off within about 10 s (thread arenas, TLS caches): the
+# warm-up is 8 s, then 14 s more with every probe repeated about 14 times.
+time.sleep(8 * SLOW)
 fd0, rss0, fds0 = fds_rss()
-time.sleep(15 * SLOW)
+time.sleep(14 * SLOW)
 fd1, rss1, fds1 = fds_rss()
 stop.set()
 th.join(timeout=5 * SLOW)
