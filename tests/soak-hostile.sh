@@ -9,7 +9,8 @@
 # every SAMPLE seconds, its resident memory (VmRSS), open fds, threads,
 # probes finished and the /healthz latency. It prints a table as it goes,
 # then the first sample after warm-up and the last, and exits 0 when RSS and
-# fds are flat (fds within FD_SLACK, RSS within RSS_SLACK_KB), 1 otherwise.
+# fds are flat (fds within FD_SLACK, RSS within RSS_SLACK_KB) and the daemon
+# stopped cleanly, 1 otherwise (then the daemon's log is kept and named).
 # Not part of `make check`: run it by hand from the build directory,
 #   DURATION=1800 N=200 tests/soak-hostile.sh
 # Everything runs on 127.0.0.1 and stops by itself after DURATION.
@@ -20,6 +21,7 @@ DURATION=${DURATION:-3600}
 N=${N:-200}
 SAMPLE=${SAMPLE:-60}
 WARMUP=${WARMUP:-600}	# history rings fill up first
+HISTORY=${HISTORY:-120}
 TIMEOUT=${TIMEOUT:-1s}	# the configuration wants timeout <= interval
 CONCURRENCY=${CONCURRENCY:-64}
 FD_SLACK=${FD_SLACK:-4}
@@ -38,6 +40,7 @@ command -v curl >/dev/null || { echo "soak-hostile: needs curl" >&2; exit 2; }
 
 dir=$(mktemp -d /tmp/gemwatch-soak-hostile.XXXXXX) || exit 2
 pids=
+keep=
 cleanup() {
 	for p in $pids; do
 		kill "$p" 2>/dev/null
@@ -45,6 +48,10 @@ cleanup() {
 	for p in $pids; do
 		wait "$p" 2>/dev/null
 	done
+	if [ -n "$keep" ]; then
+		cp "$dir/gemwatch.log" "$keep" 2>/dev/null &&
+		    echo "soak-hostile: the daemon's log is in $keep"
+	fi
 	rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -144,7 +151,7 @@ conf=$dir/gemwatch.conf
 	echo "interval 1s"
 	echo "timeout $TIMEOUT"
 	echo "concurrency $CONCURRENCY"
-	echo "history 120"
+	echo "history $HISTORY"
 	i=0
 	while [ "$i" -lt "$N" ]; do
 		url=$(echo "$targets" | grep . | sed -n "$((i % ntargets + 1))p")
@@ -204,6 +211,7 @@ while :; do
 	if ! kill -0 $gw 2>/dev/null; then
 		echo "soak-hostile: the daemon died" >&2
 		tail -20 "$dir/gemwatch.log" >&2
+		keep=$dir.log
 		exit 1
 	fi
 	row=$(sample $elapsed)
@@ -246,7 +254,21 @@ if [ $rc -ne 0 ]; then
 	status=1
 fi
 pids=$(echo "$pids" | sed "s/ $gw\$//")
-grep -qi "fatal\|abort" "$dir/gemwatch.log" &&
-    echo "soak-hostile: the log mentions fatal/abort" && status=1
-[ $status -eq 0 ] && echo "soak-hostile: RSS and fds are flat"
+if grep -q " fatal: " "$dir/gemwatch.log"; then
+	echo "soak-hostile: the daemon logged a fatal error:"
+	grep " fatal: " "$dir/gemwatch.log" | head -5
+	status=1
+fi
+set -- $first
+t0=$1
+set -- $last
+if [ "$1" -gt "$t0" ]; then
+	echo "soak-hostile: RSS moved $((rss1 - rss0)) kB in $(($1 - t0)) s" \
+	    "($(((rss1 - rss0) * 3600 / ($1 - t0))) kB/hour)"
+fi
+if [ $status -eq 0 ]; then
+	echo "soak-hostile: RSS and fds are flat"
+else
+	keep=$dir.log
+fi
 exit $status
