@@ -462,11 +462,15 @@ probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
 	return MHD_YES;
 }
 
+/* The connection's *con_cls once its headers are in (see handle). */
+static char headers_seen;
+
 static void
 request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	probe_job_free(*con_cls);
+	if (*con_cls != &headers_seen)
+		probe_job_free(*con_cls);
 	*con_cls = NULL;
 }
 
@@ -483,17 +487,29 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	size_t		 namelen;
 	enum route	 route;
 
+	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "405 method not allowed: only GET and HEAD\n");
+	/*
+	 * The first call comes as soon as the headers are in; answer from a
+	 * later one, when the whole request has been received. libmicrohttpd
+	 * 0.9.75 takes a response queued on the first call for an early
+	 * answer and closes the connection after it: no keep-alive, and
+	 * pipelined requests are dropped.
+	 */
+	if (*con_cls == NULL) {
+		*con_cls = &headers_seen;
+		return MHD_YES;
+	}
 	/* A GET with a body: wait for it to be consumed (and ignore it). */
 	if (*upload_data_size != 0) {
 		*upload_data_size = 0;
 		return MHD_YES;
 	}
 
-	if (*con_cls != NULL) {
+	if (*con_cls != &headers_seen) {
 		/* A /probe whose probe finished: answer it. */
 		struct probe_job *j = *con_cls;
 
