@@ -2,10 +2,10 @@
  * The results store: the capsules of this instance's shard in configuration
  * order, each with per check the latest result, counters and a history.
  * Probes publish with store_put under the write lock; the HTTP thread reads
- * under store_rdlock. A history is a ring of 40-byte entries that share
- * refcounted facts (store_impl.h): at 10,000 capsules with `history 120`
- * it takes about 5.5 KiB per capsule where deep copies of results took
- * more than 80 KiB. Rings are allocated on a check's first result, so
+ * under store_rdlock. A history is a ring of 32-byte entries that share
+ * refcounted facts and sites (store_impl.h): at 10,000 capsules with
+ * `history 120` the store takes about 5 KiB per capsule where deep copies
+ * of results took more than 80 KiB. Rings are allocated on a check's first result, so
  * checks that never ran (or error pages not configured) cost nothing.
  * State changes (up/down, close_notify lost/back, certificate changed) are
  * logged here, once per change, because only the store sees successive
@@ -31,9 +31,9 @@
  * allocates a new fact: enough for a capsule flapping between a few states. */
 #define FACT_LOOKBACK	8
 
-_Static_assert(sizeof(struct store_entry) == 40, "store_entry is 40 bytes");
+_Static_assert(sizeof(struct store_entry) == 32, "store_entry is 32 bytes");
 
-/* ---- facts ------------------------------------------------------------ */
+/* ---- sites and facts -------------------------------------------------- */
 
 static int
 streq(const char *a, const char *b)
@@ -65,32 +65,37 @@ hash_str(uint32_t h, const char *s)
 }
 
 static uint16_t
-fact_port(const struct probe_result *r)
+site_port(const struct probe_result *r)
 {
 	return r->port > 0 && r->port <= UINT16_MAX ? (uint16_t)r->port : 0;
 }
 
 static uint8_t
-fact_ip(const struct probe_result *r)
+site_ip(const struct probe_result *r)
 {
 	return r->ip_protocol > 0 && r->ip_protocol <= UINT8_MAX ?
 	    (uint8_t)r->ip_protocol : 0;
 }
 
-/* The hash of what a fact for r holds; without a certificate, the
+static int16_t
+fact_status(const struct probe_result *r)
+{
+	return r->status >= 0 && r->status <= INT16_MAX ?
+	    (int16_t)r->status : -1;
+}
+
+/* The hash of what a site for r holds; without a certificate, the
  * certificate's fields are not part of it. */
 static uint32_t
-fact_hash(const struct probe_result *r)
+site_hash(const struct probe_result *r)
 {
 	const struct cert_facts	*cf = &r->cert;
 	uint32_t		 h = 2166136261U;
-	uint16_t		 port = fact_port(r);
-	uint8_t			 ip = fact_ip(r), b[3];
+	uint16_t		 port = site_port(r);
+	uint8_t			 ip = site_ip(r), b[3];
 	int64_t			 t[2];
 
 	h = hash_str(h, r->url);
-	h = hash_str(h, r->meta);
-	h = hash_str(h, r->message);
 	h = hash_str(h, r->tls_version);
 	h = hash_str(h, r->tls_cipher);
 	h = hash_bytes(h, r->address, strnlen(r->address, sizeof r->address));
@@ -112,38 +117,61 @@ fact_hash(const struct probe_result *r)
 	return hash_bytes(h, b, sizeof b);
 }
 
-/* Compare a fixed-size array field with a fact's NUL-terminated copy. */
+static uint32_t
+fact_hash(const struct probe_result *r, uint32_t site)
+{
+	int16_t status = fact_status(r);
+	uint8_t	b[2];
+
+	b[0] = (uint8_t)r->reason;
+	b[1] = (uint8_t)r->stage;
+	site = hash_bytes(site, &status, sizeof status);
+	site = hash_bytes(site, b, sizeof b);
+	site = hash_str(site, r->meta);
+	return hash_str(site, r->message);
+}
+
+/* Compare a fixed-size array field with a site's NUL-terminated copy. */
 static int
-arreq(const char *fact, const char *arr, size_t size)
+arreq(const char *site, const char *arr, size_t size)
 {
 	size_t n = strnlen(arr, size);
 
-	return strlen(fact) == n && memcmp(fact, arr, n) == 0;
+	return strlen(site) == n && memcmp(site, arr, n) == 0;
 }
 
 static int
-fact_equal(const struct store_fact *f, uint32_t hash,
+site_equal(const struct store_site *s, uint32_t hash,
     const struct probe_result *r)
 {
 	const struct cert_facts *cf = &r->cert;
 
-	if (f->hash != hash || !streq(f->url, r->url) ||
-	    !streq(f->meta, r->meta) || !streq(f->message, r->message) ||
-	    !streq(f->tls_version, r->tls_version) ||
-	    !streq(f->tls_cipher, r->tls_cipher) ||
-	    !arreq(f->address, r->address, sizeof r->address) ||
-	    f->port != fact_port(r) || f->ip_protocol != fact_ip(r) ||
-	    f->cert_present != (cf->present != 0))
+	if (s->hash != hash || !streq(s->url, r->url) ||
+	    !streq(s->tls_version, r->tls_version) ||
+	    !streq(s->tls_cipher, r->tls_cipher) ||
+	    !arreq(s->address, r->address, sizeof r->address) ||
+	    s->port != site_port(r) || s->ip_protocol != site_ip(r) ||
+	    s->cert_present != (cf->present != 0))
 		return 0;
 	if (!cf->present)
 		return 1;
-	return arreq(f->sha256, cf->sha256, sizeof cf->sha256) &&
-	    arreq(f->pubkey_sha256, cf->pubkey_sha256,
+	return arreq(s->sha256, cf->sha256, sizeof cf->sha256) &&
+	    arreq(s->pubkey_sha256, cf->pubkey_sha256,
 	    sizeof cf->pubkey_sha256) &&
-	    streq(f->subject, cf->subject) && streq(f->issuer, cf->issuer) &&
-	    f->not_before == cf->not_before && f->not_after == cf->not_after &&
-	    f->self_signed == (cf->self_signed != 0) &&
-	    f->hostname_match == (cf->hostname_match != 0);
+	    streq(s->subject, cf->subject) && streq(s->issuer, cf->issuer) &&
+	    s->not_before == cf->not_before && s->not_after == cf->not_after &&
+	    s->self_signed == (cf->self_signed != 0) &&
+	    s->hostname_match == (cf->hostname_match != 0);
+}
+
+static int
+fact_equal(const struct store_fact *f, uint32_t hash, uint32_t shash,
+    const struct probe_result *r)
+{
+	return f->hash == hash && f->status == fact_status(r) &&
+	    f->reason == (uint8_t)r->reason && f->stage == (uint8_t)r->stage &&
+	    streq(f->meta, r->meta) && streq(f->message, r->message) &&
+	    site_equal(f->site, shash, r);
 }
 
 /* Copy s to *p and point *dst at the copy (NULL stays NULL). */
@@ -168,45 +196,69 @@ text_len(const char *s)
 	return s != NULL ? strlen(s) + 1 : 0;
 }
 
-struct store_fact *
-store_fact_new(const struct probe_result *r)
+struct store_site *
+store_site_new(const struct probe_result *r)
 {
 	const struct cert_facts	*cf = &r->cert;
-	struct store_fact	*f;
+	struct store_site	*s;
 	const char		*subject, *issuer;
 	char			*p;
-	size_t			 len;
 
 	subject = cf->present ? cf->subject : NULL;
 	issuer = cf->present ? cf->issuer : NULL;
-	len = text_len(r->url) + text_len(r->meta) + text_len(r->message) +
+	s = xcalloc(1, sizeof *s + text_len(r->url) +
 	    text_len(r->tls_version) + text_len(r->tls_cipher) +
-	    text_len(subject) + text_len(issuer);
-	f = xcalloc(1, sizeof *f + len);
-	f->hash = fact_hash(r);
+	    text_len(subject) + text_len(issuer));
+	s->hash = site_hash(r);
+	p = s->text;
+	text_put(&p, &s->url, r->url);
+	text_put(&p, &s->tls_version, r->tls_version);
+	text_put(&p, &s->tls_cipher, r->tls_cipher);
+	text_put(&p, &s->subject, subject);
+	text_put(&p, &s->issuer, issuer);
+	memcpy(s->address, r->address,
+	    strnlen(r->address, sizeof s->address - 1));
+	s->port = site_port(r);
+	s->ip_protocol = site_ip(r);
+	if (cf->present) {
+		s->cert_present = 1;
+		memcpy(s->sha256, cf->sha256,
+		    strnlen(cf->sha256, sizeof s->sha256 - 1));
+		memcpy(s->pubkey_sha256, cf->pubkey_sha256,
+		    strnlen(cf->pubkey_sha256, sizeof s->pubkey_sha256 - 1));
+		s->not_before = cf->not_before;
+		s->not_after = cf->not_after;
+		s->self_signed = cf->self_signed != 0;
+		s->hostname_match = cf->hostname_match != 0;
+	}
+	return s;
+}
+
+void
+store_site_unref(struct store_site *s)
+{
+	assert(s->refs > 0);
+	if (--s->refs == 0)
+		free(s);
+}
+
+struct store_fact *
+store_fact_new(const struct probe_result *r, struct store_site *site)
+{
+	struct store_fact	*f;
+	char			*p;
+
+	f = xcalloc(1, sizeof *f + text_len(r->meta) + text_len(r->message));
+	f->hash = fact_hash(r, site->hash);
+	f->site = site;
+	site->refs++;
 	p = f->text;
-	text_put(&p, &f->url, r->url);
 	text_put(&p, &f->meta, r->meta);
 	text_put(&p, &f->message, r->message);
-	text_put(&p, &f->tls_version, r->tls_version);
-	text_put(&p, &f->tls_cipher, r->tls_cipher);
-	text_put(&p, &f->subject, subject);
-	text_put(&p, &f->issuer, issuer);
-	memcpy(f->address, r->address,
-	    strnlen(r->address, sizeof f->address - 1));
-	f->port = fact_port(r);
-	f->ip_protocol = fact_ip(r);
-	if (cf->present) {
-		f->cert_present = 1;
-		memcpy(f->sha256, cf->sha256,
-		    strnlen(cf->sha256, sizeof f->sha256 - 1));
-		memcpy(f->pubkey_sha256, cf->pubkey_sha256,
-		    strnlen(cf->pubkey_sha256, sizeof f->pubkey_sha256 - 1));
-		f->not_before = cf->not_before;
-		f->not_after = cf->not_after;
-		f->self_signed = cf->self_signed != 0;
-		f->hostname_match = cf->hostname_match != 0;
-	}
+	f->status = fact_status(r);
+	f->reason = (unsigned)r->reason < REASON__COUNT ? r->reason :
+	    REASON_NONE;
+	f->stage = (unsigned)r->stage < STAGE__COUNT ? r->stage : STAGE_NONE;
 	return f;
 }
 
@@ -242,77 +294,109 @@ store_fact_unref(struct store_check *c, uint32_t i)
 	assert(f->refs > 0);
 	if (--f->refs > 0)
 		return;
+	store_site_unref(f->site);
 	free(f);
 	c->facts[i] = NULL;
 	c->free_slots[c->nfree++] = i;
 }
 
-/* The fact for r, with one more reference: the latest result's or that
- * of one of the newest entries when r looks like them, else a new one. */
+/*
+ * The fact for r, with one more reference: the latest result's or that
+ * of one of the newest entries when r looks like them, else a new one,
+ * on one of their sites when that fits.
+ */
 static uint32_t
 fact_intern(struct store_check *c, const struct probe_result *r)
 {
 	struct store_fact	*f;
-	uint32_t		 hash, i, tried = FACT_NONE;
+	struct store_site	*site = NULL;
+	uint32_t		 shash, fhash, i, tried = FACT_NONE;
 	size_t			 k;
 
-	hash = fact_hash(r);
+	shash = site_hash(r);
+	fhash = fact_hash(r, shash);
 	i = c->last_fact;
 	for (k = 0; ; k++) {
-		if (i != FACT_NONE && i != tried &&
-		    fact_equal(c->facts[i], hash, r)) {
-			c->facts[i]->refs++;
-			return i;
+		if (i != FACT_NONE && i != tried) {
+			f = c->facts[i];
+			if (fact_equal(f, fhash, shash, r)) {
+				f->refs++;
+				return i;
+			}
+			if (site == NULL && site_equal(f->site, shash, r))
+				site = f->site;
 		}
 		tried = i;
 		if (k >= c->ring_count || k >= FACT_LOOKBACK)
 			break;
 		i = c->ring[store_ring_slot(c, k)].fact;
 	}
-	f = store_fact_new(r);
+	if (site == NULL)
+		site = store_site_new(r);
+	f = store_fact_new(r, site);
 	f->refs = 1;
 	return store_fact_add(c, f);
 }
 
-/* Fill the fields of v that come from fact f. */
+/* Fill the fields of v that come from fact f and its site. */
 static void
 fact_view(const struct store_fact *f, struct probe_result *v)
 {
-	v->url = (char *)f->url;
+	const struct store_site *s = f->site;
+
+	v->status = f->status;
+	v->reason = f->reason;
+	v->stage = f->stage;
 	v->meta = (char *)f->meta;
 	v->message = (char *)f->message;
-	v->tls_version = f->tls_version;
-	v->tls_cipher = f->tls_cipher;
-	memcpy(v->address, f->address, sizeof v->address);
-	v->port = f->port;
-	v->ip_protocol = f->ip_protocol;
-	v->cert.present = f->cert_present;
-	memcpy(v->cert.sha256, f->sha256, sizeof v->cert.sha256);
-	memcpy(v->cert.pubkey_sha256, f->pubkey_sha256,
+	v->url = (char *)s->url;
+	v->tls_version = s->tls_version;
+	v->tls_cipher = s->tls_cipher;
+	memcpy(v->address, s->address, sizeof v->address);
+	v->port = s->port;
+	v->ip_protocol = s->ip_protocol;
+	v->cert.present = s->cert_present;
+	memcpy(v->cert.sha256, s->sha256, sizeof v->cert.sha256);
+	memcpy(v->cert.pubkey_sha256, s->pubkey_sha256,
 	    sizeof v->cert.pubkey_sha256);
-	v->cert.subject = (char *)f->subject;
-	v->cert.issuer = (char *)f->issuer;
-	v->cert.not_before = (time_t)f->not_before;
-	v->cert.not_after = (time_t)f->not_after;
-	v->cert.self_signed = f->self_signed;
-	v->cert.hostname_match = f->hostname_match;
+	v->cert.subject = (char *)s->subject;
+	v->cert.issuer = (char *)s->issuer;
+	v->cert.not_before = (time_t)s->not_before;
+	v->cert.not_after = (time_t)s->not_after;
+	v->cert.self_signed = s->self_signed;
+	v->cert.hostname_match = s->hostname_match;
 }
 
 /* ---- entries and rings ------------------------------------------------ */
 
-static uint32_t
-dur_us(double d)
+static void
+dur_pack(uint8_t out[3], double d)
 {
+	uint32_t v;
+
 	if (!(d >= 0))		/* negative or NaN: not reached */
-		return DUR_NONE;
-	d = round(d * 1e6);
-	return d < (double)DUR_NONE ? (uint32_t)d : DUR_NONE - 1;
+		v = DUR24_NONE;
+	else if ((d = round(d * 1e6)) < DUR24_MS)
+		v = (uint32_t)d;
+	else if ((d = round(d / 1e3)) < (double)(DUR24_NONE - DUR24_MS))
+		v = DUR24_MS | (uint32_t)d;
+	else
+		v = DUR24_NONE - 1;
+	out[0] = (uint8_t)v;
+	out[1] = (uint8_t)(v >> 8);
+	out[2] = (uint8_t)(v >> 16);
 }
 
 static double
-dur_seconds(uint32_t us)
+dur_unpack(const uint8_t in[3])
 {
-	return us == DUR_NONE ? -1 : (double)us / 1e6;
+	uint32_t v = in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16;
+
+	if (v == DUR24_NONE)
+		return -1;
+	if (v & DUR24_MS)
+		return (double)(v & ~DUR24_MS) / 1e3;
+	return (double)v / 1e6;
 }
 
 void
@@ -321,7 +405,7 @@ store_entry_make(struct store_entry *e, const struct probe_result *r,
 {
 	double		t = r->time, s;
 	uint64_t	body;
-	unsigned	ms = 0;
+	unsigned	ms;
 	int		p;
 
 	memset(e, 0, sizeof *e);
@@ -334,8 +418,8 @@ store_entry_make(struct store_entry *e, const struct probe_result *r,
 	e->time = (uint32_t)s;
 	e->ms = ms < MS_PER_S ? ms : MS_PER_S - 1;
 	for (p = 0; p < PHASE__COUNT; p++)
-		e->dur[p] = dur_us(r->dur[p]);
-	e->dur[PHASE__COUNT] = dur_us(r->total);
+		dur_pack(e->dur[p], r->dur[p]);
+	dur_pack(e->dur[PHASE__COUNT], r->total);
 	if (r->body_bytes < 0)
 		body = BODY_NONE;
 	else if ((uint64_t)r->body_bytes >= BODY_NONE)
@@ -349,11 +433,6 @@ store_entry_make(struct store_entry *e, const struct probe_result *r,
 	e->tofu = (unsigned)r->cert.tofu < TOFU__COUNT ? r->cert.tofu :
 	    TOFU_NONE;
 	e->key_kept = r->cert.key_kept < 0 ? 0 : r->cert.key_kept ? 2 : 1;
-	e->reason = (unsigned)r->reason < REASON__COUNT ? r->reason :
-	    REASON_NONE;
-	e->stage = (unsigned)r->stage < STAGE__COUNT ? r->stage : STAGE_NONE;
-	e->status = r->status >= 0 && r->status < 255 ?
-	    (unsigned)r->status + 1 : 0;
 	assert(fact <= FACT_MAX);
 	e->fact = fact;
 }
@@ -370,14 +449,11 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 	fact_view(c->facts[e->fact], v);
 	v->time = (double)e->time + (double)e->ms / MS_PER_S;
 	v->success = e->success;
-	v->reason = e->reason;
-	v->stage = e->stage;
 	for (p = 0; p < PHASE__COUNT; p++)
-		v->dur[p] = dur_seconds(e->dur[p]);
-	v->total = dur_seconds(e->dur[PHASE__COUNT]);
+		v->dur[p] = dur_unpack(e->dur[p]);
+	v->total = dur_unpack(e->dur[PHASE__COUNT]);
 	v->cert.tofu = e->tofu;
 	v->cert.key_kept = (int)e->key_kept - 1;
-	v->status = (int)e->status - 1;
 	body = (uint64_t)e->body_hi << 32 | e->body_lo;
 	v->body_bytes = body == BODY_NONE ? -1 : (int64_t)body;
 	v->end = e->end;
@@ -443,7 +519,7 @@ void
 store_check_init(struct store_check *c, enum check check)
 {
 	memset(c, 0, sizeof *c);
-	c->last_fact = c->cert_fact = FACT_NONE;
+	c->last_fact = FACT_NONE;
 	c->cn_end = END_NONE;
 	c->check = (uint8_t)check;
 }
@@ -453,8 +529,14 @@ store_check_free(struct store_check *c)
 {
 	uint32_t i;
 
-	for (i = 0; i < c->nfacts; i++)
+	for (i = 0; i < c->nfacts; i++) {
+		if (c->facts[i] == NULL)
+			continue;
+		store_site_unref(c->facts[i]->site);
 		free(c->facts[i]);
+	}
+	if (c->cert_site != NULL)
+		store_site_unref(c->cert_site);
 	free(c->facts);
 	free(c->free_slots);
 	free(c->ring);
@@ -643,7 +725,7 @@ static void
 log_changes(const struct store_capsule *cap, const struct store_check *c,
     const struct probe_result *res)
 {
-	const struct store_fact	*prev;
+	const struct store_site	*prev = c->cert_site;
 	const char		*what, *reason;
 
 	what = res->check == CHECK_ERROR_PAGE ? " (error_page)" : "";
@@ -674,9 +756,8 @@ log_changes(const struct store_capsule *cap, const struct store_check *c,
 			    cap->name, what);
 	}
 
-	if (!res->cert.present || c->cert_fact == FACT_NONE)
+	if (!res->cert.present || prev == NULL)
 		return;
-	prev = c->facts[c->cert_fact];
 	if (!arreq(prev->sha256, res->cert.sha256, sizeof res->cert.sha256))
 		log_notice("capsule %s%s: certificate changed "
 		    "(sha256 %s \xe2\x86\x92 %.*s, %s)", cap->name, what,
@@ -692,6 +773,7 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 {
 	struct store_capsule	*cap;
 	struct store_check	*c;
+	struct store_site	*site;
 	struct store_entry	 e;
 	uint32_t		 fact;
 
@@ -714,11 +796,12 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 	store_ring_push(c, s->history, &e);
 	if (end_has_cn(res->end))
 		c->cn_end = res->end;
-	if (res->cert.present) {
-		c->facts[fact]->refs++;
-		if (c->cert_fact != FACT_NONE)
-			store_fact_unref(c, c->cert_fact);
-		c->cert_fact = fact;
+	site = c->facts[fact]->site;
+	if (res->cert.present && site != c->cert_site) {
+		site->refs++;
+		if (c->cert_site != NULL)
+			store_site_unref(c->cert_site);
+		c->cert_site = site;
 	}
 	c->probes++;
 	if (!res->success && (unsigned)res->reason < REASON__COUNT)

@@ -17,6 +17,7 @@
 struct conf;
 struct store_entry;
 struct store_fact;
+struct store_site;
 
 struct store_check {
 	/* The latest result, NULL before the first. Its strings belong to
@@ -34,7 +35,7 @@ struct store_check {
 	uint32_t		*free_slots;	/* indexes of NULL facts */
 	uint32_t		 nfacts, fact_cap, nfree;
 	uint32_t		 last_fact;	/* last's */
-	uint32_t		 cert_fact;	/* the newest with a certificate */
+	struct store_site	*cert_site;	/* the newest with a certificate */
 	uint8_t			 cn_end;	/* the newest end telling close_notify */
 	uint8_t			 check;		/* enum check */
 };

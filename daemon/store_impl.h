@@ -2,12 +2,14 @@
  * The store's insides, shared by store.c (the data in memory) and
  * store_snapshot.c (the same data in a file). Nothing else includes this.
  *
- * A check's history is a ring of compact entries: the numbers of a result
- * (40 bytes) and the index of a fact. A fact holds what rarely changes
- * between two probes of one check: the URL, address, TLS, certificate,
- * META and message, its strings in one allocation. Facts are refcounted
- * by the entries, the latest result and cert_fact that use them, so a
- * probe that looks like one of the latest allocates nothing.
+ * A check's history is a ring of 32-byte entries: the numbers that change
+ * from one probe to the next, and the index of a fact in the check's table.
+ * A fact holds what changes only with the outcome (status, META, reason,
+ * stage, message) and points to a site, which holds what changes even
+ * more rarely (URL, address, TLS, certificate). Both are refcounted, their
+ * strings in the same allocation; a probe that looks like one of the
+ * latest allocates nothing, and a capsule flapping between up and down
+ * holds two small facts that share one site.
  */
 #ifndef GEMWATCH_STORE_IMPL_H
 #define GEMWATCH_STORE_IMPL_H
@@ -20,10 +22,17 @@
 
 #define FACT_NONE	UINT32_MAX
 #define FACT_MAX	((1U << 24) - 1)	/* entry.fact is 24 bits */
-#define DUR_NONE	UINT32_MAX		/* a phase not reached */
-#define BODY_BITS	38
+#define BODY_BITS	37
 #define BODY_NONE	((UINT64_C(1) << BODY_BITS) - 1)	/* no body */
 #define MS_PER_S	1000
+
+/*
+ * Durations take 24 bits: microseconds below 2^23 (8.39 s), else
+ * milliseconds with the top bit set (to 2.3 hours, then saturated);
+ * DUR24_NONE when the phase was not reached.
+ */
+#define DUR24_NONE	0xffffffU
+#define DUR24_MS	0x800000U
 
 struct store {
 	pthread_rwlock_t	  lock;
@@ -35,29 +44,24 @@ struct store {
 	double			  reload_success;	/* when one last worked */
 };
 
-/* One result of a history: 40 bytes. */
+/* One result of a history: 32 bytes. */
 struct store_entry {
 	uint32_t	time;			/* Unix seconds */
-	uint32_t	dur[PHASE__COUNT + 1];	/* µs, phases then total */
 	uint32_t	body_lo;		/* body_bytes, low 32 bits */
-	unsigned	ms:10;			/* of time */
-	unsigned	success:1;
+	unsigned	fact:24;		/* index in the check's facts */
 	unsigned	end:3;
 	unsigned	tofu:3;
 	unsigned	key_kept:2;		/* cert.key_kept + 1 */
-	unsigned	reason:4;
-	unsigned	stage:3;
-	unsigned	body_hi:6;		/* body_bytes >> 32 */
-	unsigned	fact:24;		/* index in the check's facts */
-	unsigned	status:8;		/* status + 1, 0: none */
+	uint16_t	ms:10;			/* of time */
+	uint16_t	success:1;
+	uint16_t	body_hi:5;		/* body_bytes >> 32 */
+	uint8_t		dur[PHASE__COUNT + 1][3];	/* phases, total */
 };
 
-struct store_fact {
+struct store_site {
 	uint32_t	 refs;
 	uint32_t	 hash;
 	const char	*url;		/* these point into text[], or NULL */
-	const char	*meta;
-	const char	*message;
 	const char	*tls_version;
 	const char	*tls_cipher;
 	const char	*subject;
@@ -75,13 +79,29 @@ struct store_fact {
 	char		 text[];
 };
 
+struct store_fact {
+	uint32_t		 refs;
+	uint32_t		 hash;
+	struct store_site	*site;	/* one reference */
+	const char		*meta;	/* into text[], or NULL */
+	const char		*message;
+	int16_t			 status;
+	uint8_t			 reason;
+	uint8_t			 stage;
+	char			 text[];
+};
+
 void store_wrlock(struct store *);
 struct store_capsule *store_lookup(const struct store *, const char *name);
 
 void store_check_init(struct store_check *, enum check);
 void store_check_free(struct store_check *);
-/* A new fact (refs 0) with what r shares with results like it. */
-struct store_fact *store_fact_new(const struct probe_result *r);
+/* A new site (refs 0) with what r shares with results like it. */
+struct store_site *store_site_new(const struct probe_result *r);
+void store_site_unref(struct store_site *);
+/* A new fact (refs 0) for r on site (which gains a reference). */
+struct store_fact *store_fact_new(const struct probe_result *r,
+    struct store_site *site);
 /* Put f in a free slot of c's table; returns its index. */
 uint32_t store_fact_add(struct store_check *, struct store_fact *f);
 void store_fact_unref(struct store_check *, uint32_t);

@@ -543,6 +543,8 @@ test_views(void)
 	result_fail(&r, REASON_CONNECT, STAGE_CONNECT, "connection refused");
 	r.cert.key_kept = 0;
 	r.total = 1e9;		/* more than fits: kept as the most */
+	r.dur[PHASE_CONNECT] = 10.0001234;	/* past 8.39 s: milliseconds */
+	r.dur[PHASE_RESOLVE] = 0.5;
 	store_put(s, "a", &r);
 	result_clear(&r);
 	ok(store_history_get(c, 0, &v) == 0, "view of a failure");
@@ -557,7 +559,9 @@ test_views(void)
 	    "no TLS, no certificate");
 	is_int(v.end, END_NONE, "end none");
 	is_int(v.cert.key_kept, 0, "key_kept 0");
-	ok(v.total > 4294 && v.total < 4295, "a huge duration saturates");
+	ok(v.total == 8388.606, "a huge duration saturates at 2.3 hours");
+	ok(v.dur[PHASE_CONNECT] == 10.0, "past 8.39 s, to the millisecond");
+	ok(v.dur[PHASE_RESOLVE] == 0.5, "below, to the microsecond");
 	ok(store_history_get(c, 1, &v) == 0 && v.time == 1795881600.75,
 	    "the older result is still there");
 	store_free(s);
