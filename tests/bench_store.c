@@ -5,10 +5,12 @@
  * (-h, default 120) that look like a real capsule's (its own URL,
  * address and certificate, META "text/gemini; lang=en", a failure with a
  * message now and then) and prints the bytes allocated (glibc's
- * mallinfo2 before and after), per capsule and per history entry. With
+ * mallinfo2 before and after, heap and mmapped chunks), per capsule and
+ * per history entry. With
  * -s DIR it also saves the store to DIR/history.snapshot and loads it
- * into a fresh store, timing both. Not part of `make check`: a
- * measurement, not a test.
+ * into a fresh store, timing both; -k keeps the file, for a daemon to
+ * start from (its capsules are named capsule-00000 and up). Not part of
+ * `make check`: a measurement, not a test.
  */
 #include "config.h"
 
@@ -38,10 +40,13 @@ now_mono(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
+/* Bytes in use: in the heap and in chunks glibc mmaps (large arrays). */
 static size_t
 allocated(void)
 {
-	return mallinfo2().uordblks;
+	struct mallinfo2 mi = mallinfo2();
+
+	return mi.uordblks + mi.hblkhd;
 }
 
 static long
@@ -149,6 +154,8 @@ fill(struct store *s, const struct conf *conf, unsigned rounds)
 		}
 }
 
+static int keep;
+
 static void
 bench(size_t n, unsigned history, const char *dir)
 {
@@ -193,7 +200,8 @@ bench(size_t n, unsigned history, const char *dir)
 		    (double)st.st_size / (double)(entries ? entries : 1),
 		    tsave, tload);
 		store_free(t);
-		unlink(path);
+		if (!keep)
+			unlink(path);
 		free(path);
 	}
 	store_free(s);
@@ -210,16 +218,19 @@ main(int argc, char *argv[])
 	int			 ch;
 
 	log_init(LOG_LEVEL_ERR);	/* no "capsule up" lines */
-	while ((ch = getopt(argc, argv, "h:s:")) != -1) {
+	while ((ch = getopt(argc, argv, "h:ks:")) != -1) {
 		switch (ch) {
 		case 'h':
 			history = (unsigned)strtoul(optarg, NULL, 10);
+			break;
+		case 'k':
+			keep = 1;
 			break;
 		case 's':
 			dir = optarg;
 			break;
 		default:
-			fprintf(stderr, "usage: bench_store [-h history] "
+			fprintf(stderr, "usage: bench_store [-k] [-h history] "
 			    "[-s dir] [N...]\n");
 			return 2;
 		}
