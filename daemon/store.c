@@ -3,10 +3,11 @@
  * order, each with per check the latest result, counters and a history.
  * Probes publish with store_put under the write lock; the HTTP thread reads
  * under store_rdlock. A history is a ring of 32-byte entries that share
- * refcounted facts and sites (store_impl.h): at 10,000 capsules with
- * `history 120` the store takes about 5 KiB per capsule where deep copies
- * of results took more than 80 KiB. Rings are allocated on a check's first result, so
- * checks that never ran (or error pages not configured) cost nothing.
+ * refcounted facts and sites (store_impl.h): with `history 120` the store
+ * takes 5.4 KiB per capsule (52.5 MiB for 10,000) where deep copies of
+ * results took 67 KiB (tests/bench_store measures it). Rings are
+ * allocated on a check's first result, so checks that never ran (or error
+ * pages not configured) cost nothing.
  * State changes (up/down, close_notify lost/back, certificate changed) are
  * logged here, once per change, because only the store sees successive
  * results of one capsule; what they compare with is kept per check, so a
@@ -27,11 +28,8 @@
 #include "store_impl.h"
 #include "xmalloc.h"
 
-/* How many of the newest entries' facts a put compares with before it
- * allocates a new fact: enough for a capsule flapping between a few states. */
-#define FACT_LOOKBACK	8
-
 _Static_assert(sizeof(struct store_entry) == 32, "store_entry is 32 bytes");
+_Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
 
 /* ---- sites and facts -------------------------------------------------- */
 
@@ -300,42 +298,53 @@ store_fact_unref(struct store_check *c, uint32_t i)
 	c->free_slots[c->nfree++] = i;
 }
 
+void
+store_recent_use(struct store_check *c, uint32_t i)
+{
+	size_t k;
+
+	for (k = 0; k < STORE_RECENT - 1 && c->recent[k] != i; k++)
+		;
+	memmove(&c->recent[1], &c->recent[0], k * sizeof c->recent[0]);
+	c->recent[0] = i;
+}
+
 /*
- * The fact for r, with one more reference: the latest result's or that
- * of one of the newest entries when r looks like them, else a new one,
- * on one of their sites when that fits.
+ * The fact for r, with one more reference: one of the few used lately
+ * when r looks like it (a capsule that flaps, or fails now and then the
+ * same way, keeps a handful of facts), else a new one, on one of their
+ * sites when that fits. recent may name facts freed since: only live
+ * ones that are equal count.
  */
 static uint32_t
 fact_intern(struct store_check *c, const struct probe_result *r)
 {
 	struct store_fact	*f;
 	struct store_site	*site = NULL;
-	uint32_t		 shash, fhash, i, tried = FACT_NONE;
+	uint32_t		 shash, fhash, i;
 	size_t			 k;
 
 	shash = site_hash(r);
 	fhash = fact_hash(r, shash);
-	i = c->last_fact;
-	for (k = 0; ; k++) {
-		if (i != FACT_NONE && i != tried) {
-			f = c->facts[i];
-			if (fact_equal(f, fhash, shash, r)) {
-				f->refs++;
-				return i;
-			}
-			if (site == NULL && site_equal(f->site, shash, r))
-				site = f->site;
+	for (k = 0; k < STORE_RECENT; k++) {
+		i = c->recent[k];
+		if (i >= c->nfacts || (f = c->facts[i]) == NULL)
+			continue;
+		if (fact_equal(f, fhash, shash, r)) {
+			f->refs++;
+			store_recent_use(c, i);
+			return i;
 		}
-		tried = i;
-		if (k >= c->ring_count || k >= FACT_LOOKBACK)
-			break;
-		i = c->ring[store_ring_slot(c, k)].fact;
+		if (site == NULL && site_equal(f->site, shash, r))
+			site = f->site;
 	}
 	if (site == NULL)
 		site = store_site_new(r);
 	f = store_fact_new(r, site);
 	f->refs = 1;
-	return store_fact_add(c, f);
+	i = store_fact_add(c, f);
+	store_recent_use(c, i);
+	return i;
 }
 
 /* Fill the fields of v that come from fact f and its site. */
@@ -518,8 +527,12 @@ ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 void
 store_check_init(struct store_check *c, enum check check)
 {
+	size_t k;
+
 	memset(c, 0, sizeof *c);
 	c->last_fact = FACT_NONE;
+	for (k = 0; k < STORE_RECENT; k++)
+		c->recent[k] = FACT_NONE;
 	c->cn_end = END_NONE;
 	c->check = (uint8_t)check;
 }

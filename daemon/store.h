@@ -14,6 +14,8 @@
 
 #include "result.h"
 
+#define STORE_RECENT	4
+
 struct conf;
 struct store_entry;
 struct store_fact;
@@ -35,6 +37,7 @@ struct store_check {
 	uint32_t		*free_slots;	/* indexes of NULL facts */
 	uint32_t		 nfacts, fact_cap, nfree;
 	uint32_t		 last_fact;	/* last's */
+	uint32_t		 recent[STORE_RECENT];	/* facts used lately */
 	struct store_site	*cert_site;	/* the newest with a certificate */
 	uint8_t			 cn_end;	/* the newest end telling close_notify */
 	uint8_t			 check;		/* enum check */

@@ -7,9 +7,9 @@
  * A fact holds what changes only with the outcome (status, META, reason,
  * stage, message) and points to a site, which holds what changes even
  * more rarely (URL, address, TLS, certificate). Both are refcounted, their
- * strings in the same allocation; a probe that looks like one of the
- * latest allocates nothing, and a capsule flapping between up and down
- * holds two small facts that share one site.
+ * strings in the same allocation; a probe that looks like one of the few
+ * facts used lately (store_check.recent) allocates nothing, and a capsule
+ * flapping between up and down holds two small facts that share one site.
  */
 #ifndef GEMWATCH_STORE_IMPL_H
 #define GEMWATCH_STORE_IMPL_H
@@ -113,6 +113,8 @@ void store_ring_push(struct store_check *, size_t cap,
     const struct store_entry *e);
 /* Slot of the i-th newest entry. */
 size_t store_ring_slot(const struct store_check *, size_t i);
+/* Make fact i the most recently used of c's (a candidate for the next). */
+void store_recent_use(struct store_check *, uint32_t i);
 /* Make r (with the strings of fact, one more reference) c's last. */
 void store_last_set(struct store_check *, const struct probe_result *r,
     uint32_t fact);

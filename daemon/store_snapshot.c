@@ -750,6 +750,11 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 
 	for (i = 0; i < nfacts; i++)
 		store_fact_unref(c, (uint32_t)i);
+	/* The facts used lately: the entries', oldest first, then last's. */
+	for (i = c->ring_count; i-- > 0;)
+		store_recent_use(c, c->ring[store_ring_slot(c, i)].fact);
+	if (c->last != NULL)
+		store_recent_use(c, c->last_fact);
 	for (i = 0; i < nsites; i++)
 		if (sites[i] != NULL)
 			store_site_unref(sites[i]);

@@ -599,6 +599,17 @@ test_sharing(void)
 	}
 	is_int(live_facts(c), 2, "flapping: two facts");
 
+	/* The same failure now and then, far apart: its fact is reused. */
+	for (i = 0; i < 120; i++) {
+		full_result(&r, 2500 + i, "CN=example.org");
+		if (i % 30 == 29)
+			result_fail(&r, REASON_CLOSE_NOTIFY, STAGE_BODY,
+			    "connection closed without close_notify");
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	is_int(live_facts(c), 2, "a failure every 30 probes: still two facts");
+
 	/* A message that differs every time: one fact per entry at most,
 	 * and they go with the entries that used them. */
 	for (i = 0; i < 200; i++) {
