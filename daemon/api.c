@@ -195,11 +195,11 @@ static int
 add_check(json_t *o, const struct store_capsule *cap,
     const struct store_check *c, int history)
 {
-	const struct probe_result	*r;
-	json_t				*h;
-	size_t				 i;
+	struct probe_result	 r;	/* a view: never cleared */
+	json_t			*h;
+	size_t			 i;
 
-	SET(o, "last", c->has_last ? api_result(&c->last, cap->name) :
+	SET(o, "last", c->last != NULL ? api_result(c->last, cap->name) :
 	    json_null());
 	if (add_counters(o, c) != 0)
 		return -1;
@@ -207,8 +207,8 @@ add_check(json_t *o, const struct store_capsule *cap,
 		return 0;
 	h = json_array();
 	SET(o, "history", h);
-	for (i = 0; (r = store_history(c, i)) != NULL; i++)
-		if (json_array_append_new(h, api_result(r, cap->name)) != 0)
+	for (i = 0; store_history_get(c, i, &r) == 0; i++)
+		if (json_array_append_new(h, api_result(&r, cap->name)) != 0)
 			return -1;
 	return 0;
 fail:

@@ -1,11 +1,14 @@
 /*
  * gemwatch: options, start-up and shut-down order.
  *
- * Start-up: configuration, TLS library, store, TOFU store, HTTP endpoint
- * (bound before privileges are dropped), scheduler. The main thread then
- * runs the scheduler and handles signals through a self-pipe: SIGHUP
- * re-reads the configuration, SIGTERM and SIGINT stop. Tear-down runs in
- * the reverse order so an orderly exit frees everything.
+ * Start-up: configuration, TLS library, store (with the capsules and the
+ * snapshot loaded, so nobody ever sees it empty after a restart), TOFU
+ * store, HTTP endpoint (bound before privileges are dropped), scheduler.
+ * The main thread then runs the scheduler, saves the snapshot every
+ * minute and handles signals through a self-pipe: SIGHUP re-reads the
+ * configuration, SIGTERM and SIGINT stop. Tear-down runs in the reverse
+ * order, saving the snapshot once the probes are stopped, so an orderly
+ * exit loses nothing and frees everything.
  */
 #include "config.h"
 
@@ -41,6 +44,8 @@
 #include "xmalloc.h"
 
 #define DEFAULT_CONF SYSCONFDIR "/gemwatch.conf"
+#define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
+#define SNAPSHOT_INTERVAL 60			/* seconds between saves */
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -213,6 +218,8 @@ run_daemon(const char *path)
 	struct daemon_info	 info;
 	struct pollfd		 pfd[2];
 	const char		*state;
+	char			*snapshot = NULL;
+	double			 saved;
 	unsigned char		 sig;
 	int			 wait_ms, stop = 0;
 
@@ -237,6 +244,12 @@ run_daemon(const char *path)
 	info.start_time = clock_wall();
 	store = store_new();
 	state = state_dir_init(conf->state_dir, pw);
+	if (state != NULL) {	/* state points into conf, which goes away */
+		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
+		store_sync(store, conf);	/* sched_apply's will keep it */
+		(void)store_load(store, snapshot);
+	}
+	saved = clock_mono();
 	tofu = tofu_open(state);
 	sched = sched_new(store, tofu);
 	if ((http = http_start(conf, store, sched, &info)) == NULL) {
@@ -245,6 +258,7 @@ run_daemon(const char *path)
 		store_free(store);
 		probe_global_free();
 		conf_free(conf);
+		free(snapshot);
 		return 1;
 	}
 	if (pw != NULL)
@@ -271,10 +285,17 @@ run_daemon(const char *path)
 				stop = 1;
 			}
 		}
+		if (snapshot != NULL && clock_mono() - saved >= SNAPSHOT_INTERVAL) {
+			(void)store_save(store, snapshot);
+			saved = clock_mono();
+		}
 	}
 
 	http_stop(http);
 	sched_free(sched);
+	if (snapshot != NULL)	/* no probe runs any more */
+		(void)store_save(store, snapshot);
+	free(snapshot);
 	tofu_free(tofu);
 	store_free(store);
 	probe_global_free();

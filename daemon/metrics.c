@@ -673,13 +673,13 @@ metrics_render(struct buf *b, struct store *s, const struct daemon_info *info)
 			cap = store_at(s, i);
 			for (k = 0; k < CHECK__COUNT; k++) {
 				c = &cap->check[k];
-				if (!c->has_last || (k == CHECK_ERROR_PAGE &&
+				if (c->last == NULL || (k == CHECK_ERROR_PAGE &&
 				    !cap->has_error_page))
 					continue;
 				px = &pfx[i * CHECK__COUNT + k];
 				e.prefix = pre.data + px->off;
 				e.prefix_len = px->len;
-				families[f].get(&e, &c->last, c);
+				families[f].get(&e, c->last, c);
 			}
 		}
 	}

@@ -184,9 +184,9 @@ capsule_group(const struct store_capsule *cap)
 		if (!check_used(cap, k))
 			continue;
 		c = &cap->check[k];
-		if (!c->has_last)
+		if (c->last == NULL)
 			g = GROUP_PENDING;
-		else if (!c->last.success)
+		else if (!c->last->success)
 			return GROUP_DOWN;
 	}
 	return g;
@@ -377,13 +377,13 @@ cell_age(struct buf *b, const struct probe_result *r, double now)
 static void
 cell_uptime(struct buf *b, const struct store_check *c)
 {
-	const struct probe_result	*h;
-	size_t				 i, n, ok;
-	unsigned long long		 permille;
+	struct probe_result	h;	/* a view: never cleared */
+	size_t			i, n, ok;
+	unsigned long long	permille;
 
 	ok = n = 0;
-	for (i = 0; (h = store_history(c, i)) != NULL; i++, n++)
-		if (h->success)
+	for (i = 0; store_history_get(c, i, &h) == 0; i++, n++)
+		if (h.success)
 			ok++;
 	if (n == 0) {
 		buf_adds(b, "<td class=\"num\">" DASH "</td>");
@@ -416,25 +416,25 @@ spark_point(const struct probe_result *h, size_t i, size_t n, double max,
 static void
 cell_spark(struct buf *b, const struct store_check *c)
 {
-	const struct probe_result	*h;
-	size_t				 i, n, nfail;
-	double				 max, newest, x, y;
+	struct probe_result	h;	/* a view: never cleared */
+	size_t			i, n, nfail;
+	double			max, newest, x, y;
 
 	n = nfail = 0;
-	max = 0;
-	for (i = 0; i < SPARK_MAX && (h = store_history(c, i)) != NULL; i++) {
+	max = newest = 0;
+	for (i = 0; i < SPARK_MAX && store_history_get(c, i, &h) == 0; i++) {
 		n++;
-		if (!h->success)
+		if (!h.success)
 			nfail++;
-		if (h->total > max)
-			max = h->total;
+		if (h.total > max)
+			max = h.total;
+		if (i == 0 && h.total > 0)
+			newest = h.total * 1000;
 	}
 	if (n == 0) {
 		buf_adds(b, "<td>" DASH "</td>");
 		return;
 	}
-	h = store_history(c, 0);
-	newest = h->total > 0 ? h->total * 1000 : 0;
 	buf_printf(b, "<td><svg class=\"spark\" width=\"%d\" height=\"%d\" "
 	    "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"latency of the "
 	    "last %zu probe%s: newest %.0f ms, max %.0f ms, %zu failed\">"
@@ -443,18 +443,19 @@ cell_spark(struct buf *b, const struct store_check *c)
 	    SPARK_W, SPARK_H, SPARK_W, SPARK_H, n, n == 1 ? "" : "s",
 	    newest, max * 1000, nfail, newest, max * 1000, nfail, n);
 	for (i = n; i-- > 0;) {
-		spark_point(store_history(c, i), i, n, max, &x, &y);
+		store_history_get(c, i, &h);
+		spark_point(&h, i, n, max, &x, &y);
 		buf_printf(b, "%s%.1f,%.1f", i + 1 == n ? "" : " ", x, y);
 	}
 	buf_adds(b, "\"/>");
 	for (i = n; i-- > 0;) {
-		h = store_history(c, i);
-		if (h->success && i != 0)
+		store_history_get(c, i, &h);
+		if (h.success && i != 0)
 			continue;
-		spark_point(h, i, n, max, &x, &y);
+		spark_point(&h, i, n, max, &x, &y);
 		buf_printf(b, "<circle%s cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>",
-		    h->success ? " fill=\"currentColor\"" : " class=\"fail\"",
-		    x, y, h->success ? "1.5" : "2");
+		    h.success ? " fill=\"currentColor\"" : " class=\"fail\"",
+		    x, y, h.success ? "1.5" : "2");
 	}
 	buf_adds(b, "</svg></td>");
 }
@@ -464,7 +465,7 @@ render_row(struct buf *b, const struct store_capsule *cap, enum check k,
     double now)
 {
 	const struct store_check	*c = &cap->check[k];
-	const struct probe_result	*r = c->has_last ? &c->last : NULL;
+	const struct probe_result	*r = c->last;
 
 	buf_printf(b, "<tr class=\"%s\">",
 	    r == NULL ? "pending" : r->success ? "up" : "down");

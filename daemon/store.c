@@ -1,16 +1,22 @@
 /*
  * The results store: the capsules of this instance's shard in configuration
- * order, each with per check the latest result, counters and a ring of
- * recent results. Probes publish with store_put under the write lock; the
- * HTTP thread reads under store_rdlock. Rings are allocated on a check's
- * first result, so checks that never ran (or error pages not configured)
- * cost nothing. State changes (up/down, close_notify lost/back, certificate
- * changed) are logged here, once per change, because only the store sees
- * successive results of one capsule.
+ * order, each with per check the latest result, counters and a history.
+ * Probes publish with store_put under the write lock; the HTTP thread reads
+ * under store_rdlock. A history is a ring of 32-byte entries that share
+ * refcounted facts and sites (store_impl.h): with `history 120` the store
+ * takes 5.4 KiB per capsule (52.5 MiB for 10,000) where deep copies of
+ * results took 67 KiB (tests/bench_store measures it). Rings are
+ * allocated on a check's first result, so checks that never ran (or error
+ * pages not configured) cost nothing.
+ * State changes (up/down, close_notify lost/back, certificate changed) are
+ * logged here, once per change, because only the store sees successive
+ * results of one capsule; what they compare with is kept per check, so a
+ * put does the same small amount of work whatever the history length.
  */
 #include "config.h"
 
 #include <assert.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,95 +25,556 @@
 #include "log.h"
 #include "result.h"
 #include "store.h"
+#include "store_impl.h"
 #include "xmalloc.h"
 
-struct store {
-	pthread_rwlock_t	  lock;
-	struct store_capsule	 *caps;		/* in configuration order */
-	size_t			  ncaps;
-	struct store_capsule	**byname;	/* caps sorted by name */
-	size_t			  history;	/* ring capacity */
-	int			  reload_ok;	/* latest reload */
-	double			  reload_success;	/* when one last worked */
-};
+_Static_assert(sizeof(struct store_entry) == 32, "store_entry is 32 bytes");
+_Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
+
+/* ---- sites and facts -------------------------------------------------- */
+
+static int
+streq(const char *a, const char *b)
+{
+	if (a == NULL || b == NULL)
+		return a == b;
+	return a == b || strcmp(a, b) == 0;
+}
+
+static uint32_t
+hash_bytes(uint32_t h, const void *p, size_t len)
+{
+	const unsigned char	*c = p;
+	size_t			 i;
+
+	for (i = 0; i < len; i++) {
+		h ^= c[i];
+		h *= 16777619U;
+	}
+	return h;
+}
+
+/* NULL and "" hash differently. */
+static uint32_t
+hash_str(uint32_t h, const char *s)
+{
+	return s == NULL ? hash_bytes(h, "\377", 1) :
+	    hash_bytes(h, s, strlen(s) + 1);
+}
+
+static uint16_t
+site_port(const struct probe_result *r)
+{
+	return r->port > 0 && r->port <= UINT16_MAX ? (uint16_t)r->port : 0;
+}
+
+static uint8_t
+site_ip(const struct probe_result *r)
+{
+	return r->ip_protocol > 0 && r->ip_protocol <= UINT8_MAX ?
+	    (uint8_t)r->ip_protocol : 0;
+}
+
+static int16_t
+fact_status(const struct probe_result *r)
+{
+	return r->status >= 0 && r->status <= INT16_MAX ?
+	    (int16_t)r->status : -1;
+}
+
+/* The hash of what a site for r holds; without a certificate, the
+ * certificate's fields are not part of it. */
+static uint32_t
+site_hash(const struct probe_result *r)
+{
+	const struct cert_facts	*cf = &r->cert;
+	uint32_t		 h = 2166136261U;
+	uint16_t		 port = site_port(r);
+	uint8_t			 ip = site_ip(r), b[3];
+	int64_t			 t[2];
+
+	h = hash_str(h, r->url);
+	h = hash_str(h, r->tls_version);
+	h = hash_str(h, r->tls_cipher);
+	h = hash_bytes(h, r->address, strnlen(r->address, sizeof r->address));
+	h = hash_bytes(h, &port, sizeof port);
+	h = hash_bytes(h, &ip, sizeof ip);
+	if (!cf->present)
+		return h;
+	h = hash_bytes(h, cf->sha256, strnlen(cf->sha256, sizeof cf->sha256));
+	h = hash_bytes(h, cf->pubkey_sha256,
+	    strnlen(cf->pubkey_sha256, sizeof cf->pubkey_sha256));
+	h = hash_str(h, cf->subject);
+	h = hash_str(h, cf->issuer);
+	t[0] = cf->not_before;
+	t[1] = cf->not_after;
+	h = hash_bytes(h, t, sizeof t);
+	b[0] = 1;
+	b[1] = cf->self_signed != 0;
+	b[2] = cf->hostname_match != 0;
+	return hash_bytes(h, b, sizeof b);
+}
+
+static uint32_t
+fact_hash(const struct probe_result *r, uint32_t site)
+{
+	int16_t status = fact_status(r);
+	uint8_t	b[2];
+
+	b[0] = (uint8_t)r->reason;
+	b[1] = (uint8_t)r->stage;
+	site = hash_bytes(site, &status, sizeof status);
+	site = hash_bytes(site, b, sizeof b);
+	site = hash_str(site, r->meta);
+	return hash_str(site, r->message);
+}
+
+/* Compare a fixed-size array field with a site's NUL-terminated copy. */
+static int
+arreq(const char *site, const char *arr, size_t size)
+{
+	size_t n = strnlen(arr, size);
+
+	return strlen(site) == n && memcmp(site, arr, n) == 0;
+}
+
+static int
+site_equal(const struct store_site *s, uint32_t hash,
+    const struct probe_result *r)
+{
+	const struct cert_facts *cf = &r->cert;
+
+	if (s->hash != hash || !streq(s->url, r->url) ||
+	    !streq(s->tls_version, r->tls_version) ||
+	    !streq(s->tls_cipher, r->tls_cipher) ||
+	    !arreq(s->address, r->address, sizeof r->address) ||
+	    s->port != site_port(r) || s->ip_protocol != site_ip(r) ||
+	    s->cert_present != (cf->present != 0))
+		return 0;
+	if (!cf->present)
+		return 1;
+	return arreq(s->sha256, cf->sha256, sizeof cf->sha256) &&
+	    arreq(s->pubkey_sha256, cf->pubkey_sha256,
+	    sizeof cf->pubkey_sha256) &&
+	    streq(s->subject, cf->subject) && streq(s->issuer, cf->issuer) &&
+	    s->not_before == cf->not_before && s->not_after == cf->not_after &&
+	    s->self_signed == (cf->self_signed != 0) &&
+	    s->hostname_match == (cf->hostname_match != 0);
+}
+
+static int
+fact_equal(const struct store_fact *f, uint32_t hash, uint32_t shash,
+    const struct probe_result *r)
+{
+	return f->hash == hash && f->status == fact_status(r) &&
+	    f->reason == (uint8_t)r->reason && f->stage == (uint8_t)r->stage &&
+	    streq(f->meta, r->meta) && streq(f->message, r->message) &&
+	    site_equal(f->site, shash, r);
+}
+
+/* Copy s to *p and point *dst at the copy (NULL stays NULL). */
+static void
+text_put(char **p, const char **dst, const char *s)
+{
+	size_t n;
+
+	if (s == NULL) {
+		*dst = NULL;
+		return;
+	}
+	n = strlen(s) + 1;
+	memcpy(*p, s, n);
+	*dst = *p;
+	*p += n;
+}
+
+static size_t
+text_len(const char *s)
+{
+	return s != NULL ? strlen(s) + 1 : 0;
+}
+
+struct store_site *
+store_site_new(const struct probe_result *r)
+{
+	const struct cert_facts	*cf = &r->cert;
+	struct store_site	*s;
+	const char		*subject, *issuer;
+	char			*p;
+
+	subject = cf->present ? cf->subject : NULL;
+	issuer = cf->present ? cf->issuer : NULL;
+	s = xcalloc(1, sizeof *s + text_len(r->url) +
+	    text_len(r->tls_version) + text_len(r->tls_cipher) +
+	    text_len(subject) + text_len(issuer));
+	s->hash = site_hash(r);
+	p = s->text;
+	text_put(&p, &s->url, r->url);
+	text_put(&p, &s->tls_version, r->tls_version);
+	text_put(&p, &s->tls_cipher, r->tls_cipher);
+	text_put(&p, &s->subject, subject);
+	text_put(&p, &s->issuer, issuer);
+	memcpy(s->address, r->address,
+	    strnlen(r->address, sizeof s->address - 1));
+	s->port = site_port(r);
+	s->ip_protocol = site_ip(r);
+	if (cf->present) {
+		s->cert_present = 1;
+		memcpy(s->sha256, cf->sha256,
+		    strnlen(cf->sha256, sizeof s->sha256 - 1));
+		memcpy(s->pubkey_sha256, cf->pubkey_sha256,
+		    strnlen(cf->pubkey_sha256, sizeof s->pubkey_sha256 - 1));
+		s->not_before = cf->not_before;
+		s->not_after = cf->not_after;
+		s->self_signed = cf->self_signed != 0;
+		s->hostname_match = cf->hostname_match != 0;
+	}
+	return s;
+}
+
+void
+store_site_unref(struct store_site *s)
+{
+	assert(s->refs > 0);
+	if (--s->refs == 0)
+		free(s);
+}
+
+struct store_fact *
+store_fact_new(const struct probe_result *r, struct store_site *site)
+{
+	struct store_fact	*f;
+	char			*p;
+
+	f = xcalloc(1, sizeof *f + text_len(r->meta) + text_len(r->message));
+	f->hash = fact_hash(r, site->hash);
+	f->site = site;
+	site->refs++;
+	p = f->text;
+	text_put(&p, &f->meta, r->meta);
+	text_put(&p, &f->message, r->message);
+	f->status = fact_status(r);
+	f->reason = (unsigned)r->reason < REASON__COUNT ? r->reason :
+	    REASON_NONE;
+	f->stage = (unsigned)r->stage < STAGE__COUNT ? r->stage : STAGE_NONE;
+	return f;
+}
+
+uint32_t
+store_fact_add(struct store_check *c, struct store_fact *f)
+{
+	uint32_t i;
+
+	if (c->nfree > 0)
+		i = c->free_slots[--c->nfree];
+	else {
+		if (c->nfacts == c->fact_cap) {
+			c->fact_cap = c->fact_cap ? 2 * c->fact_cap : 2;
+			assert(c->fact_cap <= FACT_MAX + 1);
+			c->facts = xreallocarray(c->facts, c->fact_cap,
+			    sizeof *c->facts);
+			c->free_slots = xreallocarray(c->free_slots,
+			    c->fact_cap, sizeof *c->free_slots);
+		}
+		i = c->nfacts++;
+	}
+	c->facts[i] = f;
+	return i;
+}
+
+void
+store_fact_unref(struct store_check *c, uint32_t i)
+{
+	struct store_fact *f;
+
+	assert(i < c->nfacts && c->facts[i] != NULL);
+	f = c->facts[i];
+	assert(f->refs > 0);
+	if (--f->refs > 0)
+		return;
+	store_site_unref(f->site);
+	free(f);
+	c->facts[i] = NULL;
+	c->free_slots[c->nfree++] = i;
+}
+
+void
+store_recent_use(struct store_check *c, uint32_t i)
+{
+	size_t k;
+
+	for (k = 0; k < STORE_RECENT - 1 && c->recent[k] != i; k++)
+		;
+	memmove(&c->recent[1], &c->recent[0], k * sizeof c->recent[0]);
+	c->recent[0] = i;
+}
+
+/*
+ * The fact for r, with one more reference: one of the few used lately
+ * when r looks like it (a capsule that flaps, or fails now and then the
+ * same way, keeps a handful of facts), else a new one, on one of their
+ * sites when that fits. recent may name facts freed since: only live
+ * ones that are equal count.
+ */
+static uint32_t
+fact_intern(struct store_check *c, const struct probe_result *r)
+{
+	struct store_fact	*f;
+	struct store_site	*site = NULL;
+	uint32_t		 shash, fhash, i;
+	size_t			 k;
+
+	shash = site_hash(r);
+	fhash = fact_hash(r, shash);
+	for (k = 0; k < STORE_RECENT; k++) {
+		i = c->recent[k];
+		if (i >= c->nfacts || (f = c->facts[i]) == NULL)
+			continue;
+		if (fact_equal(f, fhash, shash, r)) {
+			f->refs++;
+			store_recent_use(c, i);
+			return i;
+		}
+		if (site == NULL && site_equal(f->site, shash, r))
+			site = f->site;
+	}
+	if (site == NULL)
+		site = store_site_new(r);
+	f = store_fact_new(r, site);
+	f->refs = 1;
+	i = store_fact_add(c, f);
+	store_recent_use(c, i);
+	return i;
+}
+
+/* Fill the fields of v that come from fact f and its site. */
+static void
+fact_view(const struct store_fact *f, struct probe_result *v)
+{
+	const struct store_site *s = f->site;
+
+	v->status = f->status;
+	v->reason = f->reason;
+	v->stage = f->stage;
+	v->meta = (char *)f->meta;
+	v->message = (char *)f->message;
+	v->url = (char *)s->url;
+	v->tls_version = s->tls_version;
+	v->tls_cipher = s->tls_cipher;
+	memcpy(v->address, s->address, sizeof v->address);
+	v->port = s->port;
+	v->ip_protocol = s->ip_protocol;
+	v->cert.present = s->cert_present;
+	memcpy(v->cert.sha256, s->sha256, sizeof v->cert.sha256);
+	memcpy(v->cert.pubkey_sha256, s->pubkey_sha256,
+	    sizeof v->cert.pubkey_sha256);
+	v->cert.subject = (char *)s->subject;
+	v->cert.issuer = (char *)s->issuer;
+	v->cert.not_before = (time_t)s->not_before;
+	v->cert.not_after = (time_t)s->not_after;
+	v->cert.self_signed = s->self_signed;
+	v->cert.hostname_match = s->hostname_match;
+}
+
+/* ---- entries and rings ------------------------------------------------ */
 
 static void
-check_init(struct store_check *c)
+dur_pack(uint8_t out[3], double d)
 {
-	memset(c, 0, sizeof *c);
-	result_init(&c->last);
+	uint32_t v;
+
+	if (!(d >= 0))		/* negative or NaN: not reached */
+		v = DUR24_NONE;
+	else if ((d = round(d * 1e6)) < DUR24_MS)
+		v = (uint32_t)d;
+	else if ((d = round(d / 1e3)) < (double)(DUR24_NONE - DUR24_MS))
+		v = DUR24_MS | (uint32_t)d;
+	else
+		v = DUR24_NONE - 1;
+	out[0] = (uint8_t)v;
+	out[1] = (uint8_t)(v >> 8);
+	out[2] = (uint8_t)(v >> 16);
+}
+
+static double
+dur_unpack(const uint8_t in[3])
+{
+	uint32_t v = in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16;
+
+	if (v == DUR24_NONE)
+		return -1;
+	if (v & DUR24_MS)
+		return (double)(v & ~DUR24_MS) / 1e3;
+	return (double)v / 1e6;
+}
+
+void
+store_entry_make(struct store_entry *e, const struct probe_result *r,
+    uint32_t fact)
+{
+	double		t = r->time, s;
+	uint64_t	body;
+	unsigned	ms;
+	int		p;
+
+	memset(e, 0, sizeof *e);
+	if (!(t >= 0))
+		t = 0;
+	if (t >= (double)UINT32_MAX + 1)
+		t = UINT32_MAX;
+	s = floor(t);
+	ms = (unsigned)((t - s) * MS_PER_S);
+	e->time = (uint32_t)s;
+	e->ms = ms < MS_PER_S ? ms : MS_PER_S - 1;
+	for (p = 0; p < PHASE__COUNT; p++)
+		dur_pack(e->dur[p], r->dur[p]);
+	dur_pack(e->dur[PHASE__COUNT], r->total);
+	if (r->body_bytes < 0)
+		body = BODY_NONE;
+	else if ((uint64_t)r->body_bytes >= BODY_NONE)
+		body = BODY_NONE - 1;
+	else
+		body = (uint64_t)r->body_bytes;
+	e->body_lo = (uint32_t)body;
+	e->body_hi = (unsigned)(body >> 32);
+	e->success = r->success != 0;
+	e->end = (unsigned)r->end < END__COUNT ? r->end : END_NONE;
+	e->tofu = (unsigned)r->cert.tofu < TOFU__COUNT ? r->cert.tofu :
+	    TOFU_NONE;
+	e->key_kept = r->cert.key_kept < 0 ? 0 : r->cert.key_kept ? 2 : 1;
+	assert(fact <= FACT_MAX);
+	e->fact = fact;
+}
+
+static void
+entry_view(const struct store_check *c, const struct store_entry *e,
+    struct probe_result *v)
+{
+	uint64_t	body;
+	int		p;
+
+	result_init(v);
+	v->check = c->check;
+	fact_view(c->facts[e->fact], v);
+	v->time = (double)e->time + (double)e->ms / MS_PER_S;
+	v->success = e->success;
+	for (p = 0; p < PHASE__COUNT; p++)
+		v->dur[p] = dur_unpack(e->dur[p]);
+	v->total = dur_unpack(e->dur[PHASE__COUNT]);
+	v->cert.tofu = e->tofu;
+	v->cert.key_kept = (int)e->key_kept - 1;
+	body = (uint64_t)e->body_hi << 32 | e->body_lo;
+	v->body_bytes = body == BODY_NONE ? -1 : (int64_t)body;
+	v->end = e->end;
 }
 
 /* Slot of the i-th newest result. Until the ring first fills up, results
  * sit at 0..count-1 with the newest at head, so wrapping (i > head) only
  * happens in a full ring and the capacity is not needed. */
-static size_t
-ring_slot(const struct store_check *c, size_t i)
+size_t
+store_ring_slot(const struct store_check *c, size_t i)
 {
 	return i <= c->ring_head ? c->ring_head - i :
 	    c->ring_head + c->ring_count - i;
 }
 
-static void
-check_free(struct store_check *c)
+void
+store_ring_push(struct store_check *c, size_t cap,
+    const struct store_entry *e)
 {
-	size_t i;
-
-	result_clear(&c->last);
-	for (i = 0; i < c->ring_count; i++)
-		result_clear(&c->ring[ring_slot(c, i)]);
-	free(c->ring);
-	check_init(c);
-}
-
-static void
-ring_push(struct store_check *c, size_t cap, const struct probe_result *res)
-{
-	struct probe_result	*slot;
-	size_t			 i;
-
-	if (cap == 0)
+	if (cap == 0) {
+		store_fact_unref(c, e->fact);
 		return;
+	}
 	if (c->ring == NULL) {
 		c->ring = xcalloc(cap, sizeof *c->ring);
-		for (i = 0; i < cap; i++)
-			result_init(&c->ring[i]);
 		c->ring_head = c->ring_count = 0;
 	}
 	if (c->ring_count > 0)
 		c->ring_head = (c->ring_head + 1) % cap;
 	if (c->ring_count < cap)
 		c->ring_count++;
-	slot = &c->ring[c->ring_head];
-	result_clear(slot);
-	result_copy(slot, res);
+	else
+		store_fact_unref(c, c->ring[c->ring_head].fact);
+	c->ring[c->ring_head] = *e;
 }
 
 /* Change the ring's capacity, keeping the newest results. */
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
-	struct probe_result	*nr;
+	struct store_entry	*nr = NULL;
 	size_t			 keep, i;
 
 	if (c->ring == NULL || oldcap == newcap)
 		return;
 	keep = c->ring_count < newcap ? c->ring_count : newcap;
-	nr = NULL;
 	if (newcap > 0) {
 		nr = xcalloc(newcap, sizeof *nr);
-		for (i = keep; i < newcap; i++)
-			result_init(&nr[i]);
-		/* Move (not copy) the kept results, oldest first. */
-		for (i = 0; i < keep; i++)
-			nr[keep - 1 - i] = c->ring[ring_slot(c, i)];
+		for (i = 0; i < keep; i++)	/* oldest first */
+			nr[keep - 1 - i] = c->ring[store_ring_slot(c, i)];
 	}
 	for (i = keep; i < c->ring_count; i++)
-		result_clear(&c->ring[ring_slot(c, i)]);
+		store_fact_unref(c, c->ring[store_ring_slot(c, i)].fact);
 	free(c->ring);
 	c->ring = nr;
 	c->ring_count = keep;
 	c->ring_head = keep > 0 ? keep - 1 : 0;
+}
+
+/* ---- checks and capsules ---------------------------------------------- */
+
+void
+store_check_init(struct store_check *c, enum check check)
+{
+	size_t k;
+
+	memset(c, 0, sizeof *c);
+	c->last_fact = FACT_NONE;
+	for (k = 0; k < STORE_RECENT; k++)
+		c->recent[k] = FACT_NONE;
+	c->cn_end = END_NONE;
+	c->check = (uint8_t)check;
+}
+
+void
+store_check_free(struct store_check *c)
+{
+	uint32_t i;
+
+	for (i = 0; i < c->nfacts; i++) {
+		if (c->facts[i] == NULL)
+			continue;
+		store_site_unref(c->facts[i]->site);
+		free(c->facts[i]);
+	}
+	if (c->cert_site != NULL)
+		store_site_unref(c->cert_site);
+	free(c->facts);
+	free(c->free_slots);
+	free(c->ring);
+	free(c->last);
+	store_check_init(c, c->check);
+}
+
+void
+store_last_set(struct store_check *c, const struct probe_result *r,
+    uint32_t fact)
+{
+	struct probe_result *l;
+
+	c->facts[fact]->refs++;
+	if (c->last_fact != FACT_NONE)
+		store_fact_unref(c, c->last_fact);
+	c->last_fact = fact;
+	if (c->last == NULL)
+		c->last = xmalloc(sizeof *c->last);
+	l = c->last;
+	*l = *r;
+	l->check = c->check;
+	fact_view(c->facts[fact], l);
+	l->cert.tofu = r->cert.tofu;
+	l->cert.key_kept = r->cert.key_kept;
 }
 
 static void
@@ -116,10 +583,12 @@ capsule_free(struct store_capsule *cap)
 	size_t k;
 
 	for (k = 0; k < CHECK__COUNT; k++)
-		check_free(&cap->check[k]);
+		store_check_free(&cap->check[k]);
 	free(cap->name);
 	free(cap->url);
 }
+
+/* ---- the store ----------------------------------------------------------- */
 
 struct store *
 store_new(void)
@@ -150,8 +619,8 @@ store_free(struct store *s)
 	free(s);
 }
 
-static void
-wrlock(struct store *s)
+void
+store_wrlock(struct store *s)
 {
 	int error;
 
@@ -190,8 +659,8 @@ byname_key_cmp(const void *key, const void *elem)
 	return strcmp(key, (*c)->name);
 }
 
-static struct store_capsule *
-find(const struct store *s, const char *name)
+struct store_capsule *
+store_lookup(const struct store *s, const char *name)
 {
 	struct store_capsule **p;
 
@@ -210,7 +679,7 @@ store_sync(struct store *s, const struct conf *conf)
 	unsigned char			*taken;
 	size_t				 i, k, n, newcap;
 
-	wrlock(s);
+	store_wrlock(s);
 	newcap = conf->history;
 	caps = xcalloc(conf->ncapsules + 1, sizeof *caps);
 	taken = xcalloc(s->ncaps + 1, 1);
@@ -220,7 +689,7 @@ store_sync(struct store *s, const struct conf *conf)
 		assert(cc->name != NULL && cc->url.text != NULL);
 		if (!conf_in_shard(conf, cc))
 			continue;
-		old = find(s, cc->name);
+		old = store_lookup(s, cc->name);
 		if (old != NULL && !taken[old - s->caps]) {
 			taken[old - s->caps] = 1;
 			caps[n] = *old;
@@ -232,10 +701,10 @@ store_sync(struct store *s, const struct conf *conf)
 			caps[n].name = xstrdup(cc->name);
 			caps[n].url = xstrdup(cc->url.text);
 			for (k = 0; k < CHECK__COUNT; k++)
-				check_init(&caps[n].check[k]);
+				store_check_init(&caps[n].check[k], k);
 		}
 		if (cc->error_path == NULL)
-			check_free(&caps[n].check[CHECK_ERROR_PAGE]);
+			store_check_free(&caps[n].check[CHECK_ERROR_PAGE]);
 		caps[n].has_error_page = cc->error_path != NULL;
 		for (k = 0; k < CHECK__COUNT; k++)
 			ring_resize(&caps[n].check[k], s->history, newcap);
@@ -259,30 +728,9 @@ store_sync(struct store *s, const struct conf *conf)
 }
 
 static int
-end_has_cn(const struct probe_result *r)
+end_has_cn(enum end e)
 {
-	return r->end == END_CLOSE_NOTIFY || r->end == END_PREMATURE ||
-	    r->end == END_RESET;
-}
-
-static int
-has_cert(const struct probe_result *r)
-{
-	return r->cert.present;
-}
-
-/* The newest earlier result for which pred holds, or NULL. */
-static const struct probe_result *
-previous(const struct store_check *c, int (*pred)(const struct probe_result *))
-{
-	size_t i;
-
-	if (c->has_last && pred(&c->last))
-		return &c->last;
-	for (i = 0; i < c->ring_count; i++)
-		if (pred(&c->ring[ring_slot(c, i)]))
-			return &c->ring[ring_slot(c, i)];
-	return NULL;
+	return e == END_CLOSE_NOTIFY || e == END_PREMATURE || e == END_RESET;
 }
 
 /* One notice per change of state, not per probe. */
@@ -290,11 +738,11 @@ static void
 log_changes(const struct store_capsule *cap, const struct store_check *c,
     const struct probe_result *res)
 {
-	const struct probe_result	*prev;
-	const char			*what, *reason;
+	const struct store_site	*prev = c->cert_site;
+	const char		*what, *reason;
 
 	what = res->check == CHECK_ERROR_PAGE ? " (error_page)" : "";
-	if (!c->has_last || c->last.success != res->success) {
+	if (c->last == NULL || c->last->success != res->success) {
 		if (res->success)
 			log_notice("capsule %s%s: up", cap->name, what);
 		else {
@@ -310,25 +758,27 @@ log_changes(const struct store_capsule *cap, const struct store_check *c,
 		}
 	}
 
-	if (end_has_cn(res) && (prev = previous(c, end_has_cn)) != NULL) {
-		if (prev->end == END_CLOSE_NOTIFY &&
+	if (end_has_cn(res->end) && end_has_cn(c->cn_end)) {
+		if (c->cn_end == END_CLOSE_NOTIFY &&
 		    res->end != END_CLOSE_NOTIFY)
 			log_notice("capsule %s%s: close_notify lost (%s)",
 			    cap->name, what, end_name(res->end));
-		else if (prev->end != END_CLOSE_NOTIFY &&
+		else if (c->cn_end != END_CLOSE_NOTIFY &&
 		    res->end == END_CLOSE_NOTIFY)
 			log_notice("capsule %s%s: close_notify back",
 			    cap->name, what);
 	}
 
-	if (res->cert.present && (prev = previous(c, has_cert)) != NULL &&
-	    strcmp(prev->cert.sha256, res->cert.sha256) != 0)
+	if (!res->cert.present || prev == NULL)
+		return;
+	if (!arreq(prev->sha256, res->cert.sha256, sizeof res->cert.sha256))
 		log_notice("capsule %s%s: certificate changed "
-		    "(sha256 %s \xe2\x86\x92 %s, %s)", cap->name, what,
-		    prev->cert.sha256, res->cert.sha256,
+		    "(sha256 %s \xe2\x86\x92 %.*s, %s)", cap->name, what,
+		    prev->sha256, (int)strnlen(res->cert.sha256,
+		    sizeof res->cert.sha256), res->cert.sha256,
 		    res->cert.pubkey_sha256[0] != '\0' &&
-		    strcmp(prev->cert.pubkey_sha256,
-		    res->cert.pubkey_sha256) == 0 ? "same key" : "new key");
+		    arreq(prev->pubkey_sha256, res->cert.pubkey_sha256,
+		    sizeof res->cert.pubkey_sha256) ? "same key" : "new key");
 }
 
 void
@@ -336,11 +786,14 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 {
 	struct store_capsule	*cap;
 	struct store_check	*c;
+	struct store_site	*site;
+	struct store_entry	 e;
+	uint32_t		 fact;
 
 	if ((unsigned)res->check >= CHECK__COUNT)
 		return;
-	wrlock(s);
-	if ((cap = find(s, name)) == NULL ||
+	store_wrlock(s);
+	if ((cap = store_lookup(s, name)) == NULL ||
 	    (res->check == CHECK_ERROR_PAGE && !cap->has_error_page)) {
 		/* Removed (or its error-path was) by a reload while probing. */
 		log_debug("store: dropped a result for %s",
@@ -350,15 +803,24 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 	c = &cap->check[res->check];
 	log_changes(cap, c, res);
 
-	result_clear(&c->last);
-	result_copy(&c->last, res);
-	c->has_last = 1;
+	fact = fact_intern(c, res);	/* the ring's reference */
+	store_last_set(c, res, fact);
+	store_entry_make(&e, res, fact);
+	store_ring_push(c, s->history, &e);
+	if (end_has_cn(res->end))
+		c->cn_end = res->end;
+	site = c->facts[fact]->site;
+	if (res->cert.present && site != c->cert_site) {
+		site->refs++;
+		if (c->cert_site != NULL)
+			store_site_unref(c->cert_site);
+		c->cert_site = site;
+	}
 	c->probes++;
 	if (!res->success && (unsigned)res->reason < REASON__COUNT)
 		c->failures[res->reason]++;
 	if (res->end != END_NONE && (unsigned)res->end < END__COUNT)
 		c->ends[res->end]++;
-	ring_push(c, s->history, res);
 out:
 	store_unlock(s);
 }
@@ -368,7 +830,7 @@ out:
 void
 store_set_reload(struct store *s, int ok, double when)
 {
-	wrlock(s);
+	store_wrlock(s);
 	s->reload_ok = ok;
 	if (ok)
 		s->reload_success = when;
@@ -398,13 +860,15 @@ store_at(const struct store *s, size_t i)
 const struct store_capsule *
 store_find(const struct store *s, const char *name)
 {
-	return find(s, name);
+	return store_lookup(s, name);
 }
 
-const struct probe_result *
-store_history(const struct store_check *c, size_t i)
+int
+store_history_get(const struct store_check *c, size_t i,
+    struct probe_result *view)
 {
 	if (c->ring == NULL || i >= c->ring_count)
-		return NULL;
-	return &c->ring[ring_slot(c, i)];
+		return -1;
+	entry_view(c, &c->ring[store_ring_slot(c, i)], view);
+	return 0;
 }

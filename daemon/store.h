@@ -1,7 +1,10 @@
 /*
  * The results store: per capsule and check, the latest result, the
- * counters of SPEC.md §6 and a ring of recent results. Probes publish into
- * it under one lock; the HTTP thread only reads through store_rdlock.
+ * counters of SPEC.md §6 and a history of recent results. Probes publish
+ * into it under one lock; the HTTP thread only reads through store_rdlock.
+ * The history is compact (see store.c), so it is read through
+ * store_history_get, which fills a view. The whole store can be saved to
+ * a snapshot file and loaded back at start (store_snapshot.c).
  */
 #ifndef GEMWATCH_STORE_H
 #define GEMWATCH_STORE_H
@@ -11,17 +14,33 @@
 
 #include "result.h"
 
+#define STORE_RECENT	4
+
 struct conf;
+struct store_entry;
+struct store_fact;
+struct store_site;
 
 struct store_check {
-	int			 has_last;
-	struct probe_result	 last;
+	/* The latest result, NULL before the first. Its strings belong to
+	 * the store: never result_clear it. */
+	struct probe_result	*last;
 	uint64_t		 probes;
 	uint64_t		 failures[REASON__COUNT];
 	uint64_t		 ends[END__COUNT];
-	struct probe_result	*ring;	/* history, capacity = store's history */
+	size_t			 ring_count;	/* results in the history */
+
+	/* Private to the store. */
+	struct store_entry	*ring;		/* capacity = store's history */
 	size_t			 ring_head;	/* index of the newest */
-	size_t			 ring_count;
+	struct store_fact	**facts;	/* what results share, by index */
+	uint32_t		*free_slots;	/* indexes of NULL facts */
+	uint32_t		 nfacts, fact_cap, nfree;
+	uint32_t		 last_fact;	/* last's */
+	uint32_t		 recent[STORE_RECENT];	/* facts used lately */
+	struct store_site	*cert_site;	/* the newest with a certificate */
+	uint8_t			 cn_end;	/* the newest end telling close_notify */
+	uint8_t			 check;		/* enum check */
 };
 
 struct store_capsule {
@@ -57,9 +76,34 @@ void store_unlock(struct store *);
 size_t store_count(const struct store *);
 const struct store_capsule *store_at(const struct store *, size_t i);
 const struct store_capsule *store_find(const struct store *, const char *name);
-/* i-th newest result of the history (0 = newest), NULL past the end. */
-const struct probe_result *store_history(const struct store_check *, size_t i);
+/*
+ * Fill view with the i-th newest result of the history (0 = newest);
+ * returns 0, or -1 past the end. The view's strings are borrowed from the
+ * store and valid while the read lock is held: never result_clear it.
+ * Times keep milliseconds and durations microseconds.
+ */
+int store_history_get(const struct store_check *, size_t i,
+    struct probe_result *view);
 /* Reload status (read lock held): returns ok, sets *when. */
 int store_reload_status(const struct store *, double *when);
+
+/*
+ * Write the counters, latest results and histories to path atomically
+ * (path.tmp, fsync, rename) under the read lock. Returns 0, or -1 after
+ * logging a warning.
+ */
+int store_save(struct store *, const char *path);
+/*
+ * Restore what path holds for the capsules (and error pages) configured
+ * now, replacing their state; others are ignored. Call after the first
+ * store_sync, before results are put. A missing file is a first start
+ * (0). A file that cannot be used is reported, renamed aside to
+ * path.corrupt and the store left as it was (-1).
+ */
+int store_load(struct store *, const char *path);
+/* store_load's parser: restore from buf[0..len); -1 with the problem in
+ * err (errlen bytes) when it is unusable, and then the store is unchanged. */
+int store_restore(struct store *, const void *buf, size_t len, char *err,
+    size_t errlen);
 
 #endif

@@ -174,8 +174,10 @@ class Daemon:
             if self.proc.poll() is not None:
                 raise RuntimeError("daemon exited: %s" % self.logtext())
             try:
-                self.get("/healthz", timeout=2)
-                return
+                # 503 "starting" until the configuration is applied.
+                if self.get("/healthz", timeout=2)[0] == 200:
+                    return
+                time.sleep(0.05)
             except OSError:
                 time.sleep(0.1)
         raise RuntimeError("daemon did not answer: %s" % self.logtext())

@@ -111,14 +111,14 @@ check_of(struct store *s, const char *name, enum check k)
 static const char *
 times(const struct store_check *c)
 {
-	static char			 out[256];
-	const struct probe_result	*r;
-	size_t				 i, n = 0;
+	static char		out[256];
+	struct probe_result	r;
+	size_t			i, n = 0;
 
 	out[0] = '\0';
-	for (i = 0; (r = store_history(c, i)) != NULL && n < 200; i++)
+	for (i = 0; store_history_get(c, i, &r) == 0 && n < 200; i++)
 		n += (size_t)snprintf(out + n, sizeof out - n, "%s%g",
-		    i ? " " : "", r->time);
+		    i ? " " : "", r.time);
 	return out;
 }
 
@@ -148,6 +148,7 @@ test_sync_and_history(void)
 	};
 	struct store			*s = store_new();
 	const struct store_check	*c;
+	struct probe_result		 view;
 	double				 when = -1;
 	int				 i;
 
@@ -165,19 +166,19 @@ test_sync_and_history(void)
 	ok(store_find(s, "zz") == NULL, "store_find of unknown is NULL");
 
 	c = check_of(s, "a", CHECK_PAGE);
-	is_int(c->has_last, 0, "no result yet");
-	ok(store_history(c, 0) == NULL, "empty history");
+	ok(c->last == NULL, "no result yet");
+	ok(store_history_get(c, 0, &view) == -1, "empty history");
 
 	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
 	put(s, "a", CHECK_PAGE, 2, 20, END_PREMATURE);
 	put(s, "a", CHECK_PAGE, 3, 20, END_PREMATURE);
 	put(s, "a", CHECK_PAGE, 4, -1, END_TIMEOUT);
 	put(s, "a", CHECK_PAGE, 5, 51, END_CLOSE_NOTIFY);
-	is_int(c->has_last, 1, "has a last result");
-	ok(c->last.time == 5 && c->last.status == 51, "last is the newest");
-	is_str(c->last.url, "gemini://example.org/", "last is a deep copy");
+	ok(c->last != NULL, "has a last result");
+	ok(c->last->time == 5 && c->last->status == 51, "last is the newest");
+	is_str(c->last->url, "gemini://example.org/", "last has the url");
 	is_str(times(c), "5 4 3", "history newest first, capacity 3");
-	ok(store_history(c, 3) == NULL, "history past the end is NULL");
+	ok(store_history_get(c, 3, &view) == -1, "history past the end");
 	is_int(c->probes, 5, "probes counted");
 	is_int(c->failures[REASON_CLOSE_NOTIFY], 2, "close_notify failures");
 	is_int(c->failures[REASON_TIMEOUT], 1, "timeout failures");
@@ -190,7 +191,7 @@ test_sync_and_history(void)
 	/* Results for things that are not in the store are ignored. */
 	put(s, "zz", CHECK_PAGE, 6, 20, END_CLOSE_NOTIFY);
 	put(s, "a", CHECK_ERROR_PAGE, 6, 51, END_CLOSE_NOTIFY);
-	is_int(check_of(s, "a", CHECK_ERROR_PAGE)->has_last, 0,
+	ok(check_of(s, "a", CHECK_ERROR_PAGE)->last == NULL,
 	    "error_page result of a capsule without error-path ignored");
 	is_int(check_of(s, "a", CHECK_ERROR_PAGE)->probes, 0,
 	    "and not counted");
@@ -214,7 +215,7 @@ test_sync_and_history(void)
 	is_int(c->failures[REASON_CLOSE_NOTIFY], 2, "and failures");
 	is_str(times(c), "5 4", "history shrunk to the 2 newest");
 	is_int(check_of(s, "d", CHECK_PAGE)->probes, 0, "d starts empty");
-	ok(store_history(check_of(s, "d", CHECK_PAGE), 0) == NULL,
+	ok(store_history_get(check_of(s, "d", CHECK_PAGE), 0, &view) == -1,
 	    "d has no history");
 	put(s, "a", CHECK_PAGE, 6, 20, END_CLOSE_NOTIFY);
 	is_str(times(c), "6 5", "shrunk ring wraps");
@@ -233,10 +234,10 @@ test_sync_and_history(void)
 	/* No history at all: last and counters still kept. */
 	sync_with(s, 0, second);
 	c = check_of(s, "a", CHECK_PAGE);
-	ok(store_history(c, 0) == NULL, "history 0 keeps nothing");
+	ok(store_history_get(c, 0, &view) == -1, "history 0 keeps nothing");
 	put(s, "a", CHECK_PAGE, 11, 20, END_CLOSE_NOTIFY);
-	ok(store_history(c, 0) == NULL, "nor after a put");
-	ok(c->last.time == 11, "but the last result");
+	ok(store_history_get(c, 0, &view) == -1, "nor after a put");
+	ok(c->last->time == 11, "but the last result");
 	is_int(c->probes, 11, "and counters");
 	sync_with(s, 2, second);
 	c = check_of(s, "a", CHECK_PAGE);
@@ -255,7 +256,7 @@ test_sync_and_history(void)
 		sync_with(s, 2, noep);
 	}
 	is_int(store_at(s, 0)->has_error_page, 0, "error page removed");
-	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->has_last, 0,
+	ok(check_of(s, "b", CHECK_ERROR_PAGE)->last == NULL,
 	    "its last result dropped");
 	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->probes, 0,
 	    "its counters dropped");
@@ -441,6 +442,204 @@ test_log(void)
 	store_free(s);
 }
 
+/* A result with every field set, as a probe fills it. */
+static void
+full_result(struct probe_result *r, double time, const char *subject)
+{
+	result_init(r);
+	r->check = CHECK_PAGE;
+	r->url = xstrdup("gemini://example.org/");
+	r->time = time;
+	r->success = 1;
+	strcpy(r->address, "2001:db8::7");
+	r->port = 1965;
+	r->ip_protocol = 6;
+	r->dur[PHASE_RESOLVE] = 0.000123;
+	r->dur[PHASE_CONNECT] = 0.02;
+	r->dur[PHASE_TLS] = 0.051234;
+	r->dur[PHASE_HEADER] = 0.03;
+	r->dur[PHASE_BODY] = -1;
+	r->total = 0.106789;
+	r->tls_version = "TLS1.3";
+	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
+	r->cert.present = 1;
+	memset(r->cert.sha256, 'a', SHA256_HEX_LEN);
+	memset(r->cert.pubkey_sha256, 'b', SHA256_HEX_LEN);
+	r->cert.subject = xstrdup(subject);
+	r->cert.issuer = xstrdup("CN=issuer");
+	r->cert.not_before = 1700000000;
+	r->cert.not_after = 1800000000;
+	r->cert.self_signed = 1;
+	r->cert.hostname_match = 0;
+	r->cert.tofu = TOFU_CHANGED;
+	r->cert.key_kept = 1;
+	r->status = 20;
+	r->meta = xstrdup("text/gemini; lang=en");
+	r->body_bytes = 5000000000LL;	/* more than 32 bits */
+	r->end = END_CLOSE_NOTIFY;
+}
+
+/* Live facts of a check. */
+static uint32_t
+live_facts(const struct store_check *c)
+{
+	return c->nfacts - c->nfree;
+}
+
+static void
+test_views(void)
+{
+	static const char *const spec[] = { "a gemini://a.example/", NULL };
+	struct store			*s = store_new();
+	const struct store_check	*c;
+	struct probe_result		 r, v;
+
+	sync_with(s, 4, spec);
+	full_result(&r, 1795881600.75, "CN=example.org");
+	store_put(s, "a", &r);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(store_history_get(c, 0, &v) == 0, "view of the newest");
+	is_int(v.check, CHECK_PAGE, "check");
+	is_str(v.url, "gemini://example.org/", "url");
+	ok(v.time == 1795881600.75, "time keeps milliseconds");
+	is_int(v.success, 1, "success");
+	is_int(v.reason, REASON_NONE, "reason");
+	is_int(v.stage, STAGE_NONE, "stage");
+	ok(v.message == NULL, "no message");
+	is_str(v.address, "2001:db8::7", "address");
+	is_int(v.port, 1965, "port");
+	is_int(v.ip_protocol, 6, "ip_protocol");
+	ok(v.dur[PHASE_RESOLVE] == 0.000123 && v.dur[PHASE_CONNECT] == 0.02 &&
+	    v.dur[PHASE_TLS] == 0.051234 && v.dur[PHASE_HEADER] == 0.03,
+	    "durations exact to the microsecond");
+	ok(v.dur[PHASE_BODY] < 0, "a phase not reached stays negative");
+	ok(v.total == 0.106789, "total");
+	is_str(v.tls_version, "TLS1.3", "tls version");
+	is_str(v.tls_cipher, "TLS_AES_256_GCM_SHA384", "tls cipher");
+	is_int(v.cert.present, 1, "cert present");
+	is_int(strlen(v.cert.sha256), 64, "sha256 whole");
+	ok(v.cert.sha256[0] == 'a' && v.cert.pubkey_sha256[63] == 'b',
+	    "sha256 and pubkey_sha256");
+	is_str(v.cert.subject, "CN=example.org", "subject");
+	is_str(v.cert.issuer, "CN=issuer", "issuer");
+	ok(v.cert.not_before == 1700000000 && v.cert.not_after == 1800000000,
+	    "validity");
+	is_int(v.cert.self_signed, 1, "self_signed");
+	is_int(v.cert.hostname_match, 0, "hostname_match");
+	is_int(v.cert.tofu, TOFU_CHANGED, "tofu");
+	is_int(v.cert.key_kept, 1, "key_kept");
+	is_int(v.status, 20, "status");
+	is_str(v.meta, "text/gemini; lang=en", "meta");
+	ok(v.body_bytes == 5000000000LL, "body_bytes past 32 bits");
+	is_int(v.end, END_CLOSE_NOTIFY, "end");
+	ok(c->last->time == 1795881600.75 && c->last->total == 0.106789 &&
+	    c->last->body_bytes == 5000000000LL, "last keeps its numbers");
+	is_str(c->last->cert.subject, "CN=example.org", "last's strings");
+	ok(c->last->url == v.url, "last and history share the url");
+	result_clear(&r);
+
+	/* A failure without connection, header or certificate. */
+	mkres(&r, CHECK_PAGE, 1795881700, -1, END_NONE);
+	result_fail(&r, REASON_CONNECT, STAGE_CONNECT, "connection refused");
+	r.cert.key_kept = 0;
+	r.total = 1e9;		/* more than fits: kept as the most */
+	r.dur[PHASE_CONNECT] = 10.0001234;	/* past 8.39 s: milliseconds */
+	r.dur[PHASE_RESOLVE] = 0.5;
+	store_put(s, "a", &r);
+	result_clear(&r);
+	ok(store_history_get(c, 0, &v) == 0, "view of a failure");
+	is_int(v.success, 0, "success false");
+	is_int(v.reason, REASON_CONNECT, "reason");
+	is_int(v.stage, STAGE_CONNECT, "stage");
+	is_str(v.message, "connection refused", "message");
+	ok(v.meta == NULL && v.status == -1 && v.body_bytes == -1,
+	    "no meta, status or body");
+	is_str(v.address, "", "no address");
+	ok(v.tls_version == NULL && !v.cert.present && v.cert.subject == NULL,
+	    "no TLS, no certificate");
+	is_int(v.end, END_NONE, "end none");
+	is_int(v.cert.key_kept, 0, "key_kept 0");
+	ok(v.total == 8388.606, "a huge duration saturates at 2.3 hours");
+	ok(v.dur[PHASE_CONNECT] == 10.0, "past 8.39 s, to the millisecond");
+	ok(v.dur[PHASE_RESOLVE] == 0.5, "below, to the microsecond");
+	ok(store_history_get(c, 1, &v) == 0 && v.time == 1795881600.75,
+	    "the older result is still there");
+	store_free(s);
+}
+
+static void
+test_sharing(void)
+{
+	static const char *const spec[] = { "a gemini://a.example/", NULL };
+	struct store			*s = store_new();
+	const struct store_check	*c;
+	struct probe_result		 r, v;
+	int				 i;
+
+	sync_with(s, 120, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	capture_begin();
+	for (i = 0; i < 300; i++) {
+		full_result(&r, 1000 + i, "CN=example.org");
+		r.total = 0.1 + i / 1000.0;
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	is_int(c->ring_count, 120, "ring full");
+	is_int(live_facts(c), 1, "300 alike results share one fact");
+
+	/* Flapping between two states allocates nothing new. */
+	for (i = 0; i < 100; i++) {
+		full_result(&r, 2000 + i, "CN=example.org");
+		if (i % 2)
+			result_fail(&r, REASON_CLOSE_NOTIFY, STAGE_BODY,
+			    "connection closed without close_notify");
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	is_int(live_facts(c), 2, "flapping: two facts");
+
+	/* The same failure now and then, far apart: its fact is reused. */
+	for (i = 0; i < 120; i++) {
+		full_result(&r, 2500 + i, "CN=example.org");
+		if (i % 30 == 29)
+			result_fail(&r, REASON_CLOSE_NOTIFY, STAGE_BODY,
+			    "connection closed without close_notify");
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	is_int(live_facts(c), 2, "a failure every 30 probes: still two facts");
+
+	/* A message that differs every time: one fact per entry at most,
+	 * and they go with the entries that used them. */
+	for (i = 0; i < 200; i++) {
+		full_result(&r, 3000 + i, "CN=example.org");
+		result_fail(&r, REASON_BODY, STAGE_BODY,
+		    "a status 51 response carried a %d-byte body", i);
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	is_int(live_facts(c), 120, "distinct messages: one fact per entry");
+	ok(store_history_get(c, 0, &v) == 0 && v.message != NULL &&
+	    strcmp(v.message, "a status 51 response carried a 199-byte body")
+	    == 0, "each entry keeps its own message");
+	for (i = 0; i < 130; i++) {
+		full_result(&r, 4000 + i, "CN=new.example.org");
+		store_put(s, "a", &r);
+		result_clear(&r);
+	}
+	capture_end();
+	is_int(live_facts(c), 1, "once they roll out: one fact again");
+	ok(c->nfacts <= 256, "the table did not grow past need");
+
+	/* A smaller history lets go of facts too. */
+	sync_with(s, 1, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	is_int(c->ring_count, 1, "shrunk to 1");
+	is_int(live_facts(c), 1, "one fact left");
+	store_free(s);
+}
+
 #define NTHREAD_PUTS 2000
 
 struct writer {
@@ -470,7 +669,7 @@ reader_main(void *arg)
 {
 	struct store			*s = arg;
 	const struct store_capsule	*cap;
-	const struct probe_result	*r;
+	struct probe_result		 r;
 	size_t				 i, j;
 	unsigned long			 sum = 0, *bad;
 
@@ -479,12 +678,12 @@ reader_main(void *arg)
 		store_rdlock(s);
 		for (i = 0; i < store_count(s); i++) {
 			cap = store_at(s, i);
-			for (j = 0; (r = store_history(&cap->check[0], j));
-			    j++) {
-				if (r->url == NULL)
+			for (j = 0; store_history_get(&cap->check[0], j, &r)
+			    == 0; j++) {
+				if (r.url == NULL)
 					(*bad)++;
 				else
-					sum += strlen(r->url);
+					sum += strlen(r.url);
 			}
 		}
 		store_unlock(s);
@@ -540,6 +739,8 @@ main(void)
 	test_sync_and_history();
 	test_shard();
 	test_log();
+	test_views();
+	test_sharing();
 	test_threads();
 	store_free(NULL);
 	return done_testing();
