@@ -468,6 +468,46 @@ test_probe(void)
 	buf_free(&b);
 }
 
+/*
+ * Durations are exact microseconds and take a fast path past snprintf;
+ * it must print what %.15g..%.17g would: exponent form below 1e-4, no
+ * trailing zeros. Timestamps print to the millisecond.
+ */
+static void
+test_numbers(void)
+{
+	struct store		*s = store_new();
+	char			*names[1] = { "n" };
+	struct probe_result	 r;
+	struct buf		 b;
+
+	good_result(&r);
+	r.dur[PHASE_RESOLVE] = 3e-06;
+	r.dur[PHASE_CONNECT] = 1.2e-05;
+	r.dur[PHASE_TLS] = 0.000329;
+	r.dur[PHASE_HEADER] = 12.000001;
+	r.dur[PHASE_BODY] = 0.0001;
+	r.total = 123456.5;
+	r.time = 1764345600.1234567;
+	buf_init(&b);
+	metrics_probe(&b, &r);
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"resolve\"} 3e-06");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"connect\"} 1.2e-05");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"tls\"} 0.000329");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"header\"} 12.000001");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"body\"} 0.0001");
+	LINE(b.data, "probe_duration_seconds 123456.5");
+	buf_free(&b);
+
+	sync_names(s, 1, names, NULL);
+	store_put(s, "n", &r);
+	metrics_render(&b, s, NULL);
+	LINE(b.data, "gemini_probe_timestamp_seconds{capsule=\"n\",check=\"page\"} 1764345600.123");
+	buf_free(&b);
+	store_free(s);
+	result_clear(&r);
+}
+
 static double
 now(void)
 {
@@ -525,6 +565,7 @@ main(void)
 	test_escape();
 	test_render();
 	test_probe();
+	test_numbers();
 	test_big();
 	return done_testing();
 }
