@@ -66,13 +66,12 @@ struct family {
 void
 metrics_escape_label(struct buf *b, const char *s)
 {
-	const char	*p, *run, *end;
+	const char	*p, *run, *end = NULL;
 	size_t		 n;
 
 	if (s == NULL)
 		return;
-	end = s + strlen(s);
-	for (p = run = s; p < end;) {
+	for (p = run = s; *p != '\0';) {
 		switch (*p) {
 		case '\\':
 		case '"':
@@ -83,9 +82,14 @@ metrics_escape_label(struct buf *b, const char *s)
 			run = ++p;
 			continue;
 		}
-		if ((unsigned char)*p < 0x80)
+		if ((unsigned char)*p < 0x80) {
 			p++;
-		else if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
+			continue;
+		}
+		/* Most labels are ASCII: measure only when one is not. */
+		if (end == NULL)
+			end = p + strlen(p);
+		if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
 			p += n;
 		else {
 			/* Prometheus rejects a scrape with invalid UTF-8. */
@@ -127,7 +131,7 @@ add_micros(struct buf *b, double v)
 	long long	 i;
 	int		 len, sig, x, o = 0, j;
 
-	if (!(v > 0 && v < 1e9))
+	if (!(v > 0 && v < 9e9))	/* v * 1e6 < 2^53 */
 		return 0;
 	i = llround(v * 1e6);
 	if ((double)i / 1e6 != v)
