@@ -508,6 +508,61 @@ test_numbers(void)
 	result_clear(&r);
 }
 
+/* The text before the process_* families, which change by themselves. */
+static char *
+upto_process(struct buf *b)
+{
+	char *p = strstr(b->data, "# HELP process_");
+
+	return xstrndup(b->data, p != NULL ? (size_t)(p - b->data) : b->len);
+}
+
+/*
+ * The cache must give what a fresh render gives: after a probe, after a
+ * reload that renames a capsule, and unchanged when nothing happened.
+ */
+static void
+test_cache(void)
+{
+	struct metrics_cache	*mc = metrics_cache_new();
+	struct store		*s = store_new();
+	char			*names[2] = { "a", "b" }, *renamed[2] = { "a", "c" };
+	char			*fresh, *cached;
+	struct probe_result	 r;
+	struct buf		 b;
+	int			 step;
+
+	sync_names(s, 2, names, NULL);
+	good_result(&r);
+	store_put(s, "a", &r);
+	store_put(s, "b", &r);
+	for (step = 0; step < 4; step++) {
+		if (step == 1) {
+			r.status = 31;
+			r.time += 60;
+			store_put(s, "b", &r);
+		} else if (step == 2)
+			sync_names(s, 2, renamed, NULL);
+		buf_init(&b);
+		metrics_render(&b, s, NULL);
+		fresh = upto_process(&b);
+		buf_free(&b);
+		metrics_render_cached(&b, mc, s, NULL);
+		cached = upto_process(&b);
+		buf_free(&b);
+		is_str(cached, fresh, "cached render %d is a fresh render", step);
+		if (step == 1)
+			LINE(cached, "gemini_response_status_code{capsule=\"b\",check=\"page\"} 31");
+		if (step >= 2)
+			NOLINE(cached, "capsule=\"b\"");
+		free(fresh);
+		free(cached);
+	}
+	result_clear(&r);
+	store_free(s);
+	metrics_cache_free(mc);
+}
+
 static double
 now(void)
 {
@@ -566,6 +621,7 @@ main(void)
 	test_render();
 	test_probe();
 	test_numbers();
+	test_cache();
 	test_big();
 	return done_testing();
 }
