@@ -58,6 +58,7 @@ struct http {
 	struct store		 *store;
 	struct sched		 *sched;
 	const struct daemon_info *info;
+	struct metrics_cache	 *metrics;
 	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
 
 	/* /probe: probes run on threads of their own while the connection
@@ -525,7 +526,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		page_render(&b, h->store, clock_wall());
 		return respond_buf(c, CT_HTML, &b);
 	case ROUTE_METRICS:
-		metrics_render(&b, h->store, h->info);
+		metrics_render_cached(&b, h->metrics, h->store, h->info);
 		return respond_buf(c, CT_METRICS, &b);
 	case ROUTE_CAPSULES:
 		if ((text = api_capsules(h->store)) == NULL)
@@ -583,6 +584,7 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 	h->store = store;
 	h->sched = sched;
 	h->info = info;
+	h->metrics = metrics_cache_new();
 	pthread_mutex_init(&h->lock, NULL);
 	pthread_cond_init(&h->cond, NULL);
 	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
@@ -648,6 +650,7 @@ http_stop(struct http *h)
 	close(h->cancel[1]);
 	pthread_cond_destroy(&h->cond);
 	pthread_mutex_destroy(&h->lock);
+	metrics_cache_free(h->metrics);
 	free(h->d);
 	free(h);
 }

@@ -16,9 +16,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <math.h>
+#include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <poll.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -38,6 +40,11 @@
 #define READ_CHUNK 16384
 
 static gnutls_certificate_credentials_t creds;
+/*
+ * The system defaults with TLS 1.2 as the minimum, parsed once: parsing a
+ * priority string for every session cost about 3% of a probe's CPU.
+ */
+static gnutls_priority_t prio;
 
 struct probe {
 	const struct probe_req	*req;
@@ -57,6 +64,27 @@ struct probe {
 /* Why a wait ended. */
 enum wait { WAIT_READY, WAIT_TIMEOUT, WAIT_CANCELLED };
 
+/*
+ * A capsule presents the same certificate probe after probe, and parsing
+ * it again (DER, names, the self-signature check) cost about 9% of a
+ * probe's CPU. The facts of recent certificates are cached, keyed by the
+ * SHA-256 of the DER and the name checked against it: slots are picked by
+ * the hash, a collision replaces. Certificates with long names are not
+ * kept, so the cache stays small whatever servers send.
+ */
+#define FACTS_SLOTS	64
+#define FACTS_NAMES_MAX	1024
+
+struct facts_slot {
+	int			 used;
+	unsigned char		 md[32];	/* of the DER */
+	char			*hostname;	/* NULL: none */
+	struct cert_facts	 f;
+};
+
+static pthread_mutex_t		 facts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct facts_slot	 facts[FACTS_SLOTS];
+
 
 
 int
@@ -73,12 +101,102 @@ probe_global_init(void)
 		gnutls_global_deinit();
 		return -1;
 	}
+	if ((rv = gnutls_priority_init2(&prio,
+	    "-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0", NULL,
+	    GNUTLS_PRIORITY_INIT_DEF_APPEND)) < 0) {
+		log_warnx("gnutls priorities: %s", gnutls_strerror(rv));
+		gnutls_certificate_free_credentials(creds);
+		creds = NULL;
+		gnutls_global_deinit();
+		return -1;
+	}
+	return 0;
+}
+
+static void
+facts_slot_clear(struct facts_slot *s)
+{
+	free(s->hostname);
+	free(s->f.subject);
+	free(s->f.issuer);
+	memset(s, 0, sizeof *s);
+}
+
+static int
+same_name(const char *a, const char *b)
+{
+	return a == NULL ? b == NULL : b != NULL && strcmp(a, b) == 0;
+}
+
+/* Copy what cert_facts_from_der sets (not the TOFU verdict). */
+static void
+facts_copy(struct cert_facts *dst, const struct cert_facts *src)
+{
+	free(dst->subject);
+	free(dst->issuer);
+	dst->present = src->present;
+	memcpy(dst->sha256, src->sha256, sizeof dst->sha256);
+	memcpy(dst->pubkey_sha256, src->pubkey_sha256,
+	    sizeof dst->pubkey_sha256);
+	dst->subject = xstrdup(src->subject);
+	dst->issuer = xstrdup(src->issuer);
+	dst->not_before = src->not_before;
+	dst->not_after = src->not_after;
+	dst->self_signed = src->self_signed;
+	dst->hostname_match = src->hostname_match;
+}
+
+/* cert_facts_from_der through the cache. */
+static int
+cert_facts_cached(const unsigned char *der, size_t len, const char *hostname,
+    struct cert_facts *f)
+{
+	struct facts_slot	*s;
+	unsigned char		 md[32];
+	const char		*c;
+	unsigned		 h;
+	int			 rv;
+
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der, len, md) < 0)
+		return cert_facts_from_der(der, len, hostname, f);
+	/* One certificate often serves several names. */
+	for (h = md[0], c = hostname; c != NULL && *c != '\0'; c++)
+		h = h * 31 + (unsigned char)*c;
+	s = &facts[h % FACTS_SLOTS];
+	pthread_mutex_lock(&facts_lock);
+	if (s->used && memcmp(s->md, md, sizeof md) == 0 &&
+	    same_name(s->hostname, hostname)) {
+		facts_copy(f, &s->f);
+		pthread_mutex_unlock(&facts_lock);
+		return 0;
+	}
+	pthread_mutex_unlock(&facts_lock);
+
+	if ((rv = cert_facts_from_der(der, len, hostname, f)) == -1 ||
+	    strlen(f->subject) + strlen(f->issuer) > FACTS_NAMES_MAX ||
+	    (hostname != NULL && strlen(hostname) > FACTS_NAMES_MAX))
+		return rv;
+	pthread_mutex_lock(&facts_lock);
+	facts_slot_clear(s);
+	s->used = 1;
+	memcpy(s->md, md, sizeof md);
+	s->hostname = hostname != NULL ? xstrdup(hostname) : NULL;
+	facts_copy(&s->f, f);
+	pthread_mutex_unlock(&facts_lock);
 	return 0;
 }
 
 void
 probe_global_free(void)
 {
+	size_t i;
+
+	pthread_mutex_lock(&facts_lock);
+	for (i = 0; i < FACTS_SLOTS; i++)
+		facts_slot_clear(&facts[i]);
+	pthread_mutex_unlock(&facts_lock);
+	gnutls_priority_deinit(prio);
+	prio = NULL;
 	gnutls_certificate_free_credentials(creds);
 	creds = NULL;
 	gnutls_global_deinit();
@@ -401,7 +519,7 @@ static int
 tls_start(struct probe *p)
 {
 	const struct url	*u = p->req->url;
-	const char		*sni, *errpos = NULL;
+	const char		*sni;
 	const gnutls_datum_t	*peers;
 	unsigned		 npeers = 0;
 	enum wait		 w;
@@ -415,8 +533,7 @@ tls_start(struct probe *p)
 		return -1;
 	}
 	/* System defaults, but never below TLS 1.2. */
-	if ((rv = gnutls_set_default_priority_append(p->session,
-	    "-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0", &errpos, 0)) < 0 ||
+	if ((rv = gnutls_priority_set(p->session, prio)) < 0 ||
 	    (rv = gnutls_credentials_set(p->session, GNUTLS_CRD_CERTIFICATE,
 	    creds)) < 0) {
 		result_fail(p->res, REASON_TLS, STAGE_TLS, "TLS set-up: %s",
@@ -464,7 +581,7 @@ tls_start(struct probe *p)
 
 	peers = gnutls_certificate_get_peers(p->session, &npeers);
 	if (peers != NULL && npeers > 0) {
-		if (cert_facts_from_der(peers[0].data, peers[0].size,
+		if (cert_facts_cached(peers[0].data, peers[0].size,
 		    sni != NULL ? sni : u->host, &p->res->cert) == -1)
 			log_debug("%s: cannot parse the server certificate",
 			    u->text);

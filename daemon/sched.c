@@ -5,7 +5,10 @@
  * runs the probe, publishes the result into the store and hands the task
  * back through a done list and a wake-up pipe. Tasks, the heap and the
  * configurations are touched only by the main thread; the queue and the
- * done list are the only shared state, behind one mutex.
+ * done list are the only shared state, behind one mutex. A worker wakes
+ * the main thread only when the task it hands back is due before the main
+ * thread would wake anyway, or when probes wait for a free slot: waking
+ * it for every probe cost more CPU than the scheduling itself.
  */
 #include "config.h"
 
@@ -46,6 +49,7 @@ struct task {
 	const struct capsule_conf	*run_cap;
 	enum check			 check;
 	double				 due;	/* monotonic */
+	double				 back_by;	/* due, for the worker (under lock) */
 	int				 in_flight;
 	int				 removed;
 	struct task			*next;	/* queue or done list */
@@ -67,6 +71,8 @@ struct sched {
 	struct task		*queue, *queue_tail;
 	struct task		*done;
 	int			 stopping;
+	double			 wake_at;	/* when the main thread wakes anyway */
+	int			 starved;	/* probes wait for a free slot */
 
 	pthread_t		*workers;
 	size_t			 nworkers;
@@ -174,6 +180,7 @@ worker_main(void *arg)
 	const struct capsule_conf *c;
 	struct probe_req	 req;
 	struct probe_result	 res;
+	int			 wake;
 
 	result_init(&res);
 	for (;;) {
@@ -207,8 +214,10 @@ worker_main(void *arg)
 		result_clear(&res);
 		t->next = s->done;
 		s->done = t;
+		wake = s->starved || t->back_by < s->wake_at;
 		pthread_mutex_unlock(&s->lock);
-		(void)!write(s->wake[1], "", 1);
+		if (wake)
+			(void)!write(s->wake[1], "", 1);
 	}
 	return NULL;
 }
@@ -240,15 +249,49 @@ task_free(struct task *t)
 	free(t);
 }
 
+/* Tasks by capsule name, then check: a reload finds its old tasks by
+ * binary search (a linear search made a reload of 10,000 capsules take
+ * 0.3 s). */
+static int
+task_cmp(const void *a, const void *b)
+{
+	const struct task *x = *(struct task *const *)a;
+	const struct task *y = *(struct task *const *)b;
+	int c;
+
+	if ((c = strcmp(x->cap->name, y->cap->name)) != 0)
+		return c;
+	return (int)x->check - (int)y->check;
+}
+
+struct task_key {
+	const char	*name;
+	enum check	 check;
+};
+
+static int
+task_key_cmp(const void *key, const void *elem)
+{
+	const struct task_key	*k = key;
+	const struct task	*t = *(struct task *const *)elem;
+	int			 c;
+
+	if ((c = strcmp(k->name, t->cap->name)) != 0)
+		return c;
+	return (int)k->check - (int)t->check;
+}
+
+/* v sorted by task_cmp. */
 static struct task *
 task_find(struct task **v, size_t n, const char *name, enum check check)
 {
-	size_t i;
+	struct task_key	 k = { name, check };
+	struct task	**p;
 
-	for (i = 0; i < n; i++)
-		if (v[i]->check == check && strcmp(v[i]->cap->name, name) == 0)
-			return v[i];
-	return NULL;
+	if (n == 0)
+		return NULL;
+	p = bsearch(&k, v, n, sizeof *v, task_key_cmp);
+	return p != NULL ? *p : NULL;
 }
 
 struct sched *
@@ -280,6 +323,10 @@ sched_apply(struct sched *s, struct conf *conf)
 	ref = xcalloc(1, sizeof *ref);
 	ref->conf = conf;
 	atomic_init(&ref->refs, 1);
+	/* A kept task's cap moves to a capsule of the same name: the order
+	 * holds while the loop below reuses tasks. */
+	if (nold > 1)
+		qsort(old, nold, sizeof *old, task_cmp);
 
 	/* Count the checks in this instance's shard. */
 	for (i = 0; i < conf->ncapsules; i++)
@@ -300,8 +347,12 @@ sched_apply(struct sched *s, struct conf *conf)
 				/* Kept: same place in the schedule. */
 				t->removed = -1;	/* marker: reused */
 				ref_release(t->ref);
-				if (t->due > now + c->interval)
+				if (t->due > now + c->interval) {
 					t->due = now + c->interval;
+					pthread_mutex_lock(&s->lock);
+					t->back_by = t->due;
+					pthread_mutex_unlock(&s->lock);
+				}
 			} else {
 				t = xcalloc(1, sizeof *t);
 				t->due = -1;	/* spread below */
@@ -410,6 +461,7 @@ sched_run(struct sched *s)
 		t->next = NULL;
 		s->busy++;
 		pthread_mutex_lock(&s->lock);
+		t->back_by = t->due;
 		if (s->queue_tail != NULL)
 			s->queue_tail->next = t;
 		else
@@ -428,6 +480,10 @@ sched_run(struct sched *s)
 		wait = s->heap[0]->due - now;
 	if (wait < 0)
 		wait = 0;
+	pthread_mutex_lock(&s->lock);
+	s->wake_at = now + wait;
+	s->starved = s->nheap > 0 && s->busy >= conf->concurrency;
+	pthread_mutex_unlock(&s->lock);
 	return (int)(wait * 1000) + 1;
 }
 

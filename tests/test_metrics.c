@@ -468,6 +468,101 @@ test_probe(void)
 	buf_free(&b);
 }
 
+/*
+ * Durations are exact microseconds and take a fast path past snprintf;
+ * it must print what %.15g..%.17g would: exponent form below 1e-4, no
+ * trailing zeros. Timestamps print to the millisecond.
+ */
+static void
+test_numbers(void)
+{
+	struct store		*s = store_new();
+	char			*names[1] = { "n" };
+	struct probe_result	 r;
+	struct buf		 b;
+
+	good_result(&r);
+	r.dur[PHASE_RESOLVE] = 3e-06;
+	r.dur[PHASE_CONNECT] = 1.2e-05;
+	r.dur[PHASE_TLS] = 0.000329;
+	r.dur[PHASE_HEADER] = 12.000001;
+	r.dur[PHASE_BODY] = 0.0001;
+	r.total = 123456.5;
+	r.time = 1764345600.1234567;
+	buf_init(&b);
+	metrics_probe(&b, &r);
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"resolve\"} 3e-06");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"connect\"} 1.2e-05");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"tls\"} 0.000329");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"header\"} 12.000001");
+	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"body\"} 0.0001");
+	LINE(b.data, "probe_duration_seconds 123456.5");
+	buf_free(&b);
+
+	sync_names(s, 1, names, NULL);
+	store_put(s, "n", &r);
+	metrics_render(&b, s, NULL);
+	LINE(b.data, "gemini_probe_timestamp_seconds{capsule=\"n\",check=\"page\"} 1764345600.123");
+	buf_free(&b);
+	store_free(s);
+	result_clear(&r);
+}
+
+/* The text before the process_* families, which change by themselves. */
+static char *
+upto_process(struct buf *b)
+{
+	char *p = strstr(b->data, "# HELP process_");
+
+	return xstrndup(b->data, p != NULL ? (size_t)(p - b->data) : b->len);
+}
+
+/*
+ * The cache must give what a fresh render gives: after a probe, after a
+ * reload that renames a capsule, and unchanged when nothing happened.
+ */
+static void
+test_cache(void)
+{
+	struct metrics_cache	*mc = metrics_cache_new();
+	struct store		*s = store_new();
+	char			*names[2] = { "a", "b" }, *renamed[2] = { "a", "c" };
+	char			*fresh, *cached;
+	struct probe_result	 r;
+	struct buf		 b;
+	int			 step;
+
+	sync_names(s, 2, names, NULL);
+	good_result(&r);
+	store_put(s, "a", &r);
+	store_put(s, "b", &r);
+	for (step = 0; step < 4; step++) {
+		if (step == 1) {
+			r.status = 31;
+			r.time += 60;
+			store_put(s, "b", &r);
+		} else if (step == 2)
+			sync_names(s, 2, renamed, NULL);
+		buf_init(&b);
+		metrics_render(&b, s, NULL);
+		fresh = upto_process(&b);
+		buf_free(&b);
+		metrics_render_cached(&b, mc, s, NULL);
+		cached = upto_process(&b);
+		buf_free(&b);
+		is_str(cached, fresh, "cached render %d is a fresh render", step);
+		if (step == 1)
+			LINE(cached, "gemini_response_status_code{capsule=\"b\",check=\"page\"} 31");
+		if (step >= 2)
+			NOLINE(cached, "capsule=\"b\"");
+		free(fresh);
+		free(cached);
+	}
+	result_clear(&r);
+	store_free(s);
+	metrics_cache_free(mc);
+}
+
 static double
 now(void)
 {
@@ -525,6 +620,8 @@ main(void)
 	test_escape();
 	test_render();
 	test_probe();
+	test_numbers();
+	test_cache();
 	test_big();
 	return done_testing();
 }

@@ -1,0 +1,956 @@
+#!/usr/bin/env python3
+"""bench.py - gemwatch's performance benchmark (issue 7), run by run.sh.
+
+Starts everything on loopback: tests/gemserver as the one fast Gemini
+server, gemwatch daemons with generated configurations, the raw GnuTLS loop
+(rawloop.c) and Prometheus's blackbox_exporter, then prints a Markdown table
+of the figures measured, each beside its goal. Sections (--sections):
+
+  cpu       CPU per probe (user+sys of the prober process only) of the raw
+            loop, `gemwatch probe` with many URLs, the daemon and
+            blackbox_exporter, as ratios measured side by side; and the
+            phase durations each reports for the same server.
+  scale     10,000 capsules at a short interval: achieved against configured
+            probe rate, probes started more than 1 s late, /metrics render
+            time and size, start-up and reload times.
+  profile   The scheduler's and the store's share of the daemon's CPU, from
+            callgrind (instructions) over a window of steady probing.
+  memory    RSS with `history 120` at 100, 1,000 and 10,000 capsules once
+            the history is full (10,000: extrapolated unless --full), beside
+            blackbox_exporter's idle RSS.
+  endpoint  wrk -c50 -t2 -d10s on /metrics at 100 capsules.
+
+CPU time comes from /proc/PID/stat (utime+stime, all threads) for processes
+that keep running and from wait4()'s rusage for those that exit. The
+machine is shared, so goals are judged on ratios measured in the same run.
+"""
+
+import argparse
+import atexit
+import glob
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+PHASES = ("connect", "tls", "header", "body", "total")
+
+_children = []
+
+
+def _cleanup():
+    for p in _children:
+        if p.poll() is None:
+            try:
+                p.kill()
+                p.wait(timeout=10)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *a: sys.exit(1))
+
+
+def log(msg):
+    print("bench: " + msg, file=sys.stderr, flush=True)
+
+
+def spawn(cmd, **kw):
+    p = subprocess.Popen(cmd, **kw)
+    _children.append(p)
+    return p
+
+
+def run_rusage(cmd, stdout=subprocess.DEVNULL):
+    """Run cmd to its end; (exit status, user+sys seconds, wall seconds)."""
+    t0 = time.monotonic()
+    p = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
+    _, status, ru = os.wait4(p.pid, 0)
+    p.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.monotonic() - t0
+    err = p.stderr.read().decode(errors="replace")
+    p.stderr.close()
+    if p.returncode != 0:
+        log("%s exited %d: %s" % (cmd[0], p.returncode, err.strip()[:500]))
+    return p.returncode, ru.ru_utime + ru.ru_stime, wall
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def proc_cpu(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def proc_rss(pid):
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def http_get(url, timeout=60, ttfb=None):
+    """(status, body, seconds from request to the last byte); ttfb, a
+    list, gets the seconds until the status line and headers."""
+    t0 = time.monotonic()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as r:
+            if ttfb is not None:
+                ttfb.append(time.monotonic() - t0)
+            body = r.read()
+            status = r.status
+    except urllib.error.HTTPError as e:
+        body = e.read()
+        status = e.code
+    except (urllib.error.URLError, ConnectionError, socket.timeout):
+        return None, b"", time.monotonic() - t0
+    return status, body, time.monotonic() - t0
+
+
+SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})?\s+(\S+)$")
+
+
+def samples(text, name):
+    """[(labels text, value)] of the samples of one metric."""
+    out = []
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = SAMPLE.match(line)
+        if m and m.group(1) == name:
+            out.append((m.group(2) or "", float(m.group(3))))
+    return out
+
+
+def median(v):
+    return statistics.median(v) if v else float("nan")
+
+
+def ms(v):
+    return "%.3f ms" % (v * 1e3)
+
+
+def mib(v):
+    return "%.1f MiB" % (v / 1048576)
+
+
+class LogWatch:
+    """Follow a growing log file."""
+
+    def __init__(self, path):
+        self.path = path
+        self.off = 0
+
+    def new_lines(self):
+        try:
+            with open(self.path, "rb") as f:
+                f.seek(self.off)
+                data = f.read()
+        except FileNotFoundError:
+            return []
+        cut = data.rfind(b"\n") + 1
+        self.off += cut
+        return data[:cut].decode(errors="replace").splitlines()
+
+    def wait_for(self, pattern, timeout, poll=0.002):
+        rx = re.compile(pattern)
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            for line in self.new_lines():
+                if rx.search(line):
+                    return line
+            time.sleep(poll)
+        return None
+
+
+class Server:
+    """tests/gemserver on an ephemeral loopback port."""
+
+    def __init__(self, bench):
+        portfile = os.path.join(bench.dir, "gemserver.port")
+        self.proc = spawn([bench.args.gemserver, "-P", portfile],
+                          stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL)
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            try:
+                with open(portfile) as f:
+                    txt = f.read().strip()
+                if txt:
+                    self.port = int(txt)
+                    return
+            except FileNotFoundError:
+                pass
+            time.sleep(0.02)
+        raise SystemExit("bench: gemserver did not start")
+
+    def url(self, i=None):
+        u = "gemini://127.0.0.1:%d/ok" % self.port
+        return u if i is None else "%s?n=%d" % (u, i)
+
+
+class Daemon:
+    """A gemwatch daemon with n capsules on the server's /ok?n=I."""
+
+    def __init__(self, bench, n, interval, concurrency=16, history=120,
+                 level="-v", wrapper=(), tag=None):
+        self.bench = bench
+        self.n = n
+        self.tag = tag or "gemwatch-%d" % n
+        self.dir = os.path.join(bench.dir, self.tag)
+        os.makedirs(self.dir, exist_ok=True)
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        self.conf = os.path.join(self.dir, "gemwatch.conf")
+        self.logpath = os.path.join(self.dir, "gemwatch.log")
+        secs = float(interval.rstrip("s"))
+        self.settings = dict(interval=interval, concurrency=concurrency,
+                             history=history,
+                             timeout="%gs" % min(secs, 10))
+        self.write_conf()
+        self.level = level
+        self.wrapper = list(wrapper)
+        self.proc = None
+
+    def write_conf(self, comment=""):
+        s = self.settings
+        lines = ["# %s" % comment,
+                 "listen 127.0.0.1:%d" % self.port,
+                 "state-dir %s/state" % self.dir,
+                 "interval %s" % s["interval"],
+                 "timeout %s" % s["timeout"],
+                 "concurrency %d" % s["concurrency"],
+                 "history %d" % s["history"]]
+        srv = self.bench.server
+        for i in range(1, self.n + 1):
+            lines.append("capsule %s name=c%05d" % (srv.url(i), i))
+        tmp = self.conf + ".tmp"
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines) + "\n")
+        os.rename(tmp, self.conf)
+
+    def start(self, timeout=120):
+        """Start; returns seconds until /healthz answers and the
+        configuration is scheduled."""
+        self.watch = LogWatch(self.logpath)
+        self.watch.off = os.path.getsize(self.logpath) \
+            if os.path.exists(self.logpath) else 0
+        errf = open(self.logpath, "ab")
+        t0 = time.monotonic()
+        self.proc = spawn(self.wrapper + [self.bench.args.gemwatch,
+                                          self.level, "-f", self.conf],
+                          stdout=subprocess.DEVNULL, stderr=errf)
+        errf.close()
+        end = t0 + timeout
+        healthy = None
+        while time.monotonic() < end and healthy is None:
+            if self.proc.poll() is not None:
+                raise SystemExit("bench: gemwatch exited; see " +
+                                 self.logpath)
+            st, _, _ = http_get(self.base + "/healthz", timeout=5)
+            if st == 200:
+                healthy = time.monotonic()
+            else:
+                time.sleep(0.002)
+        line = self.watch.wait_for(r"scheduling \d+ checks",
+                                   max(0, end - time.monotonic()))
+        if healthy is None or line is None:
+            raise SystemExit("bench: gemwatch did not start; see " +
+                             self.logpath)
+        return max(healthy, time.monotonic() if line else 0) - t0
+
+    def reload(self, timeout=60):
+        """SIGHUP with a rewritten file; seconds until it is scheduled."""
+        self.write_conf("reload %f" % time.time())
+        self.watch.new_lines()
+        t0 = time.monotonic()
+        self.proc.send_signal(signal.SIGHUP)
+        if self.watch.wait_for(r"reload: ", timeout) is None:
+            return None
+        if self.watch.wait_for(r"scheduling \d+ checks", timeout) is None:
+            return None
+        return time.monotonic() - t0
+
+    def metrics(self, ttfb=None):
+        st, body, secs = http_get(self.base + "/metrics", ttfb=ttfb)
+        if st != 200:
+            raise SystemExit("bench: /metrics answered %r" % st)
+        return body.decode(), secs, len(body)
+
+    def probes(self, text=None):
+        """(sum of gemini_probes_total, fewest probes of one capsule)."""
+        if text is None:
+            text = self.metrics()[0]
+        v = [x for _, x in samples(text, "gemini_probes_total")]
+        return sum(v), (min(v) if len(v) == self.n else 0)
+
+    def wait_probes(self, each, timeout, every=2.0):
+        """Wait until every capsule has `each` probes; the fewest seen."""
+        end = time.monotonic() + timeout
+        while True:
+            _, least = self.probes()
+            if least >= each or time.monotonic() >= end:
+                return least
+            time.sleep(every)
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid)
+
+    def rss(self):
+        return proc_rss(self.proc.pid)
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+class Blackbox:
+    """blackbox_exporter with a tcp+TLS module speaking Gemini."""
+
+    def __init__(self, bench):
+        self.bench = bench
+        self.port = free_port()
+        self.base = "http://127.0.0.1:%d" % self.port
+        conf = os.path.join(bench.dir, "blackbox.yml")
+        # The tcp prober appends "\n" to each send: "\r" makes it CRLF.
+        with open(conf, "w") as f:
+            f.write("modules:\n"
+                    "  gemini:\n"
+                    "    prober: tcp\n"
+                    "    timeout: 10s\n"
+                    "    tcp:\n"
+                    "      tls: true\n"
+                    "      tls_config:\n"
+                    "        insecure_skip_verify: true\n"
+                    "      query_response:\n"
+                    "        - send: \"%s\\r\"\n"
+                    "        - expect: \"^20\"\n" % bench.server.url())
+        self.proc = spawn([bench.args.blackbox, "--config.file=" + conf,
+                           "--web.listen-address=127.0.0.1:%d" % self.port],
+                          stdout=subprocess.DEVNULL,
+                          stderr=open(os.path.join(bench.dir, "blackbox.log"),
+                                      "wb"))
+        end = time.monotonic() + 30
+        while time.monotonic() < end:
+            st, _, _ = http_get(self.base + "/metrics", timeout=5)
+            if st == 200:
+                return
+            time.sleep(0.05)
+        raise SystemExit("bench: blackbox_exporter did not start")
+
+    def probe_url(self):
+        return "%s/probe?module=gemini&target=127.0.0.1:%d" % (
+            self.base, self.bench.server.port)
+
+    def drive(self, n, clients, rate=0):
+        """n probes from `clients` threads, back to back or at `rate`
+        per second: (successes, durations)."""
+        url = self.probe_url()
+        lock = threading.Lock()
+        left = [n]
+        ok = [0]
+        durs = []
+        t0 = time.monotonic()
+
+        def client():
+            while True:
+                with lock:
+                    if left[0] == 0:
+                        return
+                    k = n - left[0]
+                    left[0] -= 1
+                if rate > 0:
+                    delay = t0 + k / rate - time.monotonic()
+                    if delay > 0:
+                        time.sleep(delay)
+                st, body, _ = http_get(url)
+                text = body.decode(errors="replace")
+                s = samples(text, "probe_success")
+                d = samples(text, "probe_duration_seconds")
+                with lock:
+                    if st == 200 and s and s[0][1] == 1:
+                        ok[0] += 1
+                    if d:
+                        durs.append(d[0][1])
+
+        ts = [threading.Thread(target=client) for _ in range(clients)]
+        for t in ts:
+            t.start()
+        for t in ts:
+            t.join()
+        return ok[0], durs
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+class Bench:
+    def __init__(self, args):
+        self.args = args
+        self.dir = tempfile.mkdtemp(prefix="gemwatch-bench.")
+        self.rows = []
+        self.results = {}
+        self.server = Server(self)
+        log("work directory %s; gemserver on port %d" %
+            (self.dir, self.server.port))
+
+    def row(self, section, figure, value, goal="", verdict=None):
+        v = "" if verdict is None else ("met" if verdict else "**missed**")
+        self.rows.append((section, figure, value, goal, v))
+        log("%s | %s | %s | %s | %s" % (section, figure, value, goal, v))
+
+    # ---- 1. CPU per probe ------------------------------------------------
+
+    def raw(self, n, rate=0):
+        out = os.path.join(self.dir, "rawloop.out")
+        with open(out, "w") as f:
+            rc, cpu, wall = run_rusage([self.args.rawloop, "-n", str(n),
+                                        "-r", str(rate), "127.0.0.1",
+                                        str(self.server.port),
+                                        self.server.url()], stdout=f)
+        kv = dict(line.strip().split("=", 1) for line in open(out)
+                  if "=" in line)
+        if rc != 0 or int(kv.get("ok", 0)) != n:
+            raise SystemExit("bench: rawloop failed (%s)" % kv)
+        return cpu / n, {p: float(kv["median_" + p]) for p in PHASES}
+
+    def cli(self, n):
+        urls = [self.server.url(i) for i in range(1, n + 1)]
+        rc, cpu, wall = run_rusage([self.args.gemwatch, "probe"] + urls)
+        if rc != 0:
+            raise SystemExit("bench: gemwatch probe failed")
+        # Durations from a JSON run apart, so JSON costs no CPU above.
+        k = min(n, 500)
+        p = subprocess.run([self.args.gemwatch, "probe", "-j"] + urls[:k],
+                           stdout=subprocess.PIPE, check=True)
+        res = json.loads(p.stdout)["results"]
+        return cpu / n, phases_of(res)
+
+    def daemon_cpu(self, n, ncaps, rate):
+        """The daemon probing ncaps capsules at `rate` probes/s in all,
+        over about n probes: (CPU per probe, probes, phase medians)."""
+        secs = n / rate
+        d = Daemon(self, ncaps, "%gs" % (ncaps / rate))
+        d.start()
+        d.wait_probes(2, 60, every=0.5)
+        c0, (p0, _), t0w = d.cpu(), d.probes(), time.time()
+        time.sleep(secs)
+        c1, (p1, _) = d.cpu(), d.probes()
+        dres = []
+        since = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(t0w))
+        for i in range(1, min(ncaps, 20) + 1):
+            st, body, _ = http_get("%s/api/v1/capsules/c%05d" % (d.base, i))
+            if st == 200:
+                dres += [r for r in json.loads(body)["history"]
+                         if (r.get("time") or "") >= since]
+        d.stop()
+        return (c1 - c0) / (p1 - p0), p1 - p0, phases_of(dres)
+
+    def section_cpu(self):
+        a = self.args
+        n = a.probes
+        rate = a.rate
+        sec = "1 CPU"
+        # Back to back ("hot") and paced at the daemon's rate, where the
+        # CPU idles between probes and each one costs more: ratios are
+        # taken between runs at the same pace, interleaved against drift.
+        log("cpu: raw loop, %d probes back to back, then at %g/s" %
+            (n, rate))
+        raw_hot = [self.raw(n)]
+        raw_paced = [self.raw(n, rate)]
+
+        log("cpu: gemwatch probe with %d URLs" % n)
+        cli, cli_ph = self.cli(n)
+
+        ncaps = a.cpu_capsules
+        log("cpu: daemon, %d capsules, %g probes/s, %d probes" %
+            (ncaps, rate, n))
+        daemon, dn, d_ph = self.daemon_cpu(n, ncaps, rate)
+
+        log("cpu: blackbox_exporter, %d probes from %d clients back to "
+            "back, then at %g/s" % (n, a.clients, rate))
+        bb = Blackbox(self)
+        time.sleep(2)
+        self.results["blackbox_idle_rss"] = proc_rss(bb.proc.pid)
+        bb.drive(20, 2)     # warm up
+        c0 = proc_cpu(bb.proc.pid)
+        ok, bdurs = bb.drive(n, a.clients)
+        c1 = proc_cpu(bb.proc.pid)
+        ok2, bdurs2 = bb.drive(n, a.clients, rate)
+        c2 = proc_cpu(bb.proc.pid)
+        self.results["blackbox_loaded_rss"] = proc_rss(bb.proc.pid)
+        bb.stop()
+        if ok + ok2 != 2 * n:
+            log("blackbox_exporter: only %d of %d probes succeeded" %
+                (ok + ok2, 2 * n))
+        bb_hot = (c1 - c0) / n
+        bb_paced = (c2 - c1) / n
+
+        log("cpu: raw loop again, back to back and paced")
+        raw_hot.append(self.raw(n))
+        raw_paced.append(self.raw(n, rate))
+        rh = statistics.mean(x[0] for x in raw_hot)
+        rp = statistics.mean(x[0] for x in raw_paced)
+        self.results.update(raw_hot=rh, raw_paced=rp, cli=cli,
+                            daemon=daemon, blackbox_hot=bb_hot,
+                            blackbox_paced=bb_paced)
+
+        def two(v):
+            return "%s (runs: %s)" % (ms(statistics.mean(x[0] for x in v)),
+                                      ", ".join(ms(x[0]) for x in v))
+
+        self.row(sec, "raw GnuTLS loop, CPU per probe, back to back",
+                 two(raw_hot), "the floor")
+        self.row(sec, "gemwatch probe, %d URLs in one process" % n, ms(cli))
+        self.row(sec, "blackbox_exporter, %d clients back to back" %
+                 a.clients, ms(bb_hot))
+        self.row(sec, "gemwatch probe / raw loop (back to back)",
+                 "%.2f×" % (cli / rh), "≤ 1.10×", cli / rh <= 1.10)
+        self.row(sec, "gemwatch probe / blackbox_exporter (back to back)",
+                 "%.2f×" % (cli / bb_hot), "≤ 0.85×", cli / bb_hot <= 0.85)
+        self.row(sec, "raw GnuTLS loop, CPU per probe, at %g/s" % rate,
+                 two(raw_paced), "the floor")
+        self.row(sec, "gemwatch daemon, %d capsules, %d probes at %g/s" %
+                 (ncaps, dn, rate), ms(daemon))
+        self.row(sec, "blackbox_exporter, at %g/s" % rate, ms(bb_paced))
+        self.row(sec, "daemon / raw loop (at %g/s)" % rate,
+                 "%.2f×" % (daemon / rp), "≤ 1.10×", daemon / rp <= 1.10)
+        self.row(sec, "daemon / blackbox_exporter (at %g/s)" % rate,
+                 "%.2f×" % (daemon / bb_paced), "≤ 0.85×",
+                 daemon / bb_paced <= 0.85)
+
+        # Durations: medians; a phase "carries a delay" when it is over
+        # 1.5 times the raw loop's plus 0.2 ms.
+        raw_m = {p: statistics.mean([x[1][p] for x in raw_hot])
+                 for p in PHASES}
+        rawp_m = {p: statistics.mean([x[1][p] for x in raw_paced])
+                  for p in PHASES}
+        for p in PHASES:
+            extra = ""
+            if p == "total":
+                extra = "; blackbox probe_duration_seconds %s / %s" % (
+                    ms(median(bdurs)), ms(median(bdurs2)))
+            self.row("1 durations", "median %s: raw / probe (back to back);"
+                     " raw / daemon (at %g/s)" % (p, rate),
+                     "%s / %s; %s / %s%s" % (ms(raw_m[p]), ms(cli_ph[p]),
+                                             ms(rawp_m[p]), ms(d_ph[p]),
+                                             extra),
+                     "≤ 1.5× raw + 0.2 ms",
+                     cli_ph[p] <= 1.5 * raw_m[p] + 0.0002 and
+                     d_ph[p] <= 1.5 * rawp_m[p] + 0.0002)
+
+    # ---- 2, 4, 5. Scale, /metrics, start-up and reload at 10,000 ----------
+
+    def section_scale(self):
+        a = self.args
+        n = a.capsules
+        interval = a.interval
+        sec = "2 scale"
+        log("scale: %d capsules at %gs, concurrency %d" %
+            (n, interval, a.concurrency))
+        d = Daemon(self, n, "%gs" % interval, concurrency=a.concurrency,
+                   level="-d")
+        starts = [d.start()]
+        # First probes are spread over the first interval.
+        time.sleep(interval + 5)
+        text, _, _ = d.metrics()
+        p0, least = d.probes(text)
+        c0, t0 = d.cpu(), time.monotonic()
+        log("scale: after the first interval: %d probes, least %d" %
+            (p0, least))
+        time.sleep(a.window)
+        text, _, _ = d.metrics()
+        p1, _ = d.probes(text)
+        c1, t1 = d.cpu(), time.monotonic()
+        rate = (p1 - p0) / (t1 - t0)
+        want = n / interval
+        self.row(sec, "probes/s at %d capsules, interval %gs (%.0f s window)"
+                 % (n, interval, t1 - t0),
+                 "%.1f of %.1f configured" % (rate, want), "≥ 99%",
+                 rate >= 0.99 * want)
+        self.row(sec, "daemon CPU during the window",
+                 "%.0f%% of one core (%s per probe)" %
+                 (100 * (c1 - c0) / (t1 - t0), ms((c1 - c0) / (p1 - p0))))
+        self.perf_share(d)
+
+        # 4. /metrics at 10,000: the render (until the response starts:
+        # the whole body is rendered before the headers go) and the fetch.
+        times, first = [], []
+        for _ in range(7):
+            _, secs, size = d.metrics(ttfb=first)
+            times.append(secs)
+        self.row("4 endpoint", "/metrics at %d capsules: render, to the "
+                 "first byte (median of 7, worst)" % n,
+                 "%s, %s" % (ms(median(first)), ms(max(first))),
+                 "< 100 ms", median(first) < 0.1)
+        self.row("4 endpoint", "/metrics at %d capsules: whole fetch by a "
+                 "Python client (median of 7, worst)" % n,
+                 "%s, %s" % (ms(median(times)), ms(max(times))))
+        self.row("4 endpoint", "/metrics at %d capsules: size" % n,
+                 "%.1f MB" % (size / 1e6))
+
+        # 5. Reload under load, then two more cold starts.
+        reloads = [d.reload() for _ in range(3)]
+        text, _, _ = d.metrics()
+        when = samples(text,
+                       "gemwatch_config_last_reload_success_timestamp_seconds")
+        late = []
+        with open(d.logpath, errors="replace") as f:
+            for line in f:
+                m = re.search(r"started ([0-9.]+)s late", line)
+                if m:
+                    late.append(float(m.group(1)))
+        self.row(sec, "probes started > 1 s late (whole run)",
+                 "%d%s" % (len(late), " (worst %.1f s)" % max(late)
+                           if late else ""), "0", not late)
+        d.stop()
+        for _ in range(2):
+            d = Daemon(self, n, "%gs" % interval, concurrency=a.concurrency,
+                       tag="gemwatch-start")
+            starts.append(d.start())
+            d.stop()
+        self.row("5 start", "start-up, %d capsules (3 runs: worst)" % n,
+                 ", ".join("%.3f s" % s for s in starts),
+                 "< 1 s", max(starts) < 1)
+        ok = None not in reloads and when and when[0][1] > time.time() - 600
+        self.row("5 start", "reload (SIGHUP), %d capsules (3 runs)" % n,
+                 ", ".join("%.3f s" % s if s is not None else "failed"
+                           for s in reloads), "< 1 s",
+                 bool(ok) and max(reloads) < 1)
+
+    # ---- 2. The scheduler's and the store's share ------------------------
+
+    def perf_share(self, d, secs=20):
+        """Sample the running daemon with perf (cpu-clock: this machine's
+        perf has no hardware counters) and split its CPU time: the main
+        thread is the scheduler's loop; a worker's time outside probe_run
+        is hand-over and store_put. Stacks perf cannot unwind (nettle's
+        assembly) are counted as the probe's."""
+        if shutil.which("perf") is None:
+            return
+        data = os.path.join(self.dir, "perf.data")
+        r = subprocess.run(["perf", "record", "-q", "-e", "cpu-clock",
+                            "-F", "997", "--call-graph", "dwarf", "-o", data,
+                            "-p", str(d.proc.pid), "--", "sleep", str(secs)],
+                           stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+        if r.returncode != 0:
+            return
+        p = subprocess.run(["perf", "script", "-i", data, "-F", "ip,sym"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                           text=True)
+        os.unlink(data)
+        count = dict(total=0, main=0, worker=0, funcs=0)
+        stack = []
+        for line in p.stdout.splitlines() + [""]:
+            if line.strip():
+                f = line.split(None, 1)
+                stack.append(f[1].replace(" (inlined)", "").strip()
+                             if len(f) > 1 else "?")
+                continue
+            if not stack:
+                continue
+            count["total"] += 1
+            if any(f.startswith(("sched_", "store_")) for f in stack):
+                count["funcs"] += 1
+            if "worker_main" in stack:
+                if "probe_run" not in stack:
+                    count["worker"] += 1
+            elif any(f in ("run_daemon", "main") for f in stack):
+                count["main"] += 1
+            stack = []
+        if not count["total"]:
+            return
+        t = count["total"]
+        funcs = count["funcs"] / t
+        broad = (count["main"] + count["worker"]) / t
+        self.results["perf_share"] = count
+        what = "at %d capsules (perf cpu-clock, %d samples over %d s)" % (
+            d.n, t, secs)
+        self.row("2 profile", "sched_* + store_* functions, inclusive, share "
+                 "of the daemon's CPU time " + what,
+                 "%.1f%%" % (100 * funcs), "< 5%", funcs < 0.05)
+        self.row("2 profile", "all but probing: main loop + workers outside "
+                 "probe_run (hand-over waits, store_put) " + what,
+                 "%.1f%% (main loop %.1f%%, workers %.1f%%)" %
+                 (100 * broad, 100 * count["main"] / t,
+                  100 * count["worker"] / t), "< 5% (broader reading)",
+                 broad < 0.05)
+
+    def section_profile(self):
+        a = self.args
+        n = a.capsules
+        if shutil.which("valgrind") is None:
+            self.row("2 profile", "sched + store share", "valgrind missing")
+            return
+        interval = a.profile_interval
+        log("profile: %d capsules at %gs under callgrind" % (n, interval))
+        out = os.path.join(self.dir, "callgrind.out")
+        d = Daemon(self, n, "%gs" % interval, concurrency=a.concurrency,
+                   tag="gemwatch-callgrind",
+                   wrapper=["valgrind", "--tool=callgrind",
+                            "--callgrind-out-file=" + out + ".%p"])
+        d.start(timeout=600)
+        # Steady state: every capsule probed once (rings allocated).
+        least = d.wait_probes(1, interval * 2 + 120, every=15)
+        log("profile: every capsule probed at least %d time(s)" % least)
+        # No /metrics inside the window: its render would count.
+        p0, _ = d.probes()
+        subprocess.run(["callgrind_control", "-z", str(d.proc.pid)],
+                       stdout=subprocess.DEVNULL, check=True)
+        time.sleep(a.profile_window)
+        subprocess.run(["callgrind_control", "-d", str(d.proc.pid)],
+                       stdout=subprocess.DEVNULL, check=True)
+        p1, _ = d.probes()
+        d.stop()
+        dumps = sorted(glob.glob(out + ".%d.*" % d.proc.pid))
+        if not dumps:
+            self.row("2 profile", "sched + store share", "no callgrind dump")
+            return
+        incl = callgrind_inclusive(dumps[-1])
+        total = incl["PROGRAM TOTALS"]
+        g = incl.get
+        # The workers' own work besides the probe is the scheduler's
+        # (hand-over, locks) and the store's (store_put, result_clear).
+        worker = g("worker_main", 0) - g("probe_run", 0)
+        sched = g("sched_run", 0) + g("sched_apply", 0)
+        store = g("store_put", 0)
+        reads = sum(v for k, v in incl.items()
+                    if k.startswith("store_") and k not in ("store_put",))
+        share = (sched + worker + reads) / total
+        self.results["profile"] = dict(
+            total=total, sched_run=g("sched_run", 0), worker_extra=worker,
+            store_put=store, store_other=reads, probe_run=g("probe_run", 0),
+            metrics_render=g("metrics_render", 0), probes=p1 - p0)
+        self.row("2 profile", "sched + store share of the daemon's "
+                 "instructions (%d probes, callgrind)" % (p1 - p0),
+                 "%.2f%% (sched_run %.2f%%, workers' hand-over %.2f%% of "
+                 "which store_put %.2f%%, probe_run %.1f%%)" %
+                 (100 * share, 100 * g("sched_run", 0) / total,
+                  100 * worker / total, 100 * store / total,
+                  100 * g("probe_run", 0) / total),
+                 "< 5%", share < 0.05)
+
+    # ---- 3. Memory -------------------------------------------------------
+
+    def section_memory(self):
+        a = self.args
+        sec = "3 memory"
+        if "blackbox_idle_rss" not in self.results:
+            bb = Blackbox(self)
+            time.sleep(2)
+            self.results["blackbox_idle_rss"] = proc_rss(bb.proc.pid)
+            bb.stop()
+        self.row(sec, "blackbox_exporter idle RSS",
+                 mib(self.results["blackbox_idle_rss"]))
+        for n, conc in ((100, 16), (1000, 32)):
+            log("memory: %d capsules at 1s until 121 rounds" % n)
+            d = Daemon(self, n, "1s", concurrency=conc)
+            d.start()
+            t0 = time.monotonic()
+            least = d.wait_probes(121, a.memory_wait, every=5)
+            rss = d.rss()
+            d.stop()
+            goal, verdict = "", None
+            if n == 100:
+                goal, verdict = "< 5 MB", rss < 5e6
+            self.row(sec, "RSS, %d capsules, history 120, after %d rounds"
+                     " (%.0f s)" % (n, least, time.monotonic() - t0),
+                     mib(rss), goal, verdict if least >= 120 else False)
+
+        n = a.capsules
+        log("memory: %d capsules at 1s (as fast as the machine goes)" % n)
+        d = Daemon(self, n, "1s", concurrency=a.concurrency * 2)
+        d.start()
+        t0 = time.monotonic()
+        points = []
+        while True:
+            time.sleep(20)
+            total, least = d.probes()
+            points.append((total / n, d.rss()))
+            log("memory: %.1f rounds, RSS %s" % (points[-1][0],
+                                                  mib(points[-1][1])))
+            if least >= 121:
+                break
+            if not a.full and time.monotonic() - t0 > a.memory_wait:
+                break
+        d.stop()
+        rounds, rss = points[-1]
+        if rounds >= 120:
+            self.row(sec, "RSS, %d capsules, history 120, after %.0f rounds"
+                     % (n, rounds), mib(rss), "≤ 64 MiB", rss <= 64 << 20)
+            return
+        # Linear fit over the points past the first round.
+        pts = [p for p in points if p[0] >= 1] or points
+        if len(pts) >= 2:
+            xs, ys = [p[0] for p in pts], [p[1] for p in pts]
+            mx, my = statistics.mean(xs), statistics.mean(ys)
+            sxx = sum((x - mx) ** 2 for x in xs)
+            slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sxx \
+                if sxx else 0
+            est = my + slope * (120 - mx)
+        else:
+            slope, est = 0, rss
+        self.row(sec, "RSS, %d capsules, after %.1f rounds (measured)" %
+                 (n, rounds), mib(rss))
+        self.row(sec, "RSS, %d capsules, history 120: EXTRAPOLATED "
+                 "linearly to 120 rounds (%.0f KiB per round)" %
+                 (n, slope / 1024), mib(est), "≤ 64 MiB", est <= 64 << 20)
+
+    # ---- 4. wrk on /metrics at 100 ---------------------------------------
+
+    def section_endpoint(self):
+        if shutil.which("wrk") is None:
+            self.row("4 endpoint", "wrk", "wrk missing (apt-get install wrk)")
+            return
+        d = Daemon(self, 100, "10s")
+        d.start()
+        d.wait_probes(1, 30, every=1)
+        _, _, size = d.metrics()
+        p = subprocess.run(["wrk", "-c50", "-t2", "-d10s", d.base + "/metrics"],
+                           stdout=subprocess.PIPE, text=True)
+        d.stop()
+        out = p.stdout
+        m = re.search(r"Requests/sec:\s*([0-9.]+)", out)
+        rps = float(m.group(1)) if m else 0
+        errs = re.findall(r"(Socket errors:.*|Non-2xx or 3xx responses:.*)",
+                          out)
+        self.row("4 endpoint", "wrk -c50 -t2 -d10s /metrics, 100 capsules "
+                 "(%d bytes each)" % size,
+                 "%.0f req/s%s" % (rps, "; " + "; ".join(errs) if errs else
+                                   ", no errors"),
+                 "≥ 5000 req/s, no errors", rps >= 5000 and not errs)
+
+    def table(self):
+        lines = ["| section | figure | measured | goal | verdict |",
+                 "|---|---|---|---|---|"]
+        for r in self.rows:
+            lines.append("| " + " | ".join(r) + " |")
+        return "\n".join(lines)
+
+
+def phases_of(results):
+    """Median of each phase (and total) over JSON results."""
+    out = {}
+    for p in PHASES:
+        if p == "total":
+            v = [r["durations"]["total"] for r in results]
+        else:
+            v = [r["durations"][p] for r in results
+                 if r["durations"].get(p) is not None]
+        out[p] = median(v)
+    return out
+
+
+def callgrind_inclusive(path):
+    """{function name: inclusive Ir} from callgrind_annotate."""
+    p = subprocess.run(["callgrind_annotate", "--inclusive=yes",
+                        "--threshold=100", path],
+                       stdout=subprocess.PIPE, text=True, check=True)
+    out = {}
+    for line in p.stdout.splitlines():
+        m = re.match(r"^\s*([0-9,]+)\s+(?:\([^)]*\)\s+)?(.*)$", line)
+        if not m:
+            continue
+        v = int(m.group(1).replace(",", ""))
+        what = m.group(2).strip()
+        if what.startswith("PROGRAM TOTALS"):
+            out["PROGRAM TOTALS"] = v
+            continue
+        fn = what.split(" [")[0]
+        fn = fn.rsplit(":", 1)[-1].strip()
+        if fn and fn not in out:
+            out[fn] = v
+    return out
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--gemwatch", required=True)
+    ap.add_argument("--gemserver", required=True)
+    ap.add_argument("--rawloop", required=True)
+    ap.add_argument("--blackbox",
+                    default=shutil.which("prometheus-blackbox-exporter") or
+                    shutil.which("blackbox_exporter") or "")
+    ap.add_argument("--sections", default="cpu,scale,profile,memory,endpoint")
+    ap.add_argument("--probes", type=int, default=2000,
+                    help="probes per prober in the cpu section")
+    ap.add_argument("--clients", type=int, default=4,
+                    help="concurrent HTTP clients driving blackbox_exporter")
+    ap.add_argument("--rate", type=float, default=100,
+                    help="probes/s of the paced runs in the cpu section")
+    ap.add_argument("--cpu-capsules", type=int, default=100,
+                    help="capsules of the daemon in the cpu section")
+    ap.add_argument("--capsules", type=int, default=10000)
+    ap.add_argument("--interval", type=float, default=30,
+                    help="interval of the scale run, seconds")
+    ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--window", type=float, default=60,
+                    help="seconds over which the probe rate is measured")
+    ap.add_argument("--profile-interval", type=float, default=300)
+    ap.add_argument("--profile-window", type=float, default=60)
+    ap.add_argument("--memory-wait", type=float, default=600,
+                    help="longest wait for a full history, seconds")
+    ap.add_argument("--full", action="store_true",
+                    help="fill the history at 10,000 capsules, however long")
+    ap.add_argument("--json", help="also write the figures here")
+    ap.add_argument("--keep", action="store_true",
+                    help="keep the work directory (logs, configurations)")
+    a = ap.parse_args()
+    sections = a.sections.split(",")
+    if ("cpu" in sections or "memory" in sections) and not a.blackbox:
+        raise SystemExit("bench: blackbox_exporter not found (apt-get install"
+                         " prometheus-blackbox-exporter)")
+
+    b = Bench(a)
+    started = time.time()
+    try:
+        for s in ("cpu", "scale", "profile", "memory", "endpoint"):
+            if s in sections:
+                getattr(b, "section_" + s)()
+    finally:
+        _cleanup()
+    print("gemwatch benchmark, %s, %d CPUs, %.0f minutes" %
+          (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
+           os.cpu_count(), (time.time() - started) / 60))
+    print()
+    print(b.table())
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(dict(rows=b.rows, results=b.results), f, indent=1)
+    if a.keep:
+        log("kept %s" % b.dir)
+    else:
+        shutil.rmtree(b.dir, ignore_errors=True)
+    return 0 if all(r[4] != "**missed**" for r in b.rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
