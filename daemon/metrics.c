@@ -901,7 +901,8 @@ metrics_render_cached(struct buf *b, struct metrics_cache *mc,
 		if (b->len - start <= METRICS_CACHE_MAX) {
 			mc->len = b->len - start;
 			mc->text = xmalloc(mc->len + 1);
-			memcpy(mc->text, b->data + start, mc->len);
+			if (mc->len > 0)	/* b->data is NULL while empty */
+				memcpy(mc->text, b->data + start, mc->len);
 			mc->fp = fp;
 			mc->valid = 1;
 		}
