@@ -41,7 +41,9 @@ command -v curl >/dev/null || { echo "soak-hostile: needs curl" >&2; exit 2; }
 dir=$(mktemp -d /tmp/gemwatch-soak-hostile.XXXXXX) || exit 2
 pids=
 keep=
+spid=
 cleanup() {
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null
 	for p in $pids; do
 		kill "$p" 2>/dev/null
 	done
@@ -222,7 +224,11 @@ while :; do
 	last=$row
 	[ $elapsed -ge "$DURATION" ] && break
 	left=$((DURATION - elapsed))
-	sleep $((left < SAMPLE ? left : SAMPLE))
+	# in the background, so that a signal ends the wait at once
+	sleep $((left < SAMPLE ? left : SAMPLE)) &
+	spid=$!
+	wait $spid
+	spid=
 done
 [ -n "$first" ] || first=$last
 
