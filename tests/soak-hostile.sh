@@ -6,7 +6,8 @@
 # configuration of N capsules probed every second that cycle through every
 # path of the normal server and every other server (plus a refused port and
 # some error-path checks), runs the daemon for DURATION seconds and samples,
-# every SAMPLE seconds, its resident memory (VmRSS), open fds, threads,
+# every SAMPLE seconds, its resident memory (VmRSS), open fds (the least of
+# five readings, as probes in flight hold sockets), threads,
 # probes finished and the /healthz latency. It prints a table as it goes,
 # then the first sample after warm-up and the last, and exits 0 when RSS and
 # fds are flat (fds within FD_SLACK, RSS within RSS_SLACK_KB) and the daemon
@@ -192,7 +193,13 @@ echo "soak-hostile: $N capsules over $ntargets behaviours, interval 1s," \
 sample() {
 	rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$gw/status)
 	threads=$(awk '/^Threads:/ { print $2 }' /proc/$gw/status)
-	fds=$(ls /proc/$gw/fd | wc -l)
+	# probes in flight hold sockets: the least of five readings
+	fds=
+	for i in 1 2 3 4 5; do
+		n=$(ls /proc/$gw/fd | wc -l)
+		[ -z "$fds" ] || [ "$n" -lt "$fds" ] && fds=$n
+		sleep 0.2
+	done
 	hz=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}' \
 	    "http://127.0.0.1:$http/healthz")
 	probes=$(curl -s -m 10 "http://127.0.0.1:$http/metrics" |
