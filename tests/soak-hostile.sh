@@ -6,7 +6,8 @@
 # configuration of N capsules probed every second that cycle through every
 # path of the normal server and every other server (plus a refused port and
 # some error-path checks), runs the daemon for DURATION seconds and samples,
-# every SAMPLE seconds, its resident memory (VmRSS), open fds, threads,
+# every SAMPLE seconds, its resident memory (VmRSS), open fds (the least of
+# five readings, as probes in flight hold sockets), threads,
 # probes finished and the /healthz latency. It prints a table as it goes,
 # then the first sample after warm-up and the last, and exits 0 when RSS and
 # fds are flat (fds within FD_SLACK, RSS within RSS_SLACK_KB) and the daemon
@@ -41,7 +42,9 @@ command -v curl >/dev/null || { echo "soak-hostile: needs curl" >&2; exit 2; }
 dir=$(mktemp -d /tmp/gemwatch-soak-hostile.XXXXXX) || exit 2
 pids=
 keep=
+spid=
 cleanup() {
+	[ -n "$spid" ] && kill "$spid" 2>/dev/null
 	for p in $pids; do
 		kill "$p" 2>/dev/null
 	done
@@ -190,7 +193,13 @@ echo "soak-hostile: $N capsules over $ntargets behaviours, interval 1s," \
 sample() {
 	rss=$(awk '/^VmRSS:/ { print $2 }' /proc/$gw/status)
 	threads=$(awk '/^Threads:/ { print $2 }' /proc/$gw/status)
-	fds=$(ls /proc/$gw/fd | wc -l)
+	# probes in flight hold sockets: the least of five readings
+	fds=
+	for i in 1 2 3 4 5; do
+		n=$(ls /proc/$gw/fd | wc -l)
+		[ -z "$fds" ] || [ "$n" -lt "$fds" ] && fds=$n
+		sleep 0.2
+	done
 	hz=$(curl -s -o /dev/null -m 5 -w '%{http_code} %{time_total}' \
 	    "http://127.0.0.1:$http/healthz")
 	probes=$(curl -s -m 10 "http://127.0.0.1:$http/metrics" |
@@ -222,7 +231,11 @@ while :; do
 	last=$row
 	[ $elapsed -ge "$DURATION" ] && break
 	left=$((DURATION - elapsed))
-	sleep $((left < SAMPLE ? left : SAMPLE))
+	# in the background, so that a signal ends the wait at once
+	sleep $((left < SAMPLE ? left : SAMPLE)) &
+	spid=$!
+	wait $spid
+	spid=
 done
 [ -n "$first" ] || first=$last
 
