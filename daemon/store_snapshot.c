@@ -549,8 +549,12 @@ r_str(struct reader *r, size_t max, const char *what)
 	if (r->bad || n == 0)
 		return NULL;
 	n--;
-	if (n > max || n > (uint64_t)(r->end - r->p)) {
-		bad(r, n > max ? "%s too long" : "truncated", what);
+	if (n > max) {
+		bad(r, "%s too long", what);
+		return NULL;
+	}
+	if (n > (uint64_t)(r->end - r->p)) {
+		bad(r, "truncated");
 		return NULL;
 	}
 	if (memchr(r->p, '\0', n) != NULL) {
@@ -596,7 +600,7 @@ r_f64(struct reader *r)
 }
 
 static int64_t
-r_time(struct reader *r)
+r_cert_time(struct reader *r)
 {
 	int64_t t = r_sv(r);
 
@@ -659,8 +663,8 @@ r_site(struct reader *r)
 		    "pubkey_sha256");
 		cf->subject = r_str(r, STR_MAX, "subject");
 		cf->issuer = r_str(r, STR_MAX, "issuer");
-		cf->not_before = (time_t)r_time(r);
-		cf->not_after = (time_t)r_time(r);
+		cf->not_before = (time_t)r_cert_time(r);
+		cf->not_after = (time_t)r_cert_time(r);
 		cf->self_signed = (int)r_max(r, 1, "self_signed");
 		cf->hostname_match = (int)r_max(r, 1, "hostname_match");
 	}
