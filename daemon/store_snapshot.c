@@ -35,7 +35,9 @@
  *            little-endian
  *
  * Enumerations are numbered as in result.h; entries go oldest first;
- * facts and sites are numbered from 0 in the order written.
+ * facts and sites are numbered from 0 in the order written. Times are Unix
+ * seconds below 2^32, certificate times within years 1 to 9999; a value
+ * out of range, like a count past the end, makes the file unusable.
  */
 #include "config.h"
 
@@ -62,6 +64,10 @@
 #define SNAPSHOT_VERSION 1
 #define TRAILER_LEN	8
 #define STR_MAX		65536	/* longer strings are corrupt */
+/* Certificate times, as GnuTLS reports them: year 1 to 9999. */
+#define CERT_TIME_MIN	INT64_C(-62135596800)
+#define CERT_TIME_MAX	INT64_C(253402300799)
+#define DUR_MAX		1e9	/* seconds; no probe takes 30 years */
 #define FNV64_BASIS	UINT64_C(14695981039346656037)
 #define FNV64_PRIME	UINT64_C(1099511628211)
 
@@ -543,8 +549,12 @@ r_str(struct reader *r, size_t max, const char *what)
 	if (r->bad || n == 0)
 		return NULL;
 	n--;
-	if (n > max || n > (uint64_t)(r->end - r->p)) {
-		bad(r, n > max ? "%s too long" : "truncated", what);
+	if (n > max) {
+		bad(r, "%s too long", what);
+		return NULL;
+	}
+	if (n > (uint64_t)(r->end - r->p)) {
+		bad(r, "truncated");
 		return NULL;
 	}
 	if (memchr(r->p, '\0', n) != NULL) {
@@ -589,6 +599,31 @@ r_f64(struct reader *r)
 	return d;
 }
 
+static int64_t
+r_cert_time(struct reader *r)
+{
+	int64_t t = r_sv(r);
+
+	if (t < CERT_TIME_MIN || t > CERT_TIME_MAX) {
+		bad(r, "certificate time %lld out of range", (long long)t);
+		return 0;
+	}
+	return t;
+}
+
+/* A duration of the latest result: negative when not reached. */
+static double
+r_dur(struct reader *r)
+{
+	double d = r_f64(r);
+
+	if (d > DUR_MAX) {
+		bad(r, "duration %g out of range", d);
+		return 0;
+	}
+	return d < 0 ? -1 : d;
+}
+
 /* Split flags into r's success, end, tofu and key_kept. */
 static void
 r_flags(struct reader *r, struct probe_result *res)
@@ -628,8 +663,8 @@ r_site(struct reader *r)
 		    "pubkey_sha256");
 		cf->subject = r_str(r, STR_MAX, "subject");
 		cf->issuer = r_str(r, STR_MAX, "issuer");
-		cf->not_before = (time_t)r_sv(r);
-		cf->not_after = (time_t)r_sv(r);
+		cf->not_before = (time_t)r_cert_time(r);
+		cf->not_after = (time_t)r_cert_time(r);
 		cf->self_signed = (int)r_max(r, 1, "self_signed");
 		cf->hostname_match = (int)r_max(r, 1, "hostname_match");
 	}
@@ -704,12 +739,16 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		fi = r_uv(r);
 		res.time = r_f64(r);
 		for (p = 0; p < PHASE__COUNT; p++)
-			res.dur[p] = r_f64(r);
-		res.total = r_f64(r);
+			res.dur[p] = r_dur(r);
+		res.total = r_dur(r);
 		res.body_bytes = r_sv(r);
+		if (res.body_bytes < 0)
+			res.body_bytes = -1;
 		r_flags(r, &res);
 		if (fi >= nfacts)
 			bad(r, "last: no fact %llu", (unsigned long long)fi);
+		if (res.time < 0 || res.time >= (double)UINT32_MAX + 1)
+			bad(r, "last: time out of range");
 		if (!r->bad) {
 			res.check = c->check;
 			store_last_set(c, &res, (uint32_t)fi);
