@@ -321,13 +321,19 @@ fail_wait(struct probe *p, enum wait w, enum stage stage, const char *what)
 /*
  * A name lookup runs asynchronously (getaddrinfo_a) so the deadline holds
  * even when the resolver does not answer. The job is shared with glibc's
- * notification thread; whoever lets go last frees it.
+ * notification thread, which writes to the job's pipe when the lookup is
+ * done; whoever lets go last frees it. The probe waits on that pipe, not
+ * with gai_suspend: glibc's gai_suspend leaves its on-stack wait entry
+ * linked when the lookup finishes just as the wait times out, and the
+ * notification then writes through the stale entry (heap corruption and
+ * crashes in __gai_notify, seen in the hostile soak).
  */
 struct gai_job {
 	struct gaicb		 cb;
 	struct addrinfo		 hints;
 	char			 host[256];
 	char			 port[8];
+	int			 done[2];	/* pipe: readable when done */
 	atomic_int		 refs;
 };
 
@@ -337,6 +343,8 @@ gai_job_release(struct gai_job *j)
 	if (atomic_fetch_sub(&j->refs, 1) == 1) {
 		if (j->cb.ar_result != NULL)
 			freeaddrinfo(j->cb.ar_result);
+		close(j->done[0]);
+		close(j->done[1]);
 		free(j);
 	}
 }
@@ -344,7 +352,10 @@ gai_job_release(struct gai_job *j)
 static void
 gai_job_done(union sigval sv)
 {
-	gai_job_release(sv.sival_ptr);
+	struct gai_job	*j = sv.sival_ptr;
+
+	(void)!write(j->done[1], "", 1);
+	gai_job_release(j);
 }
 
 static struct addrinfo *
@@ -355,8 +366,7 @@ resolve(struct probe *p)
 	struct gai_job		*j;
 	struct gaicb		*list[1];
 	struct sigevent		 sev;
-	struct timespec		 ts;
-	double			 left;
+	enum wait		 w;
 	char			 port[8];
 	int			 rv;
 
@@ -383,6 +393,12 @@ resolve(struct probe *p)
 	}
 
 	j = xcalloc(1, sizeof *j);
+	if (pipe2(j->done, O_CLOEXEC | O_NONBLOCK) == -1) {
+		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE,
+		    "resolving %s: pipe: %s", u->host, strerror(errno));
+		free(j);
+		return NULL;
+	}
 	strcpy(j->host, u->host);
 	strcpy(j->port, port);
 	j->hints = hints;
@@ -396,27 +412,28 @@ resolve(struct probe *p)
 	sev.sigev_value.sival_ptr = j;
 	list[0] = &j->cb;
 	if ((rv = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev)) != 0) {
+		close(j->done[0]);
+		close(j->done[1]);
 		free(j);
 		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
 		    u->host, gai_strerror(rv));
 		return NULL;
 	}
-	for (;;) {
-		rv = gai_error(&j->cb);
-		if (rv != EAI_INPROGRESS)
-			break;
-		left = p->deadline - clock_mono();
-		if (left <= 0)
-			break;
-		ts.tv_sec = (time_t)left;
-		ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
-		gai_suspend((const struct gaicb *const *)list, 1, &ts);
-	}
+	p->fd = j->done[0];
+	w = wait_fd(p, POLLIN, p->deadline);
+	p->fd = -1;
+	rv = gai_error(&j->cb);
 	if (rv == EAI_INPROGRESS) {
-		gai_cancel(&j->cb);
-		result_fail(p->res, REASON_TIMEOUT, STAGE_RESOLVE,
-		    "deadline of %.3gs passed resolving %s", p->req->timeout,
-		    u->host);
+		/* A lookup cancelled before it started is never notified. */
+		if (gai_cancel(&j->cb) == EAI_CANCELED)
+			gai_job_release(j);
+		if (w == WAIT_CANCELLED)
+			result_fail(p->res, REASON_TIMEOUT, STAGE_RESOLVE,
+			    "probe abandoned");
+		else
+			result_fail(p->res, REASON_TIMEOUT, STAGE_RESOLVE,
+			    "deadline of %.3gs passed resolving %s",
+			    p->req->timeout, u->host);
 	} else if (rv != 0) {
 		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
 		    u->host, gai_strerror(rv));

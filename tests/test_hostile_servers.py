@@ -251,4 +251,27 @@ else:
 
 rc, took = d.stop()
 is_(rc, 0, "the daemon exits 0 on SIGTERM")
+
+# ---- host-name lookups that end just as their deadline passes -------------
+# 1000 capsules on "localhost" with a 100 ms deadline keep glibc's lookup
+# threads busy, so many lookups finish right at the deadline. With
+# gai_suspend this corrupted the heap and crashed the daemon within
+# seconds (a stale on-stack wait entry written by __gai_notify).
+conf = ["interval 1s", "timeout 100ms", "concurrency 64", "history 2"]
+conf += ['capsule "%s" name=l%d' % (srv.url("/ok?i=%d" % i, host="localhost"),
+                                    i) for i in range(1000)]
+d = Daemon("\n".join(conf) + "\n", check_start=False)
+time.sleep(8 * SLOW)
+ok(d.alive(), "1000 host-name capsules with 100 ms deadlines: still running",
+   d.logtext()[-2000:])
+try:
+    status, _, _ = d.get("/healthz")
+    m = d.metrics()
+except OSError as e:
+    status, m = repr(e), {}
+is_(status, 200, "1000 host-name capsules: /healthz 200")
+total = sum(v for _, v in find(m, "gemini_probes_total"))
+ok(total >= 1000, "1000 host-name capsules: %d probes finished" % total)
+rc, took = d.stop()
+is_(rc, 0, "1000 host-name capsules: the daemon exits 0")
 done()
