@@ -101,12 +101,20 @@ def proc_cpu(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
-def proc_rss(pid):
+def proc_rss(pid, field="VmRSS"):
+    """Resident bytes; field RssAnon: the process's own memory, without
+    the pages of shared libraries (GnuTLS and libc alone are 3 MB)."""
     with open("/proc/%d/status" % pid) as f:
         for line in f:
-            if line.startswith("VmRSS:"):
+            if line.startswith(field + ":"):
                 return int(line.split()[1]) * 1024
     return 0
+
+
+def mem(pid):
+    """"RSS (anonymous)" of a running process."""
+    return "%s (anonymous %s)" % (mib(proc_rss(pid)),
+                                  mib(proc_rss(pid, "RssAnon")))
 
 
 def http_get(url, timeout=60, ttfb=None):
@@ -636,7 +644,7 @@ class Bench:
                        tag="gemwatch-start")
             starts.append(d.start())
             d.stop()
-        self.row("5 start", "start-up, %d capsules (3 runs: worst)" % n,
+        self.row("5 start", "start-up, %d capsules (3 runs)" % n,
                  ", ".join("%.3f s" % s for s in starts),
                  "< 1 s", max(starts) < 1)
         ok = None not in reloads and when and when[0][1] > time.time() - 600
@@ -763,13 +771,10 @@ class Bench:
     def section_memory(self):
         a = self.args
         sec = "3 memory"
-        if "blackbox_idle_rss" not in self.results:
-            bb = Blackbox(self)
-            time.sleep(2)
-            self.results["blackbox_idle_rss"] = proc_rss(bb.proc.pid)
-            bb.stop()
-        self.row(sec, "blackbox_exporter idle RSS",
-                 mib(self.results["blackbox_idle_rss"]))
+        bb = Blackbox(self)
+        time.sleep(2)
+        self.row(sec, "blackbox_exporter idle RSS", mem(bb.proc.pid))
+        bb.stop()
         for n, conc in ((100, 16), (1000, 32)):
             log("memory: %d capsules at 1s until 121 rounds" % n)
             d = Daemon(self, n, "1s", concurrency=conc)
@@ -777,13 +782,14 @@ class Bench:
             t0 = time.monotonic()
             least = d.wait_probes(121, a.memory_wait, every=5)
             rss = d.rss()
+            text = mem(d.proc.pid)
             d.stop()
             goal, verdict = "", None
             if n == 100:
                 goal, verdict = "< 5 MB", rss < 5e6
             self.row(sec, "RSS, %d capsules, history 120, after %d rounds"
                      " (%.0f s)" % (n, least, time.monotonic() - t0),
-                     mib(rss), goal, verdict if least >= 120 else False)
+                     text, goal, verdict if least >= 120 else False)
 
         n = a.capsules
         log("memory: %d capsules at 1s (as fast as the machine goes)" % n)
@@ -795,6 +801,7 @@ class Bench:
             time.sleep(20)
             total, least = d.probes()
             points.append((total / n, d.rss()))
+            text = mem(d.proc.pid)
             log("memory: %.1f rounds, RSS %s" % (points[-1][0],
                                                   mib(points[-1][1])))
             if least >= 121:
@@ -805,7 +812,7 @@ class Bench:
         rounds, rss = points[-1]
         if rounds >= 120:
             self.row(sec, "RSS, %d capsules, history 120, after %.0f rounds"
-                     % (n, rounds), mib(rss), "≤ 64 MiB", rss <= 64 << 20)
+                     % (n, rounds), text, "≤ 64 MiB", rss <= 64 << 20)
             return
         # Linear fit over the points past the first round.
         pts = [p for p in points if p[0] >= 1] or points
@@ -819,7 +826,7 @@ class Bench:
         else:
             slope, est = 0, rss
         self.row(sec, "RSS, %d capsules, after %.1f rounds (measured)" %
-                 (n, rounds), mib(rss))
+                 (n, rounds), text)
         self.row(sec, "RSS, %d capsules, history 120: EXTRAPOLATED "
                  "linearly to 120 rounds (%.0f KiB per round)" %
                  (n, slope / 1024), mib(est), "≤ 64 MiB", est <= 64 << 20)
@@ -834,8 +841,10 @@ class Bench:
         d.start()
         d.wait_probes(1, 30, every=1)
         _, _, size = d.metrics()
+        c0 = d.cpu()
         p = subprocess.run(["wrk", "-c50", "-t2", "-d10s", d.base + "/metrics"],
                            stdout=subprocess.PIPE, text=True)
+        c1 = d.cpu()
         d.stop()
         out = p.stdout
         m = re.search(r"Requests/sec:\s*([0-9.]+)", out)
@@ -847,6 +856,11 @@ class Bench:
                  "%.0f req/s%s" % (rps, "; " + "; ".join(errs) if errs else
                                    ", no errors"),
                  "≥ 5000 req/s, no errors", rps >= 5000 and not errs)
+        if rps > 0:
+            self.row("4 endpoint", "gemwatch CPU per /metrics request under "
+                     "wrk (wrk shares the 2 cores)",
+                     "%.0f µs (%.0f req/s per core)" %
+                     (1e6 * (c1 - c0) / (rps * 10), rps * 10 / (c1 - c0)))
 
     def table(self):
         lines = ["| section | figure | measured | goal | verdict |",
@@ -931,15 +945,18 @@ def main():
 
     b = Bench(a)
     started = time.time()
+    load0 = os.getloadavg()[0]
     try:
         for s in ("cpu", "scale", "profile", "memory", "endpoint"):
             if s in sections:
                 getattr(b, "section_" + s)()
     finally:
         _cleanup()
-    print("gemwatch benchmark, %s, %d CPUs, %.0f minutes" %
+    print("gemwatch benchmark, %s, %d CPUs, %.0f minutes, load average "
+          "%.1f at the start, %.1f at the end" %
           (time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)),
-           os.cpu_count(), (time.time() - started) / 60))
+           os.cpu_count(), (time.time() - started) / 60, load0,
+           os.getloadavg()[0]))
     print()
     print(b.table())
     if a.json:
