@@ -26,21 +26,10 @@
 #include <unistd.h>
 
 #include "cert.h"
+#include "hex.h"
 #include "log.h"
 #include "xmalloc.h"
 
-static void
-hex_encode(const unsigned char *p, size_t n, char *out)
-{
-	static const char digits[] = "0123456789abcdef";
-	size_t i;
-
-	for (i = 0; i < n; i++) {
-		out[2 * i] = digits[p[i] >> 4];
-		out[2 * i + 1] = digits[p[i] & 15];
-	}
-	out[2 * n] = '\0';
-}
 
 static int
 sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1])

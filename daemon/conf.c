@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "hex.h"
 #include "xmalloc.h"
 
 #ifndef LOCALSTATEDIR
@@ -901,17 +902,6 @@ o_address_family(struct parser *p, struct capsule_conf *c, const char *v)
 		    p, p->line, "address-family must be any, ipv4 or ipv6");
 }
 
-static int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /* "sha256:" then 64 hex digits, in any case, maybe with ":" between bytes. */
 static int
@@ -925,7 +915,7 @@ fingerprint_parse(const char *s, unsigned char out[32])
 	for (i = 0; i < 32; i++) {
 		if (i > 0 && *s == ':')
 			s++;
-		if ((hi = hexval(s[0])) == -1 || (lo = hexval(s[1])) == -1)
+		if ((hi = hex_value(s[0])) == -1 || (lo = hex_value(s[1])) == -1)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 		s += 2;

@@ -25,6 +25,7 @@
 #include "buf.h"
 #include "cert.h"
 #include "conf.h"
+#include "hex.h"
 #include "http.h"
 #include "clock.h"
 #include "log.h"
@@ -116,17 +117,6 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 	return ROUTE_NOT_FOUND;
 }
 
-static int
-hexval(char ch)
-{
-	if (ch >= '0' && ch <= '9')
-		return ch - '0';
-	if (ch >= 'a' && ch <= 'f')
-		return ch - 'a' + 10;
-	if (ch >= 'A' && ch <= 'F')
-		return ch - 'A' + 10;
-	return -1;
-}
 
 /*
  * The handler gets the decoded path as a C string, so a decoded %00 would
@@ -142,8 +132,8 @@ unescape(void *cls, struct MHD_Connection *c, char *s)
 	(void)cls;
 	(void)c;
 	while (*r != '\0') {
-		if (r[0] == '%' && (hi = hexval(r[1])) >= 0 &&
-		    (lo = hexval(r[2])) >= 0 && (hi | lo) != 0) {
+		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 &&
+		    (lo = hex_value(r[2])) >= 0 && (hi | lo) != 0) {
 			*w++ = (char)(hi << 4 | lo);
 			r += 3;
 		} else

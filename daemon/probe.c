@@ -31,6 +31,7 @@
 
 #include "cert.h"
 #include "clock.h"
+#include "hex.h"
 #include "log.h"
 #include "probe.h"
 #include "xmalloc.h"
@@ -613,17 +614,11 @@ cert_trust(struct probe *p)
 	struct cert_facts	*c = &p->res->cert;
 	const unsigned char	*pin = p->req->fingerprint;
 	char			 hex[SHA256_HEX_LEN + 1];
-	static const char	 digits[] = "0123456789abcdef";
-	size_t			 i;
 
 	if (!c->present)
 		return;
 	if (pin != NULL) {
-		for (i = 0; i < 32; i++) {
-			hex[2 * i] = digits[pin[i] >> 4];
-			hex[2 * i + 1] = digits[pin[i] & 15];
-		}
-		hex[SHA256_HEX_LEN] = '\0';
+		hex_encode(pin, 32, hex);
 		c->tofu = strcmp(hex, c->sha256) == 0 ? TOFU_PINNED :
 		    TOFU_MISMATCH;
 	} else if (p->req->tofu != NULL)
