@@ -26,6 +26,19 @@ TOP_SRCDIR = os.environ.get("TOP_SRCDIR", ".")
 WRAPPER = shlex.split(os.environ.get("VALGRIND", "") or "")
 SLOW = 6.0 if WRAPPER else 1.0   # valgrind slows everything down
 
+
+def _sanitized():
+    try:
+        with open(GEMWATCH, "rb") as f:
+            return b"__asan_init" in f.read()
+    except OSError:
+        return False
+
+
+# Built with --enable-asan: freed memory sits in ASan's quarantine, so RSS
+# says nothing about leaks (LeakSanitizer does that at exit).
+SANITIZED = _sanitized()
+
 _children = []
 _n = 0
 _failed = 0
