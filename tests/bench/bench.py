@@ -865,7 +865,8 @@ class Bench:
     def table(self):
         lines = ["| section | figure | measured | goal | verdict |",
                  "|---|---|---|---|---|"]
-        for r in self.rows:
+        # By section (the sections run in another order).
+        for r in sorted(self.rows, key=lambda r: r[0].split()[0]):
             lines.append("| " + " | ".join(r) + " |")
         return "\n".join(lines)
 
