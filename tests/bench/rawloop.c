@@ -135,6 +135,28 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 	return ok;
 }
 
+/*
+ * Resident memory now, whole and anonymous (kB), from /proc/self/status:
+ * the floor for a TLS prober's RSS, shared libraries included.
+ */
+static void
+print_memory(void)
+{
+	char	 line[256];
+	FILE	*f;
+	long	 kb;
+
+	if ((f = fopen("/proc/self/status", "r")) == NULL)
+		return;
+	while (fgets(line, sizeof line, f) != NULL) {
+		if (sscanf(line, "VmRSS: %ld", &kb) == 1)
+			printf("rss_kb=%ld\n", kb);
+		else if (sscanf(line, "RssAnon: %ld", &kb) == 1)
+			printf("rss_anon_kb=%ld\n", kb);
+	}
+	fclose(f);
+}
+
 int
 main(int argc, char *argv[])
 {
@@ -201,6 +223,7 @@ main(int argc, char *argv[])
 	getrusage(RUSAGE_SELF, &ru);
 
 	printf("probes=%ld\nok=%ld\nwall=%.6f\n", n, ok, wall);
+	print_memory();
 	printf("cpu=%.6f\n", (double)ru.ru_utime.tv_sec +
 	    ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
 	    ru.ru_stime.tv_usec / 1e6);
