@@ -12,6 +12,7 @@
 
 #include "api.h"
 #include "conf.h"
+#include "fixture.h"
 #include "result.h"
 #include "store.h"
 #include "tap.h"
@@ -20,37 +21,12 @@
 static void
 good_result(struct probe_result *r)
 {
-	result_init(r);
-	r->check = CHECK_PAGE;
-	r->url = xstrdup("gemini://example.org/");
-	r->time = 1795881600.75;	/* 2026-11-28T16:00:00Z */
-	r->success = 1;
-	strcpy(r->address, "192.0.2.7");
-	r->port = 1965;
-	r->ip_protocol = 4;
-	r->dur[PHASE_RESOLVE] = 0.001;
-	r->dur[PHASE_CONNECT] = 0.02;
-	r->dur[PHASE_TLS] = 0.051;
-	r->dur[PHASE_HEADER] = 0.03;
-	r->dur[PHASE_BODY] = 0.004;
-	r->total = 0.106;
-	r->tls_version = "TLS1.3";
-	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
-	r->cert.present = 1;
-	memset(r->cert.sha256, 'a', SHA256_HEX_LEN);
-	memset(r->cert.pubkey_sha256, 'b', SHA256_HEX_LEN);
-	r->cert.subject = xstrdup("CN=example.org");
-	r->cert.issuer = xstrdup("CN=example.org");
-	r->cert.not_before = 1700000000;	/* 2023-11-14T22:13:20Z */
-	r->cert.not_after = 1800000000;		/* 2027-01-15T08:00:00Z */
-	r->cert.self_signed = 1;
+	good_result_for(r, "example.org", 1795881600.75); /* 2026-11-28T16:00:00Z */
 	r->cert.hostname_match = 0;
 	r->cert.tofu = TOFU_CHANGED;
 	r->cert.key_kept = 1;
-	r->status = 20;
+	free(r->meta);
 	r->meta = xstrdup("text/gemini; lang=en");
-	r->body_bytes = 1234;
-	r->end = END_CLOSE_NOTIFY;
 }
 
 /* Serialise as the API does and parse back. */

@@ -17,6 +17,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "fixture.h"
 #include "log.h"
 #include "metrics.h"
 #include "result.h"
@@ -53,36 +54,7 @@ sync_names(struct store *s, size_t n, char **names, char **eps)
 static void
 good_result(struct probe_result *r)
 {
-	result_init(r);
-	r->check = CHECK_PAGE;
-	r->url = xstrdup("gemini://a.example/");
-	r->time = 1764345600.5;
-	r->success = 1;
-	strcpy(r->address, "192.0.2.7");
-	r->port = 1965;
-	r->ip_protocol = 4;
-	r->dur[PHASE_RESOLVE] = 0.001;
-	r->dur[PHASE_CONNECT] = 0.02;
-	r->dur[PHASE_TLS] = 0.051;
-	r->dur[PHASE_HEADER] = 0.03;
-	r->dur[PHASE_BODY] = 0.004;
-	r->total = 0.106;
-	r->tls_version = "TLS1.3";
-	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
-	r->cert.present = 1;
-	memset(r->cert.sha256, 'a', SHA256_HEX_LEN);
-	memset(r->cert.pubkey_sha256, 'b', SHA256_HEX_LEN);
-	r->cert.subject = xstrdup("CN=a.example");
-	r->cert.issuer = xstrdup("CN=a.example");
-	r->cert.not_before = 1700000000;
-	r->cert.not_after = 1800000000;
-	r->cert.self_signed = 1;
-	r->cert.hostname_match = 1;
-	r->cert.tofu = TOFU_MATCH;
-	r->status = 20;
-	r->meta = xstrdup("text/gemini");
-	r->body_bytes = 1234;
-	r->end = END_CLOSE_NOTIFY;
+	good_result_for(r, "a.example", 1764345600.5);
 }
 
 /* A timeout while waiting for the header: little is known. */

@@ -20,6 +20,7 @@
 
 #include "api.h"
 #include "conf.h"
+#include "fixture.h"
 #include "result.h"
 #include "store.h"
 #include "tap.h"
@@ -69,38 +70,6 @@ static const char *const spec_ab[] = {
 	"alpha gemini://alpha.example/", "beta gemini://beta.example/ /nope",
 	"gamma gemini://gamma.example/", NULL
 };
-
-/* ---- capturing the log --------------------------------------------------- */
-
-static char logged[8192];
-static int capfd = -1, savedfd = -1;
-
-static void
-capture_begin(void)
-{
-	char tmp[] = "/tmp/test_snapshot.log.XXXXXX";
-
-	fflush(stderr);
-	capfd = mkstemp(tmp);
-	unlink(tmp);
-	savedfd = dup(STDERR_FILENO);
-	dup2(capfd, STDERR_FILENO);
-}
-
-static const char *
-capture_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(savedfd, STDERR_FILENO);
-	close(savedfd);
-	lseek(capfd, 0, SEEK_SET);
-	n = read(capfd, logged, sizeof logged - 1);
-	logged[n > 0 ? n : 0] = '\0';
-	close(capfd);
-	return logged;
-}
 
 /* ---- results ------------------------------------------------------------------ */
 

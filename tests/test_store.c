@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "fixture.h"
 #include "result.h"
 #include "store.h"
 #include "tap.h"
@@ -304,37 +305,6 @@ test_shard(void)
 	store_free(s);
 }
 
-/* Run puts with stderr redirected; return what was logged (static). */
-static char logged[8192];
-
-static int capfd = -1, savedfd = -1;
-
-static void
-capture_begin(void)
-{
-	char path[] = "/tmp/test_store.XXXXXX";
-
-	fflush(stderr);
-	capfd = mkstemp(path);
-	unlink(path);
-	savedfd = dup(STDERR_FILENO);
-	dup2(capfd, STDERR_FILENO);
-}
-
-static const char *
-capture_end(void)
-{
-	ssize_t n;
-
-	fflush(stderr);
-	dup2(savedfd, STDERR_FILENO);
-	close(savedfd);
-	lseek(capfd, 0, SEEK_SET);
-	n = read(capfd, logged, sizeof logged - 1);
-	logged[n > 0 ? n : 0] = '\0';
-	close(capfd);
-	return logged;
-}
 
 static int
 count_lines(const char *s)
