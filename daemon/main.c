@@ -241,6 +241,14 @@ run_daemon(const char *path)
 	 * what they touched: a few arenas serve this load and keep RSS flat.
 	 */
 	mallopt(M_ARENA_MAX, 4);
+	/*
+	 * /metrics and /api/v1/capsules at thousands of capsules are tens of
+	 * megabytes. glibc's threshold for mapping a block on its own rises
+	 * to the size of the last one freed, so the next such body would
+	 * come from a heap and stay resident after the scrape; a fixed
+	 * threshold maps every big body apart and unmaps it once sent.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	raise_fd_limit();
 	signals_init();
 	if (probe_global_init() == -1) {
