@@ -2,7 +2,7 @@
  * The results store: the capsules of this instance's shard in configuration
  * order, each with per check the latest result, counters and a history.
  * Probes publish with store_put under the write lock; the HTTP thread reads
- * under store_rdlock. A history is a ring of 32-byte entries that share
+ * under store_rdlock. A history is a ring of 28-byte entries that share
  * refcounted facts and sites (store_impl.h): with `history 120` the store
  * takes 5.4 KiB per capsule (52.5 MiB for 10,000) where deep copies of
  * results took 67 KiB (tests/bench_store measures it). Rings are
@@ -28,7 +28,7 @@
 #include "store_impl.h"
 #include "xmalloc.h"
 
-_Static_assert(sizeof(struct store_entry) == 32, "store_entry is 32 bytes");
+_Static_assert(sizeof(struct store_entry) == 28, "store_entry is 28 bytes");
 _Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
 
 /* ---- sites and facts -------------------------------------------------- */
@@ -378,34 +378,22 @@ fact_view(const struct store_fact *f, struct probe_result *v)
 
 /* ---- entries and rings ------------------------------------------------ */
 
-static void
-dur_pack(uint8_t out[3], double d)
+static uint16_t
+dur_pack(double d)
 {
-	uint32_t v;
-
 	if (!(d >= 0))		/* negative or NaN: not reached */
-		v = DUR24_NONE;
-	else if ((d = round(d * 1e6)) < DUR24_MS)
-		v = (uint32_t)d;
-	else if ((d = round(d / 1e3)) < (double)(DUR24_NONE - DUR24_MS))
-		v = DUR24_MS | (uint32_t)d;
-	else
-		v = DUR24_NONE - 1;
-	out[0] = (uint8_t)v;
-	out[1] = (uint8_t)(v >> 8);
-	out[2] = (uint8_t)(v >> 16);
+		return DUR16_NONE;
+	if (d >= 1e12)		/* saturated long before; no overflow below */
+		return DUR16_MAX;
+	return dur16_from_us((uint64_t)llround(d * 1e6));
 }
 
 static double
-dur_unpack(const uint8_t in[3])
+dur_unpack(uint16_t v)
 {
-	uint32_t v = in[0] | (uint32_t)in[1] << 8 | (uint32_t)in[2] << 16;
+	int64_t us = dur16_us(v);
 
-	if (v == DUR24_NONE)
-		return -1;
-	if (v & DUR24_MS)
-		return (double)(v & ~DUR24_MS) / 1e3;
-	return (double)v / 1e6;
+	return us < 0 ? -1 : (double)us / 1e6;
 }
 
 void
@@ -427,8 +415,8 @@ store_entry_make(struct store_entry *e, const struct probe_result *r,
 	e->time = (uint32_t)s;
 	e->ms = ms < MS_PER_S ? ms : MS_PER_S - 1;
 	for (p = 0; p < PHASE__COUNT; p++)
-		dur_pack(e->dur[p], r->dur[p]);
-	dur_pack(e->dur[PHASE__COUNT], r->total);
+		e->dur[p] = dur_pack(r->dur[p]);
+	e->dur[PHASE__COUNT] = dur_pack(r->total);
 	if (r->body_bytes < 0)
 		body = BODY_NONE;
 	else if ((uint64_t)r->body_bytes >= BODY_NONE)

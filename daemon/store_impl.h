@@ -2,7 +2,7 @@
  * The store's insides, shared by store.c (the data in memory) and
  * store_snapshot.c (the same data in a file). Nothing else includes this.
  *
- * A check's history is a ring of 32-byte entries: the numbers that change
+ * A check's history is a ring of 28-byte entries: the numbers that change
  * from one probe to the next, and the index of a fact in the check's table.
  * A fact holds what changes only with the outcome (status, META, reason,
  * stage, message) and points to a site, which holds what changes even
@@ -27,12 +27,48 @@
 #define MS_PER_S	1000
 
 /*
- * Durations take 24 bits: microseconds below 2^23 (8.39 s), else
- * milliseconds with the top bit set (to 2.3 hours, then saturated);
- * DUR24_NONE when the phase was not reached.
+ * Durations take 16 bits, a small float of microseconds: codes below 2048
+ * are the microseconds exactly; above, 5 bits of exponent e and 11 of
+ * mantissa m stand for (2048 + m) << (e - 1) microseconds, within 1/4096
+ * (0.025%) of what was measured, up to 50 days (then saturated).
+ * DUR16_NONE when the phase was not reached.
  */
-#define DUR24_NONE	0xffffffU
-#define DUR24_MS	0x800000U
+#define DUR16_NONE	0xffffU
+#define DUR16_MAX	0xfffeU
+
+/* Microseconds (>= 0) as a 16-bit duration, rounded to the nearest. */
+static inline uint16_t
+dur16_from_us(uint64_t us)
+{
+	uint64_t	m;
+	unsigned	e = 1;
+
+	if (us < 2048)
+		return (uint16_t)us;
+	while ((us >> (e - 1)) >= 4096)
+		e++;
+	m = (us + ((UINT64_C(1) << (e - 1)) >> 1)) >> (e - 1);
+	if (m >= 4096) {
+		m >>= 1;
+		e++;
+	}
+	if (e > 31 || ((e << 11) | (m - 2048)) >= DUR16_NONE)
+		return DUR16_MAX;
+	return (uint16_t)(e << 11 | (m - 2048));
+}
+
+/* The microseconds of a 16-bit duration, -1 for DUR16_NONE. */
+static inline int64_t
+dur16_us(uint16_t v)
+{
+	unsigned e = v >> 11, m = v & 2047;
+
+	if (v == DUR16_NONE)
+		return -1;
+	if (e == 0)
+		return m;
+	return (int64_t)(2048 + m) << (e - 1);
+}
 
 struct store {
 	pthread_rwlock_t	  lock;
@@ -44,7 +80,7 @@ struct store {
 	double			  reload_success;	/* when one last worked */
 };
 
-/* One result of a history: 32 bytes. */
+/* One result of a history: 28 bytes. */
 struct store_entry {
 	uint32_t	time;			/* Unix seconds */
 	uint32_t	body_lo;		/* body_bytes, low 32 bits */
@@ -55,7 +91,7 @@ struct store_entry {
 	uint16_t	ms:10;			/* of time */
 	uint16_t	success:1;
 	uint16_t	body_hi:5;		/* body_bytes >> 32 */
-	uint8_t		dur[PHASE__COUNT + 1][3];	/* phases, total */
+	uint16_t	dur[PHASE__COUNT + 1];	/* phases, total: DUR16 */
 };
 
 struct store_site {

@@ -234,16 +234,13 @@ w_site(struct writer *w, const struct store_site *s)
 	w_uv(w, s->hostname_match);
 }
 
+/* A duration as saved: microseconds + 1, 0 when not reached. */
 static uint64_t
-dur_us(const uint8_t d[3])
+dur_us(uint16_t d)
 {
-	uint32_t v = d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16;
+	int64_t us = dur16_us(d);
 
-	if (v == DUR24_NONE)
-		return 0;
-	if (v & DUR24_MS)
-		return (uint64_t)(v & ~DUR24_MS) * 1000 + 1;
-	return (uint64_t)v + 1;
+	return us < 0 ? 0 : (uint64_t)us + 1;
 }
 
 static void

@@ -8,6 +8,7 @@
 #include "config.h"
 
 #include <fcntl.h>
+#include <math.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -306,6 +307,13 @@ test_shard(void)
 }
 
 
+/* A history's duration: within 1/4096 of what was measured. */
+static int
+near(double got, double want)
+{
+	return fabs(got - want) <= want / 4096 + 0.5e-6;
+}
+
 static int
 count_lines(const char *s)
 {
@@ -479,11 +487,13 @@ test_views(void)
 	is_str(v.address, "2001:db8::7", "address");
 	is_int(v.port, 1965, "port");
 	is_int(v.ip_protocol, 6, "ip_protocol");
-	ok(v.dur[PHASE_RESOLVE] == 0.000123 && v.dur[PHASE_CONNECT] == 0.02 &&
-	    v.dur[PHASE_TLS] == 0.051234 && v.dur[PHASE_HEADER] == 0.03,
-	    "durations exact to the microsecond");
+	ok(v.dur[PHASE_RESOLVE] == 0.000123, "below 2.048 ms, a duration is "
+	    "exact to the microsecond");
+	ok(near(v.dur[PHASE_CONNECT], 0.02) && near(v.dur[PHASE_TLS], 0.051234) &&
+	    near(v.dur[PHASE_HEADER], 0.03), "above, within 1/4096");
+	ok(v.dur[PHASE_TLS] != 0.051234, "(and not exact: the test can tell)");
 	ok(v.dur[PHASE_BODY] < 0, "a phase not reached stays negative");
-	ok(v.total == 0.106789, "total");
+	ok(near(v.total, 0.106789), "total");
 	is_str(v.tls_version, "TLS1.3", "tls version");
 	is_str(v.tls_cipher, "TLS_AES_256_GCM_SHA384", "tls cipher");
 	is_int(v.cert.present, 1, "cert present");
@@ -513,7 +523,7 @@ test_views(void)
 	result_fail(&r, REASON_CONNECT, STAGE_CONNECT, "connection refused");
 	r.cert.key_kept = 0;
 	r.total = 1e9;		/* more than fits: kept as the most */
-	r.dur[PHASE_CONNECT] = 10.0001234;	/* past 8.39 s: milliseconds */
+	r.dur[PHASE_CONNECT] = 10.0001234;
 	r.dur[PHASE_RESOLVE] = 0.5;
 	store_put(s, "a", &r);
 	result_clear(&r);
@@ -529,11 +539,35 @@ test_views(void)
 	    "no TLS, no certificate");
 	is_int(v.end, END_NONE, "end none");
 	is_int(v.cert.key_kept, 0, "key_kept 0");
-	ok(v.total == 8388.606, "a huge duration saturates at 2.3 hours");
-	ok(v.dur[PHASE_CONNECT] == 10.0, "past 8.39 s, to the millisecond");
-	ok(v.dur[PHASE_RESOLVE] == 0.5, "below, to the microsecond");
+	ok(v.total == (double)((int64_t)4094 << 30) / 1e6,
+	    "a huge duration saturates at 50 days");
+	ok(near(v.dur[PHASE_CONNECT], 10.0001234), "10 s within 1/4096");
+	ok(near(v.dur[PHASE_RESOLVE], 0.5), "0.5 s within 1/4096");
 	ok(store_history_get(c, 1, &v) == 0 && v.time == 1795881600.75,
 	    "the older result is still there");
+
+	/* From a microsecond to a week, every duration comes back within
+	 * its bound, and a longer one never comes back shorter. */
+	{
+		double	d, prev = -1;
+		int	bad = 0, backwards = 0;
+
+		full_result(&r, 1795881700, "CN=example.org");
+		for (d = 1e-6; d < 7 * 86400; d *= 1.0137) {
+			r.dur[PHASE_TLS] = d;
+			store_put(s, "a", &r);
+			store_history_get(c, 0, &v);
+			if (!near(v.dur[PHASE_TLS], d) && bad++ == 0)
+				printf("# %.9g came back as %.9g\n", d,
+				    v.dur[PHASE_TLS]);
+			if (v.dur[PHASE_TLS] < prev)
+				backwards++;
+			prev = v.dur[PHASE_TLS];
+		}
+		result_clear(&r);
+		is_int(bad, 0, "1 us to a week: every duration within 1/4096");
+		is_int(backwards, 0, "1 us to a week: in order");
+	}
 	store_free(s);
 }
 
