@@ -332,7 +332,24 @@ ok(len(hist) >= 3, "history holds several results", len(hist))
 ok(len(hist) <= 5, "history is bounded by `history 5`", len(hist))
 times = [h["time"] for h in hist]
 is_(times, sorted(times, reverse=True), "history is newest first")
-is_(hist[0] if hist else None, one["last"], "history[0] is last")
+
+
+def durations_apart(h, last):
+    """h (a history entry) and last alike but for durations, which the
+    history keeps within 1/4096 (a 16-bit float): (h, last) without them,
+    and the durations that are further apart."""
+    a, b = dict(h or {}), dict(last or {})
+    da, db = a.pop("durations", {}) or {}, b.pop("durations", {}) or {}
+    far = [k for k in set(da) | set(db)
+           if (da.get(k) is None) != (db.get(k) is None) or
+           (da.get(k) is not None and
+            abs(da[k] - db[k]) > db[k] / 4096 + 1e-6)]
+    return a, b, far
+
+
+h0, l0, far = durations_apart(hist[0] if hist else None, one["last"])
+is_(h0, l0, "history[0] is last")
+is_(far, [], "history[0]'s durations are last's, within 1/4096")
 ok(all(FIELDS <= set(h) for h in hist), "every history entry is a RESULT")
 two = main.json("/api/v1/capsules/errpage")
 ok(two["error_page"] and two["error_page"]["history"] and
