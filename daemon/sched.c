@@ -31,6 +31,15 @@
 #include "store.h"
 #include "xmalloc.h"
 
+/*
+ * When the main thread wakes for a due task, the tasks due within
+ * SCHED_EARLY after it start with it, a little early, so that it wakes
+ * once per batch and not once per probe (at 333 probes/s its wake-ups
+ * were 3% of the daemon's CPU). The rhythm is kept: the next due time
+ * follows from the due time, not the start.
+ */
+#define SCHED_EARLY	0.02
+
 /* A configuration kept alive while tasks, probes or /probe use it. */
 struct conf_ref {
 	struct conf	*conf;
@@ -445,7 +454,7 @@ sched_run(struct sched *s)
 
 	collect(s);
 	now = clock_mono();
-	while (s->nheap > 0 && s->heap[0]->due <= now &&
+	while (s->nheap > 0 && s->heap[0]->due <= now + SCHED_EARLY &&
 	    s->busy < conf->concurrency) {
 		t = heap_pop(s);
 		if (now - t->due > 1)
