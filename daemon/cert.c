@@ -30,7 +30,6 @@
 #include "log.h"
 #include "xmalloc.h"
 
-
 static int
 sha256_hex(const void *p, size_t n, char out[SHA256_HEX_LEN + 1])
 {

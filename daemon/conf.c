@@ -902,7 +902,6 @@ o_address_family(struct parser *p, struct capsule_conf *c, const char *v)
 		    p, p->line, "address-family must be any, ipv4 or ipv6");
 }
 
-
 /* "sha256:" then 64 hex digits, in any case, maybe with ":" between bytes. */
 static int
 fingerprint_parse(const char *s, unsigned char out[32])

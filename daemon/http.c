@@ -24,10 +24,10 @@
 #include "api.h"
 #include "buf.h"
 #include "cert.h"
+#include "clock.h"
 #include "conf.h"
 #include "hex.h"
 #include "http.h"
-#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
@@ -84,7 +84,6 @@ struct probe_job {
 	atomic_int		 done;
 };
 
-
 enum route
 http_route(const char *path, size_t len, const char **name, size_t *namelen)
 {
@@ -116,7 +115,6 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 	}
 	return ROUTE_NOT_FOUND;
 }
-
 
 /*
  * The handler gets the decoded path as a C string, so a decoded %00 would
@@ -191,7 +189,6 @@ respond_buf(struct MHD_Connection *c, const char *type, struct buf *b)
 	p = buf_steal(b, &len);
 	return respond(c, MHD_HTTP_OK, type, p, len, 1);
 }
-
 
 int
 http_probe_params(const char *target, const char *capsule, const char *debug,

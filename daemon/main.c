@@ -33,10 +33,10 @@
 #include <unistd.h>
 
 #include "cert.h"
+#include "clock.h"
 #include "cmd.h"
 #include "conf.h"
 #include "http.h"
-#include "clock.h"
 #include "log.h"
 #include "metrics.h"
 #include "probe.h"
@@ -79,7 +79,6 @@ version(void)
 	printf("libmicrohttpd %s\n", MHD_get_version());
 	printf("jansson %s\n", jansson_version_str());
 }
-
 
 static struct conf *
 load(const char *path)

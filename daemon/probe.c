@@ -86,8 +86,6 @@ struct facts_slot {
 static pthread_mutex_t		 facts_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct facts_slot	 facts[FACTS_SLOTS];
 
-
-
 int
 probe_global_init(void)
 {

@@ -23,8 +23,8 @@
 #include <unistd.h>
 
 #include "cert.h"
-#include "conf.h"
 #include "clock.h"
+#include "conf.h"
 #include "log.h"
 #include "probe.h"
 #include "sched.h"
@@ -89,7 +89,6 @@ struct sched {
 	int			 cancel[2];	/* main → probes: abandon */
 	double			 last_flush;
 };
-
 
 static void
 ref_release(struct conf_ref *r)
