@@ -65,7 +65,6 @@ cmd_trust(int argc, char *argv[], const char *path)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 }
 	};
-	struct conf_errors	 errs = { NULL, 0 };
 	struct conf		*conf;
 	struct tofu_store	*tofu;
 	const struct capsule_conf *c;
@@ -92,11 +91,7 @@ cmd_trust(int argc, char *argv[], const char *path)
 		trust_usage(stderr);
 		return 2;
 	}
-	conf = conf_load(path, &errs);
-	for (i = 0; i < errs.n; i++)
-		fprintf(stderr, "%s\n", errs.msg[i]);
-	conf_errors_free(&errs);
-	if (conf == NULL)
+	if ((conf = conf_load_report(path, stderr)) == NULL)
 		return 1;
 	for (i = 0; i < (size_t)argc; i++) {
 		if (conf_capsule(conf, argv[i]) == NULL) {

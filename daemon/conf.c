@@ -1521,6 +1521,20 @@ conf_free(struct conf *conf)
 	free(conf);
 }
 
+struct conf *
+conf_load_report(const char *path, FILE *f)
+{
+	struct conf_errors	 errs = { NULL, 0 };
+	struct conf		*conf;
+	size_t			 i;
+
+	conf = conf_load(path, &errs);
+	for (i = 0; i < errs.n; i++)
+		fprintf(f, "%s\n", errs.msg[i]);
+	conf_errors_free(&errs);
+	return conf;
+}
+
 void
 conf_errors_free(struct conf_errors *errs)
 {

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 #include <regex.h>
 #include <stddef.h>
+#include <stdio.h>
 
 #include "gemini.h"
 #include "url.h"
@@ -70,6 +71,8 @@ struct conf *conf_parse(const char *name, const char *buf, size_t len,
     struct conf_errors *errs);
 /* Read and parse a file (at most 16 MiB). */
 struct conf *conf_load(const char *path, struct conf_errors *errs);
+/* conf_load for the command line: every error written to f, a line each. */
+struct conf *conf_load_report(const char *path, FILE *f);
 void conf_free(struct conf *);
 void conf_errors_free(struct conf_errors *);
 

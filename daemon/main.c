@@ -369,14 +369,7 @@ main(int argc, char *argv[])
 	log_init(verbose == 2 ? LOG_LEVEL_DEBUG :
 	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN);
 	if (check) {
-		struct conf_errors	errs = { NULL, 0 };
-		size_t			i;
-
-		conf = conf_load(path, &errs);
-		for (i = 0; i < errs.n; i++)
-			fprintf(stderr, "%s\n", errs.msg[i]);
-		conf_errors_free(&errs);
-		if (conf == NULL)
+		if ((conf = conf_load_report(path, stderr)) == NULL)
 			return 1;
 		conf_free(conf);
 		printf("configuration OK\n");
