@@ -6,7 +6,9 @@
  * store, HTTP endpoint (bound before privileges are dropped), scheduler.
  * The main thread then runs the scheduler, saves the snapshot every
  * minute and handles signals through a self-pipe: SIGHUP re-reads the
- * configuration, SIGTERM and SIGINT stop. Tear-down runs in the reverse
+ * configuration, SIGTERM and SIGINT stop. Under systemd it also reports
+ * readiness, reloads, stopping, a status line and watchdog pings
+ * (sdnotify.c), the pings from this loop. Tear-down runs in the reverse
  * order, saving the snapshot once the probes are stopped, so an orderly
  * exit loses nothing and frees everything.
  */
@@ -41,6 +43,7 @@
 #include "metrics.h"
 #include "probe.h"
 #include "sched.h"
+#include "sdnotify.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -250,6 +253,7 @@ run_daemon(const char *path)
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	raise_fd_limit();
 	signals_init();
+	sdnotify_init();
 	if (probe_global_init() == -1) {
 		conf_free(conf);
 		return 1;
@@ -281,6 +285,8 @@ run_daemon(const char *path)
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, clock_wall());
+	http_heartbeat(http);	/* /healthz answers 200 from here on */
+	sdnotify_ready();
 
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
@@ -289,12 +295,15 @@ run_daemon(const char *path)
 	while (!stop) {
 		wait_ms = sched_run(sched);
 		http_heartbeat(http);
+		wait_ms = sdnotify_tick(store, wait_ms);
 		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
 		while (read(signal_pipe[0], &sig, 1) == 1) {
-			if (sig == SIGHUP)
+			if (sig == SIGHUP) {
+				sdnotify_reloading();
 				reload(sched, store, path);
-			else {
+				sdnotify_ready();
+			} else {
 				log_notice("received signal %d; stopping", sig);
 				stop = 1;
 			}
@@ -304,6 +313,7 @@ run_daemon(const char *path)
 			saved = clock_mono();
 		}
 	}
+	sdnotify_stopping();
 
 	http_stop(http);
 	sched_free(sched);
