@@ -169,6 +169,17 @@ fi
 check "the binary's default state-dir is /var/lib/gemwatch" \
     grep -aq /var/lib/gemwatch "$tmp/root/usr/sbin/gemwatch"
 
+# The manual pages name this build's paths.
+zcat "$tmp/root/usr/share/man/man8/gemwatch.8.gz" \
+    "$tmp/root/usr/share/man/man5/gemwatch.conf.5.gz" >"$tmp/man"
+grep -n /usr/local "$tmp/man" >"$tmp/out"
+if grep -q /etc/gemwatch.conf "$tmp/man" &&
+    grep -q /var/lib/gemwatch "$tmp/man" && ! [ -s "$tmp/out" ]; then
+	ok "the manual pages name /etc/gemwatch.conf and /var/lib/gemwatch"
+else
+	notok "the manual pages name /etc/gemwatch.conf and /var/lib/gemwatch"
+fi
+
 # 6-. Installed on this machine.
 if [ "$(id -u)" -ne 0 ]; then
 	for t in install user -V -n -h verify enabled purge; do
