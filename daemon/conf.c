@@ -30,6 +30,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "hash.h"
 #include "hex.h"
 #include "xmalloc.h"
 
@@ -1552,13 +1553,8 @@ conf_errors_free(struct conf_errors *errs)
 unsigned
 shard_of(const char *name, unsigned n)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
-	const unsigned char *s;
+	uint64_t h = hash_bytes(HASH_INIT, name, strlen(name));
 
-	for (s = (const unsigned char *)name; *s != '\0'; s++) {
-		h ^= *s;
-		h *= 1099511628211ULL; /* FNV-1a 64 prime */
-	}
 	if (n == 0)
 		n = 1;
 	return (unsigned)(h % n) + 1;

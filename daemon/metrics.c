@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "hash.h"
 #include "metrics.h"
 #include "result.h"
 #include "store.h"
@@ -843,37 +844,28 @@ struct metrics_cache {
 	double		 proc_at;	/* monotonic, 0: never */
 };
 
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	while (n-- > 0)
-		h = (h ^ *c++) * 0x100000001b3ULL;
-	return h;
-}
-
 /* The fingerprint of what render_capsules shows (read lock held). */
 static uint64_t
 fingerprint(const struct store *s)
 {
 	const struct store_capsule	*cap;
 	const struct store_check	*c;
-	uint64_t			 h = 0xcbf29ce484222325ULL;
+	uint64_t			 h = HASH_INIT;
 	size_t				 i, n = store_count(s);
 	double				 t;
 	int				 k;
 
-	h = fnv(h, &n, sizeof n);
+	h = hash_bytes(h, &n, sizeof n);
 	for (i = 0; i < n; i++) {
 		cap = store_at(s, i);
-		h = fnv(h, cap->name, strlen(cap->name) + 1);
-		h = fnv(h, &cap->has_error_page, sizeof cap->has_error_page);
+		h = hash_bytes(h, cap->name, strlen(cap->name) + 1);
+		h = hash_bytes(h, &cap->has_error_page,
+		    sizeof cap->has_error_page);
 		for (k = 0; k < CHECK__COUNT; k++) {
 			c = &cap->check[k];
 			t = c->last != NULL ? c->last->time : -1;
-			h = fnv(h, &c->probes, sizeof c->probes);
-			h = fnv(h, &t, sizeof t);
+			h = hash_bytes(h, &c->probes, sizeof c->probes);
+			h = hash_bytes(h, &t, sizeof t);
 		}
 	}
 	return h;

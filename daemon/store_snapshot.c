@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "hash.h"
 #include "log.h"
 #include "result.h"
 #include "store.h"
@@ -68,21 +69,6 @@
 #define CERT_TIME_MIN	INT64_C(-62135596800)
 #define CERT_TIME_MAX	INT64_C(253402300799)
 #define DUR_MAX		1e9	/* seconds; no probe takes 30 years */
-#define FNV64_BASIS	UINT64_C(14695981039346656037)
-#define FNV64_PRIME	UINT64_C(1099511628211)
-
-static uint64_t
-fnv64(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char	*c = p;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= c[i];
-		h *= FNV64_PRIME;
-	}
-	return h;
-}
 
 static unsigned
 entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
@@ -104,7 +90,7 @@ struct writer {
 static void
 w_flush(struct writer *w)
 {
-	w->hash = fnv64(w->hash, w->buf, w->len);
+	w->hash = hash_bytes(w->hash, w->buf, w->len);
 	(void)fwrite(w->buf, 1, w->len, w->fp);	/* errors: ferror later */
 	w->len = 0;
 }
@@ -115,7 +101,7 @@ w_bytes(struct writer *w, const void *p, size_t len)
 	if (len > sizeof w->buf - w->len) {
 		w_flush(w);
 		if (len > sizeof w->buf) {
-			w->hash = fnv64(w->hash, p, len);
+			w->hash = hash_bytes(w->hash, p, len);
 			(void)fwrite(p, 1, len, w->fp);
 			return;
 		}
@@ -411,7 +397,7 @@ store_save(struct store *s, const char *path)
 	int		 fd, i;
 
 	w = xcalloc(1, sizeof *w);
-	w->hash = FNV64_BASIS;
+	w->hash = HASH_INIT;
 	xasprintf(&tmp, "%s.tmp", path);
 	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
 	    0640)) == -1) {
@@ -843,7 +829,7 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 	r.end -= TRAILER_LEN;
 	for (hash = 0, i = 0; i < TRAILER_LEN; i++)
 		hash |= (uint64_t)r.end[i] << (8 * i);
-	if (fnv64(FNV64_BASIS, buf, len - TRAILER_LEN) != hash) {
+	if (hash_bytes(HASH_INIT, buf, len - TRAILER_LEN) != hash) {
 		bad(&r, "checksum mismatch (truncated or damaged)");
 		return -1;
 	}
