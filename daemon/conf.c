@@ -32,6 +32,7 @@
 #include "conf.h"
 #include "hash.h"
 #include "hex.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #ifndef LOCALSTATEDIR
@@ -214,44 +215,6 @@ show(char out[CONF_SHOW_MAX + 4], const char *s)
 	memcpy(out, s, n);
 	memcpy(out + n, "...", 4);
 	return out;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int
-utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, k, n;
-	uint32_t cp;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			n = 1;
-			cp = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			n = 2;
-			cp = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			n = 3;
-			cp = s[i] & 0x07;
-		} else
-			return 0;
-		if (len - i <= n)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
-	}
-	return 1;
 }
 
 /*
@@ -1250,7 +1213,7 @@ conf_line(struct parser *p, const char *s, size_t len)
 		conf_error(p, p->line, "line contains a NUL byte");
 		return;
 	}
-	if (!utf8_valid((const unsigned char *)s, len)) {
+	if (!utf8_valid(s, len)) {
 		conf_error(p, p->line, "line is not valid UTF-8");
 		return;
 	}

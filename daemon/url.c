@@ -21,6 +21,7 @@
 #include <strings.h>
 
 #include "url.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define URL_SCHEME	"gemini://"
@@ -32,46 +33,6 @@
 #define URL_LABEL_MAX	63
 
 static const char *url_err_long = "URL longer than 1024 bytes";
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int
-url_utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i, k, n;
-	unsigned int c, min;
-
-	for (i = 0; i < len; i += n + 1) {
-		c = s[i];
-		if (c < 0x80) {
-			n = 0;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			c &= 0x1f;
-			min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			c &= 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			c &= 0x07;
-			min = 0x10000;
-		} else
-			return 0;
-		if (len - i - 1 < n)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (s[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-	}
-	return 1;
-}
 
 /* Check a lower-case ASCII host name and whether it is an IPv4 literal. */
 static int
@@ -145,7 +106,7 @@ url_host_name(const char *p, size_t n, int *is_ip, const char **err)
 	if (ascii)
 		name = xstrndup(p, n);
 	else {
-		if (!url_utf8_valid((const unsigned char *)p, n)) {
+		if (!utf8_valid(p, n)) {
 			*err = "host name is not valid UTF-8";
 			return NULL;
 		}
