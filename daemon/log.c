@@ -22,7 +22,7 @@ log_init(enum log_level max)
 	log_max = max;
 }
 
-int
+static int
 log_enabled(enum log_level level)
 {
 	return level <= log_max;

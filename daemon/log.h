@@ -9,8 +9,6 @@ enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG 
 
 /* Set the most verbose level printed (default LOG_LEVEL_WARN). */
 void log_init(enum log_level max);
-/* Whether a message at this level would be printed. */
-int log_enabled(enum log_level level);
 
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));

@@ -804,20 +804,6 @@ render_capsules(struct emit *e, const struct store *s)
 	free(pfx);
 }
 
-void
-metrics_render(struct buf *b, struct store *s, const struct daemon_info *info)
-{
-	struct emit		e = { .b = b };
-	struct proc_sample	p;
-
-	store_rdlock(s);
-	render_capsules(&e, s);
-	render_daemon(&e, s, info);
-	store_unlock(s);
-	proc_sample(&p);
-	render_process(&e, info, &p);
-}
-
 /*
  * The cache. What the capsules' families show changes only when a probe
  * finishes (store_put counts it and replaces the latest result) or the

@@ -56,26 +56,6 @@ result_clear(struct probe_result *r)
 	result_init(r);
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-void
-result_copy(struct probe_result *dst, const struct probe_result *src)
-{
-	if (dst == src)
-		return;
-	result_clear(dst);
-	*dst = *src;
-	dst->url = dup_or_null(src->url);
-	dst->message = dup_or_null(src->message);
-	dst->meta = dup_or_null(src->meta);
-	dst->cert.subject = dup_or_null(src->cert.subject);
-	dst->cert.issuer = dup_or_null(src->cert.issuer);
-}
-
 void
 result_fail(struct probe_result *r, enum reason reason, enum stage stage,
     const char *fmt, ...)
@@ -148,43 +128,6 @@ const char *
 tofu_name(enum tofu t)
 {
 	return NAME_OF(tofu_names, t, TOFU__COUNT);
-}
-
-static int
-lookup(const char *const *table, size_t n, const char *name)
-{
-	size_t i;
-
-	if (name == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (table[i] != NULL && strcmp(table[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-end_from_name(const char *s)
-{
-	return lookup(end_names, END__COUNT, s);
-}
-
-int
-reason_from_name(const char *s)
-{
-	return lookup(reason_names, REASON__COUNT, s);
-}
-
-int
-stage_from_name(const char *s)
-{
-	return lookup(stage_names, STAGE__COUNT, s);
-}
-
-int
-tofu_from_name(const char *s)
-{
-	return lookup(tofu_names, TOFU__COUNT, s);
 }
 
 void

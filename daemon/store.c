@@ -639,7 +639,7 @@ byname_key_cmp(const void *key, const void *elem)
 }
 
 struct store_capsule *
-store_lookup(const struct store *s, const char *name)
+store_find(const struct store *s, const char *name)
 {
 	struct store_capsule **p;
 
@@ -668,7 +668,7 @@ store_sync(struct store *s, const struct conf *conf)
 		assert(cc->name != NULL && cc->url.text != NULL);
 		if (!conf_in_shard(conf, cc))
 			continue;
-		old = store_lookup(s, cc->name);
+		old = store_find(s, cc->name);
 		if (old != NULL && !taken[old - s->caps]) {
 			taken[old - s->caps] = 1;
 			caps[n] = *old;
@@ -772,7 +772,7 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 	if ((unsigned)res->check >= CHECK__COUNT)
 		return;
 	store_wrlock(s);
-	if ((cap = store_lookup(s, name)) == NULL ||
+	if ((cap = store_find(s, name)) == NULL ||
 	    (res->check == CHECK_ERROR_PAGE && !cap->has_error_page)) {
 		/* Removed (or its error-path was) by a reload while probing. */
 		log_debug("store: dropped a result for %s",
@@ -834,12 +834,6 @@ const struct store_capsule *
 store_at(const struct store *s, size_t i)
 {
 	return i < s->ncaps ? &s->caps[i] : NULL;
-}
-
-const struct store_capsule *
-store_find(const struct store *s, const char *name)
-{
-	return store_lookup(s, name);
 }
 
 int

@@ -846,7 +846,7 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 			bad(&r, "capsule without a name");
 			break;
 		}
-		cap = store_lookup(s, name);
+		cap = store_find(s, name);
 		if (cap != NULL && seen[cap - s->caps])
 			bad(&r, "capsule %s twice", name);
 		free(name);
