@@ -14,8 +14,27 @@
 #include "xmalloc.h"
 
 static const char *const check_names[CHECK__COUNT] = { "page", "error_page" };
-static const char *const end_names[END__COUNT] = {
-	NULL, "close_notify", "premature", "reset", "timeout", "limit", "error"
+/* How a response ended: its name, a few words for a table cell (the
+ * status page) and a sentence (gemwatch probe, /probe?debug). */
+static const struct {
+	const char	*name, *brief, *words;
+} ends[END__COUNT] = {
+	{ NULL, NULL, "no response body was reached" },
+	{ "close_notify", "complete (close_notify)",
+	    "complete: close_notify received" },
+	{ "premature", "truncated? closed without close_notify",
+	    "the response may be truncated: the connection closed without "
+	    "close_notify" },
+	{ "reset", "truncated? connection reset",
+	    "the response may be truncated: the connection was reset without "
+	    "close_notify" },
+	{ "timeout", "timed out",
+	    "the response may be truncated: it did not end before the "
+	    "deadline" },
+	{ "limit", "stopped at max-body",
+	    "gemwatch stopped reading: the body passed max-body" },
+	{ "error", "TLS error",
+	    "the response may be truncated: a TLS error ended it" },
 };
 static const char *const reason_names[REASON__COUNT] = {
 	NULL, "resolve", "connect", "tls", "timeout", "header", "status",
@@ -103,7 +122,19 @@ check_name(enum check c)
 const char *
 end_name(enum end e)
 {
-	return NAME_OF(end_names, e, END__COUNT);
+	return (unsigned)e < END__COUNT ? ends[e].name : NULL;
+}
+
+const char *
+end_brief(enum end e)
+{
+	return (unsigned)e < END__COUNT ? ends[e].brief : NULL;
+}
+
+const char *
+end_words(enum end e)
+{
+	return ends[(unsigned)e < END__COUNT ? e : END_NONE].words;
 }
 
 const char *

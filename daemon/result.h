@@ -126,6 +126,10 @@ enum reason end_reason(enum end);
 
 const char *check_name(enum check);
 const char *end_name(enum end);	/* NULL for END_NONE */
+/* How it ended in a few words ("timed out"); NULL for END_NONE. */
+const char *end_brief(enum end);
+/* How it ended in a sentence ("complete: close_notify received"). */
+const char *end_words(enum end);
 const char *reason_name(enum reason);	/* NULL for REASON_NONE */
 const char *stage_name(enum stage);
 const char *phase_name(enum phase);
