@@ -30,14 +30,11 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "defaults.h"
 #include "hash.h"
 #include "hex.h"
 #include "utf8.h"
 #include "xmalloc.h"
-
-#ifndef LOCALSTATEDIR
-#define LOCALSTATEDIR "/var"
-#endif
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -49,8 +46,6 @@
 #define CONF_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
 #define CONF_PATH_MAX 4096   /* bytes in state-dir */
 #define CONF_USER_MAX 32     /* bytes in a user name */
-#define DEFAULT_PORT 1965
-#define DEFAULT_LISTEN "127.0.0.1:19650"
 #define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
 /*
  * glibc's regcomp spends time and memory in proportion to how far bounded
@@ -1378,12 +1373,12 @@ conf_parse(
 	p.name = name;
 	p.conf = conf = xcalloc(1, sizeof(*conf));
 	conf->path = xstrdup(name);
-	conf->interval = 60;
-	conf->timeout = 10;
-	conf->concurrency = 16;
-	conf->history = 120;
-	conf->state_dir = xstrdup(LOCALSTATEDIR "/lib/gemwatch");
-	conf->max_body = 4 * 1024 * 1024;
+	conf->interval = DEFAULT_INTERVAL;
+	conf->timeout = DEFAULT_TIMEOUT;
+	conf->concurrency = DEFAULT_CONCURRENCY;
+	conf->history = DEFAULT_HISTORY;
+	conf->state_dir = xstrdup(DEFAULT_STATE_DIR);
+	conf->max_body = DEFAULT_MAX_BODY;
 	conf->shard_k = conf->shard_n = 1;
 
 	start = 0;

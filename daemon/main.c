@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "conf.h"
+#include "defaults.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -44,7 +45,6 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define DEFAULT_CONF SYSCONFDIR "/gemwatch.conf"
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
 

@@ -31,6 +31,7 @@
 
 #include "cert.h"
 #include "clock.h"
+#include "defaults.h"
 #include "hex.h"
 #include "log.h"
 #include "probe.h"
@@ -208,8 +209,8 @@ probe_req_init(struct probe_req *r, const struct url *u)
 	r->url = u;
 	r->check = CHECK_PAGE;
 	r->family = AF_UNSPEC;
-	r->timeout = 10;
-	r->max_body = 4 * 1024 * 1024;
+	r->timeout = DEFAULT_TIMEOUT;
+	r->max_body = DEFAULT_MAX_BODY;
 	r->cancel_fd = -1;
 	status_spec_default(&r->expect_status);
 	r->require_close_notify = 1;

@@ -20,13 +20,13 @@
 #include <string.h>
 #include <strings.h>
 
+#include "defaults.h"
 #include "url.h"
 #include "utf8.h"
 #include "xmalloc.h"
 
 #define URL_SCHEME	"gemini://"
 #define URL_SCHEME_LEN	(sizeof(URL_SCHEME) - 1)
-#define URL_PORT	1965
 /* Input this long cannot shrink to a URL of URL_MAX bytes. */
 #define URL_INPUT_MAX	4096
 #define URL_HOST_MAX	253	/* DNS limits */
@@ -203,7 +203,7 @@ url_parse(const char *buf, size_t len, struct url *u, const char **err)
 	const char *auth, *auth_end, *end, *rest, *p;
 	char *host = NULL, *path = NULL, *text = NULL;
 	char portstr[8] = "";
-	int port = URL_PORT, is_ip = 0, is_ipv6 = 0;
+	int port = DEFAULT_PORT, is_ip = 0, is_ipv6 = 0;
 	size_t i;
 
 	memset(u, 0, sizeof(*u));
@@ -266,7 +266,7 @@ url_parse(const char *buf, size_t len, struct url *u, const char **err)
 	if (rest < auth_end) {
 		if (url_port(rest + 1, auth_end - rest - 1, &port, err) == -1)
 			goto fail;
-		if (port != URL_PORT)
+		if (port != DEFAULT_PORT)
 			(void)snprintf(portstr, sizeof(portstr), ":%d", port);
 	}
 
