@@ -88,8 +88,7 @@ result_fail(struct probe_result *r, enum reason reason, enum stage stage,
 	r->stage = stage;
 	free(r->message);
 	va_start(ap, fmt);
-	if (vasprintf(&r->message, fmt, ap) < 0)
-		r->message = NULL;
+	(void)xvasprintf(&r->message, fmt, ap);
 	va_end(ap);
 }
 
