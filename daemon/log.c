@@ -14,7 +14,7 @@
 
 #include "log.h"
 
-static enum log_level log_max = LOG_LEVEL_WARN;
+static enum log_level log_max = LOG_LEVEL_NOTICE;
 
 void
 log_init(enum log_level max)
@@ -92,7 +92,7 @@ log_warnx(const char *fmt, ...)
 void
 log_notice(const char *fmt, ...)
 {
-	LOG_BODY(LOG_LEVEL_WARN, "", 0);
+	LOG_BODY(LOG_LEVEL_NOTICE, "", 0);
 }
 
 void

@@ -5,14 +5,20 @@
 #ifndef GEMWATCH_LOG_H
 #define GEMWATCH_LOG_H
 
-enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_NOTICE,	/* what the daemon says by default */
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
-/* Set the most verbose level printed (default LOG_LEVEL_WARN). */
+/* Set the most verbose level printed (default LOG_LEVEL_NOTICE). */
 void log_init(enum log_level max);
 
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* shown by default */
+void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* events: shown by the daemon by default */
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));	/* appends strerror(errno) */

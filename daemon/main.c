@@ -367,7 +367,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	log_init(verbose == 2 ? LOG_LEVEL_DEBUG :
-	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN);
+	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_NOTICE);
 	if (check) {
 		if ((conf = conf_load_report(path, stderr)) == NULL)
 			return 1;

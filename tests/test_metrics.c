@@ -578,7 +578,7 @@ test_big(void)
 		store_put(s, names[i], &r);
 	}
 	result_clear(&r);
-	log_init(LOG_LEVEL_WARN);
+	log_init(LOG_LEVEL_NOTICE);
 
 	buf_init(&b);
 	t0 = now();
