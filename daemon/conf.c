@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -44,7 +43,6 @@
 #define CONF_SHOW_MAX 64  /* bytes of a value quoted in a message */
 #define CONF_NAME_MAX 128 /* bytes in a capsule name */
 #define CONF_SHARD_MAX 1000
-#define CONF_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
 #define CONF_PATH_MAX 4096   /* bytes in state-dir */
 #define CONF_USER_MAX 32     /* bytes in a user name */
 #define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
@@ -611,97 +609,15 @@ d_user(struct parser *p, char **argv, size_t argc)
 	p->conf->user = xstrdup(s);
 }
 
-/*
- * A probe-allow pattern: a host glob ("*.example.org", "gemini[0-9].org")
- * or an IPv6 address or glob in brackets ("[2001:db8::*]"), then an
- * optional ":PORT" or ":*". Copies the host part (without brackets) to
- * host and the port (-1 for any) to *port.
- */
-static int
-pattern_split(const char *pat, char host[CONF_PATTERN_MAX + 1], int *port,
-    const char **err)
-{
-	unsigned long long v;
-	const char *end, *rest, *q;
-	size_t len = strlen(pat), hostlen;
-
-	if (len == 0 || len > CONF_PATTERN_MAX) {
-		*err = len ? "longer than 255 bytes" : "empty pattern";
-		return -1;
-	}
-	end = strchr(pat, ']');
-	if (pat[0] == '[' && end != NULL &&
-	    memchr(pat, ':', end - pat) != NULL) {
-		pat++;
-		hostlen = end - pat;
-		if (hostlen == 0 ||
-		    strspn(pat, "0123456789abcdefABCDEF:.*?") < hostlen) {
-			*err = "not an IPv6 address or glob";
-			return -1;
-		}
-		rest = end + 1;
-		if (*rest != '\0' && *rest != ':') {
-			*err = "expected \":PORT\" after \"]\"";
-			return -1;
-		}
-	} else {
-		rest = strrchr(pat, ':');
-		if (rest == NULL)
-			rest = pat + len;
-		hostlen = rest - pat;
-		if (hostlen == 0) {
-			*err = "empty host";
-			return -1;
-		}
-		if (strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") <
-		    hostlen) {
-			*err = "a host may only contain letters, digits, "
-			       "\".\", \"-\", \"_\" and the glob characters "
-			       "\"*\", \"?\", \"[]\"";
-			return -1;
-		}
-		/* Each "[" opens a class that a "]" closes. */
-		for (q = pat; q < pat + hostlen; q++) {
-			if (*q == ']') {
-				*err = "\"]\" without \"[\"";
-				return -1;
-			}
-			if (*q != '[')
-				continue;
-			end = memchr(q + 1, ']', pat + hostlen - q - 1);
-			if (end == NULL || memchr(q + 1, '[', end - q - 1)) {
-				*err = "\"[\" without \"]\"";
-				return -1;
-			}
-			q = end;
-		}
-	}
-	if (*rest == '\0')
-		*port = DEFAULT_PORT;
-	else if (strcmp(rest + 1, "*") == 0)
-		*port = -1;
-	else if (parse_digits(rest + 1, strlen(rest + 1), &v) == 0 && v >= 1 &&
-	         v <= 65535)
-		*port = (int)v;
-	else {
-		*err = "the port must be a number from 1 to 65535 or \"*\"";
-		return -1;
-	}
-	memcpy(host, pat, hostlen);
-	host[hostlen] = '\0';
-	return 0;
-}
-
 static void
 d_probe_allow(struct parser *p, char **argv, size_t argc)
 {
 	struct conf *c = p->conf;
-	char host[CONF_PATTERN_MAX + 1], b[CONF_SHOW_MAX + 4];
+	char host[URL_PATTERN_MAX + 1], b[CONF_SHOW_MAX + 4];
 	const char *err;
 	int port;
 
-	if (pattern_split(argv[0], host, &port, &err) == -1) {
+	if (url_pattern_parse(argv[0], host, &port, &err) == -1) {
 		conf_error(p, p->line, "invalid probe-allow pattern \"%s\": %s",
 		    show(b, argv[0]), err);
 		return;
@@ -1337,45 +1253,4 @@ conf_capsule(const struct conf *conf, const char *name)
 		if (strcmp(conf->capsules[i].name, name) == 0)
 			return &conf->capsules[i];
 	return NULL;
-}
-
-static int
-pattern_match(const char *pat, const struct url *u)
-{
-	struct in6_addr a, b;
-	char host[CONF_PATTERN_MAX + 1];
-	const char *err;
-	int port;
-
-	if (pattern_split(pat, host, &port, &err) == -1)
-		return 0;
-	if (port != -1 && port != u->port)
-		return 0;
-	/* IPv6 has many spellings of one address: compare the addresses. */
-	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
-		return inet_pton(AF_INET6, u->host, &b) == 1 &&
-		       memcmp(&a, &b, sizeof(a)) == 0;
-	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
-}
-
-int
-conf_probe_allowed(const struct conf *conf, const struct url *u)
-{
-	const struct capsule_conf *c;
-	size_t i;
-
-	if (u == NULL || u->host == NULL)
-		return 0;
-	for (i = 0; i < conf->ncapsules; i++) {
-		c = &conf->capsules[i];
-		if (u->port == c->url.port && strcmp(u->host, c->url.host) == 0)
-			return 1;
-		if (c->error_path != NULL && u->port == c->error_url.port &&
-		    strcmp(u->host, c->error_url.host) == 0)
-			return 1;
-	}
-	for (i = 0; i < conf->nprobe_allow; i++)
-		if (pattern_match(conf->probe_allow[i], u))
-			return 1;
-	return 0;
 }

@@ -14,6 +14,7 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <fnmatch.h>
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -290,6 +291,101 @@ fail:
 	free(path);
 	free(host);
 	return -1;
+}
+
+/*
+ * A probe-allow pattern (url.h): the host glob is checked here so that
+ * fnmatch sees only letters, digits, ".", "-", "_" and balanced classes.
+ */
+int
+url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1], int *port,
+    const char **err)
+{
+	const char *end, *rest, *q;
+	size_t len = strlen(pat), hostlen;
+
+	if (len == 0 || len > URL_PATTERN_MAX) {
+		*err = len ? "longer than 255 bytes" : "empty pattern";
+		return -1;
+	}
+	end = strchr(pat, ']');
+	if (pat[0] == '[' && end != NULL &&
+	    memchr(pat, ':', end - pat) != NULL) {
+		pat++;
+		hostlen = end - pat;
+		if (hostlen == 0 ||
+		    strspn(pat, "0123456789abcdefABCDEF:.*?") < hostlen) {
+			*err = "not an IPv6 address or glob";
+			return -1;
+		}
+		rest = end + 1;
+		if (*rest != '\0' && *rest != ':') {
+			*err = "expected \":PORT\" after \"]\"";
+			return -1;
+		}
+	} else {
+		rest = strrchr(pat, ':');
+		if (rest == NULL)
+			rest = pat + len;
+		hostlen = rest - pat;
+		if (hostlen == 0) {
+			*err = "empty host";
+			return -1;
+		}
+		if (strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") <
+		    hostlen) {
+			*err = "a host may only contain letters, digits, "
+			       "\".\", \"-\", \"_\" and the glob characters "
+			       "\"*\", \"?\", \"[]\"";
+			return -1;
+		}
+		/* Each "[" opens a class that a "]" closes. */
+		for (q = pat; q < pat + hostlen; q++) {
+			if (*q == ']') {
+				*err = "\"]\" without \"[\"";
+				return -1;
+			}
+			if (*q != '[')
+				continue;
+			end = memchr(q + 1, ']', pat + hostlen - q - 1);
+			if (end == NULL || memchr(q + 1, '[', end - q - 1)) {
+				*err = "\"[\" without \"]\"";
+				return -1;
+			}
+			q = end;
+		}
+	}
+	if (*rest == '\0')
+		*port = DEFAULT_PORT;
+	else if (strcmp(rest + 1, "*") == 0)
+		*port = -1;
+	else if (url_port(rest + 1, strlen(rest + 1), port, err) == -1) {
+		*err = "the port must be a number from 1 to 65535 or \"*\"";
+		return -1;
+	}
+	memcpy(host, pat, hostlen);
+	host[hostlen] = '\0';
+	return 0;
+}
+
+int
+url_pattern_match(const char *pat, const struct url *u)
+{
+	struct in6_addr a, b;
+	char host[URL_PATTERN_MAX + 1];
+	const char *err;
+	int port;
+
+	if (url_pattern_parse(pat, host, &port, &err) == -1)
+		return 0;
+	if (port != -1 && port != u->port)
+		return 0;
+	/* IPv6 has many spellings of one address: compare the addresses. */
+	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
+		return inet_pton(AF_INET6, u->host, &b) == 1 &&
+		       memcmp(&a, &b, sizeof(a)) == 0;
+	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
 }
 
 void
