@@ -6,8 +6,9 @@
  *
  *	host:port cert-sha256 pubkey-sha256 first-seen not-after
  *
- * The file is rewritten atomically (temporary file, fsync, rename) and
- * re-read when someone else (gemwatch trust) replaced it.
+ * The file is rewritten through file_replace (a temporary file, fsync,
+ * rename, fsync of the directory) and re-read when someone else (gemwatch
+ * trust) replaced it.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "cert.h"
+#include "file.h"
 #include "hex.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -245,57 +247,34 @@ tofu_read(struct tofu_store *t)
 	fclose(fp);
 }
 
-/* Write the file atomically. */
+/* file_replace's fill: the entries, sorted by key. */
 static int
-tofu_write(struct tofu_store *t)
+tofu_lines(FILE *fp, void *arg)
 {
-	char	*tmp = NULL;
-	FILE	*fp = NULL;
-	size_t	 i;
-	int	 fd;
+	const struct tofu_store	*t = arg;
+	size_t			 i;
 
-	if (t->path == NULL)
-		return 0;
-	xasprintf(&tmp, "%s.tmp", t->path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1 ||
-	    (fp = fdopen(fd, "w")) == NULL) {
-		log_warn("%s", tmp);
-		if (fd != -1)
-			close(fd);
-		goto fail;
-	}
 	fprintf(fp, "# gemwatch known hosts: host:port cert-sha256 "
 	    "pubkey-sha256 first-seen not-after\n");
 	for (i = 0; i < t->n; i++)
 		fprintf(fp, "%s %s %s %lld %lld\n", t->v[i].key, t->v[i].sha256,
 		    t->v[i].pubkey_sha256, (long long)t->v[i].first_seen,
 		    (long long)t->v[i].not_after);
-	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-		log_warn("%s", tmp);
-		goto fail;
-	}
-	if (fclose(fp) != 0) {
-		fp = NULL;
-		log_warn("%s", tmp);
-		goto fail;
-	}
-	fp = NULL;
-	if (rename(tmp, t->path) != 0) {
-		log_warn("rename %s", t->path);
-		goto fail;
-	}
-	free(tmp);
+	return 0;
+}
+
+/* Write the file (file_replace: atomic, durable, no link followed). */
+static int
+tofu_write(struct tofu_store *t)
+{
+	if (t->path == NULL)
+		return 0;
+	if (file_replace(t->path, 0644, tofu_lines, t) == -1)
+		return -1;
 	t->have_seen = stat(t->path, &t->seen) == 0;
 	t->dirty = 0;
 	t->last_save = time(NULL);
 	return 0;
-fail:
-	if (fp != NULL)
-		fclose(fp);
-	if (tmp != NULL)
-		unlink(tmp);
-	free(tmp);
-	return -1;
 }
 
 struct tofu_store *

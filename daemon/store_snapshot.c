@@ -3,8 +3,8 @@
  * state-dir/history.snapshot every minute and at shutdown, and loaded at
  * start, so a restart loses nothing (store.h). The file is binary and
  * compact (under 30 bytes per history entry: 33 MiB for 10,000 capsules
- * with `history 120`); it is written to PATH.tmp, fsynced and renamed over
- * PATH, so it is always whole. A file that cannot be used is moved aside
+ * with `history 120`); it is written through file_replace (a temporary
+ * file, fsynced and renamed over PATH), so it is always whole. A file that cannot be used is moved aside
  * to PATH.corrupt and the daemon starts with an empty store. Loading
  * checks everything before it changes anything.
  *
@@ -53,6 +53,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
 #include "hash.h"
 #include "log.h"
 #include "result.h"
@@ -81,6 +82,7 @@ entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
 /* Bytes go through buf (hashed on the way out) to fp: a million small
  * fwrite calls would cost more than the encoding. */
 struct writer {
+	struct store	*store;
 	FILE		*fp;
 	uint64_t	 hash;
 	size_t		 len;
@@ -366,80 +368,36 @@ w_store(struct writer *w, struct store *s)
 	store_unlock(s);
 }
 
-/* Make the rename durable. */
-static void
-sync_dir(const char *path)
+/* file_replace's fill: the whole file, its trailer last. */
+static int
+w_file(FILE *fp, void *arg)
 {
-	char	*dir;
-	char	*slash;
-	int	 fd;
+	struct writer	*w = arg;
+	unsigned char	 trailer[TRAILER_LEN];
+	int		 i;
 
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
-	free(dir);
+	w->fp = fp;
+	(void)setvbuf(fp, NULL, _IONBF, 0);	/* w has the buffer */
+	w_store(w, w->store);
+	w_flush(w);
+	for (i = 0; i < TRAILER_LEN; i++)
+		trailer[i] = (unsigned char)(w->hash >> (8 * i));
+	(void)fwrite(trailer, 1, sizeof trailer, fp);	/* ferror: later */
+	return 0;
 }
 
 int
 store_save(struct store *s, const char *path)
 {
 	struct writer	*w;
-	unsigned char	 trailer[TRAILER_LEN];
-	char		*tmp;
-	int		 fd, i;
+	int		 rv;
 
 	w = xcalloc(1, sizeof *w);
 	w->hash = HASH_INIT;
-	xasprintf(&tmp, "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640)) == -1) {
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	if ((w->fp = fdopen(fd, "w")) == NULL) {
-		log_warn("snapshot %s", tmp);
-		close(fd);
-		goto fail;
-	}
-	(void)setvbuf(w->fp, NULL, _IONBF, 0);	/* w has the buffer */
-	w_store(w, s);
-	w_flush(w);
-	for (i = 0; i < TRAILER_LEN; i++)
-		trailer[i] = (unsigned char)(w->hash >> (8 * i));
-	(void)fwrite(trailer, 1, sizeof trailer, w->fp);
-	if (fflush(w->fp) != 0 || ferror(w->fp) || fsync(fileno(w->fp)) != 0) {
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	if (fclose(w->fp) != 0) {
-		w->fp = NULL;
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	w->fp = NULL;
-	if (rename(tmp, path) != 0) {
-		log_warn("snapshot: rename %s to %s", tmp, path);
-		goto fail;
-	}
-	sync_dir(path);
-	free(tmp);
+	w->store = s;
+	rv = file_replace(path, 0640, w_file, w);
 	free(w);
-	return 0;
-fail:
-	if (w->fp != NULL)
-		fclose(w->fp);
-	(void)unlink(tmp);
-	free(tmp);
-	free(w);
-	return -1;
+	return rv;
 }
 
 /* ---- reading ----------------------------------------------------------- */
