@@ -870,7 +870,7 @@ store_load(struct store *s, const char *path)
 	char		 err[256], *aside;
 	int		 fd, rv;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT) {
 			log_info("snapshot %s: none yet", path);
 			return 0;
