@@ -161,7 +161,7 @@ bodymatch_run(const regex_t *re, const char *body, size_t len,
 
 	if ((bm = bodymatch_start(re, body, len)) == NULL)
 		return BODYMATCH_FAILED;
-	pfd[0].fd = bm->fd;
+	pfd[0].fd = bodymatch_fd(bm);
 	pfd[0].events = POLLIN;
 	if (cancel_fd != -1) {
 		pfd[1].fd = cancel_fd;
