@@ -47,13 +47,13 @@ pattern(const uint8_t *data, size_t size)
 static void
 pattern_self(const struct url *u)
 {
-	char pat[URL_PATTERN_MAX + 16];
+	char pat[URL_MAX + 16];
 	int ipv6 = strchr(u->host, ':') != NULL;
 
-	if (strlen(u->host) > URL_PATTERN_MAX - 2)
+	/* Longer than a pattern may be: refused, so matches nothing. */
+	if (snprintf(pat, sizeof pat, "%s%s%s:%d", ipv6 ? "[" : "", u->host,
+	    ipv6 ? "]" : "", u->port) > URL_PATTERN_MAX)
 		return;
-	snprintf(pat, sizeof pat, "%s%s%s:%d", ipv6 ? "[" : "", u->host,
-	    ipv6 ? "]" : "", u->port);
 	if (!url_pattern_match(pat, u))
 		abort();
 }
