@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,18 @@
 #include "file.h"
 #include "log.h"
 #include "xmalloc.h"
+
+static pthread_once_t	file_once = PTHREAD_ONCE_INIT;
+static mode_t		file_umask;
+
+/* umask(2) is read by setting it, once; for that moment it is 077, so a
+ * file another thread makes then is only more private. */
+static void
+file_umask_read(void)
+{
+	file_umask = umask(077);
+	(void)umask(file_umask);
+}
 
 /* Make a rename in path's directory durable. */
 static int
@@ -58,7 +71,9 @@ file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *),
 		free(tmp);
 		return -1;
 	}
-	if (fchmod(fd, mode) == -1 || (fp = fdopen(fd, "w")) == NULL) {
+	(void)pthread_once(&file_once, file_umask_read);
+	if (fchmod(fd, mode & ~file_umask) == -1 ||
+	    (fp = fdopen(fd, "w")) == NULL) {
 		log_warn("%s", tmp);
 		close(fd);
 		goto fail;

@@ -10,7 +10,7 @@
 
 /*
  * Write what fill(fp, arg) writes to a new file and make it path, with
- * the given mode, atomically and durably: a reader sees the old file or
+ * the given mode less the umask, atomically and durably: a reader sees the old file or
  * the new one, whole, even after a crash. fill returns 0, or -1 to give
  * up. Returns 0, or -1 (logged) with path unchanged.
  */

@@ -1,6 +1,6 @@
 /*
  * Unit tests for daemon/file.c: file_replace makes a new file or replaces
- * an old one whole, with the mode asked for; a fill that gives up leaves
+ * an old one whole, with the mode asked for less the umask; a fill that gives up leaves
  * the old file as it was; a link at the target or at a temporary-looking
  * name is never followed; no temporary file is left behind, whatever
  * happened; a missing directory is an error with a warning.
@@ -76,6 +76,7 @@ main(void)
 	const char	*out;
 	struct stat	 st;
 
+	(void)umask(002);
 	if (mkdtemp(dir) == NULL) {
 		perror("mkdtemp");
 		return 1;
@@ -94,6 +95,9 @@ main(void)
 	ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0644,
 	    "and the new mode");
 	is_int(entries(), 1, "no temporary file left");
+	is_int(file_replace(path, 0666, fill_text, "two\n"), 0, "mode 0666");
+	ok(stat(path, &st) == 0 && (st.st_mode & 07777) == 0664,
+	    "less the umask (002)");
 
 	is_int(file_replace(path, 0644, fill_fail, "half"), -1,
 	    "a fill that gives up fails");
