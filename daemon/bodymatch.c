@@ -28,6 +28,7 @@
 #include <regex.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "bodymatch.h"
@@ -52,10 +53,21 @@ bodymatch_child(const regex_t *re, const char *body, size_t len, int out,
     pid_t parent)
 {
 	struct rlimit	 rl = { BODYMATCH_CPU_MAX, BODYMATCH_CPU_MAX };
+	struct sigaction sa;
+	sigset_t	 none;
 	regmatch_t	 m[1];
 	char		 c;
 	int		 rv;
 
+	/* The daemon's handlers write to its signal pipe, closed below: a
+	 * SIGTERM to the whole group (a service manager's stop) ends us. */
+	memset(&sa, 0, sizeof sa);
+	sa.sa_handler = SIG_DFL;
+	(void)sigaction(SIGTERM, &sa, NULL);
+	(void)sigaction(SIGINT, &sa, NULL);
+	(void)sigaction(SIGHUP, &sa, NULL);
+	(void)sigemptyset(&none);
+	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
 		_exit(1);	/* the parent is already gone */
