@@ -6,8 +6,9 @@
  *
  *	host:port cert-sha256 pubkey-sha256 first-seen not-after
  *
- * The file is rewritten atomically (temporary file, fsync, rename) and
- * re-read when someone else (gemwatch trust) replaced it.
+ * The file is rewritten through file_replace (a temporary file, fsync,
+ * rename, fsync of the directory) and re-read when someone else (gemwatch
+ * trust) replaced it.
  */
 #include "config.h"
 
@@ -26,6 +27,7 @@
 #include <unistd.h>
 
 #include "cert.h"
+#include "file.h"
 #include "hex.h"
 #include "log.h"
 #include "xmalloc.h"
@@ -124,6 +126,7 @@ struct tofu_entry {
 struct tofu_store {
 	pthread_mutex_t	 lock;
 	char		*path;		/* NULL: memory only */
+	int		 writable;	/* 0: path is read, never written */
 	struct tofu_entry *v;		/* sorted by key */
 	size_t		 n, cap;
 	int		 dirty;
@@ -203,7 +206,8 @@ tofu_insert(struct tofu_store *t, const struct tofu_entry *e)
 	return &t->v[lo];
 }
 
-/* Read the file; the in-memory entries are replaced. */
+/* Read the file; the in-memory entries are replaced, unless it cannot be
+ * read (a link, no permission: logged). */
 static void
 tofu_read(struct tofu_store *t)
 {
@@ -211,17 +215,27 @@ tofu_read(struct tofu_store *t)
 	char			 line[1024], key[300], a[80], b[80];
 	long long		 first, after;
 	struct tofu_entry	 e;
-	int			 lineno = 0;
+	int			 fd, lineno = 0;
 
-	tofu_clear(t);
-	t->have_seen = 0;
 	if (t->path == NULL)
 		return;
-	if ((fp = fopen(t->path, "r")) == NULL) {
-		if (errno != ENOENT)
-			log_warn("%s", t->path);
+	/* A link is not followed, nor a file that vanished kept. */
+	if ((fd = open(t->path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1 ||
+	    (fp = fdopen(fd, "r")) == NULL) {
+		if (errno == ENOENT) {
+			tofu_clear(t);
+			t->have_seen = 0;
+		} else {
+			log_warn("%s; keeping the pins known", t->path);
+			/* Not again until the file changes. */
+			t->have_seen = stat(t->path, &t->seen) == 0;
+		}
+		if (fd != -1)
+			close(fd);
 		return;
 	}
+	tofu_clear(t);
+	t->have_seen = 0;
 	if (fstat(fileno(fp), &t->seen) == 0)
 		t->have_seen = 1;
 	while (fgets(line, sizeof line, fp) != NULL) {
@@ -245,61 +259,40 @@ tofu_read(struct tofu_store *t)
 	fclose(fp);
 }
 
-/* Write the file atomically. */
+/* file_replace's fill: the entries, sorted by key. */
 static int
-tofu_write(struct tofu_store *t)
+tofu_lines(FILE *fp, void *arg)
 {
-	char	*tmp = NULL;
-	FILE	*fp = NULL;
-	size_t	 i;
-	int	 fd;
+	const struct tofu_store	*t = arg;
+	size_t			 i;
 
-	if (t->path == NULL)
-		return 0;
-	xasprintf(&tmp, "%s.tmp", t->path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1 ||
-	    (fp = fdopen(fd, "w")) == NULL) {
-		log_warn("%s", tmp);
-		if (fd != -1)
-			close(fd);
-		goto fail;
-	}
 	fprintf(fp, "# gemwatch known hosts: host:port cert-sha256 "
 	    "pubkey-sha256 first-seen not-after\n");
 	for (i = 0; i < t->n; i++)
 		fprintf(fp, "%s %s %s %lld %lld\n", t->v[i].key, t->v[i].sha256,
 		    t->v[i].pubkey_sha256, (long long)t->v[i].first_seen,
 		    (long long)t->v[i].not_after);
-	if (fflush(fp) != 0 || fsync(fileno(fp)) != 0) {
-		log_warn("%s", tmp);
-		goto fail;
+	return 0;
+}
+
+/* Write the file (file_replace: atomic, durable, no link followed). */
+static int
+tofu_write(struct tofu_store *t)
+{
+	if (t->path == NULL || !t->writable) {
+		t->dirty = 0;	/* kept in memory, as statedir_init said */
+		return 0;
 	}
-	if (fclose(fp) != 0) {
-		fp = NULL;
-		log_warn("%s", tmp);
-		goto fail;
-	}
-	fp = NULL;
-	if (rename(tmp, t->path) != 0) {
-		log_warn("rename %s", t->path);
-		goto fail;
-	}
-	free(tmp);
+	if (file_replace(t->path, 0644, tofu_lines, t) == -1)
+		return -1;
 	t->have_seen = stat(t->path, &t->seen) == 0;
 	t->dirty = 0;
 	t->last_save = time(NULL);
 	return 0;
-fail:
-	if (fp != NULL)
-		fclose(fp);
-	if (tmp != NULL)
-		unlink(tmp);
-	free(tmp);
-	return -1;
 }
 
 struct tofu_store *
-tofu_open(const char *dir)
+tofu_open(const char *dir, int writable)
 {
 	struct tofu_store *t;
 
@@ -307,6 +300,7 @@ tofu_open(const char *dir)
 	pthread_mutex_init(&t->lock, NULL);
 	if (dir != NULL)
 		xasprintf(&t->path, "%s/known_hosts", dir);
+	t->writable = writable;
 	tofu_read(t);
 	return t;
 }
@@ -337,7 +331,7 @@ tofu_file_changed(struct tofu_store *t)
 	if (t->path == NULL)
 		return 0;
 	if (stat(t->path, &st) != 0)
-		return t->have_seen;
+		return errno == ENOENT && t->have_seen;
 	return !t->have_seen || st.st_ino != t->seen.st_ino ||
 	    st.st_mtim.tv_sec != t->seen.st_mtim.tv_sec ||
 	    st.st_mtim.tv_nsec != t->seen.st_mtim.tv_nsec ||

@@ -21,11 +21,12 @@ int cert_facts_from_der(const unsigned char *der, size_t len,
 struct tofu_store;
 
 /*
- * Open the store kept in dir/known_hosts (dir NULL: memory only). A
- * missing file is an empty store; an unreadable one is logged and set
- * aside. Never fails.
+ * Open the store kept in dir/known_hosts (dir NULL: memory only; writable
+ * 0: the file is read, and re-read when replaced, but new pins stay in
+ * memory). A missing file is an empty store; an unreadable one is logged
+ * and set aside. Never fails.
  */
-struct tofu_store *tofu_open(const char *dir);
+struct tofu_store *tofu_open(const char *dir, int writable);
 /* Write what is pending and free; 0, or -1 when the write failed. */
 int tofu_free(struct tofu_store *);
 /*

@@ -13,6 +13,7 @@
 
 #include "api.h"
 #include "cmd.h"
+#include "defaults.h"
 #include "log.h"
 #include "probe.h"
 #include "report.h"
@@ -55,7 +56,7 @@ cmd_probe(int argc, char *argv[])
 	const char		*err, *sni = NULL;
 	json_t			*doc = NULL, *list = NULL, *j;
 	char			*text;
-	double			 timeout = 10;
+	double			 timeout = DEFAULT_TIMEOUT;
 	int			 ch, family = AF_UNSPEC, as_json = 0, failed = 0;
 	int			 i;
 

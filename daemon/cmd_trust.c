@@ -2,7 +2,9 @@
  * "gemwatch trust NAME...": accept the certificate a capsule presents now.
  * Each capsule is probed once; the certificate it presents replaces the
  * first-seen one in state-dir/known_hosts. A running daemon notices the
- * file changed within a second and re-reads it: no restart needed.
+ * file changed within a second and re-reads it: no restart needed. Run
+ * as root, it drops to `user` before it touches the state-dir, as the
+ * daemon does, and refuses a state-dir the daemon would refuse.
  */
 #include "config.h"
 
@@ -14,8 +16,10 @@
 #include "cert.h"
 #include "cmd.h"
 #include "conf.h"
+#include "priv.h"
 #include "probe.h"
 #include "sched.h"
+#include "statedir.h"
 
 static void
 trust_usage(FILE *f)
@@ -68,6 +72,7 @@ cmd_trust(int argc, char *argv[], const char *path)
 	struct conf		*conf;
 	struct tofu_store	*tofu;
 	const struct capsule_conf *c;
+	const struct passwd	*pw;
 	size_t			 i;
 	int			 ch, rv = 0;
 
@@ -101,11 +106,21 @@ cmd_trust(int argc, char *argv[], const char *path)
 			return 2;
 		}
 	}
+	/* As the daemon: as `user`, in a state-dir that is safe to use. */
+	if (priv_user(conf->user, &pw) == -1 ||
+	    statedir_init(conf->state_dir, pw) != STATEDIR_WRITABLE) {
+		fprintf(stderr, "gemwatch trust: cannot save pins in %s\n",
+		    conf->state_dir);
+		conf_free(conf);
+		return 1;
+	}
+	if (pw != NULL)
+		priv_drop(pw);
 	if (probe_global_init() == -1) {
 		conf_free(conf);
 		return 1;
 	}
-	tofu = tofu_open(conf->state_dir);
+	tofu = tofu_open(conf->state_dir, 1);
 	for (i = 0; i < (size_t)argc; i++) {
 		c = conf_capsule(conf, argv[i]);
 		if (trust_one(conf, c, tofu) != 0)

@@ -18,7 +18,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <fnmatch.h>
 #include <limits.h>
 #include <netdb.h>
 #include <stdarg.h>
@@ -30,12 +29,12 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "defaults.h"
+#include "hash.h"
 #include "hex.h"
+#include "reguard.h"
+#include "utf8.h"
 #include "xmalloc.h"
-
-#ifndef LOCALSTATEDIR
-#define LOCALSTATEDIR "/var"
-#endif
 
 #define nitems(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -44,22 +43,9 @@
 #define CONF_SHOW_MAX 64  /* bytes of a value quoted in a message */
 #define CONF_NAME_MAX 128 /* bytes in a capsule name */
 #define CONF_SHARD_MAX 1000
-#define CONF_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
 #define CONF_PATH_MAX 4096   /* bytes in state-dir */
 #define CONF_USER_MAX 32     /* bytes in a user name */
-#define DEFAULT_PORT 1965
-#define DEFAULT_LISTEN "127.0.0.1:19650"
 #define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
-/*
- * glibc's regcomp spends time and memory in proportion to how far bounded
- * repetitions expand ("((a{255}){255}){255}" takes seconds) and recurses
- * once per nested group or chained empty match (thousands of "(", or
- * "((){255}){255}", overflow the stack), so an expect-body is bounded in
- * length, nesting and expansion before it is compiled.
- */
-#define REGEX_LEN_MAX 1024
-#define REGEX_DEPTH_MAX 32
-#define REGEX_COST_MAX 2048
 
 struct parser;
 
@@ -213,44 +199,6 @@ show(char out[CONF_SHOW_MAX + 4], const char *s)
 	memcpy(out, s, n);
 	memcpy(out + n, "...", 4);
 	return out;
-}
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int
-utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i = 0, k, n;
-	uint32_t cp;
-
-	while (i < len) {
-		if (s[i] < 0x80) {
-			i++;
-			continue;
-		}
-		if (s[i] >= 0xc2 && s[i] <= 0xdf) {
-			n = 1;
-			cp = s[i] & 0x1f;
-		} else if (s[i] >= 0xe0 && s[i] <= 0xef) {
-			n = 2;
-			cp = s[i] & 0x0f;
-		} else if (s[i] >= 0xf0 && s[i] <= 0xf4) {
-			n = 3;
-			cp = s[i] & 0x07;
-		} else
-			return 0;
-		if (len - i <= n)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			cp = (cp << 6) | (s[i + k] & 0x3f);
-		}
-		if ((n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
-		    cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
-			return 0;
-		i += n + 1;
-	}
-	return 1;
 }
 
 /*
@@ -661,97 +609,15 @@ d_user(struct parser *p, char **argv, size_t argc)
 	p->conf->user = xstrdup(s);
 }
 
-/*
- * A probe-allow pattern: a host glob ("*.example.org", "gemini[0-9].org")
- * or an IPv6 address or glob in brackets ("[2001:db8::*]"), then an
- * optional ":PORT" or ":*". Copies the host part (without brackets) to
- * host and the port (-1 for any) to *port.
- */
-static int
-pattern_split(const char *pat, char host[CONF_PATTERN_MAX + 1], int *port,
-    const char **err)
-{
-	unsigned long long v;
-	const char *end, *rest, *q;
-	size_t len = strlen(pat), hostlen;
-
-	if (len == 0 || len > CONF_PATTERN_MAX) {
-		*err = len ? "longer than 255 bytes" : "empty pattern";
-		return -1;
-	}
-	end = strchr(pat, ']');
-	if (pat[0] == '[' && end != NULL &&
-	    memchr(pat, ':', end - pat) != NULL) {
-		pat++;
-		hostlen = end - pat;
-		if (hostlen == 0 ||
-		    strspn(pat, "0123456789abcdefABCDEF:.*?") < hostlen) {
-			*err = "not an IPv6 address or glob";
-			return -1;
-		}
-		rest = end + 1;
-		if (*rest != '\0' && *rest != ':') {
-			*err = "expected \":PORT\" after \"]\"";
-			return -1;
-		}
-	} else {
-		rest = strrchr(pat, ':');
-		if (rest == NULL)
-			rest = pat + len;
-		hostlen = rest - pat;
-		if (hostlen == 0) {
-			*err = "empty host";
-			return -1;
-		}
-		if (strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-		                "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") <
-		    hostlen) {
-			*err = "a host may only contain letters, digits, "
-			       "\".\", \"-\", \"_\" and the glob characters "
-			       "\"*\", \"?\", \"[]\"";
-			return -1;
-		}
-		/* Each "[" opens a class that a "]" closes. */
-		for (q = pat; q < pat + hostlen; q++) {
-			if (*q == ']') {
-				*err = "\"]\" without \"[\"";
-				return -1;
-			}
-			if (*q != '[')
-				continue;
-			end = memchr(q + 1, ']', pat + hostlen - q - 1);
-			if (end == NULL || memchr(q + 1, '[', end - q - 1)) {
-				*err = "\"[\" without \"]\"";
-				return -1;
-			}
-			q = end;
-		}
-	}
-	if (*rest == '\0')
-		*port = DEFAULT_PORT;
-	else if (strcmp(rest + 1, "*") == 0)
-		*port = -1;
-	else if (parse_digits(rest + 1, strlen(rest + 1), &v) == 0 && v >= 1 &&
-	         v <= 65535)
-		*port = (int)v;
-	else {
-		*err = "the port must be a number from 1 to 65535 or \"*\"";
-		return -1;
-	}
-	memcpy(host, pat, hostlen);
-	host[hostlen] = '\0';
-	return 0;
-}
-
 static void
 d_probe_allow(struct parser *p, char **argv, size_t argc)
 {
 	struct conf *c = p->conf;
-	char host[CONF_PATTERN_MAX + 1], b[CONF_SHOW_MAX + 4];
+	char host[URL_PATTERN_MAX + 1], b[CONF_SHOW_MAX + 4];
 	const char *err;
 	int port;
 
-	if (pattern_split(argv[0], host, &port, &err) == -1) {
+	if (url_pattern_parse(argv[0], host, &port, &err) == -1) {
 		conf_error(p, p->line, "invalid probe-allow pattern \"%s\": %s",
 		    show(b, argv[0]), err);
 		return;
@@ -937,188 +803,6 @@ o_fingerprint(struct parser *p, struct capsule_conf *c, const char *v)
 	c->has_fingerprint = 1;
 }
 
-/* The number in a "{m,n}" bound, saturated; -1 when not all digits. */
-static int
-regex_bound(const char *s, const char *end, double *v)
-{
-	if (s == end)
-		return -1;
-	for (*v = 0; s < end; s++) {
-		if (*s < '0' || *s > '9')
-			return -1;
-		*v = *v * 10 + (*s - '0');
-		if (*v > 1e9)
-			*v = 1e9;
-	}
-	return 0;
-}
-
-/* One group level of regex_check: costs and what can match nothing. */
-struct regex_level {
-	double alt;  /* cost of the finished alternatives */
-	double seq;  /* cost of the current alternative */
-	double last; /* cost of its last item, what a repetition repeats */
-	int has_last;
-	int alt_empty;  /* a finished alternative can match the empty string */
-	int seq_empty;  /* the current alternative can, so far */
-	int pre_empty;  /* it could before its last item */
-	int last_empty; /* the last item can */
-};
-
-static void
-regex_level_init(struct regex_level *l)
-{
-	memset(l, 0, sizeof(*l));
-	l->seq_empty = l->pre_empty = 1;
-}
-
-static void
-regex_item(struct regex_level *l, double cost, int empty)
-{
-	l->pre_empty = l->seq_empty;
-	l->seq += cost;
-	l->last = cost;
-	l->has_last = 1;
-	l->last_empty = empty;
-	l->seq_empty = l->pre_empty && empty;
-}
-
-/*
- * Why glibc's regcomp, or regexec on a body from the network, could take
- * too long with this POSIX extended regex; NULL when it is fine.
- * - The cost bounds the nodes regcomp builds: every atom, "|", "*", "?"
- *   and group costs 1, a group adds the sum of its alternatives, "X+"
- *   doubles X (glibc copies it: "XX*"), "X{m,n}" multiplies X by n (by m
- *   for "{m,}"): "a++++++++++++++++++++" alone takes 700 MB.
- * - Repeating what can match the empty string ("(a*)*", "a**", "(a|)*",
- *   "(a*){100}") makes regcomp's closures explode after an anchor:
- *   "^((a*)*){32}" does not finish, and "((){255}){255}" overflows the
- *   stack. Such a repetition is never needed: "(a*)*" is "a*".
- * - Back-references make regexec backtrack, exponentially on a crafted
- *   body.
- */
-static const char *
-regex_check(const char *re)
-{
-	struct regex_level lv[REGEX_DEPTH_MAX + 1], *l;
-	const char *q, *comma, *e;
-	double g, m, n;
-	char term[3];
-	int d = 0, empty;
-
-	regex_level_init(&lv[0]);
-	for (; *re != '\0'; re++) {
-		l = &lv[d];
-		switch (*re) {
-		case '\\':
-			if (re[1] >= '1' && re[1] <= '9')
-				return "uses a back-reference, which is not "
-				       "supported";
-			/* \b \B \< \> \` \' match between characters. */
-			empty = re[1] != '\0' && strchr("bB<>`'", re[1]);
-			if (re[1] != '\0')
-				re++;
-			regex_item(l, 1, empty);
-			break;
-		case '^':
-		case '$':
-			regex_item(l, 1, 1);
-			break;
-		case '[':
-			q = re + 1;
-			if (*q == '^')
-				q++;
-			if (*q == ']')
-				q++;
-			for (; *q != '\0' && *q != ']'; q++) {
-				/* [:class:], [.coll.], [=equiv=] */
-				if (*q != '[' ||
-				    (q[1] != ':' && q[1] != '.' && q[1] != '='))
-					continue;
-				term[0] = q[1];
-				term[1] = ']';
-				term[2] = '\0';
-				if ((e = strstr(q + 2, term)) == NULL)
-					break;
-				q = e + 1;
-			}
-			re = *q == '\0' ? q - 1 : q;
-			regex_item(l, 1, 0);
-			break;
-		case '(':
-			if (++d > REGEX_DEPTH_MAX)
-				return "is too complex (groups nested too "
-				       "deep)";
-			regex_level_init(&lv[d]);
-			break;
-		case ')':
-			if (d == 0) {
-				regex_item(l, 1, 0);
-				break;
-			}
-			g = 1 + l->alt + l->seq;
-			empty = l->alt_empty || l->seq_empty;
-			l = &lv[--d];
-			regex_item(l, g, empty);
-			break;
-		case '|':
-			g = l->alt + l->seq + 1;
-			empty = l->alt_empty || l->seq_empty;
-			regex_level_init(l);
-			l->alt = g;
-			l->alt_empty = empty;
-			break;
-		case '*':
-		case '?':
-		case '+':
-			m = *re == '+';
-			n = *re == '+' ? 2 : 1;
-			goto repeat;
-		case '{':
-			if ((q = strchr(re, '}')) == NULL)
-				goto atom;
-			if ((comma = memchr(re, ',', q - re)) == NULL)
-				comma = q;
-			if (comma == re + 1 && comma < q)
-				m = 0; /* "{,n}" */
-			else if (regex_bound(re + 1, comma, &m) == -1)
-				goto atom;
-			if (comma + 1 >= q)
-				n = m; /* "{m}", "{m,}" */
-			else if (regex_bound(comma + 1, q, &n) == -1)
-				goto atom;
-			if (n < m)
-				n = m;
-			if (n < 1)
-				n = 1;
-			re = q;
-		repeat:
-			if (!l->has_last)
-				goto atom;
-			if (l->last_empty)
-				return "repeats an expression that can match "
-				       "the empty string";
-			l->seq += l->last * (n - 1) + 1;
-			l->last = l->last * n + 1;
-			l->last_empty = m == 0;
-			l->seq_empty = l->pre_empty && l->last_empty;
-			break;
-		default:
-		atom:
-			regex_item(l, 1, 0);
-			break;
-		}
-		if (lv[d].seq + lv[d].alt > REGEX_COST_MAX)
-			return "is too complex (repetition counts too large)";
-	}
-	/* Groups left open are an error for regcomp; fold them anyway. */
-	for (; d > 0; d--)
-		lv[d - 1].seq += 1 + lv[d].alt + lv[d].seq;
-	if (lv[0].seq + lv[0].alt > REGEX_COST_MAX)
-		return "is too complex (repetition counts too large)";
-	return NULL;
-}
-
 static void
 o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 {
@@ -1126,12 +810,7 @@ o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 	const char *why;
 	int rc;
 
-	if (strlen(v) > REGEX_LEN_MAX) {
-		conf_error(p, p->line, "expect-body is longer than %d bytes",
-		    REGEX_LEN_MAX);
-		return;
-	}
-	if ((why = regex_check(v)) != NULL) {
+	if ((why = reguard_check(v)) != NULL) {
 		conf_error(
 		    p, p->line, "expect-body regex \"%s\" %s", show(b, v), why);
 		return;
@@ -1249,7 +928,7 @@ conf_line(struct parser *p, const char *s, size_t len)
 		conf_error(p, p->line, "line contains a NUL byte");
 		return;
 	}
-	if (!utf8_valid((const unsigned char *)s, len)) {
+	if (!utf8_valid(s, len)) {
 		conf_error(p, p->line, "line is not valid UTF-8");
 		return;
 	}
@@ -1415,12 +1094,12 @@ parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
 	p.name = name;
 	p.conf = conf = xcalloc(1, sizeof(*conf));
 	conf->path = xstrdup(name);
-	conf->interval = 60;
-	conf->timeout = 10;
-	conf->concurrency = 16;
-	conf->history = 120;
+	conf->interval = DEFAULT_INTERVAL;
+	conf->timeout = DEFAULT_TIMEOUT;
+	conf->concurrency = DEFAULT_CONCURRENCY;
+	conf->history = DEFAULT_HISTORY;
 	conf->state_dir = xstrdup(state_dir);
-	conf->max_body = 4 * 1024 * 1024;
+	conf->max_body = DEFAULT_MAX_BODY;
 	conf->shard_k = conf->shard_n = 1;
 
 	start = 0;
@@ -1580,13 +1259,8 @@ conf_errors_free(struct conf_errors *errs)
 unsigned
 shard_of(const char *name, unsigned n)
 {
-	uint64_t h = 14695981039346656037ULL; /* FNV-1a 64 offset basis */
-	const unsigned char *s;
+	uint64_t h = hash_bytes(HASH_INIT, name, strlen(name));
 
-	for (s = (const unsigned char *)name; *s != '\0'; s++) {
-		h ^= *s;
-		h *= 1099511628211ULL; /* FNV-1a 64 prime */
-	}
 	if (n == 0)
 		n = 1;
 	return (unsigned)(h % n) + 1;
@@ -1607,45 +1281,4 @@ conf_capsule(const struct conf *conf, const char *name)
 		if (strcmp(conf->capsules[i].name, name) == 0)
 			return &conf->capsules[i];
 	return NULL;
-}
-
-static int
-pattern_match(const char *pat, const struct url *u)
-{
-	struct in6_addr a, b;
-	char host[CONF_PATTERN_MAX + 1];
-	const char *err;
-	int port;
-
-	if (pattern_split(pat, host, &port, &err) == -1)
-		return 0;
-	if (port != -1 && port != u->port)
-		return 0;
-	/* IPv6 has many spellings of one address: compare the addresses. */
-	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
-		return inet_pton(AF_INET6, u->host, &b) == 1 &&
-		       memcmp(&a, &b, sizeof(a)) == 0;
-	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
-}
-
-int
-conf_probe_allowed(const struct conf *conf, const struct url *u)
-{
-	const struct capsule_conf *c;
-	size_t i;
-
-	if (u == NULL || u->host == NULL)
-		return 0;
-	for (i = 0; i < conf->ncapsules; i++) {
-		c = &conf->capsules[i];
-		if (u->port == c->url.port && strcmp(u->host, c->url.host) == 0)
-			return 1;
-		if (c->error_path != NULL && u->port == c->error_url.port &&
-		    strcmp(u->host, c->error_url.host) == 0)
-			return 1;
-	}
-	for (i = 0; i < conf->nprobe_allow; i++)
-		if (pattern_match(conf->probe_allow[i], u))
-			return 1;
-	return 0;
 }

@@ -95,10 +95,5 @@ int conf_in_shard(const struct conf *, const struct capsule_conf *);
 
 /* Look up a capsule by name; NULL when absent. */
 const struct capsule_conf *conf_capsule(const struct conf *, const char *name);
-/*
- * Whether /probe may target host:port: a configured capsule's host:port,
- * or a probe-allow pattern (host glob, optional ":port", default 1965).
- */
-int conf_probe_allowed(const struct conf *, const struct url *);
 
 #endif

@@ -21,6 +21,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "api.h"
 #include "buf.h"
 #include "cert.h"
@@ -398,7 +399,7 @@ probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
 		j->req.tofu = sched_tofu(h->sched);
 	} else {
 		j->url = p.url;
-		if (!conf_probe_allowed(conf, &j->url)) {
+		if (!allow_probe(conf, &j->url)) {
 			log_info("/probe: %s refused (not a capsule, not in "
 			    "probe-allow)", j->url.text);
 			probe_job_free(j);

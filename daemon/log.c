@@ -27,7 +27,7 @@
 #define PRI_INFO	6
 #define PRI_DEBUG	7
 
-static enum log_level log_max = LOG_LEVEL_WARN;
+static enum log_level log_max = LOG_LEVEL_NOTICE;
 static int log_journal;		/* stderr is the journal */
 
 /*
@@ -65,7 +65,7 @@ log_init(enum log_level max)
 	log_journal = stderr_is_journal();
 }
 
-int
+static int
 log_enabled(enum log_level level)
 {
 	return level <= log_max;
@@ -141,7 +141,7 @@ log_warnx(const char *fmt, ...)
 void
 log_notice(const char *fmt, ...)
 {
-	LOG_BODY(LOG_LEVEL_WARN, PRI_NOTICE, "", 0);
+	LOG_BODY(LOG_LEVEL_NOTICE, PRI_NOTICE, "", 0);
 }
 
 void

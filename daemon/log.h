@@ -6,21 +6,25 @@
 #ifndef GEMWATCH_LOG_H
 #define GEMWATCH_LOG_H
 
-enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
+enum log_level {
+	LOG_LEVEL_ERR,
+	LOG_LEVEL_WARN,
+	LOG_LEVEL_NOTICE,	/* what the daemon says by default */
+	LOG_LEVEL_INFO,
+	LOG_LEVEL_DEBUG
+};
 
 /*
- * Set the most verbose level printed (default LOG_LEVEL_WARN), and see
+ * Set the most verbose level printed (default LOG_LEVEL_NOTICE), and see
  * whether stderr is the journal ($JOURNAL_STREAM): then each line starts
  * with its syslog priority (<3> fatal, <4> warning, <5> notice, <6> info,
  * <7> debug) instead of a timestamp.
  */
 void log_init(enum log_level max);
-/* Whether a message at this level would be printed. */
-int log_enabled(enum log_level level);
 
 void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* shown by default */
+void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* events: shown by the daemon by default */
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
 void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));	/* appends strerror(errno) */

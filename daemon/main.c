@@ -21,7 +21,6 @@
 #include <fcntl.h>
 #include <getopt.h>
 #include <gnutls/gnutls.h>
-#include <grp.h>
 #include <jansson.h>
 #include <malloc.h>
 #include <microhttpd.h>
@@ -38,16 +37,18 @@
 #include "clock.h"
 #include "cmd.h"
 #include "conf.h"
+#include "defaults.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "priv.h"
 #include "probe.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "statedir.h"
 #include "store.h"
 #include "xmalloc.h"
 
-#define DEFAULT_CONF SYSCONFDIR "/gemwatch.conf"
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
 
@@ -139,50 +140,6 @@ raise_fd_limit(void)
 	}
 }
 
-/*
- * The state directory: created when missing. Returns dir when usable,
- * NULL (after a warning) when the daemon must keep its state in memory.
- */
-static const char *
-state_dir_init(const char *dir, const struct passwd *pw)
-{
-	char	*p, *s;
-
-	s = xstrdup(dir);
-	for (p = s + 1; *p != '\0'; p++) {
-		if (*p != '/')
-			continue;
-		*p = '\0';
-		(void)mkdir(s, 0755);
-		*p = '/';
-	}
-	if (mkdir(s, 0750) == -1 && errno != EEXIST) {
-		log_warn("state-dir %s; keeping state in memory only", s);
-		free(s);
-		return NULL;
-	}
-	free(s);
-	if (pw != NULL && chown(dir, pw->pw_uid, pw->pw_gid) == -1)
-		log_warn("chown %s", dir);
-	if (access(dir, W_OK | X_OK) == -1 && pw == NULL) {
-		log_warn("state-dir %s is not writable; keeping state in "
-		    "memory only", dir);
-		return NULL;
-	}
-	return dir;
-}
-
-static void
-drop_privileges(const struct passwd *pw)
-{
-	if (setgroups(1, &pw->pw_gid) == -1 || setgid(pw->pw_gid) == -1 ||
-	    setuid(pw->pw_uid) == -1)
-		fatal("cannot drop privileges to %s", pw->pw_name);
-	if (setuid(0) != -1)
-		fatalx("privileges to %s were not dropped", pw->pw_name);
-	log_info("running as %s", pw->pw_name);
-}
-
 static void
 reload(struct sched *sched, struct store *store, const char *path)
 {
@@ -217,10 +174,10 @@ run_daemon(const char *path)
 	struct tofu_store	*tofu;
 	struct http		*http;
 	struct sched		*sched;
-	struct passwd		*pw = NULL;
+	const struct passwd	*pw;
 	struct daemon_info	 info;
 	struct pollfd		 pfd[2];
-	const char		*state;
+	enum statedir		 state;
 	char			*snapshot = NULL;
 	double			 saved;
 	unsigned char		 sig;
@@ -230,12 +187,11 @@ run_daemon(const char *path)
 		log_warnx("%s: configuration has errors; not starting", path);
 		return 1;
 	}
-	if (conf->user != NULL && geteuid() == 0) {
-		if ((pw = getpwnam(conf->user)) == NULL) {
-			log_warnx("user %s does not exist", conf->user);
-			conf_free(conf);
-			return 1;
-		}
+	if (priv_user(conf->user, &pw) == -1 ||
+	    (state = statedir_init(conf->state_dir, pw)) == STATEDIR_REFUSED) {
+		log_warnx("%s: not starting", path);
+		conf_free(conf);
+		return 1;
 	}
 	/*
 	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
@@ -261,14 +217,18 @@ run_daemon(const char *path)
 	info.version = PACKAGE_VERSION;
 	info.start_time = clock_wall();
 	store = store_new();
-	state = state_dir_init(conf->state_dir, pw);
-	if (state != NULL) {	/* state points into conf, which goes away */
-		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
+	if (state != STATEDIR_MEMORY) {
+		xasprintf(&snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
 		store_sync(store, conf);	/* sched_apply's will keep it */
 		(void)store_load(store, snapshot);
 	}
+	if (state != STATEDIR_WRITABLE) {	/* read, but never written */
+		free(snapshot);
+		snapshot = NULL;
+	}
 	saved = clock_mono();
-	tofu = tofu_open(state);
+	tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
+	    state == STATEDIR_WRITABLE);
 	sched = sched_new(store, tofu);
 	if ((http = http_start(conf, store, sched, &info)) == NULL) {
 		sched_free(sched);
@@ -280,7 +240,7 @@ run_daemon(const char *path)
 		return 1;
 	}
 	if (pw != NULL)
-		drop_privileges(pw);
+		priv_drop(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
 	sched_apply(sched, conf);
@@ -377,7 +337,7 @@ main(int argc, char *argv[])
 		return 2;
 	}
 	log_init(verbose == 2 ? LOG_LEVEL_DEBUG :
-	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_WARN);
+	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_NOTICE);
 	if (check) {
 		if ((conf = conf_load_report(path, stderr)) == NULL)
 			return 1;

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "clock.h"
+#include "hash.h"
 #include "metrics.h"
 #include "result.h"
 #include "store.h"
@@ -803,20 +804,6 @@ render_capsules(struct emit *e, const struct store *s)
 	free(pfx);
 }
 
-void
-metrics_render(struct buf *b, struct store *s, const struct daemon_info *info)
-{
-	struct emit		e = { .b = b };
-	struct proc_sample	p;
-
-	store_rdlock(s);
-	render_capsules(&e, s);
-	render_daemon(&e, s, info);
-	store_unlock(s);
-	proc_sample(&p);
-	render_process(&e, info, &p);
-}
-
 /*
  * The cache. What the capsules' families show changes only when a probe
  * finishes (store_put counts it and replaces the latest result) or the
@@ -843,37 +830,28 @@ struct metrics_cache {
 	double		 proc_at;	/* monotonic, 0: never */
 };
 
-static uint64_t
-fnv(uint64_t h, const void *p, size_t n)
-{
-	const unsigned char *c = p;
-
-	while (n-- > 0)
-		h = (h ^ *c++) * 0x100000001b3ULL;
-	return h;
-}
-
 /* The fingerprint of what render_capsules shows (read lock held). */
 static uint64_t
 fingerprint(const struct store *s)
 {
 	const struct store_capsule	*cap;
 	const struct store_check	*c;
-	uint64_t			 h = 0xcbf29ce484222325ULL;
+	uint64_t			 h = HASH_INIT;
 	size_t				 i, n = store_count(s);
 	double				 t;
 	int				 k;
 
-	h = fnv(h, &n, sizeof n);
+	h = hash_bytes(h, &n, sizeof n);
 	for (i = 0; i < n; i++) {
 		cap = store_at(s, i);
-		h = fnv(h, cap->name, strlen(cap->name) + 1);
-		h = fnv(h, &cap->has_error_page, sizeof cap->has_error_page);
+		h = hash_bytes(h, cap->name, strlen(cap->name) + 1);
+		h = hash_bytes(h, &cap->has_error_page,
+		    sizeof cap->has_error_page);
 		for (k = 0; k < CHECK__COUNT; k++) {
 			c = &cap->check[k];
 			t = c->last != NULL ? c->last->time : -1;
-			h = fnv(h, &c->probes, sizeof c->probes);
-			h = fnv(h, &t, sizeof t);
+			h = hash_bytes(h, &c->probes, sizeof c->probes);
+			h = hash_bytes(h, &t, sizeof t);
 		}
 	}
 	return h;

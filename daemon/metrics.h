@@ -16,14 +16,14 @@ struct daemon_info {
 	double		 start_time;	/* Unix seconds */
 };
 
-/* Render /metrics from the store (takes the read lock itself). */
-void metrics_render(struct buf *, struct store *, const struct daemon_info *);
-
 /* The capsules' samples of the last render, reused while they hold. */
 struct metrics_cache;
 struct metrics_cache *metrics_cache_new(void);
 void metrics_cache_free(struct metrics_cache *);
-/* metrics_render through the cache (thread-safe). */
+/*
+ * Render /metrics from the store (takes the read lock itself), reusing
+ * the cache's text while it holds (thread-safe).
+ */
 void metrics_render_cached(struct buf *, struct metrics_cache *,
     struct store *, const struct daemon_info *);
 /* Render /probe's answer for one result. */

@@ -65,16 +65,6 @@ static const char css[] =
     "svg{display:block}.spark polyline{stroke:currentColor}"
     ".spark .fail{fill:var(--down)}\n";
 
-static const char *const end_words[END__COUNT] = {
-	DASH,
-	"complete (close_notify)",
-	"truncated? closed without close_notify",
-	"truncated? connection reset",
-	"timed out",
-	"stopped at max-body",
-	"TLS error"
-};
-
 /*
  * Escape s[0..len) for HTML text and attribute values, repairing it on the
  * way: ill-formed UTF-8 becomes U+FFFD (one per byte, as utf8_sanitize
@@ -290,7 +280,7 @@ cell_end(struct buf *b, const struct probe_result *r)
 		buf_adds(b, "<td>");
 	else
 		buf_adds(b, "<td class=\"warn\">");
-	buf_adds(b, end_words[e]);
+	buf_adds(b, e == END_NONE ? DASH : end_brief(e));
 	buf_adds(b, "</td>");
 }
 

@@ -29,8 +29,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bodymatch.h"
 #include "cert.h"
 #include "clock.h"
+#include "defaults.h"
 #include "hex.h"
 #include "log.h"
 #include "probe.h"
@@ -208,8 +210,8 @@ probe_req_init(struct probe_req *r, const struct url *u)
 	r->url = u;
 	r->check = CHECK_PAGE;
 	r->family = AF_UNSPEC;
-	r->timeout = 10;
-	r->max_body = 4 * 1024 * 1024;
+	r->timeout = DEFAULT_TIMEOUT;
+	r->max_body = DEFAULT_MAX_BODY;
 	r->cancel_fd = -1;
 	status_spec_default(&r->expect_status);
 	r->require_close_notify = 1;
@@ -832,6 +834,41 @@ finish_tls(struct probe *p)
 	p->session = NULL;
 }
 
+/*
+ * expect-body, within the probe's deadline (bodymatch.h: the match runs
+ * apart and is cut off); 0 with the failure recorded when it missed.
+ */
+static int
+body_matches(struct probe *p)
+{
+	const struct probe_req	*req = p->req;
+
+	switch (bodymatch_run(req->expect_body, p->body ? p->body : "",
+	    p->body_len, p->deadline, req->cancel_fd)) {
+	case BODYMATCH_MATCH:
+		return 1;
+	case BODYMATCH_NOMATCH:
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "body does not match expect-body");
+		break;
+	case BODYMATCH_TIMEOUT:
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "expect-body match cut off at the deadline of %.3gs "
+		    "(%zu bytes of body)", req->timeout, p->body_len);
+		break;
+	case BODYMATCH_CANCELLED:
+		p->cancelled = 1;
+		fail_wait(p, WAIT_CANCELLED, STAGE_BODY, "expect-body");
+		break;
+	default:
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "expect-body could not be matched: the matcher did "
+		    "not run or died");
+		break;
+	}
+	return 0;
+}
+
 /* The verdict: the first expectation missed, in SPEC §4's order. */
 static void
 judge(struct probe *p)
@@ -839,7 +876,6 @@ judge(struct probe *p)
 	struct probe_result	*res = p->res;
 	const struct probe_req	*req = p->req;
 	enum reason		 r;
-	int			 rv;
 
 	if (res->reason != REASON_NONE)
 		return;		/* transport or header failure already */
@@ -885,19 +921,8 @@ judge(struct probe *p)
 		    res->status, (long long)res->body_bytes);
 		return;
 	}
-	if (req->expect_body != NULL) {
-		regmatch_t m[1];
-
-		m[0].rm_so = 0;
-		m[0].rm_eo = (regoff_t)p->body_len;
-		rv = regexec(req->expect_body, p->body ? p->body : "", 1, m,
-		    REG_STARTEND);
-		if (rv != 0) {
-			result_fail(res, REASON_BODY, STAGE_BODY,
-			    "body does not match expect-body");
-			return;
-		}
-	}
+	if (req->expect_body != NULL && !body_matches(p))
+		return;
 	res->success = 1;
 }
 

@@ -31,7 +31,7 @@ struct probe_req {
 	struct tofu_store	*tofu;		/* NULL: no TOFU */
 };
 
-/* Set the defaults: 10 s, 4 MiB, 2x, close_notify required. */
+/* Set the defaults (defaults.h), status 2x, close_notify required. */
 void probe_req_init(struct probe_req *, const struct url *);
 /* Global GnuTLS set-up; call once before any probe. 0 or -1. */
 int probe_global_init(void);

@@ -26,30 +26,6 @@ add_safe(struct buf *b, const char *s)
 	}
 }
 
-const char *
-report_end_words(enum end e)
-{
-	switch (e) {
-	case END_CLOSE_NOTIFY:
-		return "complete: close_notify received";
-	case END_PREMATURE:
-		return "the response may be truncated: the connection closed "
-		    "without close_notify";
-	case END_RESET:
-		return "the response may be truncated: the connection was "
-		    "reset without close_notify";
-	case END_TIMEOUT:
-		return "the response may be truncated: it did not end before "
-		    "the deadline";
-	case END_LIMIT:
-		return "gemwatch stopped reading: the body passed max-body";
-	case END_ERROR:
-		return "the response may be truncated: a TLS error ended it";
-	default:
-		return "no response body was reached";
-	}
-}
-
 void
 report_text(struct buf *b, const struct probe_result *r)
 {
@@ -99,7 +75,7 @@ report_text(struct buf *b, const struct probe_result *r)
 	if (r->body_bytes >= 0)
 		buf_printf(b, "  body:        %lld bytes\n",
 		    (long long)r->body_bytes);
-	buf_printf(b, "  end:         %s\n", report_end_words(r->end));
+	buf_printf(b, "  end:         %s\n", end_words(r->end));
 	if (r->success)
 		buf_adds(b, "  result:      OK\n");
 	else {

@@ -8,8 +8,6 @@
 #include "buf.h"
 #include "result.h"
 
-/* How the response ended, in words ("complete: close_notify received"). */
-const char *report_end_words(enum end);
 /* Append the report of r to b; bytes from outside are escaped. */
 void report_text(struct buf *b, const struct probe_result *r);
 

@@ -14,8 +14,27 @@
 #include "xmalloc.h"
 
 static const char *const check_names[CHECK__COUNT] = { "page", "error_page" };
-static const char *const end_names[END__COUNT] = {
-	NULL, "close_notify", "premature", "reset", "timeout", "limit", "error"
+/* How a response ended: its name, a few words for a table cell (the
+ * status page) and a sentence (gemwatch probe, /probe?debug). */
+static const struct {
+	const char	*name, *brief, *words;
+} ends[END__COUNT] = {
+	{ NULL, NULL, "no response body was reached" },
+	{ "close_notify", "complete (close_notify)",
+	    "complete: close_notify received" },
+	{ "premature", "truncated? closed without close_notify",
+	    "the response may be truncated: the connection closed without "
+	    "close_notify" },
+	{ "reset", "truncated? connection reset",
+	    "the response may be truncated: the connection was reset without "
+	    "close_notify" },
+	{ "timeout", "timed out",
+	    "the response may be truncated: it did not end before the "
+	    "deadline" },
+	{ "limit", "stopped at max-body",
+	    "gemwatch stopped reading: the body passed max-body" },
+	{ "error", "TLS error",
+	    "the response may be truncated: a TLS error ended it" },
 };
 static const char *const reason_names[REASON__COUNT] = {
 	NULL, "resolve", "connect", "tls", "timeout", "header", "status",
@@ -56,26 +75,6 @@ result_clear(struct probe_result *r)
 	result_init(r);
 }
 
-static char *
-dup_or_null(const char *s)
-{
-	return s != NULL ? xstrdup(s) : NULL;
-}
-
-void
-result_copy(struct probe_result *dst, const struct probe_result *src)
-{
-	if (dst == src)
-		return;
-	result_clear(dst);
-	*dst = *src;
-	dst->url = dup_or_null(src->url);
-	dst->message = dup_or_null(src->message);
-	dst->meta = dup_or_null(src->meta);
-	dst->cert.subject = dup_or_null(src->cert.subject);
-	dst->cert.issuer = dup_or_null(src->cert.issuer);
-}
-
 void
 result_fail(struct probe_result *r, enum reason reason, enum stage stage,
     const char *fmt, ...)
@@ -89,8 +88,7 @@ result_fail(struct probe_result *r, enum reason reason, enum stage stage,
 	r->stage = stage;
 	free(r->message);
 	va_start(ap, fmt);
-	if (vasprintf(&r->message, fmt, ap) < 0)
-		r->message = NULL;
+	(void)xvasprintf(&r->message, fmt, ap);
 	va_end(ap);
 }
 
@@ -123,7 +121,19 @@ check_name(enum check c)
 const char *
 end_name(enum end e)
 {
-	return NAME_OF(end_names, e, END__COUNT);
+	return (unsigned)e < END__COUNT ? ends[e].name : NULL;
+}
+
+const char *
+end_brief(enum end e)
+{
+	return (unsigned)e < END__COUNT ? ends[e].brief : NULL;
+}
+
+const char *
+end_words(enum end e)
+{
+	return ends[(unsigned)e < END__COUNT ? e : END_NONE].words;
 }
 
 const char *
@@ -148,43 +158,6 @@ const char *
 tofu_name(enum tofu t)
 {
 	return NAME_OF(tofu_names, t, TOFU__COUNT);
-}
-
-static int
-lookup(const char *const *table, size_t n, const char *name)
-{
-	size_t i;
-
-	if (name == NULL)
-		return -1;
-	for (i = 0; i < n; i++)
-		if (table[i] != NULL && strcmp(table[i], name) == 0)
-			return (int)i;
-	return -1;
-}
-
-int
-end_from_name(const char *s)
-{
-	return lookup(end_names, END__COUNT, s);
-}
-
-int
-reason_from_name(const char *s)
-{
-	return lookup(reason_names, REASON__COUNT, s);
-}
-
-int
-stage_from_name(const char *s)
-{
-	return lookup(stage_names, STAGE__COUNT, s);
-}
-
-int
-tofu_from_name(const char *s)
-{
-	return lookup(tofu_names, TOFU__COUNT, s);
 }
 
 void

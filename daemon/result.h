@@ -117,8 +117,6 @@ struct probe_result {
 void result_init(struct probe_result *);
 /* Free what the result owns and re-initialise it. */
 void result_clear(struct probe_result *);
-/* Deep copy into an initialised or cleared dst. */
-void result_copy(struct probe_result *dst, const struct probe_result *src);
 /* Record a failure, keeping the first one. The message is copied. */
 void result_fail(struct probe_result *, enum reason, enum stage,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -128,15 +126,14 @@ enum reason end_reason(enum end);
 
 const char *check_name(enum check);
 const char *end_name(enum end);	/* NULL for END_NONE */
+/* How it ended in a few words ("timed out"); NULL for END_NONE. */
+const char *end_brief(enum end);
+/* How it ended in a sentence ("complete: close_notify received"). */
+const char *end_words(enum end);
 const char *reason_name(enum reason);	/* NULL for REASON_NONE */
 const char *stage_name(enum stage);
 const char *phase_name(enum phase);
 const char *tofu_name(enum tofu);	/* NULL for TOFU_NONE */
-/* Parse a name back (snapshots); -1 when unknown. */
-int end_from_name(const char *);
-int reason_from_name(const char *);
-int stage_from_name(const char *);
-int tofu_from_name(const char *);
 
 /* Format a Unix time as RFC 3339 UTC ("2026-11-28T16:00:00Z"). */
 void format_rfc3339(time_t, char out[32]);

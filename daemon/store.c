@@ -22,6 +22,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "hash.h"
 #include "log.h"
 #include "result.h"
 #include "store.h"
@@ -41,22 +42,9 @@ streq(const char *a, const char *b)
 	return a == b || strcmp(a, b) == 0;
 }
 
-static uint32_t
-hash_bytes(uint32_t h, const void *p, size_t len)
-{
-	const unsigned char	*c = p;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= c[i];
-		h *= 16777619U;
-	}
-	return h;
-}
-
 /* NULL and "" hash differently. */
-static uint32_t
-hash_str(uint32_t h, const char *s)
+static uint64_t
+hash_str(uint64_t h, const char *s)
 {
 	return s == NULL ? hash_bytes(h, "\377", 1) :
 	    hash_bytes(h, s, strlen(s) + 1);
@@ -82,13 +70,14 @@ fact_status(const struct probe_result *r)
 	    (int16_t)r->status : -1;
 }
 
-/* The hash of what a site for r holds; without a certificate, the
- * certificate's fields are not part of it. */
+/* The hash of what a site for r holds (cut to 32 bits, it only spares
+ * comparisons); without a certificate, the certificate's fields are not
+ * part of it. */
 static uint32_t
 site_hash(const struct probe_result *r)
 {
 	const struct cert_facts	*cf = &r->cert;
-	uint32_t		 h = 2166136261U;
+	uint64_t		 h = HASH_INIT;
 	uint16_t		 port = site_port(r);
 	uint8_t			 ip = site_ip(r), b[3];
 	int64_t			 t[2];
@@ -100,7 +89,7 @@ site_hash(const struct probe_result *r)
 	h = hash_bytes(h, &port, sizeof port);
 	h = hash_bytes(h, &ip, sizeof ip);
 	if (!cf->present)
-		return h;
+		return (uint32_t)h;
 	h = hash_bytes(h, cf->sha256, strnlen(cf->sha256, sizeof cf->sha256));
 	h = hash_bytes(h, cf->pubkey_sha256,
 	    strnlen(cf->pubkey_sha256, sizeof cf->pubkey_sha256));
@@ -112,21 +101,23 @@ site_hash(const struct probe_result *r)
 	b[0] = 1;
 	b[1] = cf->self_signed != 0;
 	b[2] = cf->hostname_match != 0;
-	return hash_bytes(h, b, sizeof b);
+	return (uint32_t)hash_bytes(h, b, sizeof b);
 }
 
 static uint32_t
 fact_hash(const struct probe_result *r, uint32_t site)
 {
-	int16_t status = fact_status(r);
-	uint8_t	b[2];
+	int16_t		status = fact_status(r);
+	uint8_t		b[2];
+	uint64_t	h = HASH_INIT;
 
 	b[0] = (uint8_t)r->reason;
 	b[1] = (uint8_t)r->stage;
-	site = hash_bytes(site, &status, sizeof status);
-	site = hash_bytes(site, b, sizeof b);
-	site = hash_str(site, r->meta);
-	return hash_str(site, r->message);
+	h = hash_bytes(h, &site, sizeof site);
+	h = hash_bytes(h, &status, sizeof status);
+	h = hash_bytes(h, b, sizeof b);
+	h = hash_str(h, r->meta);
+	return (uint32_t)hash_str(h, r->message);
 }
 
 /* Compare a fixed-size array field with a site's NUL-terminated copy. */
@@ -648,7 +639,7 @@ byname_key_cmp(const void *key, const void *elem)
 }
 
 struct store_capsule *
-store_lookup(const struct store *s, const char *name)
+store_find(const struct store *s, const char *name)
 {
 	struct store_capsule **p;
 
@@ -677,7 +668,7 @@ store_sync(struct store *s, const struct conf *conf)
 		assert(cc->name != NULL && cc->url.text != NULL);
 		if (!conf_in_shard(conf, cc))
 			continue;
-		old = store_lookup(s, cc->name);
+		old = store_find(s, cc->name);
 		if (old != NULL && !taken[old - s->caps]) {
 			taken[old - s->caps] = 1;
 			caps[n] = *old;
@@ -781,7 +772,7 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 	if ((unsigned)res->check >= CHECK__COUNT)
 		return;
 	store_wrlock(s);
-	if ((cap = store_lookup(s, name)) == NULL ||
+	if ((cap = store_find(s, name)) == NULL ||
 	    (res->check == CHECK_ERROR_PAGE && !cap->has_error_page)) {
 		/* Removed (or its error-path was) by a reload while probing. */
 		log_debug("store: dropped a result for %s",
@@ -869,12 +860,6 @@ const struct store_capsule *
 store_at(const struct store *s, size_t i)
 {
 	return i < s->ncaps ? &s->caps[i] : NULL;
-}
-
-const struct store_capsule *
-store_find(const struct store *s, const char *name)
-{
-	return store_lookup(s, name);
 }
 
 int

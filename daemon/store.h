@@ -75,7 +75,8 @@ void store_rdlock(struct store *);
 void store_unlock(struct store *);
 size_t store_count(const struct store *);
 const struct store_capsule *store_at(const struct store *, size_t i);
-const struct store_capsule *store_find(const struct store *, const char *name);
+/* A capsule by name, or NULL; under the write lock it may be changed. */
+struct store_capsule *store_find(const struct store *, const char *name);
 /*
  * Fill view with the i-th newest result of the history (0 = newest);
  * returns 0, or -1 past the end. The view's strings are borrowed from the

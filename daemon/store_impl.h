@@ -128,7 +128,6 @@ struct store_fact {
 };
 
 void store_wrlock(struct store *);
-struct store_capsule *store_lookup(const struct store *, const char *name);
 
 void store_check_init(struct store_check *, enum check);
 void store_check_free(struct store_check *);

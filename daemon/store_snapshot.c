@@ -3,8 +3,8 @@
  * state-dir/history.snapshot every minute and at shutdown, and loaded at
  * start, so a restart loses nothing (store.h). The file is binary and
  * compact (under 30 bytes per history entry: 33 MiB for 10,000 capsules
- * with `history 120`); it is written to PATH.tmp, fsynced and renamed over
- * PATH, so it is always whole. A file that cannot be used is moved aside
+ * with `history 120`); it is written through file_replace (a temporary
+ * file, fsynced and renamed over PATH), so it is always whole. A file that cannot be used is moved aside
  * to PATH.corrupt and the daemon starts with an empty store. Loading
  * checks everything before it changes anything.
  *
@@ -53,6 +53,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "file.h"
+#include "hash.h"
 #include "log.h"
 #include "result.h"
 #include "store.h"
@@ -68,21 +70,6 @@
 #define CERT_TIME_MIN	INT64_C(-62135596800)
 #define CERT_TIME_MAX	INT64_C(253402300799)
 #define DUR_MAX		1e9	/* seconds; no probe takes 30 years */
-#define FNV64_BASIS	UINT64_C(14695981039346656037)
-#define FNV64_PRIME	UINT64_C(1099511628211)
-
-static uint64_t
-fnv64(uint64_t h, const void *p, size_t len)
-{
-	const unsigned char	*c = p;
-	size_t			 i;
-
-	for (i = 0; i < len; i++) {
-		h ^= c[i];
-		h *= FNV64_PRIME;
-	}
-	return h;
-}
 
 static unsigned
 entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
@@ -95,6 +82,7 @@ entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
 /* Bytes go through buf (hashed on the way out) to fp: a million small
  * fwrite calls would cost more than the encoding. */
 struct writer {
+	struct store	*store;
 	FILE		*fp;
 	uint64_t	 hash;
 	size_t		 len;
@@ -104,7 +92,7 @@ struct writer {
 static void
 w_flush(struct writer *w)
 {
-	w->hash = fnv64(w->hash, w->buf, w->len);
+	w->hash = hash_bytes(w->hash, w->buf, w->len);
 	(void)fwrite(w->buf, 1, w->len, w->fp);	/* errors: ferror later */
 	w->len = 0;
 }
@@ -115,7 +103,7 @@ w_bytes(struct writer *w, const void *p, size_t len)
 	if (len > sizeof w->buf - w->len) {
 		w_flush(w);
 		if (len > sizeof w->buf) {
-			w->hash = fnv64(w->hash, p, len);
+			w->hash = hash_bytes(w->hash, p, len);
 			(void)fwrite(p, 1, len, w->fp);
 			return;
 		}
@@ -380,80 +368,36 @@ w_store(struct writer *w, struct store *s)
 	store_unlock(s);
 }
 
-/* Make the rename durable. */
-static void
-sync_dir(const char *path)
+/* file_replace's fill: the whole file, its trailer last. */
+static int
+w_file(FILE *fp, void *arg)
 {
-	char	*dir;
-	char	*slash;
-	int	 fd;
+	struct writer	*w = arg;
+	unsigned char	 trailer[TRAILER_LEN];
+	int		 i;
 
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(fd);
-		close(fd);
-	}
-	free(dir);
+	w->fp = fp;
+	(void)setvbuf(fp, NULL, _IONBF, 0);	/* w has the buffer */
+	w_store(w, w->store);
+	w_flush(w);
+	for (i = 0; i < TRAILER_LEN; i++)
+		trailer[i] = (unsigned char)(w->hash >> (8 * i));
+	(void)fwrite(trailer, 1, sizeof trailer, fp);	/* ferror: later */
+	return 0;
 }
 
 int
 store_save(struct store *s, const char *path)
 {
 	struct writer	*w;
-	unsigned char	 trailer[TRAILER_LEN];
-	char		*tmp;
-	int		 fd, i;
+	int		 rv;
 
 	w = xcalloc(1, sizeof *w);
-	w->hash = FNV64_BASIS;
-	xasprintf(&tmp, "%s.tmp", path);
-	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC,
-	    0640)) == -1) {
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	if ((w->fp = fdopen(fd, "w")) == NULL) {
-		log_warn("snapshot %s", tmp);
-		close(fd);
-		goto fail;
-	}
-	(void)setvbuf(w->fp, NULL, _IONBF, 0);	/* w has the buffer */
-	w_store(w, s);
-	w_flush(w);
-	for (i = 0; i < TRAILER_LEN; i++)
-		trailer[i] = (unsigned char)(w->hash >> (8 * i));
-	(void)fwrite(trailer, 1, sizeof trailer, w->fp);
-	if (fflush(w->fp) != 0 || ferror(w->fp) || fsync(fileno(w->fp)) != 0) {
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	if (fclose(w->fp) != 0) {
-		w->fp = NULL;
-		log_warn("snapshot %s", tmp);
-		goto fail;
-	}
-	w->fp = NULL;
-	if (rename(tmp, path) != 0) {
-		log_warn("snapshot: rename %s to %s", tmp, path);
-		goto fail;
-	}
-	sync_dir(path);
-	free(tmp);
+	w->hash = HASH_INIT;
+	w->store = s;
+	rv = file_replace(path, 0640, w_file, w);
 	free(w);
-	return 0;
-fail:
-	if (w->fp != NULL)
-		fclose(w->fp);
-	(void)unlink(tmp);
-	free(tmp);
-	free(w);
-	return -1;
+	return rv;
 }
 
 /* ---- reading ----------------------------------------------------------- */
@@ -843,7 +787,7 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 	r.end -= TRAILER_LEN;
 	for (hash = 0, i = 0; i < TRAILER_LEN; i++)
 		hash |= (uint64_t)r.end[i] << (8 * i);
-	if (fnv64(FNV64_BASIS, buf, len - TRAILER_LEN) != hash) {
+	if (hash_bytes(HASH_INIT, buf, len - TRAILER_LEN) != hash) {
 		bad(&r, "checksum mismatch (truncated or damaged)");
 		return -1;
 	}
@@ -860,7 +804,7 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 			bad(&r, "capsule without a name");
 			break;
 		}
-		cap = store_lookup(s, name);
+		cap = store_find(s, name);
 		if (cap != NULL && seen[cap - s->caps])
 			bad(&r, "capsule %s twice", name);
 		free(name);
@@ -926,7 +870,7 @@ store_load(struct store *s, const char *path)
 	char		 err[256], *aside;
 	int		 fd, rv;
 
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) == -1) {
+	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT) {
 			log_info("snapshot %s: none yet", path);
 			return 0;

@@ -14,64 +14,26 @@
 #include <netinet/in.h>
 #include <arpa/inet.h>
 
+#include <fnmatch.h>
 #include <gnutls/gnutls.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "defaults.h"
 #include "url.h"
+#include "utf8.h"
 #include "xmalloc.h"
 
 #define URL_SCHEME	"gemini://"
 #define URL_SCHEME_LEN	(sizeof(URL_SCHEME) - 1)
-#define URL_PORT	1965
 /* Input this long cannot shrink to a URL of URL_MAX bytes. */
 #define URL_INPUT_MAX	4096
 #define URL_HOST_MAX	253	/* DNS limits */
 #define URL_LABEL_MAX	63
 
 static const char *url_err_long = "URL longer than 1024 bytes";
-
-/* Strict UTF-8: no overlong forms, no surrogates, nothing past U+10FFFF. */
-static int
-url_utf8_valid(const unsigned char *s, size_t len)
-{
-	size_t i, k, n;
-	unsigned int c, min;
-
-	for (i = 0; i < len; i += n + 1) {
-		c = s[i];
-		if (c < 0x80) {
-			n = 0;
-			continue;
-		}
-		if (c >= 0xc2 && c <= 0xdf) {
-			n = 1;
-			c &= 0x1f;
-			min = 0x80;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			n = 2;
-			c &= 0x0f;
-			min = 0x800;
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			n = 3;
-			c &= 0x07;
-			min = 0x10000;
-		} else
-			return 0;
-		if (len - i - 1 < n)
-			return 0;
-		for (k = 1; k <= n; k++) {
-			if ((s[i + k] & 0xc0) != 0x80)
-				return 0;
-			c = (c << 6) | (s[i + k] & 0x3f);
-		}
-		if (c < min || c > 0x10ffff || (c >= 0xd800 && c <= 0xdfff))
-			return 0;
-	}
-	return 1;
-}
 
 /* Check a lower-case ASCII host name and whether it is an IPv4 literal. */
 static int
@@ -145,7 +107,7 @@ url_host_name(const char *p, size_t n, int *is_ip, const char **err)
 	if (ascii)
 		name = xstrndup(p, n);
 	else {
-		if (!url_utf8_valid((const unsigned char *)p, n)) {
+		if (!utf8_valid(p, n)) {
 			*err = "host name is not valid UTF-8";
 			return NULL;
 		}
@@ -242,7 +204,7 @@ url_parse(const char *buf, size_t len, struct url *u, const char **err)
 	const char *auth, *auth_end, *end, *rest, *p;
 	char *host = NULL, *path = NULL, *text = NULL;
 	char portstr[8] = "";
-	int port = URL_PORT, is_ip = 0, is_ipv6 = 0;
+	int port = DEFAULT_PORT, is_ip = 0, is_ipv6 = 0;
 	size_t i;
 
 	memset(u, 0, sizeof(*u));
@@ -305,7 +267,7 @@ url_parse(const char *buf, size_t len, struct url *u, const char **err)
 	if (rest < auth_end) {
 		if (url_port(rest + 1, auth_end - rest - 1, &port, err) == -1)
 			goto fail;
-		if (port != URL_PORT)
+		if (port != DEFAULT_PORT)
 			(void)snprintf(portstr, sizeof(portstr), ":%d", port);
 	}
 
@@ -329,6 +291,101 @@ fail:
 	free(path);
 	free(host);
 	return -1;
+}
+
+/*
+ * A probe-allow pattern (url.h): the host glob is checked here so that
+ * fnmatch sees only letters, digits, ".", "-", "_" and balanced classes.
+ */
+int
+url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1], int *port,
+    const char **err)
+{
+	const char *end, *rest, *q;
+	size_t len = strlen(pat), hostlen;
+
+	if (len == 0 || len > URL_PATTERN_MAX) {
+		*err = len ? "longer than 255 bytes" : "empty pattern";
+		return -1;
+	}
+	end = strchr(pat, ']');
+	if (pat[0] == '[' && end != NULL &&
+	    memchr(pat, ':', end - pat) != NULL) {
+		pat++;
+		hostlen = end - pat;
+		if (hostlen == 0 ||
+		    strspn(pat, "0123456789abcdefABCDEF:.*?") < hostlen) {
+			*err = "not an IPv6 address or glob";
+			return -1;
+		}
+		rest = end + 1;
+		if (*rest != '\0' && *rest != ':') {
+			*err = "expected \":PORT\" after \"]\"";
+			return -1;
+		}
+	} else {
+		rest = strrchr(pat, ':');
+		if (rest == NULL)
+			rest = pat + len;
+		hostlen = rest - pat;
+		if (hostlen == 0) {
+			*err = "empty host";
+			return -1;
+		}
+		if (strspn(pat, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+		                "abcdefghijklmnopqrstuvwxyz0123456789.-_*?[]") <
+		    hostlen) {
+			*err = "a host may only contain letters, digits, "
+			       "\".\", \"-\", \"_\" and the glob characters "
+			       "\"*\", \"?\", \"[]\"";
+			return -1;
+		}
+		/* Each "[" opens a class that a "]" closes. */
+		for (q = pat; q < pat + hostlen; q++) {
+			if (*q == ']') {
+				*err = "\"]\" without \"[\"";
+				return -1;
+			}
+			if (*q != '[')
+				continue;
+			end = memchr(q + 1, ']', pat + hostlen - q - 1);
+			if (end == NULL || memchr(q + 1, '[', end - q - 1)) {
+				*err = "\"[\" without \"]\"";
+				return -1;
+			}
+			q = end;
+		}
+	}
+	if (*rest == '\0')
+		*port = DEFAULT_PORT;
+	else if (strcmp(rest + 1, "*") == 0)
+		*port = -1;
+	else if (url_port(rest + 1, strlen(rest + 1), port, err) == -1) {
+		*err = "the port must be a number from 1 to 65535 or \"*\"";
+		return -1;
+	}
+	memcpy(host, pat, hostlen);
+	host[hostlen] = '\0';
+	return 0;
+}
+
+int
+url_pattern_match(const char *pat, const struct url *u)
+{
+	struct in6_addr a, b;
+	char host[URL_PATTERN_MAX + 1];
+	const char *err;
+	int port;
+
+	if (url_pattern_parse(pat, host, &port, &err) == -1)
+		return 0;
+	if (port != -1 && port != u->port)
+		return 0;
+	/* IPv6 has many spellings of one address: compare the addresses. */
+	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
+		return inet_pton(AF_INET6, u->host, &b) == 1 &&
+		       memcmp(&a, &b, sizeof(a)) == 0;
+	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
 }
 
 void

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #define URL_MAX 1024	/* longest URL a request may carry (bytes) */
+#define URL_PATTERN_MAX 255	/* bytes in a probe-allow pattern */
 
 struct url {
 	char	*host;		/* lower-case; IPv6 literal without brackets */
@@ -26,5 +27,17 @@ int url_parse(const char *buf, size_t len, struct url *u, const char **err);
 void url_free(struct url *);
 /* Deep copy. */
 void url_copy(struct url *dst, const struct url *src);
+
+/*
+ * A probe-allow pattern: a host glob ("*.example.org", "127.0.0.*") or an
+ * IPv6 address or glob in brackets ("[2001:db8::*]"), then an optional
+ * ":PORT" or ":*" (default 1965). On success copy the host part (without
+ * brackets) to host and the port (-1: any) to *port and return 0; on error
+ * return -1 and point *err at a static message.
+ */
+int url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1],
+    int *port, const char **err);
+/* Whether u's host and port match the pattern; a bad pattern matches none. */
+int url_pattern_match(const char *pat, const struct url *u);
 
 #endif

@@ -1,7 +1,9 @@
 /*
- * UTF-8 well-formedness for text that comes from outside (a server's META,
- * certificate names, capsule names) on its way into JSON, metric labels
- * or HTML, which all require valid UTF-8: ill-formed bytes become U+FFFD.
+ * UTF-8 well-formedness, the one validator of the program: configuration
+ * lines and URLs are refused when ill-formed, and text that comes from
+ * outside (a server's META, certificate names) on its way into JSON,
+ * metric labels or HTML, which all require valid UTF-8, has its ill-formed
+ * bytes replaced by U+FFFD.
  */
 #ifndef GEMWATCH_UTF8_H
 #define GEMWATCH_UTF8_H

@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "allow.h"
 #include "conf.h"
 #include "gemini.h"
 #include "tap.h"
@@ -1051,7 +1052,7 @@ allowed(const struct conf *c, const char *text)
 		printf("# url_parse(%s): %s\n", text, err);
 		return -1;
 	}
-	rc = conf_probe_allowed(c, &u);
+	rc = allow_probe(c, &u);
 	url_free(&u);
 	return rc;
 }
@@ -1100,7 +1101,7 @@ test_probe_allowed(void)
 	    "class glob, case-insensitive");
 	is_int(allowed(c, "gemini://gemx.test/"), 0, "class glob misses");
 	is_int(allowed(c, "gemini://other.test/"), 0, "not allowed");
-	ok(conf_probe_allowed(c, NULL) == 0, "NULL URL");
+	ok(allow_probe(c, NULL) == 0, "NULL URL");
 	conf_free(c);
 
 	c = parse_ok("probe-allow *:*\n");

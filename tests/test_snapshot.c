@@ -7,11 +7,13 @@
  * start; corrupt, truncated, empty and unknown-version files are reported
  * with the file's name, moved aside to .corrupt and leave the store
  * empty; every truncation and every damaged byte of a small snapshot is
- * refused or loaded without harm.
+ * refused or loaded without harm; a link planted at the temporary name
+ * or at the snapshot itself is never followed.
  */
 #include "config.h"
 
 #include <sys/stat.h>
+#include <dirent.h>
 #include <fcntl.h>
 #include <math.h>
 #include <stdio.h>
@@ -166,6 +168,23 @@ file_exists(const char *p)
 	return stat(p, &st) == 0;
 }
 
+/* Whether a file named like a temporary of path is in dir. */
+static int
+temporary_left(void)
+{
+	DIR		*d;
+	struct dirent	*e;
+	int		 found = 0;
+
+	if ((d = opendir(dir)) == NULL)
+		return 1;
+	while ((e = readdir(d)) != NULL)
+		if (strncmp(e->d_name, "history.snapshot.tmp", 20) == 0)
+			found = 1;
+	closedir(d);
+	return found;
+}
+
 static void
 write_file(const char *p, const void *data, size_t len)
 {
@@ -216,12 +235,7 @@ test_roundtrip(void)
 	is_int(store_save(a, path), 0, "save");
 	ok(file_exists(path), "the snapshot exists");
 	ok(!file_exists(aside), "and nothing was moved aside");
-	{
-		char tmp[300];
-
-		snprintf(tmp, sizeof tmp, "%s.tmp", path);
-		ok(!file_exists(tmp), "no temporary file left");
-	}
+	ok(!temporary_left(), "no temporary file left");
 
 	b = mkstore(5, spec_ab);
 	is_int(store_load(b, path), 0, "load into a fresh store");
@@ -463,8 +477,9 @@ test_bad_files(void)
 	is_int(store_save(s, "/nonexistent/dir/history.snapshot"), -1,
 	    "save into a missing directory fails");
 	out = capture_end();
-	ok(strstr(out, "warning: snapshot /nonexistent/dir/history.snapshot."
-	    "tmp: No such file or directory") != NULL, "with a warning");
+	ok(strstr(out, "warning: /nonexistent/dir/history.snapshot: creating "
+	    "a temporary file: No such file or directory") != NULL,
+	    "with a warning");
 
 	/* Every truncation, and every byte damaged past the checksum, is
 	 * refused or loaded without harm (valgrind watches the rest). */
@@ -496,6 +511,39 @@ test_bad_files(void)
 	store_free(s);
 }
 
+/* A link at the old temporary name, or at the snapshot itself, is not
+ * followed: the file it points to stays as it was. */
+static void
+test_links(void)
+{
+	struct store	*s = mkstore(5, spec_ab);
+	char		 tmp[300], victim[300], buf[64];
+	struct stat	 st;
+	ssize_t		 n;
+	int		 fd;
+
+	snprintf(tmp, sizeof tmp, "%s.tmp", path);
+	snprintf(victim, sizeof victim, "%s/victim", dir);
+	write_file(victim, "precious\n", 9);
+	unlink(path);
+	if (symlink(victim, tmp) == -1 || symlink(victim, path) == -1)
+		perror("symlink");
+	is_int(store_save(s, path), 0, "save with links at PATH.tmp and PATH");
+	fd = open(victim, O_RDONLY);
+	n = fd != -1 ? read(fd, buf, sizeof buf) : -1;
+	if (fd != -1)
+		close(fd);
+	ok(n == 9 && memcmp(buf, "precious\n", 9) == 0,
+	    "the file the links point to is unchanged");
+	ok(lstat(path, &st) == 0 && S_ISREG(st.st_mode),
+	    "the snapshot replaced the link at PATH with a file");
+	ok(lstat(tmp, &st) == 0 && S_ISLNK(st.st_mode),
+	    "the link at PATH.tmp was left alone");
+	unlink(tmp);
+	unlink(victim);
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -508,6 +556,7 @@ main(void)
 	test_roundtrip();
 	test_new_config();
 	test_bad_files();
+	test_links();
 	unlink(path);
 	unlink(aside);
 	rmdir(dir);

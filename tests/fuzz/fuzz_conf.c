@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "allow.h"
 #include "conf.h"
 #include "fuzz.h"
 
@@ -42,10 +43,10 @@ check_conf(const struct conf *c)
 			abort();
 		/* Names are unique, and a capsule may always be probed. */
 		if (conf_capsule(c, k->name) != k ||
-		    !conf_probe_allowed(c, &k->url))
+		    !allow_probe(c, &k->url))
 			abort();
 		if (k->error_path != NULL &&
-		    !conf_probe_allowed(c, &k->error_url))
+		    !allow_probe(c, &k->error_url))
 			abort();
 		if (shard_of(k->name, c->shard_n) < 1 ||
 		    shard_of(k->name, c->shard_n) > c->shard_n)

@@ -64,6 +64,7 @@ static void
 render(struct store *s)
 {
 	static const char *const names[] = { "alpha", "beta", "gamma" };
+	struct metrics_cache	*mc;
 	struct buf	 b;
 	char		*j;
 	size_t		 i;
@@ -78,7 +79,9 @@ render(struct store *s)
 	}
 	buf_init(&b);
 	page_render(&b, s, 1795881600);
-	metrics_render(&b, s, NULL);
+	mc = metrics_cache_new();
+	metrics_render_cached(&b, mc, s, NULL);
+	metrics_cache_free(mc);
 	buf_free(&b);
 }
 

@@ -1,10 +1,13 @@
 /*
  * Fuzz target for daemon/url.c: url_parse on arbitrary bytes, the
  * invariants of a parsed URL, and the round trip: the canonical text
- * parses again to the very same URL. url_copy and url_free run too.
+ * parses again to the very same URL. url_copy and url_free run too. The
+ * same bytes go through url_pattern_parse as a probe-allow pattern, and a
+ * pattern spelt from a parsed URL's host and port must match it.
  */
 #include "config.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -19,6 +22,42 @@ same(const struct url *a, const struct url *b)
 	    strcmp(a->text, b->text) == 0;
 }
 
+/* The input as a probe-allow pattern, up to its first NUL. */
+static void
+pattern(const uint8_t *data, size_t size)
+{
+	char host[URL_PATTERN_MAX + 1], *pat;
+	const char *err = NULL;
+	int port;
+
+	if ((pat = malloc(size + 1)) == NULL)
+		abort();
+	memcpy(pat, data, size);
+	pat[size] = '\0';
+	if (url_pattern_parse(pat, host, &port, &err) == 0) {
+		if (host[0] == '\0' || strlen(host) > URL_PATTERN_MAX ||
+		    (port != -1 && (port < 1 || port > 65535)))
+			abort();
+	} else if (err == NULL)
+		abort();
+	free(pat);
+}
+
+/* A pattern spelt from u's host and port matches u. */
+static void
+pattern_self(const struct url *u)
+{
+	char pat[URL_MAX + 16];
+	int ipv6 = strchr(u->host, ':') != NULL;
+
+	/* Longer than a pattern may be: refused, so matches nothing. */
+	if (snprintf(pat, sizeof pat, "%s%s%s:%d", ipv6 ? "[" : "", u->host,
+	    ipv6 ? "]" : "", u->port) > URL_PATTERN_MAX)
+		return;
+	if (!url_pattern_match(pat, u))
+		abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -27,6 +66,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	char *p;
 	size_t len;
 
+	pattern(data, size);
 	/* An exact-size copy, so a read past size is caught. */
 	if ((p = malloc(size > 0 ? size : 1)) == NULL)
 		abort();
@@ -70,6 +110,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	free(p);
 
+	pattern_self(&u);
 	url_copy(&copy, &u);
 	url_free(&u);
 	if (!same(&copy, &again))
