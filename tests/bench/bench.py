@@ -671,8 +671,8 @@ def lag_summary(first, last):
     if lt1:
         lt0 = pick(first, "gemwatch_probes_late_total")
         late = sum(v for _, v in lt1) - sum(v for _, v in lt0)
-        words.append("%d late (gemwatch_probes_late_total +%d, %d in all)" %
-                     (late, late, sum(v for _, v in lt1)))
+        words.append("%d late (gemwatch_probes_late_total; %d since the "
+                     "start)" % (late, sum(v for _, v in lt1)))
     inflight = pick(last, "gemwatch_probes_in_flight")
     if inflight:
         words.append("%d in flight at the last scrape" % inflight[0][1])
@@ -691,16 +691,24 @@ def lag_summary(first, last):
                 rows.append((float(m.group(1)), v - b0.get(lab, 0)))
         rows.sort()
         total = rows[-1][1] if rows else 0
+        def bound(q):
+            i = next(i for i, (le, c) in enumerate(rows) if c >= q * total)
+            if rows[i][0] != float("inf"):
+                return "≤ %g s" % rows[i][0]
+            return "> %g s" % rows[i - 1][0] if i > 0 else "?"
+
         if total > 0:
-            p50 = next(le for le, c in rows if c >= 0.5 * total)
-            p99 = next(le for le, c in rows if c >= 0.99 * total)
-            words.append("lag over these rounds: %d probes, p50 ≤ %g s, "
-                         "p99 ≤ %g s" % (total, p50, p99))
+            words.append("lag of %d probes: p50 %s, p99 %s" %
+                         (total, bound(0.5), bound(0.99)))
     cnt = pick(last, "gemwatch_probe_lag_seconds_count")
     sm = pick(last, "gemwatch_probe_lag_seconds_sum")
-    if cnt and sm and cnt[0][1] > 0:
-        words.append("mean lag %.3f s over %d probes" %
-                     (sm[0][1] / cnt[0][1], cnt[0][1]))
+    if cnt and sm:
+        c0 = pick(first, "gemwatch_probe_lag_seconds_count")
+        s0 = pick(first, "gemwatch_probe_lag_seconds_sum")
+        dc = cnt[0][1] - (c0[0][1] if c0 else 0)
+        ds = sm[0][1] - (s0[0][1] if s0 else 0)
+        if dc > 0:
+            words.append("mean lag %.3f s" % (ds / dc))
     return "; ".join(words) or "present", late
 
 
@@ -1197,14 +1205,20 @@ class Bench:
         if dns.why:
             return None, dns.why, None
         conf = os.path.join(self.dir, "resolver-check.conf")
-        with open(conf, "w") as f:
-            f.write("listen 127.0.0.1:%d\nstate-dir %s\nresolver %s:%d\n" %
-                    (free_port(), self.dir, dns.addr, dns.port))
-        p = subprocess.run([self.args.gemwatch, "-n", "-f", conf],
-                           stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL)
+        base = "listen 127.0.0.1:%d\nstate-dir %s\n" % (free_port(),
+                                                        self.dir)
+        line = "resolver %s:%d" % (dns.addr, dns.port)
+        for text in (base, base + line + "\n"):
+            with open(conf, "w") as f:
+                f.write(text)
+            p = subprocess.run([self.args.gemwatch, "-n", "-f", conf],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0 and text == base:
+                raise SystemExit("bench: gemwatch -n rejects a minimal "
+                                 "configuration: " + p.stdout.strip())
         if p.returncode == 0:
-            return "resolver", ["resolver %s:%d" % (dns.addr, dns.port)], ()
+            return "resolver", [line], ()
         if dns.port == 53 and self.ns_wrapper(dns) is not None:
             return "namespace", [], self.ns_wrapper(dns)
         return None, ("this gemwatch has no `resolver` directive and no "
