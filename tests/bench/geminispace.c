@@ -59,6 +59,7 @@
 #define REQUEST_MS	30000		/* handshake and request, at most */
 #define LINGER_MS	2000		/* the client's close after ours */
 #define RETRY_MS	50		/* accept paused when out of fds */
+#define TIMER_SLACK_MS	5		/* timers are served in batches */
 #define REQUEST_MAX	1026		/* URL and CRLF */
 #define BODY_LINES	24
 #define EVENTS		256
@@ -442,6 +443,7 @@ conn_timer(int fd)
 		return;
 	case S_RESPOND_WAIT:
 		c->state = S_RESPOND;
+		timer_set(fd, REQUEST_MS);	/* a client that stops reading */
 		conn_step(fd);
 		return;
 	case S_HANG:
@@ -784,7 +786,7 @@ main(int argc, char **argv)
 	struct rlimit		 rl;
 	sigset_t		 mask;
 	const char		*manifest = NULL;
-	uint64_t		 start = now_ms(), now;
+	uint64_t		 start = now_ms(), now, wake;
 	char			*end;
 	int			 ch, i, n, port, rport, timeout, fd, done = 0;
 
@@ -860,17 +862,19 @@ main(int argc, char **argv)
 	    "%d (refused: %d)\n", ncapsules, port, rport);
 
 	while (!done) {
-		timeout = -1;
+		/*
+		 * Sleep until the next timer or the end of an accept pause,
+		 * rounded up to TIMER_SLACK_MS so that timers due close
+		 * together are served by one wake-up.
+		 */
+		wake = nheap > 0 ? conns[heap[0]].deadline : UINT64_MAX;
+		if (listen_paused != 0 && listen_paused < wake)
+			wake = listen_paused;
 		now = now_ms();
-		if (nheap > 0) {
-			uint64_t d = conns[heap[0]].deadline;
-
-			timeout = d <= now ? 0 : (int)(d - now);
-		}
-		if (listen_paused != 0 && (timeout < 0 ||
-		    listen_paused - now < (uint64_t)timeout))
-			timeout = listen_paused <= now ? 0 :
-			    (int)(listen_paused - now);
+		if (wake != UINT64_MAX)
+			wake += TIMER_SLACK_MS - 1 - (wake - 1) % TIMER_SLACK_MS;
+		timeout = wake == UINT64_MAX ? -1 : wake <= now ? 0 :
+		    (int)(wake - now);
 		n = epoll_wait(ep, evs, EVENTS, timeout);
 		if (n == -1 && errno != EINTR)
 			die("epoll_wait: %s", strerror(errno));
