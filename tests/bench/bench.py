@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""bench.py - gemwatch's performance benchmark (issue 7), run by run.sh.
+"""bench.py - gemwatch's performance benchmark (issues 7, 11), run by run.sh.
 
 Starts everything on loopback: tests/gemserver as the one fast Gemini
 server, gemwatch daemons with generated configurations, the raw GnuTLS loop
@@ -19,6 +19,16 @@ of the figures measured, each beside its goal. Sections (--sections):
             the history is full (10,000: extrapolated unless --full), beside
             blackbox_exporter's idle RSS.
   endpoint  wrk -c50 -t2 -d10s on /metrics at 100 capsules.
+  geminispace
+            The daemon with its default configuration against a simulated
+            Geminispace (geminispace.c: thousands of capsules on loopback
+            addresses, a third of them dead, round trips of 20-300 ms),
+            named through dnsmasq and as IP literals, at 5,000 and 20,000
+            capsules, interval 60 s, timeout 10 s, for three rounds: probes
+            per round, capsules lagging, CPU share, peak RSS, threads, fds,
+            /metrics render time, lag metrics when the daemon has them; and
+            `gemwatch survey` over 5,000 when the binary has it. --quick:
+            500 capsules, interval 20 s, two rounds.
 
 CPU time comes from /proc/PID/stat (utime+stime, all threads) for processes
 that keep running and from wait4()'s rusage for those that exit. The
@@ -35,6 +45,7 @@ import shutil
 import signal
 import socket
 import statistics
+import struct
 import subprocess
 import sys
 import tempfile
@@ -218,10 +229,13 @@ class Server:
 
 
 class Daemon:
-    """A gemwatch daemon with n capsules on the server's /ok?n=I."""
+    """A gemwatch daemon with n capsules on the server's /ok?n=I, or on
+    the (url, name) pairs of `capsules`; a setting given as None is left
+    to its default, `extra` adds global lines."""
 
     def __init__(self, bench, n, interval, concurrency=16, history=120,
-                 level="-v", wrapper=(), tag=None):
+                 level="-v", wrapper=(), tag=None, timeout=None,
+                 capsules=None, extra=()):
         self.bench = bench
         self.n = n
         self.tag = tag or "gemwatch-%d" % n
@@ -234,7 +248,9 @@ class Daemon:
         secs = float(interval.rstrip("s"))
         self.settings = dict(interval=interval, concurrency=concurrency,
                              history=history,
-                             timeout="%gs" % min(secs, 10))
+                             timeout=timeout or "%gs" % min(secs, 10))
+        self.capsules = capsules
+        self.extra = list(extra)
         self.write_conf()
         self.level = level
         self.wrapper = list(wrapper)
@@ -244,14 +260,17 @@ class Daemon:
         s = self.settings
         lines = ["# %s" % comment,
                  "listen 127.0.0.1:%d" % self.port,
-                 "state-dir %s/state" % self.dir,
-                 "interval %s" % s["interval"],
-                 "timeout %s" % s["timeout"],
-                 "concurrency %d" % s["concurrency"],
-                 "history %d" % s["history"]]
-        srv = self.bench.server
-        for i in range(1, self.n + 1):
-            lines.append("capsule %s name=c%05d" % (srv.url(i), i))
+                 "state-dir %s/state" % self.dir]
+        lines += ["%s %s" % (k, s[k]) for k in ("interval", "timeout",
+                                                 "concurrency", "history")
+                  if s[k] is not None]
+        lines += self.extra
+        if self.capsules is not None:
+            lines += ["capsule %s name=%s" % c for c in self.capsules]
+        else:
+            srv = self.bench.server
+            for i in range(1, self.n + 1):
+                lines.append("capsule %s name=c%05d" % (srv.url(i), i))
         tmp = self.conf + ".tmp"
         with open(tmp, "w") as f:
             f.write("\n".join(lines) + "\n")
@@ -419,15 +438,309 @@ class Blackbox:
             self.proc.wait(timeout=30)
 
 
+class Space:
+    """tests/bench/geminispace: n simulated capsules on 127.64.0.0/10."""
+
+    def __init__(self, bench, n, seed):
+        self.manifest = os.path.join(bench.dir, "geminispace.manifest")
+        self.errpath = os.path.join(bench.dir, "geminispace.log")
+        errf = open(self.errpath, "wb")
+        self.proc = spawn([bench.args.geminispace, "-n", str(n), "-s",
+                           str(seed), "-m", self.manifest],
+                          stdout=subprocess.DEVNULL, stderr=errf)
+        errf.close()
+        end = time.monotonic() + 60
+        while not os.path.exists(self.manifest):
+            if self.proc.poll() is not None or time.monotonic() > end:
+                raise SystemExit("bench: geminispace did not start; see " +
+                                 self.errpath)
+            time.sleep(0.05)
+        self.caps = []
+        self.mix = {}
+        with open(self.manifest) as f:
+            for line in f:
+                if line.startswith("# geminispace "):
+                    kv = dict(w.split("=", 1) for w in line.split()[2:])
+                    self.port = int(kv["port"])
+                    self.refused_port = int(kv["refused-port"])
+                elif line.startswith("# mix "):
+                    self.mix = {k: int(v) for k, v in
+                                (w.split("=", 1) for w in line.split()[2:])}
+                elif not line.startswith("#"):
+                    i, name, addr, port, beh, rtt, extra = line.split()
+                    self.caps.append(dict(name=name, label=name.split(".")[0],
+                                          addr=addr, port=int(port), beh=beh,
+                                          rtt=int(rtt), extra=int(extra)))
+
+    def url(self, c, names):
+        return "gemini://%s:%d/" % (c["name"] if names else c["addr"],
+                                    c["port"])
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid)
+
+    def stop(self):
+        """Stop it; its statistics (key=value lines) as a dict."""
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        out = {}
+        with open(self.errpath, errors="replace") as f:
+            for line in f:
+                if "=" in line:
+                    k, v = line.strip().split("=", 1)
+                    out[k] = v
+        return out
+
+
+def dns_query(addr, port, name, timeout=1.0):
+    """True when the DNS server at addr:port answers name's A record."""
+    q = struct.pack(">HHHHHH", 0x4757, 0x0100, 1, 0, 0, 0)
+    q += b"".join(bytes([len(p)]) + p.encode() for p in name.split("."))
+    q += b"\0" + struct.pack(">HH", 1, 1)
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(timeout)
+    try:
+        s.sendto(q, (addr, port))
+        r = s.recv(512)
+    except OSError:
+        return False
+    finally:
+        s.close()
+    return len(r) >= 12 and r[:2] == q[:2] and \
+        struct.unpack(">H", r[6:8])[0] > 0
+
+
+class Dns:
+    """dnsmasq on loopback serving the capsules' names from a hosts file.
+    As root it listens on port 53 of an address of its own in 127.53/16,
+    so that a private /etc/resolv.conf can name it (resolv.conf has no
+    port); otherwise on a free port of 127.0.0.1."""
+
+    def __init__(self, bench, space, ttl):
+        self.proc = None
+        exe = bench.args.dnsmasq or shutil.which("dnsmasq") or \
+            ("/usr/sbin/dnsmasq" if os.access("/usr/sbin/dnsmasq", os.X_OK)
+             else None)
+        if exe is None:
+            self.why = "dnsmasq missing (apt-get install dnsmasq-base)"
+            return
+        root = os.geteuid() == 0
+        pid = os.getpid()
+        if root:
+            self.addr = "127.53.%d.%d" % ((pid >> 8) & 255, pid % 254 + 1)
+            self.port = 53
+        else:
+            self.addr = "127.0.0.1"
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            u.bind(("127.0.0.1", 0))
+            self.port = u.getsockname()[1]
+            u.close()
+        hosts = os.path.join(bench.dir, "geminispace.hosts")
+        with open(hosts, "w") as f:
+            for c in space.caps:
+                f.write("%s %s\n" % (c["addr"], c["name"]))
+        self.logpath = os.path.join(bench.dir, "dnsmasq.log")
+        cmd = [exe, "--keep-in-foreground", "--conf-file=/dev/null",
+               "--port=%d" % self.port, "--listen-address=" + self.addr,
+               "--bind-interfaces", "--no-resolv", "--no-hosts",
+               "--addn-hosts=" + hosts, "--pid-file=",
+               "--local-ttl=%d" % ttl, "--log-facility=-"]
+        if root:
+            cmd += ["--user=root", "--group=root"]
+        errf = open(self.logpath, "wb")
+        self.proc = spawn(cmd, stdout=errf, stderr=errf)
+        errf.close()
+        end = time.monotonic() + 30
+        probe = space.caps[0]["name"]
+        while time.monotonic() < end and self.proc.poll() is None:
+            if dns_query(self.addr, self.port, probe, 0.2):
+                self.why = None
+                return
+            time.sleep(0.1)
+        self.stop()
+        self.why = "dnsmasq did not answer on %s:%d (see %s)" % (
+            self.addr, self.port, self.logpath)
+
+    def cpu(self):
+        return proc_cpu(self.proc.pid) if self.proc else 0.0
+
+    def stop(self):
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+class Sampler(threading.Thread):
+    """The most threads, open fds and resident memory seen in a process,
+    read from /proc twice a second."""
+
+    def __init__(self, pid, every=0.5):
+        super().__init__(daemon=True)
+        self.pid = pid
+        self.every = every
+        self.threads = self.fds = self.rss = 0
+        self.halt = threading.Event()
+
+    def run(self):
+        while not self.halt.is_set():
+            try:
+                with open("/proc/%d/status" % self.pid) as f:
+                    for line in f:
+                        if line.startswith("Threads:"):
+                            self.threads = max(self.threads,
+                                               int(line.split()[1]))
+                        elif line.startswith("VmRSS:"):
+                            self.rss = max(self.rss,
+                                           int(line.split()[1]) * 1024)
+                self.fds = max(self.fds,
+                               len(os.listdir("/proc/%d/fd" % self.pid)))
+            except (FileNotFoundError, ProcessLookupError):
+                return
+            self.halt.wait(self.every)
+
+    def stop(self):
+        self.halt.set()
+        self.join()
+
+
+LABEL_CAPSULE = re.compile(rb'capsule="([^"]*)"')
+LABEL_REASON = re.compile(rb'reason="([^"]*)"')
+LABEL_PHASE = re.compile(rb'phase="([^"]*)"')
+LAG_METRICS = (b"gemwatch_probe_lag_seconds", b"gemwatch_probes_in_flight",
+               b"gemwatch_probes_late_total")
+
+
+def scrape_parse(body):
+    """The per-capsule figures of a /metrics body (page checks only) and
+    the samples of the lag metrics, when the daemon has them."""
+    out = dict(probes={}, ts={}, success={}, reasons={}, phases={}, lag=[])
+    for line in body.split(b"\n"):
+        if not line.startswith((b"gemini_probe", b"gemwatch_probe")):
+            continue
+        if b'check="error_page"' in line:
+            continue
+        name, _, rest = line.partition(b"{")
+        if not rest:
+            name, _, value = line.partition(b" ")
+            if name.startswith(LAG_METRICS):
+                out["lag"].append((name.decode(), "", float(value)))
+            continue
+        labels, _, value = rest.rpartition(b"} ")
+        if name.startswith(LAG_METRICS):
+            out["lag"].append((name.decode(), labels.decode(), float(value)))
+            continue
+        m = LABEL_CAPSULE.search(labels)
+        if m is None:
+            continue
+        cap = m.group(1).decode()
+        if name == b"gemini_probe_phase_duration_seconds":
+            p = LABEL_PHASE.search(labels)
+            if p:
+                out["phases"].setdefault(p.group(1).decode(), {})[cap] = \
+                    float(value)
+        elif name == b"gemini_probes_total":
+            out["probes"][cap] = float(value)
+        elif name == b"gemini_probe_timestamp_seconds":
+            out["ts"][cap] = float(value)
+        elif name == b"gemini_probe_success":
+            out["success"][cap] = float(value)
+        elif name == b"gemini_probe_failures_total" and float(value) > 0:
+            r = LABEL_REASON.search(labels)
+            if r:
+                out["reasons"].setdefault(cap, set()).add(r.group(1).decode())
+    return out
+
+
+def lag_summary(first, last):
+    """Words for the lag metrics between two scrapes, or None when the
+    daemon exposes none."""
+    if not last["lag"]:
+        return None, None
+
+    def pick(s, name):
+        return [(lab, v) for n, lab, v in s["lag"] if n == name]
+
+    words = []
+    late = None
+    lt1 = pick(last, "gemwatch_probes_late_total")
+    if lt1:
+        lt0 = pick(first, "gemwatch_probes_late_total")
+        late = sum(v for _, v in lt1) - sum(v for _, v in lt0)
+        words.append("%d late (gemwatch_probes_late_total; %d since the "
+                     "start)" % (late, sum(v for _, v in lt1)))
+    inflight = pick(last, "gemwatch_probes_in_flight")
+    if inflight:
+        words.append("%d in flight at the last scrape" % inflight[0][1])
+    q = pick(last, "gemwatch_probe_lag_seconds")
+    if q:
+        words.append("lag quantiles " + ", ".join(
+            "%s %.3f s" % (re.sub(r'.*quantile="([^"]*)".*', r"p\1", lab), v)
+            for lab, v in q))
+    bk = pick(last, "gemwatch_probe_lag_seconds_bucket")
+    if bk:
+        b0 = dict(pick(first, "gemwatch_probe_lag_seconds_bucket"))
+        rows = []
+        for lab, v in bk:
+            m = re.search(r'le="([^"]*)"', lab)
+            if m:
+                rows.append((float(m.group(1)), v - b0.get(lab, 0)))
+        rows.sort()
+        total = rows[-1][1] if rows else 0
+        def bound(q):
+            i = next(i for i, (le, c) in enumerate(rows) if c >= q * total)
+            if rows[i][0] != float("inf"):
+                return "≤ %g s" % rows[i][0]
+            return "> %g s" % rows[i - 1][0] if i > 0 else "?"
+
+        if total > 0:
+            words.append("lag of %d probes: p50 %s, p99 %s" %
+                         (total, bound(0.5), bound(0.99)))
+    cnt = pick(last, "gemwatch_probe_lag_seconds_count")
+    sm = pick(last, "gemwatch_probe_lag_seconds_sum")
+    if cnt and sm:
+        c0 = pick(first, "gemwatch_probe_lag_seconds_count")
+        s0 = pick(first, "gemwatch_probe_lag_seconds_sum")
+        dc = cnt[0][1] - (c0[0][1] if c0 else 0)
+        ds = sm[0][1] - (s0[0][1] if s0 else 0)
+        if dc > 0:
+            words.append("mean lag %.3f s" % (ds / dc))
+    return "; ".join(words) or "present", late
+
+
+def count(n):
+    return "{:,}".format(int(n))
+
+
+# The goals of issue 11 by number of capsules: CPU share of one core, peak
+# RSS, threads.
+GS_GOALS = {5000: (0.10, 40 << 20, 16), 20000: (0.35, 160 << 20, None)}
+GS_ANSWER = ("ok", "slow")      # behaviours whose probe succeeds
+
+
 class Bench:
     def __init__(self, args):
         self.args = args
         self.dir = tempfile.mkdtemp(prefix="gemwatch-bench.")
         self.rows = []
         self.results = {}
-        self.server = Server(self)
-        log("work directory %s; gemserver on port %d" %
-            (self.dir, self.server.port))
+        self._server = None
+        log("work directory %s" % self.dir)
+
+    @property
+    def server(self):
+        """tests/gemserver, started when a section first needs it."""
+        if self._server is None:
+            if not os.access(self.args.gemserver, os.X_OK):
+                raise SystemExit("bench: %s missing (make check builds it)"
+                                 % self.args.gemserver)
+            self._server = Server(self)
+            log("gemserver on port %d" % self._server.port)
+        return self._server
 
     def row(self, section, figure, value, goal="", verdict=None):
         v = "" if verdict is None else ("met" if verdict else "**missed**")
@@ -882,6 +1195,314 @@ class Bench:
                      "%.0f µs (%.0f req/s per core)" %
                      (1e6 * (c1 - c0) / (rps * 10), rps * 10 / (c1 - c0)))
 
+    # ---- 6. A simulated Geminispace (issue 11) ---------------------------
+
+    def gs_resolution(self, dns):
+        """How the daemon reaches dnsmasq: ("resolver", extra lines, ())
+        when it has the `resolver` directive, ("namespace", (), wrapper)
+        when it does not but a private /etc/resolv.conf can be mounted for
+        it (root), else (None, why, None)."""
+        if dns.why:
+            return None, dns.why, None
+        conf = os.path.join(self.dir, "resolver-check.conf")
+        base = "listen 127.0.0.1:%d\nstate-dir %s\n" % (free_port(),
+                                                        self.dir)
+        line = "resolver %s:%d" % (dns.addr, dns.port)
+        for text in (base, base + line + "\n"):
+            with open(conf, "w") as f:
+                f.write(text)
+            p = subprocess.run([self.args.gemwatch, "-n", "-f", conf],
+                               stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True)
+            if p.returncode != 0 and text == base:
+                raise SystemExit("bench: gemwatch -n rejects a minimal "
+                                 "configuration: " + p.stdout.strip())
+        if p.returncode == 0:
+            return "resolver", [line], ()
+        if dns.port == 53 and self.ns_wrapper(dns) is not None:
+            return "namespace", [], self.ns_wrapper(dns)
+        return None, ("this gemwatch has no `resolver` directive and no "
+                      "private /etc/resolv.conf can be mounted (needs root)"),\
+            None
+
+    def ns_wrapper(self, dns):
+        """A command prefix that runs a program with an /etc/resolv.conf
+        naming dnsmasq, in a mount namespace of its own (same PID)."""
+        if getattr(self, "_ns", False) is not False:
+            return self._ns
+        self._ns = None
+        rc = os.path.join(self.dir, "resolv.conf")
+        with open(rc, "w") as f:
+            f.write("nameserver %s\n" % dns.addr)
+        w = ["unshare", "--mount", "--propagation", "private", "sh", "-c",
+             'mount --bind "$0" /etc/resolv.conf && exec "$@"', rc]
+        if shutil.which("unshare") and subprocess.run(
+                w + ["grep", "-q", dns.addr, "/etc/resolv.conf"],
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL).returncode == 0:
+            self._ns = w
+        return self._ns
+
+    def gs_scrape(self, d):
+        t_b, c_b = time.monotonic(), d.cpu()
+        ttfb = []
+        st, body, secs = http_get(d.base + "/metrics", timeout=120,
+                                  ttfb=ttfb)
+        t_a, c_a = time.monotonic(), d.cpu()
+        if st != 200:
+            raise SystemExit("bench: /metrics answered %r" % st)
+        sc = scrape_parse(body)
+        sc.update(t_b=t_b, c_b=c_b, t_a=t_a, c_a=c_a, when=time.time(),
+                  ttfb=ttfb[0] if ttfb else secs, size=len(body))
+        return sc
+
+    def gs_run(self, space, dns, n, names, extra, wrapper):
+        a = self.args
+        sec = "6 geminispace"
+        interval, timeout, rounds = a.gs_interval, a.gs_timeout, a.gs_rounds
+        form = "host names" if names else "IP literals"
+        what = "%s capsules, %s" % (count(n), form)
+        later = "round 2" if rounds == 2 else "rounds 2–%d" % rounds
+        caps = space.caps[:n]
+        d = Daemon(self, n, "%gs" % interval, concurrency=None, history=None,
+                   timeout="%gs" % timeout, extra=extra, wrapper=wrapper,
+                   capsules=[(space.url(c, names), c["label"]) for c in caps],
+                   tag="gs-%d-%s" % (n, "names" if names else "literals"))
+        log("geminispace: %s, interval %gs, timeout %gs, %d rounds" %
+            (what, interval, timeout, rounds))
+        load0 = os.getloadavg()
+        s0, n0 = space.cpu(), dns.cpu()
+        startup = d.start()
+        t0 = time.monotonic()
+        sampler = Sampler(d.proc.pid)
+        sampler.start()
+        scrapes = []
+        hwm_first = 0
+        for k in range(1, rounds + 1):
+            time.sleep(max(0, t0 + k * interval - time.monotonic()))
+            if k == 1:
+                hwm_first = proc_rss(d.proc.pid, "VmHWM")
+            scrapes.append(self.gs_scrape(d))
+            log("geminispace: round %d: %s probes finished in all" %
+                (k, count(sum(scrapes[-1]["probes"].values()))))
+        hwm = proc_rss(d.proc.pid, "VmHWM")
+        sampler.stop()
+        s1, n1 = space.cpu(), dns.cpu()
+        t_end = time.monotonic()
+        renders = [self.gs_scrape(d) for _ in range(3)]
+        d.stop()
+        load1 = os.getloadavg()
+        first, last = scrapes[0], scrapes[-1]
+
+        # Probes per round, from the sums of gemini_probes_total.
+        totals = [0] + [sum(s["probes"].values()) for s in scrapes]
+        per = [totals[k] - totals[k - 1] for k in range(1, rounds + 1)]
+        ok = all(0.995 * n <= p <= 1.005 * n for p in per[1:])
+        self.row(sec, "%s: probes per round of %gs (gemini_probes_total "
+                 "deltas), rounds 1–%d" % (what, interval, rounds),
+                 "%s of %s configured (%s)" % (
+                     " / ".join(count(p) for p in per), count(n),
+                     " / ".join("%.1f%%" % (100 * p / n) for p in per)),
+                 "100% every round (from round 2: the first ends with "
+                 "probes in flight)", ok)
+
+        # Lagging: no probe finished within interval + timeout + 5 s.
+        slack = interval + timeout + 5
+        never = sum(1 for c in caps if not last["probes"].get(c["label"]))
+        lagging = sum(1 for c in caps if last["probes"].get(c["label"]) and
+                      last["when"] - last["ts"].get(c["label"], 0) > slack)
+        least = min(last["probes"].get(c["label"], 0) for c in caps)
+        self.row(sec, "%s: capsules lagging (no probe finished in the last "
+                 "%g s) / never probed, after %g s" % (
+                     what, slack, rounds * interval),
+                 "%s / %s (fewest probes of one capsule: %d)" % (
+                     count(lagging), count(never), least),
+                 "0 / 0", lagging == 0 and never == 0)
+
+        words, late = lag_summary(first, last)
+        if words is None:
+            self.row(sec, "%s: lag metrics (gemwatch_probe_lag_seconds, "
+                     "_probes_in_flight, _probes_late_total)" % what,
+                     "not exposed by this gemwatch")
+        else:
+            self.row(sec, "%s: lag metrics, %s" % (what, later),
+                     words, "0 late" if late is not None else "",
+                     None if late is None else late == 0)
+        with open(d.logpath, errors="replace") as f:
+            lines = [x.strip() for x in f if re.search(r"\blate\b|behind",
+                                                       x)]
+        if lines:
+            self.row(sec, "%s: daemon log lines about lateness" % what,
+                     "%d, the first: %s" % (len(lines), lines[0][:200]))
+
+        goals = GS_GOALS.get(n)
+        # CPU over rounds 2..R, from after the first scrape to before the
+        # last: no scrape inside.
+        cpu = (last["c_b"] - first["c_a"]) / (last["t_b"] - first["t_a"])
+        probes_in = totals[rounds] - totals[1]
+        cpu1 = first["c_b"] / (first["t_b"] - t0 + startup)
+        self.row(sec, "%s: daemon CPU, %s (/proc/PID/stat, scrapes "
+                 "excluded)" % (what, later),
+                 "%.1f%% of one core (%s per probe); round 1, with "
+                 "start-up: %.1f%%" % (
+                     100 * cpu, ms((last["c_b"] - first["c_a"]) /
+                                   max(1, probes_in)), 100 * cpu1),
+                 "≤ %.0f%% of one core" % (100 * goals[0]) if goals else "",
+                 cpu <= goals[0] if goals else None)
+        self.row(sec, "%s: peak RSS (VmHWM) over rounds 1–%d, /metrics "
+                 "scraped once a round" % (what, rounds),
+                 "%s (before the first scrape: %s)" % (mib(hwm),
+                                                       mib(hwm_first)),
+                 "≤ %s" % mib(goals[1]) if goals else "",
+                 hwm <= goals[1] if goals else None)
+        tgoal = goals[2] if goals else None
+        self.row(sec, "%s: threads / open fds (most seen)" % what,
+                 "%d / %d" % (sampler.threads, sampler.fds),
+                 "≤ %d threads" % tgoal if tgoal else "",
+                 sampler.threads <= tgoal if tgoal else None)
+        self.row(sec, "%s: /metrics render, to the first byte (median of 3)"
+                 " / size" % what,
+                 "%s / %.1f MB" % (ms(median([r["ttfb"] for r in renders])),
+                                   renders[0]["size"] / 1e6))
+
+        # Verdicts against the simulated behaviours.
+        agree = probed = 0
+        reasons = {}
+        for c in caps:
+            v = last["success"].get(c["label"])
+            if v is None:
+                continue
+            probed += 1
+            if (v == 1) == (c["beh"] in GS_ANSWER):
+                agree += 1
+            for r in last["reasons"].get(c["label"], ()):
+                reasons.setdefault(c["beh"], {}).setdefault(r, 0)
+                reasons[c["beh"]][r] += 1
+        self.row(sec, "%s: latest verdicts matching the simulated behaviour"
+                 % what, "%.2f%% of %s probed" % (
+                     100 * agree / max(1, probed), count(probed)),
+                 "100%", agree == probed and probed > 0)
+        ph = last["phases"]
+        okcaps = [c["label"] for c in caps if c["beh"] == "ok"]
+        self.row(sec, "%s: median phases of the latest probes of the "
+                 "healthy capsules (round trips of 20–300 ms, 160 ms on "
+                 "average)" % what,
+                 ", ".join("%s %s" % (p, ms(median(
+                     [ph[p][c] for c in okcaps if c in ph.get(p, {})])))
+                     for p in ("resolve", "connect", "tls", "header",
+                               "body")))
+        self.row(sec, "%s: failure reasons by behaviour (capsules)" % what,
+                 "; ".join("%s: %s" % (b, ", ".join(
+                     "%s %d" % kv for kv in sorted(reasons[b].items())))
+                     for b in sorted(reasons)))
+        wall = t_end - t0
+        self.row(sec, "%s: start-up %.2f s; simulated space %.1f%%, dnsmasq "
+                 "%.1f%% of one core; load average %.1f at the start, %.1f "
+                 "at the end" % (what, startup, 100 * (s1 - s0) / wall,
+                                 100 * (n1 - n0) / wall, load0[0], load1[0]),
+                 "(the machine)")
+        self.results.setdefault("geminispace", []).append(dict(
+            capsules=n, names=names, per_round=per, lagging=lagging,
+            never=never, cpu=cpu, cpu_round1=cpu1, hwm=hwm,
+            hwm_first=hwm_first, threads=sampler.threads, fds=sampler.fds,
+            render=median([r["ttfb"] for r in renders]),
+            agree=agree, probed=probed, late=late, load=[load0, load1]))
+
+    def gs_survey(self, space, dns, wrapper):
+        a = self.args
+        sec = "6 geminispace"
+        n = min(a.gs_survey, len(space.caps))
+        goal = "≤ 30 s wall" if n == 5000 else ""
+        h = subprocess.run([a.gemwatch, "-h"], stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT, text=True).stdout
+        if not re.search(r"\bsurvey\b", h):
+            self.row(sec, "gemwatch survey, %s capsules" % count(n),
+                     "not available (gemwatch -h lists no survey)", goal)
+            return
+        names = wrapper is not None
+        path = os.path.join(self.dir, "survey.txt")
+        with open(path, "w") as f:
+            f.write("# the simulated Geminispace, %s capsules\n" % count(n))
+            for c in space.caps[:n]:
+                f.write("%s:%d\n" % (c["name"] if names else c["addr"],
+                                     c["port"]))
+        out = os.path.join(self.dir, "survey.out")
+        cmd = list(wrapper or ()) + [a.gemwatch, "survey", "-t",
+                                     "%g" % a.gs_timeout, path]
+        log("geminispace: gemwatch survey of %d capsules" % n)
+        t0 = time.monotonic()
+        with open(out, "w") as f:
+            p = subprocess.Popen(cmd, stdout=f, stderr=subprocess.DEVNULL)
+            sampler = Sampler(p.pid)
+            sampler.start()
+            _, status, ru = os.wait4(p.pid, 0)
+            p.returncode = os.waitstatus_to_exitcode(status)
+            sampler.stop()
+        wall = time.monotonic() - t0
+        with open(out, errors="replace") as f:
+            lines = f.read().splitlines()
+        self.results["survey"] = dict(wall=wall, status=p.returncode,
+                                      cpu=ru.ru_utime + ru.ru_stime,
+                                      maxrss=ru.ru_maxrss * 1024,
+                                      tail=lines[-40:])
+        self.row(sec, "gemwatch survey -t %g, %s capsules (%s)" % (
+            a.gs_timeout, count(n), "host:port names" if names else
+            "IP literal:port"),
+            "%.1f s wall, %.1f s CPU, peak RSS %s, %d threads; exit %d, %d "
+            "lines out" % (wall, ru.ru_utime + ru.ru_stime,
+                           mib(ru.ru_maxrss * 1024), sampler.threads,
+                           p.returncode, len(lines)),
+            goal, wall <= 30 if goal else None)
+        self.survey_tail = lines[-40:]
+
+    def section_geminispace(self):
+        a = self.args
+        sec = "6 geminispace"
+        sizes = [int(x) for x in a.gs_sizes.split(",")]
+        forms = a.gs_forms.split(",")
+        big = max(sizes + [a.gs_survey])
+        log("geminispace: starting %d simulated capsules" % big)
+        space = Space(self, big, a.gs_seed)
+        mix = space.mix
+        self.row(sec, "the simulated Geminispace (seed %d): %s capsules, "
+                 "round trips of 20–300 ms imposed twice" % (
+                     a.gs_seed, count(big)),
+                 ", ".join("%s %s" % (k, count(v)) for k, v in mix.items()))
+        dns = Dns(self, space, a.gs_dns_ttl)
+        how, extra, wrapper = self.gs_resolution(dns)
+        if how == "resolver":
+            text = "dnsmasq on %s:%d, named by the `resolver` directive" % (
+                dns.addr, dns.port)
+        elif how == "namespace":
+            text = ("this gemwatch has no `resolver` directive: its own "
+                    "/etc/resolv.conf (a private mount namespace) names "
+                    "dnsmasq on %s:53; resolved by glibc" % dns.addr)
+        else:
+            text = "host names not benchmarked: " + extra
+        self.row(sec, "name resolution for host names (dnsmasq TTL %d s)" %
+                 a.gs_dns_ttl, text)
+        for n in sizes:
+            for form in forms:
+                if form == "names" and how is None:
+                    continue
+                self.gs_run(space, dns, n, form == "names",
+                            extra if form == "names" else [],
+                            wrapper if form == "names" else ())
+        ns = self.ns_wrapper(dns) if not dns.why and dns.port == 53 else None
+        self.gs_survey(space, dns, ns)
+        stats = space.stop()
+        dns.stop()
+        self.row(sec, "the simulated Geminispace's own account", (
+            "%s connections accepted, %s handshakes, %s responses, at most "
+            "%s open at once; %s stray, %s out of fds; CPU %.1f s" % (
+                count(stats.get("accepted", 0)),
+                count(stats.get("handshakes", 0)),
+                count(stats.get("responses", 0)),
+                count(stats.get("open_max", 0)),
+                stats.get("stray", "?"), stats.get("out_of_fds", "?"),
+                float(stats.get("cpu_user", 0)) +
+                float(stats.get("cpu_sys", 0)))))
+
     def table(self):
         lines = ["| section | figure | measured | goal | verdict |",
                  "|---|---|---|---|---|"]
@@ -934,7 +1555,11 @@ def main():
     ap.add_argument("--blackbox",
                     default=shutil.which("prometheus-blackbox-exporter") or
                     shutil.which("blackbox_exporter") or "")
-    ap.add_argument("--sections", default="cpu,scale,profile,memory,endpoint")
+    ap.add_argument("--geminispace", default="",
+                    help="the simulated Geminispace (tests/bench/geminispace)")
+    ap.add_argument("--dnsmasq", default="")
+    ap.add_argument("--sections",
+                    default="cpu,scale,profile,memory,endpoint,geminispace")
     ap.add_argument("--probes", type=int, default=2000,
                     help="probes per prober in the cpu section")
     ap.add_argument("--clients", type=int, default=4,
@@ -955,10 +1580,34 @@ def main():
                     help="longest wait for a full history, seconds")
     ap.add_argument("--full", action="store_true",
                     help="fill the history at 10,000 capsules, however long")
+    ap.add_argument("--gs-sizes", default="5000,20000",
+                    help="geminispace: capsule counts, comma-separated")
+    ap.add_argument("--gs-forms", default="names,literals",
+                    help="geminispace: capsule URLs with host names, IP "
+                    "literals or both")
+    ap.add_argument("--gs-interval", type=float, default=60)
+    ap.add_argument("--gs-timeout", type=float, default=10)
+    ap.add_argument("--gs-rounds", type=int, default=3)
+    ap.add_argument("--gs-survey", type=int, default=5000,
+                    help="geminispace: capsules given to gemwatch survey")
+    ap.add_argument("--gs-seed", type=int, default=1)
+    ap.add_argument("--gs-dns-ttl", type=int, default=300,
+                    help="geminispace: TTL of dnsmasq's answers, seconds")
+    ap.add_argument("--quick", action="store_true",
+                    help="the geminispace section only (unless --sections "
+                    "says otherwise) at 500 capsules, interval 20 s, two "
+                    "rounds: a check of the harness in about two minutes")
     ap.add_argument("--json", help="also write the figures here")
     ap.add_argument("--keep", action="store_true",
                     help="keep the work directory (logs, configurations)")
     a = ap.parse_args()
+    if a.quick:
+        if "--sections" not in sys.argv:
+            a.sections = "geminispace"
+        a.gs_sizes, a.gs_interval, a.gs_rounds, a.gs_survey = \
+            "500", 20, 2, 500
+    if a.gs_rounds < 2:
+        raise SystemExit("bench: --gs-rounds must be at least 2")
     sections = a.sections.split(",")
     if ("cpu" in sections or "memory" in sections) and not a.blackbox:
         raise SystemExit("bench: blackbox_exporter not found (apt-get install"
@@ -968,7 +1617,8 @@ def main():
     started = time.time()
     load0 = os.getloadavg()[0]
     try:
-        for s in ("cpu", "scale", "profile", "memory", "endpoint"):
+        for s in ("cpu", "scale", "profile", "memory", "endpoint",
+                  "geminispace"):
             if s in sections:
                 getattr(b, "section_" + s)()
     finally:
@@ -980,6 +1630,13 @@ def main():
            os.getloadavg()[0]))
     print()
     print(b.table())
+    if getattr(b, "survey_tail", None):
+        print()
+        print("gemwatch survey, the end of its output:")
+        print()
+        print("```")
+        print("\n".join(b.survey_tail))
+        print("```")
     if a.json:
         with open(a.json, "w") as f:
             json.dump(dict(rows=b.rows, results=b.results), f, indent=1)
