@@ -21,6 +21,7 @@
 #include <fnmatch.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1421,6 +1422,7 @@ conf_parse(
 	conf->state_dir = xstrdup(LOCALSTATEDIR "/lib/gemwatch");
 	conf->max_body = 4 * 1024 * 1024;
 	conf->shard_k = conf->shard_n = 1;
+	atomic_init(&conf->refs, 1);
 
 	start = 0;
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
@@ -1504,7 +1506,7 @@ conf_free(struct conf *conf)
 {
 	size_t i;
 
-	if (conf == NULL)
+	if (conf == NULL || atomic_fetch_sub(&conf->refs, 1) != 1)
 		return;
 	for (i = 0; i < conf->ncapsules; i++)
 		capsule_clear(&conf->capsules[i]);
@@ -1519,6 +1521,41 @@ conf_free(struct conf *conf)
 	free(conf->listen);
 	free(conf->path);
 	free(conf);
+}
+
+struct conf *
+conf_hold(struct conf *conf)
+{
+	atomic_fetch_add(&conf->refs, 1);
+	return conf;
+}
+
+/* The running configuration: main sets it, any thread holds it. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conf *running;
+
+void
+conf_set_running(struct conf *conf)
+{
+	struct conf *old;
+
+	pthread_mutex_lock(&running_lock);
+	old = running;
+	running = conf;
+	pthread_mutex_unlock(&running_lock);
+	conf_free(old);
+}
+
+struct conf *
+conf_running(void)
+{
+	struct conf *conf;
+
+	pthread_mutex_lock(&running_lock);
+	if ((conf = running) != NULL)
+		conf_hold(conf);
+	pthread_mutex_unlock(&running_lock);
+	return conf;
 }
 
 struct conf *

@@ -74,7 +74,7 @@ struct http {
 struct probe_job {
 	struct http		*h;
 	struct MHD_Connection	*conn;
-	struct conf_ref		*ref;
+	struct conf		*conf;		/* held */
 	struct url		 url;
 	char			*capsule;	/* name, or NULL for ?target= */
 	struct probe_req	 req;
@@ -242,8 +242,7 @@ probe_job_free(struct probe_job *j)
 	url_free(&j->url);
 	free(j->capsule);
 	buf_free(&j->out);
-	if (j->ref != NULL)
-		sched_conf_release(j->ref);
+	conf_free(j->conf);
 	free(j);
 }
 
@@ -377,14 +376,14 @@ probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
 	j->debug = p.debug;
 	buf_init(&j->out);
 	result_init(&j->res);
-	if ((j->ref = sched_conf_hold(h->sched)) == NULL) {
+	if ((j->conf = conf_running()) == NULL) {
 		if (p.has_url)
 			url_free(&p.url);
 		probe_job_free(j);
 		return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 		    "503 not configured yet\n");
 	}
-	conf = conf_ref_conf(j->ref);
+	conf = j->conf;
 	if (p.capsule != NULL) {
 		if ((cap = conf_capsule(conf, p.capsule)) == NULL) {
 			probe_job_free(j);

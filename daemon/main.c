@@ -183,8 +183,7 @@ drop_privileges(const struct passwd *pw)
 static void
 reload(struct sched *sched, struct store *store, const char *path)
 {
-	struct conf		*conf;
-	const struct conf	*old = sched_conf(sched);
+	struct conf		*conf, *old;
 	size_t			 i;
 	int			 listen_changed = 0;
 
@@ -194,6 +193,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 		store_set_reload(store, 0, clock_wall());
 		return;
 	}
+	old = conf_running();
 	if (conf->nlisten != old->nlisten)
 		listen_changed = 1;
 	for (i = 0; !listen_changed && i < conf->nlisten; i++)
@@ -201,8 +201,10 @@ reload(struct sched *sched, struct store *store, const char *path)
 			listen_changed = 1;
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
+	conf_free(old);
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
-	sched_apply(sched, conf);
+	sched_apply(sched, conf_hold(conf));
+	conf_set_running(conf);
 	store_set_reload(store, 1, clock_wall());
 }
 
@@ -279,7 +281,8 @@ run_daemon(const char *path)
 		drop_privileges(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	sched_apply(sched, conf);
+	sched_apply(sched, conf_hold(conf));
+	conf_set_running(conf);
 	store_set_reload(store, 1, clock_wall());
 
 	pfd[0].fd = signal_pipe[0];
@@ -307,6 +310,7 @@ run_daemon(const char *path)
 
 	http_stop(http);
 	sched_free(sched);
+	conf_set_running(NULL);
 	if (snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(store, snapshot);
 	free(snapshot);

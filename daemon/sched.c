@@ -15,7 +15,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,21 +39,15 @@
  */
 #define SCHED_EARLY	0.02
 
-/* A configuration kept alive while tasks, probes or /probe use it. */
-struct conf_ref {
-	struct conf	*conf;
-	atomic_uint	 refs;
-};
-
 struct task {
-	struct conf_ref			*ref;
-	const struct capsule_conf	*cap;	/* inside ref->conf */
+	struct conf			*conf;	/* held */
+	const struct capsule_conf	*cap;	/* inside conf */
 	/*
-	 * What the probe in flight uses: a reload may move ref and cap to
+	 * What the probe in flight uses: a reload may move conf and cap to
 	 * a new configuration meanwhile, so the old one is held until the
-	 * task comes back (main thread only, like ref).
+	 * task comes back (main thread only, like conf).
 	 */
-	struct conf_ref			*run_ref;
+	struct conf			*run_conf;
 	const struct capsule_conf	*run_cap;
 	enum check			 check;
 	double				 due;	/* monotonic */
@@ -67,7 +60,7 @@ struct task {
 struct sched {
 	struct store		*store;
 	struct tofu_store	*tofu;
-	struct conf_ref		*current;
+	struct conf		*current;	/* held */
 
 	struct task		**tasks;	/* every live task */
 	size_t			 ntasks;
@@ -89,15 +82,6 @@ struct sched {
 	int			 cancel[2];	/* main → probes: abandon */
 	double			 last_flush;
 };
-
-static void
-ref_release(struct conf_ref *r)
-{
-	if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
-		conf_free(r->conf);
-		free(r);
-	}
-}
 
 /* ---- the heap ---------------------------------------------------------- */
 
@@ -207,7 +191,7 @@ worker_main(void *arg)
 
 		/* Held for us by sched_run until collect() takes it back. */
 		c = t->run_cap;
-		sched_req_for(t->run_ref->conf, c, t->check, &req);
+		sched_req_for(t->run_conf, c, t->check, &req);
 		req.cancel_fd = s->cancel[0];
 		req.tofu = s->tofu;
 		probe_run(&req, &res);
@@ -253,7 +237,7 @@ workers_grow(struct sched *s, size_t n)
 static void
 task_free(struct task *t)
 {
-	ref_release(t->ref);
+	conf_free(t->conf);
 	free(t);
 }
 
@@ -322,15 +306,12 @@ sched_new(struct store *store, struct tofu_store *tofu)
 void
 sched_apply(struct sched *s, struct conf *conf)
 {
-	struct conf_ref	 *ref, *old_ref;
+	struct conf	 *old_conf;
 	struct task	**old = s->tasks, *t;
 	size_t		  nold = s->ntasks, i, n = 0, fresh = 0, k;
 	double		  now = clock_mono();
 	enum check	  check;
 
-	ref = xcalloc(1, sizeof *ref);
-	ref->conf = conf;
-	atomic_init(&ref->refs, 1);
 	/* A kept task's cap moves to a capsule of the same name: the order
 	 * holds while the loop below reuses tasks. */
 	if (nold > 1)
@@ -354,7 +335,7 @@ sched_apply(struct sched *s, struct conf *conf)
 			if (t != NULL) {
 				/* Kept: same place in the schedule. */
 				t->removed = -1;	/* marker: reused */
-				ref_release(t->ref);
+				conf_free(t->conf);
 				if (t->due > now + c->interval) {
 					t->due = now + c->interval;
 					pthread_mutex_lock(&s->lock);
@@ -367,8 +348,7 @@ sched_apply(struct sched *s, struct conf *conf)
 				t->check = check;	/* never changes */
 				fresh++;
 			}
-			t->ref = ref;
-			atomic_fetch_add(&ref->refs, 1);
+			t->conf = conf_hold(conf);
 			t->cap = c;
 			s->tasks[s->ntasks++] = t;
 		}
@@ -402,11 +382,9 @@ sched_apply(struct sched *s, struct conf *conf)
 		if (!s->tasks[i]->in_flight)
 			heap_push(s, s->tasks[i]);
 
-	pthread_mutex_lock(&s->lock);
-	old_ref = s->current;
-	s->current = ref;
-	pthread_mutex_unlock(&s->lock);
-	ref_release(old_ref);
+	old_conf = s->current;
+	s->current = conf;
+	conf_free(old_conf);
 	store_sync(s->store, conf);
 	workers_grow(s, conf->concurrency);
 	log_info("scheduling %zu checks of %zu capsules (shard %u/%u)",
@@ -431,8 +409,8 @@ collect(struct sched *s)
 		next = t->next;
 		t->in_flight = 0;
 		s->busy--;
-		ref_release(t->run_ref);
-		t->run_ref = NULL;
+		conf_free(t->run_conf);
+		t->run_conf = NULL;
 		if (t->removed) {
 			task_free(t);
 			continue;
@@ -447,7 +425,7 @@ collect(struct sched *s)
 int
 sched_run(struct sched *s)
 {
-	const struct conf	*conf = s->current->conf;
+	const struct conf	*conf = s->current;
 	struct task		*t;
 	double			 now, wait;
 
@@ -463,8 +441,7 @@ sched_run(struct sched *s)
 		if (t->due < now)	/* fell behind: keep the rhythm from now */
 			t->due = now + t->cap->interval;
 		t->in_flight = 1;
-		t->run_ref = t->ref;
-		atomic_fetch_add(&t->run_ref->refs, 1);
+		t->run_conf = conf_hold(t->conf);
 		t->run_cap = t->cap;
 		t->next = NULL;
 		s->busy++;
@@ -504,31 +481,7 @@ sched_fd(const struct sched *s)
 const struct conf *
 sched_conf(const struct sched *s)
 {
-	return s->current != NULL ? s->current->conf : NULL;
-}
-
-struct conf_ref *
-sched_conf_hold(struct sched *s)
-{
-	struct conf_ref *r;
-
-	pthread_mutex_lock(&s->lock);
-	if ((r = s->current) != NULL)
-		atomic_fetch_add(&r->refs, 1);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-const struct conf *
-conf_ref_conf(const struct conf_ref *r)
-{
-	return r->conf;
-}
-
-void
-sched_conf_release(struct conf_ref *r)
-{
-	ref_release(r);
+	return s->current;
 }
 
 struct tofu_store *
@@ -559,14 +512,14 @@ sched_free(struct sched *s)
 	for (t = s->queue; t != NULL; t = next) {
 		next = t->next;
 		t->in_flight = 0;
-		ref_release(t->run_ref);
+		conf_free(t->run_conf);
 		if (t->removed)
 			task_free(t);
 	}
 	for (t = s->done; t != NULL; t = next) {
 		next = t->next;
 		t->in_flight = 0;
-		ref_release(t->run_ref);
+		conf_free(t->run_conf);
 		if (t->removed)
 			task_free(t);
 	}
@@ -574,7 +527,7 @@ sched_free(struct sched *s)
 		task_free(s->tasks[i]);
 	free(s->tasks);
 	free(s->heap);
-	ref_release(s->current);
+	conf_free(s->current);
 	close(s->wake[0]);
 	close(s->wake[1]);
 	close(s->cancel[0]);

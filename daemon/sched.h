@@ -22,9 +22,9 @@ struct sched *sched_new(struct store *, struct tofu_store *);
 /* Abandon the probes in flight, stop the workers, free everything. */
 void sched_free(struct sched *);
 /*
- * Follow conf from now on (ownership passes to the scheduler; it is freed
- * once no probe in flight uses it). Checks whose capsule name is unchanged
- * keep their place in the schedule.
+ * Follow conf from now on (the caller's reference passes to the
+ * scheduler; tasks and probes in flight hold their own). Checks whose
+ * capsule name is unchanged keep their place in the schedule.
  */
 void sched_apply(struct sched *, struct conf *);
 /*
@@ -37,14 +37,6 @@ int sched_fd(const struct sched *);
 /* The configuration followed now (borrowed; main thread only). */
 const struct conf *sched_conf(const struct sched *);
 
-struct conf_ref;
-/*
- * Hold the configuration followed now, from any thread, so a reload
- * cannot free it; NULL before the first sched_apply. Release when done.
- */
-struct conf_ref *sched_conf_hold(struct sched *);
-const struct conf *conf_ref_conf(const struct conf_ref *);
-void sched_conf_release(struct conf_ref *);
 /*
  * Fill req for a capsule's check with its options (cancel_fd and tofu
  * are left for the caller). req points into c, which must outlive it.
