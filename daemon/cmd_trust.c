@@ -15,7 +15,6 @@
 #include "cmd.h"
 #include "conf.h"
 #include "probe.h"
-#include "sched.h"
 
 static void
 trust_usage(FILE *f)
@@ -31,7 +30,7 @@ trust_one(const struct conf *conf, const struct capsule_conf *c,
 	struct probe_result	 res;
 	int			 rv = 1;
 
-	sched_req_for(conf, c, CHECK_PAGE, &req);
+	probe_req_for(conf, c, CHECK_PAGE, &req);
 	req.fingerprint = NULL;
 	req.tofu = NULL;
 	result_init(&res);

@@ -392,7 +392,7 @@ probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
 		}
 		j->capsule = xstrdup(cap->name);
 		url_copy(&j->url, &cap->url);
-		sched_req_for(conf, cap, CHECK_PAGE, &j->req);
+		probe_req_for(conf, cap, CHECK_PAGE, &j->req);
 		j->req.url = &j->url;
 		j->req.tofu = sched_tofu(h->sched);
 	} else {

@@ -12,6 +12,8 @@
 #include "result.h"
 #include "url.h"
 
+struct capsule_conf;
+struct conf;
 struct tofu_store;
 
 struct probe_req {
@@ -33,6 +35,12 @@ struct probe_req {
 
 /* Set the defaults: 10 s, 4 MiB, 2x, close_notify required. */
 void probe_req_init(struct probe_req *, const struct url *);
+/*
+ * Fill req for a capsule's check with its options (cancel_fd and tofu
+ * are left for the caller). req points into c, which must outlive it.
+ */
+void probe_req_for(const struct conf *, const struct capsule_conf *c,
+    enum check, struct probe_req *req);
 /* Global GnuTLS set-up; call once before any probe. 0 or -1. */
 int probe_global_init(void);
 void probe_global_free(void);

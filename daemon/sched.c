@@ -141,29 +141,6 @@ heap_pop(struct sched *s)
 
 /* ---- workers ----------------------------------------------------------- */
 
-void
-sched_req_for(const struct conf *conf, const struct capsule_conf *c,
-    enum check check, struct probe_req *req)
-{
-	probe_req_init(req, check == CHECK_PAGE ? &c->url : &c->error_url);
-	req->check = check;
-	req->sni = c->sni;
-	req->family = c->family;
-	req->timeout = c->timeout;
-	req->max_body = conf->max_body;
-	req->fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
-	if (check == CHECK_PAGE) {
-		req->expect_status = c->expect_status;
-		req->require_close_notify = c->require_close_notify;
-		req->expect_body = c->expect_body_src != NULL ?
-		    &c->expect_body : NULL;
-	} else {
-		/* The error page must fail properly, and say so. */
-		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
-		req->require_close_notify = 1;
-	}
-}
-
 static void *
 worker_main(void *arg)
 {
@@ -191,7 +168,7 @@ worker_main(void *arg)
 
 		/* Held for us by sched_run until collect() takes it back. */
 		c = t->run_cap;
-		sched_req_for(t->run_conf, c, t->check, &req);
+		probe_req_for(t->run_conf, c, t->check, &req);
 		req.cancel_fd = s->cancel[0];
 		req.tofu = s->tofu;
 		probe_run(&req, &res);

@@ -9,9 +9,7 @@
 
 #include "result.h"
 
-struct capsule_conf;
 struct conf;
-struct probe_req;
 struct store;
 struct tofu_store;
 
@@ -37,12 +35,6 @@ int sched_fd(const struct sched *);
 /* The configuration followed now (borrowed; main thread only). */
 const struct conf *sched_conf(const struct sched *);
 
-/*
- * Fill req for a capsule's check with its options (cancel_fd and tofu
- * are left for the caller). req points into c, which must outlive it.
- */
-void sched_req_for(const struct conf *, const struct capsule_conf *c,
-    enum check, struct probe_req *req);
 /* The TOFU store the scheduler's probes use (borrowed). */
 struct tofu_store *sched_tofu(const struct sched *);
 
