@@ -1607,6 +1607,20 @@ conf_in_shard(const struct conf *conf, const struct capsule_conf *c)
 	return shard_of(c->name, conf->shard_n) == conf->shard_k;
 }
 
+const struct capsule_conf **
+conf_shard(const struct conf *conf, size_t *n)
+{
+	const struct capsule_conf **mine;
+	size_t i;
+
+	mine = xcalloc(conf->ncapsules + 1, sizeof(*mine));
+	*n = 0;
+	for (i = 0; i < conf->ncapsules; i++)
+		if (conf_in_shard(conf, &conf->capsules[i]))
+			mine[(*n)++] = &conf->capsules[i];
+	return mine;
+}
+
 const struct capsule_conf *
 conf_capsule(const struct conf *conf, const char *name)
 {

@@ -111,6 +111,12 @@ int parse_size(const char *, size_t *);
 unsigned shard_of(const char *name, unsigned n);
 /* Whether this instance probes the capsule under its shard directive. */
 int conf_in_shard(const struct conf *, const struct capsule_conf *);
+/*
+ * The capsules this instance probes and keeps: those of its shard, in
+ * configuration order. Returns an array of *n pointers into conf (free it
+ * with free()); main hands it to the store and the scheduler alike.
+ */
+const struct capsule_conf **conf_shard(const struct conf *, size_t *n);
 
 /* Look up a capsule by name; NULL when absent. */
 const struct capsule_conf *conf_capsule(const struct conf *, const char *name);

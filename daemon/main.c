@@ -180,6 +180,25 @@ drop_privileges(const struct passwd *pw)
 	log_info("running as %s", pw->pw_name);
 }
 
+/*
+ * Follow conf from now on (the caller's reference passes on). The shard
+ * rule is applied once, here, for the store and the scheduler alike. The
+ * store goes first: a new task's first result must find its capsule, and
+ * a removed one's is dropped. Then conf is the running configuration.
+ */
+static void
+apply(struct store *store, struct sched *sched, struct conf *conf)
+{
+	const struct capsule_conf	**mine;
+	size_t				  n;
+
+	mine = conf_shard(conf, &n);
+	store_sync(store, conf->history, mine, n);
+	sched_apply(sched, conf_hold(conf), mine, n);
+	free(mine);
+	conf_set_running(conf);
+}
+
 static void
 reload(struct sched *sched, struct store *store, const char *path)
 {
@@ -203,8 +222,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 		log_warnx("reload: listen addresses change only on restart");
 	conf_free(old);
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
-	sched_apply(sched, conf_hold(conf));
-	conf_set_running(conf);
+	apply(store, sched, conf);
 	store_set_reload(store, 1, clock_wall());
 }
 
@@ -218,6 +236,8 @@ run_daemon(const char *path)
 	struct sched		*sched;
 	struct passwd		*pw = NULL;
 	struct daemon_info	 info;
+	const struct capsule_conf **mine;
+	size_t			 nmine;
 	struct pollfd		 pfd[2];
 	const char		*state;
 	char			*snapshot = NULL;
@@ -259,10 +279,12 @@ run_daemon(const char *path)
 	info.version = PACKAGE_VERSION;
 	info.start_time = clock_wall();
 	store = store_new();
+	/* The capsules first, then their snapshot: nobody sees it empty. */
+	mine = conf_shard(conf, &nmine);
+	store_sync(store, conf->history, mine, nmine);
 	state = state_dir_init(conf->state_dir, pw);
 	if (state != NULL) {	/* state points into conf, which goes away */
 		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
-		store_sync(store, conf);	/* sched_apply's will keep it */
 		(void)store_load(store, snapshot);
 	}
 	saved = clock_mono();
@@ -274,6 +296,7 @@ run_daemon(const char *path)
 		store_free(store);
 		probe_global_free();
 		conf_free(conf);
+		free(mine);
 		free(snapshot);
 		return 1;
 	}
@@ -281,7 +304,9 @@ run_daemon(const char *path)
 		drop_privileges(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	sched_apply(sched, conf_hold(conf));
+	/* As apply does, the store having been synced above. */
+	sched_apply(sched, conf_hold(conf), mine, nmine);
+	free(mine);
 	conf_set_running(conf);
 	store_set_reload(store, 1, clock_wall());
 

@@ -281,7 +281,8 @@ sched_new(struct store *store, struct tofu_store *tofu)
 }
 
 void
-sched_apply(struct sched *s, struct conf *conf)
+sched_apply(struct sched *s, struct conf *conf,
+    const struct capsule_conf *const *mine, size_t nmine)
 {
 	struct conf	 *old_conf;
 	struct task	**old = s->tasks, *t;
@@ -294,17 +295,13 @@ sched_apply(struct sched *s, struct conf *conf)
 	if (nold > 1)
 		qsort(old, nold, sizeof *old, task_cmp);
 
-	/* Count the checks in this instance's shard. */
-	for (i = 0; i < conf->ncapsules; i++)
-		if (conf_in_shard(conf, &conf->capsules[i]))
-			n += conf->capsules[i].error_path != NULL ? 2 : 1;
+	for (i = 0; i < nmine; i++)
+		n += mine[i]->error_path != NULL ? 2 : 1;
 	s->tasks = xcalloc(n, sizeof *s->tasks);
 	s->ntasks = 0;
-	for (i = 0; i < conf->ncapsules; i++) {
-		const struct capsule_conf *c = &conf->capsules[i];
+	for (i = 0; i < nmine; i++) {
+		const struct capsule_conf *c = mine[i];
 
-		if (!conf_in_shard(conf, c))
-			continue;
 		for (check = CHECK_PAGE; check < CHECK__COUNT; check++) {
 			if (check == CHECK_ERROR_PAGE && c->error_path == NULL)
 				continue;
@@ -362,7 +359,6 @@ sched_apply(struct sched *s, struct conf *conf)
 	old_conf = s->current;
 	s->current = conf;
 	conf_free(old_conf);
-	store_sync(s->store, conf);
 	workers_grow(s, conf->concurrency);
 	log_info("scheduling %zu checks of %zu capsules (shard %u/%u)",
 	    s->ntasks, conf->ncapsules, conf->shard_k, conf->shard_n);

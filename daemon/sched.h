@@ -7,8 +7,11 @@
 #ifndef GEMWATCH_SCHED_H
 #define GEMWATCH_SCHED_H
 
+#include <stddef.h>
+
 #include "result.h"
 
+struct capsule_conf;
 struct conf;
 struct store;
 struct tofu_store;
@@ -20,11 +23,13 @@ struct sched *sched_new(struct store *, struct tofu_store *);
 /* Abandon the probes in flight, stop the workers, free everything. */
 void sched_free(struct sched *);
 /*
- * Follow conf from now on (the caller's reference passes to the
- * scheduler; tasks and probes in flight hold their own). Checks whose
+ * Follow conf from now on: probe the n capsules mine (conf_shard's, in
+ * conf; the array is borrowed). The caller's reference to conf passes to
+ * the scheduler; tasks and probes in flight hold their own. Checks whose
  * capsule name is unchanged keep their place in the schedule.
  */
-void sched_apply(struct sched *, struct conf *);
+void sched_apply(struct sched *, struct conf *,
+    const struct capsule_conf *const *mine, size_t n);
 /*
  * Collect finished probes and start the due ones. Returns how many
  * milliseconds may pass before it must be called again.
