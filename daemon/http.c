@@ -33,7 +33,6 @@
 #include "page.h"
 #include "probe.h"
 #include "report.h"
-#include "sched.h"
 #include "store.h"
 #include "url.h"
 #include "xmalloc.h"
@@ -57,7 +56,7 @@ struct http {
 	struct MHD_Daemon	**d;
 	size_t			  nd;
 	struct store		 *store;
-	struct sched		 *sched;
+	struct tofu_store	 *tofu;
 	const struct daemon_info *info;
 	struct metrics_cache	 *metrics;
 	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
@@ -394,7 +393,7 @@ probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
 		url_copy(&j->url, &cap->url);
 		probe_req_for(conf, cap, CHECK_PAGE, &j->req);
 		j->req.url = &j->url;
-		j->req.tofu = sched_tofu(h->sched);
+		j->req.tofu = h->tofu;
 	} else {
 		j->url = p.url;
 		if (!conf_probe_allowed(conf, &j->url)) {
@@ -559,8 +558,8 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *
-http_start(const struct conf *conf, struct store *store, struct sched *sched,
-    const struct daemon_info *info)
+http_start(const struct conf *conf, struct store *store,
+    struct tofu_store *tofu, const struct daemon_info *info)
 {
 	struct http	*h;
 	size_t		 i;
@@ -568,7 +567,7 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 
 	h = xcalloc(1, sizeof *h);
 	h->store = store;
-	h->sched = sched;
+	h->tofu = tofu;
 	h->info = info;
 	h->metrics = metrics_cache_new();
 	pthread_mutex_init(&h->lock, NULL);

@@ -11,7 +11,7 @@
 
 struct conf;
 struct daemon_info;
-struct sched;
+struct tofu_store;
 struct store;
 
 enum route {
@@ -54,8 +54,8 @@ struct http;
  * Bind every listen address of conf and start serving; NULL (after
  * logging why) when an address cannot be bound. All pointers are borrowed.
  */
-struct http *http_start(const struct conf *, struct store *, struct sched *,
-    const struct daemon_info *);
+struct http *http_start(const struct conf *, struct store *,
+    struct tofu_store *, const struct daemon_info *);
 /* Stop serving and free. */
 void http_stop(struct http *);
 /* The scheduler is alive (main loop, at least every second). */

@@ -4,9 +4,11 @@
  * Start-up: configuration, TLS library, store (with the capsules and the
  * snapshot loaded, so nobody ever sees it empty after a restart), TOFU
  * store, HTTP endpoint (bound before privileges are dropped), scheduler.
- * The main thread then runs the scheduler, saves the snapshot every
- * minute and handles signals through a self-pipe: SIGHUP re-reads the
- * configuration, SIGTERM and SIGINT stop. Tear-down runs in the reverse
+ * The main thread then runs the scheduler, keeps two timers (TOFU
+ * entries written or re-read every second, the snapshot saved every
+ * minute) and handles signals through a self-pipe: SIGHUP re-reads the
+ * configuration (store first, then the scheduler), SIGTERM and SIGINT
+ * stop. Tear-down runs in the reverse
  * order, saving the snapshot once the probes are stopped, so an orderly
  * exit loses nothing and frees everything.
  */
@@ -47,6 +49,7 @@
 #define DEFAULT_CONF SYSCONFDIR "/gemwatch.conf"
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
+#define TOFU_FLUSH_INTERVAL 1			/* seconds between known_hosts checks */
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -241,7 +244,7 @@ run_daemon(const char *path)
 	struct pollfd		 pfd[2];
 	const char		*state;
 	char			*snapshot = NULL;
-	double			 saved;
+	double			 saved, flushed, now;
 	unsigned char		 sig;
 	int			 wait_ms, stop = 0;
 
@@ -287,10 +290,10 @@ run_daemon(const char *path)
 		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
 		(void)store_load(store, snapshot);
 	}
-	saved = clock_mono();
+	saved = flushed = clock_mono();
 	tofu = tofu_open(state);
 	sched = sched_new(store, tofu);
-	if ((http = http_start(conf, store, sched, &info)) == NULL) {
+	if ((http = http_start(conf, store, tofu, &info)) == NULL) {
 		sched_free(sched);
 		tofu_free(tofu);
 		store_free(store);
@@ -327,7 +330,13 @@ run_daemon(const char *path)
 				stop = 1;
 			}
 		}
-		if (snapshot != NULL && clock_mono() - saved >= SNAPSHOT_INTERVAL) {
+		/* The timers: new TOFU entries, the snapshot. */
+		now = clock_mono();
+		if (now - flushed >= TOFU_FLUSH_INTERVAL) {
+			tofu_flush(tofu);
+			flushed = now;
+		}
+		if (snapshot != NULL && now - saved >= SNAPSHOT_INTERVAL) {
 			(void)store_save(store, snapshot);
 			saved = clock_mono();
 		}

@@ -21,7 +21,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "cert.h"
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
@@ -80,7 +79,6 @@ struct sched {
 	size_t			 nworkers;
 	int			 wake[2];	/* workers → main: a probe finished */
 	int			 cancel[2];	/* main → probes: abandon */
-	double			 last_flush;
 };
 
 /* ---- the heap ---------------------------------------------------------- */
@@ -276,7 +274,6 @@ sched_new(struct store *store, struct tofu_store *tofu)
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) == -1 ||
 	    pipe2(s->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	s->last_flush = clock_mono();
 	return s;
 }
 
@@ -428,10 +425,6 @@ sched_run(struct sched *s)
 		pthread_cond_signal(&s->cond);
 		pthread_mutex_unlock(&s->lock);
 	}
-	if (now - s->last_flush >= 1) {
-		tofu_flush(s->tofu);
-		s->last_flush = now;
-	}
 	wait = 1.0;
 	if (s->nheap > 0 && s->busy < conf->concurrency &&
 	    s->heap[0]->due - now < wait)
@@ -455,12 +448,6 @@ const struct conf *
 sched_conf(const struct sched *s)
 {
 	return s->current;
-}
-
-struct tofu_store *
-sched_tofu(const struct sched *s)
-{
-	return s->tofu;
 }
 
 void

@@ -40,7 +40,5 @@ int sched_fd(const struct sched *);
 /* The configuration followed now (borrowed; main thread only). */
 const struct conf *sched_conf(const struct sched *);
 
-/* The TOFU store the scheduler's probes use (borrowed). */
-struct tofu_store *sched_tofu(const struct sched *);
 
 #endif
