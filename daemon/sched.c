@@ -458,12 +458,16 @@ sched_free(struct sched *s)
 
 	if (s == NULL)
 		return;
-	/* Abandon probes in flight, then stop the workers. */
-	(void)!write(s->cancel[1], "", 1);
+	/*
+	 * Stopping first, then abandon the probes in flight: a worker whose
+	 * probe was abandoned must find stopping set, or it would store its
+	 * "probe abandoned" as the capsule's result.
+	 */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = 1;
 	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
+	(void)!write(s->cancel[1], "", 1);
 	for (i = 0; i < s->nworkers; i++)
 		pthread_join(s->workers[i], NULL);
 	free(s->workers);
