@@ -41,6 +41,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "probe.h"
 #include "sched.h"
 #include "store.h"
@@ -202,6 +203,13 @@ apply(struct store *store, struct sched *sched, struct conf *conf)
 	conf_set_running(conf);
 }
 
+/* The scheduler's hook: a finished probe's result goes to the store. */
+static void
+publish(void *store, const char *capsule, const struct probe_result *res)
+{
+	store_put(store, capsule, res);
+}
+
 static void
 reload(struct sched *sched, struct store *store, const char *path)
 {
@@ -237,6 +245,7 @@ run_daemon(const char *path)
 	struct tofu_store	*tofu;
 	struct http		*http;
 	struct sched		*sched;
+	struct pool		*pool;
 	struct passwd		*pw = NULL;
 	struct daemon_info	 info;
 	const struct capsule_conf **mine;
@@ -292,9 +301,11 @@ run_daemon(const char *path)
 	}
 	saved = flushed = clock_mono();
 	tofu = tofu_open(state);
-	sched = sched_new(store, tofu);
+	pool = pool_new(tofu);
+	sched = sched_new(pool_runner(pool), clock_mono, publish, store);
 	if ((http = http_start(conf, store, tofu, &info)) == NULL) {
 		sched_free(sched);
+		pool_free(pool);
 		tofu_free(tofu);
 		store_free(store);
 		probe_global_free();
@@ -344,6 +355,7 @@ run_daemon(const char *path)
 
 	http_stop(http);
 	sched_free(sched);
+	pool_free(pool);
 	conf_set_running(NULL);
 	if (snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(store, snapshot);
