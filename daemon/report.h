@@ -12,5 +12,7 @@
 const char *report_end_words(enum end);
 /* Append the report of r to b; bytes from outside are escaped. */
 void report_text(struct buf *b, const struct probe_result *r);
+/* Append the stages of r, a line each, for /probe?debug=true. */
+void report_stages(struct buf *b, const struct probe_result *r);
 
 #endif
