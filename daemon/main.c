@@ -1,16 +1,17 @@
 /*
  * gemwatch: options, start-up and shut-down order.
  *
- * Start-up: configuration, TLS library, store (with the capsules and the
- * snapshot loaded, so nobody ever sees it empty after a restart), TOFU
- * store, HTTP endpoint (bound before privileges are dropped), scheduler.
- * The main thread then runs the scheduler, keeps two timers (TOFU
- * entries written or re-read every second, the snapshot saved every
- * minute) and handles signals through a self-pipe: SIGHUP re-reads the
- * configuration (store first, then the scheduler), SIGTERM and SIGINT
- * stop. Tear-down runs in the reverse
- * order, saving the snapshot once the probes are stopped, so an orderly
- * exit loses nothing and frees everything.
+ * Start-up: configuration, signals, TLS library, store (with the capsules
+ * and the snapshot loaded, so nobody ever sees it empty after a restart),
+ * TOFU store, the pool that runs probes, the scheduler, HTTP endpoint
+ * (bound before privileges are dropped); then the scheduler follows the
+ * configuration, which becomes the running one. The main thread runs the
+ * scheduler, keeps two timers (TOFU entries written or re-read every
+ * second, the snapshot saved every minute) and handles signals through a
+ * self-pipe: SIGHUP re-reads the configuration (store first, then the
+ * scheduler), SIGTERM and SIGINT stop. Tear-down runs in one place, in
+ * the reverse order, saving the snapshot once the probes are stopped, so
+ * an orderly exit loses nothing and frees everything.
  */
 #include "config.h"
 
@@ -126,6 +127,16 @@ signals_init(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+static void
+signals_free(void)
+{
+	if (signal_pipe[0] == -1)
+		return;
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+	signal_pipe[0] = signal_pipe[1] = -1;
+}
+
 /* Idle HTTP clients and probes each hold a descriptor: allow many. */
 static void
 raise_fd_limit(void)
@@ -237,93 +248,20 @@ reload(struct sched *sched, struct store *store, const char *path)
 	store_set_reload(store, 1, clock_wall());
 }
 
-static int
-run_daemon(const char *path)
+/*
+ * The main loop until SIGTERM or SIGINT: the scheduler, the heartbeat,
+ * signals, and the timers (new TOFU entries, the snapshot).
+ */
+static void
+serve(const char *path, struct sched *sched, struct http *http,
+    struct store *store, struct tofu_store *tofu, const char *snapshot)
 {
-	struct conf		*conf;
-	struct store		*store;
-	struct tofu_store	*tofu;
-	struct http		*http;
-	struct sched		*sched;
-	struct pool		*pool;
-	struct passwd		*pw = NULL;
-	struct daemon_info	 info;
-	const struct capsule_conf **mine;
-	size_t			 nmine;
-	struct pollfd		 pfd[2];
-	const char		*state;
-	char			*snapshot = NULL;
-	double			 saved, flushed, now;
-	unsigned char		 sig;
-	int			 wait_ms, stop = 0;
+	struct pollfd	 pfd[2];
+	double		 saved, flushed, now;
+	unsigned char	 sig;
+	int		 wait_ms, stop = 0;
 
-	if ((conf = load(path)) == NULL) {
-		log_warnx("%s: configuration has errors; not starting", path);
-		return 1;
-	}
-	if (conf->user != NULL && geteuid() == 0) {
-		if ((pw = getpwnam(conf->user)) == NULL) {
-			log_warnx("user %s does not exist", conf->user);
-			conf_free(conf);
-			return 1;
-		}
-	}
-	/*
-	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
-	 * helpers) a malloc arena of its own, up to 8 per core, and keeps
-	 * what they touched: a few arenas serve this load and keep RSS flat.
-	 */
-	mallopt(M_ARENA_MAX, 4);
-	/*
-	 * /metrics and /api/v1/capsules at thousands of capsules are tens of
-	 * megabytes. glibc's threshold for mapping a block on its own rises
-	 * to the size of the last one freed, so the next such body would
-	 * come from a heap and stay resident after the scrape; a fixed
-	 * threshold maps every big body apart and unmaps it once sent.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	raise_fd_limit();
-	signals_init();
-	if (probe_global_init() == -1) {
-		conf_free(conf);
-		return 1;
-	}
-	info.version = PACKAGE_VERSION;
-	info.start_time = clock_wall();
-	store = store_new();
-	/* The capsules first, then their snapshot: nobody sees it empty. */
-	mine = conf_shard(conf, &nmine);
-	store_sync(store, conf->history, mine, nmine);
-	state = state_dir_init(conf->state_dir, pw);
-	if (state != NULL) {	/* state points into conf, which goes away */
-		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
-		(void)store_load(store, snapshot);
-	}
 	saved = flushed = clock_mono();
-	tofu = tofu_open(state);
-	pool = pool_new(tofu);
-	sched = sched_new(pool_runner(pool), clock_mono, publish, store);
-	if ((http = http_start(conf, store, tofu, &info)) == NULL) {
-		sched_free(sched);
-		pool_free(pool);
-		tofu_free(tofu);
-		store_free(store);
-		probe_global_free();
-		conf_free(conf);
-		free(mine);
-		free(snapshot);
-		return 1;
-	}
-	if (pw != NULL)
-		drop_privileges(pw);
-	log_notice("gemwatch %s started: %zu capsules, http://%s/",
-	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	/* As apply does, the store having been synced above. */
-	sched_apply(sched, conf_hold(conf), mine, nmine);
-	free(mine);
-	conf_set_running(conf);
-	store_set_reload(store, 1, clock_wall());
-
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sched_fd(sched);
@@ -341,7 +279,6 @@ run_daemon(const char *path)
 				stop = 1;
 			}
 		}
-		/* The timers: new TOFU entries, the snapshot. */
 		now = clock_mono();
 		if (now - flushed >= TOFU_FLUSH_INTERVAL) {
 			tofu_flush(tofu);
@@ -352,21 +289,100 @@ run_daemon(const char *path)
 			saved = clock_mono();
 		}
 	}
+}
 
+static int
+run_daemon(const char *path)
+{
+	struct conf		*conf;
+	struct store		*store = NULL;
+	struct tofu_store	*tofu = NULL;
+	struct pool		*pool = NULL;
+	struct sched		*sched = NULL;
+	struct http		*http = NULL;
+	struct passwd		*pw = NULL;
+	struct daemon_info	 info;
+	const struct capsule_conf **mine = NULL;
+	size_t			 nmine;
+	const char		*state;
+	char			*snapshot = NULL;
+	int			 probing = 0, rv = 1;
+
+	if ((conf = load(path)) == NULL) {
+		log_warnx("%s: configuration has errors; not starting", path);
+		return 1;
+	}
+	if (conf->user != NULL && geteuid() == 0 &&
+	    (pw = getpwnam(conf->user)) == NULL) {
+		log_warnx("user %s does not exist", conf->user);
+		goto fail;
+	}
+	/*
+	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
+	 * helpers) a malloc arena of its own, up to 8 per core, and keeps
+	 * what they touched: a few arenas serve this load and keep RSS flat.
+	 */
+	mallopt(M_ARENA_MAX, 4);
+	/*
+	 * /metrics and /api/v1/capsules at thousands of capsules are tens of
+	 * megabytes. glibc's threshold for mapping a block on its own rises
+	 * to the size of the last one freed, so the next such body would
+	 * come from a heap and stay resident after the scrape; a fixed
+	 * threshold maps every big body apart and unmaps it once sent.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	raise_fd_limit();
+	signals_init();
+	if (probe_global_init() == -1)
+		goto fail;
+	probing = 1;
+	info.version = PACKAGE_VERSION;
+	info.start_time = clock_wall();
+	store = store_new();
+	/* The capsules first, then their snapshot: nobody sees it empty. */
+	mine = conf_shard(conf, &nmine);
+	store_sync(store, conf->history, mine, nmine);
+	state = state_dir_init(conf->state_dir, pw);
+	if (state != NULL) {	/* state points into conf, which goes away */
+		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
+		(void)store_load(store, snapshot);
+	}
+	tofu = tofu_open(state);
+	pool = pool_new(tofu);
+	sched = sched_new(pool_runner(pool), clock_mono, publish, store);
+	if ((http = http_start(conf, store, tofu, &info)) == NULL)
+		goto fail;
+	if (pw != NULL)
+		drop_privileges(pw);
+	log_notice("gemwatch %s started: %zu capsules, http://%s/",
+	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
+	/* As apply does, the store having been synced above. */
+	sched_apply(sched, conf_hold(conf), mine, nmine);
+	conf_set_running(conf);
+	conf = NULL;
+	store_set_reload(store, 1, clock_wall());
+
+	serve(path, sched, http, store, tofu, snapshot);
+	rv = 0;
+fail:
+	/* The reverse order of start-up. */
 	http_stop(http);
-	sched_free(sched);
-	pool_free(pool);
 	conf_set_running(NULL);
-	if (snapshot != NULL)	/* no probe runs any more */
+	sched_free(sched);	/* abandons the probes in flight */
+	pool_free(pool);
+	if (rv == 0 && snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(store, snapshot);
 	free(snapshot);
 	tofu_free(tofu);
+	free(mine);
 	store_free(store);
-	probe_global_free();
-	close(signal_pipe[0]);
-	close(signal_pipe[1]);
-	log_notice("stopped");
-	return 0;
+	if (probing)
+		probe_global_free();
+	signals_free();
+	conf_free(conf);
+	if (rv == 0)
+		log_notice("stopped");
+	return rv;
 }
 
 int
