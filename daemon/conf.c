@@ -7,7 +7,9 @@
  * is bounded, NUL bytes and bad UTF-8 are errors, and every error is
  * collected with its line instead of stopping at the first. Global
  * settings apply to every capsule wherever they appear, so defaults are
- * filled in after the whole file was read.
+ * filled in after the whole file was read. A parsed configuration is
+ * shared by reference (conf_hold, conf_free); the running one is kept
+ * here for any thread to hold, and the shard rule is applied here once.
  */
 #include "config.h"
 

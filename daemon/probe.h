@@ -1,6 +1,7 @@
 /*
  * One probe, start to end (SPEC.md §4): resolve, connect, TLS, request,
- * header, body, each under one deadline, and the verdict.
+ * header, body, each under one deadline, and the verdict; and the request
+ * that probes a configured capsule's check.
  */
 #ifndef GEMWATCH_PROBE_H
 #define GEMWATCH_PROBE_H
