@@ -13,9 +13,9 @@
 set -eu
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-	libgnutls28-dev libmicrohttpd-dev libjansson-dev python3 valgrind clang
-	gnutls-bin prometheus molly-brown wrk curl ca-certificates mandoc
-	chromium)
+	libgnutls28-dev libmicrohttpd-dev libjansson-dev libsystemd-dev python3
+	valgrind clang gnutls-bin prometheus molly-brown wrk curl
+	ca-certificates mandoc chromium debhelper lintian)
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -1405,9 +1405,10 @@ conf_finish(struct parser *p)
 	free(sorted);
 }
 
-struct conf *
-conf_parse(
-    const char *name, const char *buf, size_t len, struct conf_errors *errs)
+/* conf_parse, with state_dir as the state-dir when the text names none. */
+static struct conf *
+parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
+    const char *state_dir)
 {
 	struct parser p;
 	struct conf *conf;
@@ -1421,7 +1422,7 @@ conf_parse(
 	conf->timeout = 10;
 	conf->concurrency = 16;
 	conf->history = 120;
-	conf->state_dir = xstrdup(LOCALSTATEDIR "/lib/gemwatch");
+	conf->state_dir = xstrdup(state_dir);
 	conf->max_body = 4 * 1024 * 1024;
 	conf->shard_k = conf->shard_n = 1;
 	atomic_init(&conf->refs, 1);
@@ -1457,10 +1458,35 @@ conf_parse(
 }
 
 struct conf *
+conf_parse(
+    const char *name, const char *buf, size_t len, struct conf_errors *errs)
+{
+	return parse(name, buf, len, errs, LOCALSTATEDIR "/lib/gemwatch");
+}
+
+/*
+ * The state-dir of a file that names none. Under systemd's
+ * StateDirectory=, $STATE_DIRECTORY names the directory the service may
+ * write (the first of a colon-separated list, absolute); otherwise the
+ * build's $(localstatedir)/lib/gemwatch.
+ */
+static char *
+default_state_dir(void)
+{
+	const char *env = getenv("STATE_DIRECTORY");
+	size_t n;
+
+	if (env != NULL && env[0] == '/' &&
+	    (n = strcspn(env, ":")) < CONF_PATH_MAX)
+		return xstrndup(env, n);
+	return xstrdup(LOCALSTATEDIR "/lib/gemwatch");
+}
+
+struct conf *
 conf_load(const char *path, struct conf_errors *errs)
 {
 	struct conf *conf = NULL;
-	char *data = NULL, *msg;
+	char *data = NULL, *msg, *state_dir;
 	size_t len = 0, cap = 0;
 	ssize_t n;
 	int fd;
@@ -1496,7 +1522,9 @@ conf_load(const char *path, struct conf_errors *errs)
 			goto fail;
 		}
 	}
-	conf = conf_parse(path, data != NULL ? data : "", len, errs);
+	state_dir = default_state_dir();
+	conf = parse(path, data != NULL ? data : "", len, errs, state_dir);
+	free(state_dir);
 fail:
 	free(data);
 	close(fd);

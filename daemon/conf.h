@@ -74,7 +74,11 @@ struct conf_errors {
  */
 struct conf *conf_parse(const char *name, const char *buf, size_t len,
     struct conf_errors *errs);
-/* Read and parse a file (at most 16 MiB). */
+/*
+ * Read and parse a file (at most 16 MiB). When it names no state-dir,
+ * $STATE_DIRECTORY (systemd's StateDirectory=; the first of a list) is
+ * the state-dir, if set; conf_parse does not look at the environment.
+ */
 struct conf *conf_load(const char *path, struct conf_errors *errs);
 /* conf_load for the command line: every error written to f, a line each. */
 struct conf *conf_load_report(const char *path, FILE *f);

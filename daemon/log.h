@@ -1,13 +1,19 @@
 /*
- * Logging: one line per event on stderr, filtered by level. Every module
- * logs through these calls; libmicrohttpd's messages are routed here too.
+ * Logging: one line per event on stderr, filtered by level, in the
+ * journal's form when stderr is the journal. Every module logs through
+ * these calls; libmicrohttpd's messages are routed here too.
  */
 #ifndef GEMWATCH_LOG_H
 #define GEMWATCH_LOG_H
 
 enum log_level { LOG_LEVEL_ERR, LOG_LEVEL_WARN, LOG_LEVEL_INFO, LOG_LEVEL_DEBUG };
 
-/* Set the most verbose level printed (default LOG_LEVEL_WARN). */
+/*
+ * Set the most verbose level printed (default LOG_LEVEL_WARN), and see
+ * whether stderr is the journal ($JOURNAL_STREAM): then each line starts
+ * with its syslog priority (<3> fatal, <4> warning, <5> notice, <6> info,
+ * <7> debug) instead of a timestamp.
+ */
 void log_init(enum log_level max);
 /* Whether a message at this level would be printed. */
 int log_enabled(enum log_level level);

@@ -9,7 +9,9 @@
  * scheduler, keeps two timers (TOFU entries written or re-read every
  * second, the snapshot saved every minute) and handles signals through a
  * self-pipe: SIGHUP re-reads the configuration (store first, then the
- * scheduler), SIGTERM and SIGINT stop. Tear-down runs in one place, in
+ * scheduler), SIGTERM and SIGINT stop. Under systemd it also reports
+ * readiness, reloads, stopping, a status line and watchdog pings
+ * (sdnotify.c), the pings from this loop. Tear-down runs in one place, in
  * the reverse order, saving the snapshot once the probes are stopped, so
  * an orderly exit loses nothing and frees everything.
  */
@@ -45,6 +47,7 @@
 #include "pool.h"
 #include "probe.h"
 #include "sched.h"
+#include "sdnotify.h"
 #include "store.h"
 #include "xmalloc.h"
 
@@ -269,12 +272,15 @@ serve(const char *path, struct sched *sched, struct http *http,
 	while (!stop) {
 		wait_ms = sched_run(sched);
 		http_heartbeat(http);
+		wait_ms = sdnotify_tick(store, wait_ms);
 		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
 		while (read(signal_pipe[0], &sig, 1) == 1) {
-			if (sig == SIGHUP)
+			if (sig == SIGHUP) {
+				sdnotify_reloading();
 				reload(sched, store, path);
-			else {
+				sdnotify_ready();
+			} else {
 				log_notice("received signal %d; stopping", sig);
 				stop = 1;
 			}
@@ -289,6 +295,7 @@ serve(const char *path, struct sched *sched, struct http *http,
 			saved = clock_mono();
 		}
 	}
+	sdnotify_stopping();
 }
 
 static int
@@ -333,6 +340,7 @@ run_daemon(const char *path)
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
 	raise_fd_limit();
 	signals_init();
+	sdnotify_init();
 	if (probe_global_init() == -1)
 		goto fail;
 	probing = 1;
@@ -361,6 +369,8 @@ run_daemon(const char *path)
 	conf_set_running(conf);
 	conf = NULL;
 	store_set_reload(store, 1, clock_wall());
+	http_heartbeat(http);	/* /healthz answers 200 from here on */
+	sdnotify_ready();
 
 	serve(path, sched, http, store, tofu, snapshot);
 	rv = 0;

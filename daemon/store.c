@@ -832,6 +832,32 @@ store_reload_status(const struct store *s, double *when)
 	return s->reload_ok;
 }
 
+void
+store_tally(struct store *s, struct store_tally *t)
+{
+	const struct store_capsule	*c;
+	const struct probe_result	*r;
+	size_t				 i;
+
+	memset(t, 0, sizeof *t);
+	store_rdlock(s);
+	t->capsules = s->ncaps;
+	for (i = 0; i < s->ncaps; i++) {
+		c = &s->caps[i];
+		if ((r = c->check[CHECK_PAGE].last) == NULL)
+			t->pending++;
+		else if (r->success)
+			t->up++;
+		else
+			t->down++;
+		r = c->check[CHECK_ERROR_PAGE].last;
+		if (c->has_error_page && r != NULL && !r->success)
+			t->error_pages_failing++;
+	}
+	t->reload_ok = s->reload_ok;
+	store_unlock(s);
+}
+
 size_t
 store_count(const struct store *s)
 {

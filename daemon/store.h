@@ -89,6 +89,18 @@ int store_history_get(const struct store_check *, size_t i,
 /* Reload status (read lock held): returns ok, sets *when. */
 int store_reload_status(const struct store *, double *when);
 
+/* The whole store in a few numbers, for a one-line summary. */
+struct store_tally {
+	size_t	capsules;
+	size_t	up;		/* the page's latest probe succeeded */
+	size_t	down;		/* ... failed */
+	size_t	pending;	/* ... not probed yet */
+	size_t	error_pages_failing;	/* error-path's latest probe failed */
+	int	reload_ok;	/* the latest (re)load succeeded */
+};
+/* Fill t (takes the read lock itself). */
+void store_tally(struct store *, struct store_tally *t);
+
 /*
  * Write the counters, latest results and histories to path atomically
  * (path.tmp, fsync, rename) under the read lock. Returns 0, or -1 after

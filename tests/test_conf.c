@@ -2,7 +2,8 @@
  * Unit tests for the configuration parser: every directive and capsule
  * option, the defaults, the value syntaxes, quoting and comments, the
  * exact text of every error a user can get, sharding, the /probe
- * allow-list, conf_load and the shipped example file.
+ * allow-list, conf_load ($STATE_DIRECTORY included) and the shipped
+ * example file.
  */
 #include "config.h"
 
@@ -1246,6 +1247,75 @@ test_load(void)
 	free(path);
 }
 
+/*
+ * $STATE_DIRECTORY (systemd's StateDirectory=) is the state-dir of a
+ * loaded file that names none; the first of a list; a state-dir line
+ * wins; a relative value is not a directory systemd would give and is
+ * ignored; conf_parse never looks.
+ */
+static void
+test_state_directory(void)
+{
+	struct conf_errors errs = {NULL, 0};
+	struct conf *c;
+	char dir[] = "/tmp/test_conf.XXXXXX", *path;
+	static const char named[] = "state-dir /srv/named\n";
+	int fd;
+
+	if (mkdtemp(dir) == NULL) {
+		ok(0, "mkdtemp");
+		return;
+	}
+	xasprintf(&path, "%s/gemwatch.conf", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ok(fd != -1 && write(fd, "interval 7s\n", 12) == 12, "write a file");
+	close(fd);
+
+	unsetenv("STATE_DIRECTORY");
+	c = conf_load(path, &errs);
+	is_str(c ? c->state_dir : NULL, LOCALSTATEDIR "/lib/gemwatch",
+	    "no STATE_DIRECTORY: the default state-dir");
+	conf_free(c);
+
+	setenv("STATE_DIRECTORY", "/var/lib/gw-test", 1);
+	c = conf_load(path, &errs);
+	is_str(c ? c->state_dir : NULL, "/var/lib/gw-test",
+	    "STATE_DIRECTORY is the state-dir");
+	conf_free(c);
+	c = parse("interval 7s\n", &errs);
+	is_str(c ? c->state_dir : NULL, LOCALSTATEDIR "/lib/gemwatch",
+	    "conf_parse ignores STATE_DIRECTORY");
+	conf_free(c);
+
+	setenv("STATE_DIRECTORY", "/var/lib/first:/var/lib/second", 1);
+	c = conf_load(path, &errs);
+	is_str(c ? c->state_dir : NULL, "/var/lib/first",
+	    "STATE_DIRECTORY list: the first");
+	conf_free(c);
+
+	setenv("STATE_DIRECTORY", "relative/dir", 1);
+	c = conf_load(path, &errs);
+	is_str(c ? c->state_dir : NULL, LOCALSTATEDIR "/lib/gemwatch",
+	    "a relative STATE_DIRECTORY is ignored");
+	conf_free(c);
+
+	setenv("STATE_DIRECTORY", "/var/lib/gw-test", 1);
+	fd = open(path, O_WRONLY | O_TRUNC);
+	ok(fd != -1 && write(fd, named, sizeof named - 1) ==
+	    (ssize_t)(sizeof named - 1), "rewrite with a state-dir");
+	close(fd);
+	c = conf_load(path, &errs);
+	is_str(c ? c->state_dir : NULL, "/srv/named",
+	    "a state-dir line wins over STATE_DIRECTORY");
+	conf_free(c);
+	conf_errors_free(&errs);
+
+	unsetenv("STATE_DIRECTORY");
+	unlink(path);
+	free(path);
+	rmdir(dir);
+}
+
 int
 main(void)
 {
@@ -1261,6 +1331,7 @@ main(void)
 	test_many_errors();
 	test_shards();
 	test_probe_allowed();
+	test_state_directory();
 	test_load();
 	return done_testing();
 }

@@ -737,6 +737,38 @@ test_threads(void)
 	store_free(s);
 }
 
+/* store_tally: what the systemd status line says. */
+static void
+test_tally(void)
+{
+	static const char *const spec[] = { "a gemini://a/ /nope",
+	    "b gemini://b/", "c gemini://c/", "d gemini://d/ /nope", NULL };
+	struct store		*s = store_new();
+	struct store_tally	 t;
+
+	sync_with(s, 4, spec);
+	store_tally(s, &t);
+	ok(t.capsules == 4 && t.up == 0 && t.down == 0 && t.pending == 4 &&
+	    t.error_pages_failing == 0 && t.reload_ok == 1,
+	    "tally: 4 capsules, none probed yet");
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
+	put(s, "a", CHECK_ERROR_PAGE, 1, 51, END_PREMATURE);
+	put(s, "b", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
+	put(s, "c", CHECK_PAGE, 1, 20, END_PREMATURE);
+	put(s, "d", CHECK_ERROR_PAGE, 1, 51, END_CLOSE_NOTIFY);
+	(void)capture_end();
+	store_set_reload(s, 0, 2);
+	store_tally(s, &t);
+	is_int(t.capsules, 4, "tally: capsules");
+	is_int(t.up, 2, "tally: up (a, b)");
+	is_int(t.down, 1, "tally: down (c)");
+	is_int(t.pending, 1, "tally: page not probed yet (d)");
+	is_int(t.error_pages_failing, 1, "tally: error pages failing (a)");
+	is_int(t.reload_ok, 0, "tally: the failed reload");
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -746,6 +778,7 @@ main(void)
 	test_views();
 	test_sharing();
 	test_threads();
+	test_tally();
 	store_free(NULL);
 	return done_testing();
 }
