@@ -18,7 +18,6 @@
 #include "conf.h"
 #include "priv.h"
 #include "probe.h"
-#include "sched.h"
 #include "statedir.h"
 
 static void
@@ -35,7 +34,7 @@ trust_one(const struct conf *conf, const struct capsule_conf *c,
 	struct probe_result	 res;
 	int			 rv = 1;
 
-	sched_req_for(conf, c, CHECK_PAGE, &req);
+	probe_req_for(conf, c, CHECK_PAGE, &req);
 	req.fingerprint = NULL;
 	req.tofu = NULL;
 	result_init(&res);

@@ -7,7 +7,9 @@
  * is bounded, NUL bytes and bad UTF-8 are errors, and every error is
  * collected with its line instead of stopping at the first. Global
  * settings apply to every capsule wherever they appear, so defaults are
- * filled in after the whole file was read.
+ * filled in after the whole file was read. A parsed configuration is
+ * shared by reference (conf_hold, conf_free); the running one is kept
+ * here for any thread to hold, and the shard rule is applied here once.
  */
 #include "config.h"
 
@@ -20,6 +22,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <netdb.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -1101,6 +1104,7 @@ parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
 	conf->state_dir = xstrdup(state_dir);
 	conf->max_body = DEFAULT_MAX_BODY;
 	conf->shard_k = conf->shard_n = 1;
+	atomic_init(&conf->refs, 1);
 
 	start = 0;
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
@@ -1211,7 +1215,7 @@ conf_free(struct conf *conf)
 {
 	size_t i;
 
-	if (conf == NULL)
+	if (conf == NULL || atomic_fetch_sub(&conf->refs, 1) != 1)
 		return;
 	for (i = 0; i < conf->ncapsules; i++)
 		capsule_clear(&conf->capsules[i]);
@@ -1226,6 +1230,41 @@ conf_free(struct conf *conf)
 	free(conf->listen);
 	free(conf->path);
 	free(conf);
+}
+
+struct conf *
+conf_hold(struct conf *conf)
+{
+	atomic_fetch_add(&conf->refs, 1);
+	return conf;
+}
+
+/* The running configuration: main sets it, any thread holds it. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct conf *running;
+
+void
+conf_set_running(struct conf *conf)
+{
+	struct conf *old;
+
+	pthread_mutex_lock(&running_lock);
+	old = running;
+	running = conf;
+	pthread_mutex_unlock(&running_lock);
+	conf_free(old);
+}
+
+struct conf *
+conf_running(void)
+{
+	struct conf *conf;
+
+	pthread_mutex_lock(&running_lock);
+	if ((conf = running) != NULL)
+		conf_hold(conf);
+	pthread_mutex_unlock(&running_lock);
+	return conf;
 }
 
 struct conf *
@@ -1270,6 +1309,20 @@ int
 conf_in_shard(const struct conf *conf, const struct capsule_conf *c)
 {
 	return shard_of(c->name, conf->shard_n) == conf->shard_k;
+}
+
+const struct capsule_conf **
+conf_shard(const struct conf *conf, size_t *n)
+{
+	const struct capsule_conf **mine;
+	size_t i;
+
+	mine = xcalloc(conf->ncapsules + 1, sizeof(*mine));
+	*n = 0;
+	for (i = 0; i < conf->ncapsules; i++)
+		if (conf_in_shard(conf, &conf->capsules[i]))
+			mine[(*n)++] = &conf->capsules[i];
+	return mine;
 }
 
 const struct capsule_conf *

@@ -1,13 +1,17 @@
 /*
  * The configuration file (SPEC.md §3): a line-oriented file turned into a
  * struct conf. conf_parse is pure and fuzzed; conf_load reads a file.
- * Every error is collected, each naming file:line.
+ * Every error is collected, each naming file:line. A configuration is
+ * shared by reference (the scheduler's tasks, probes in flight, /probe):
+ * conf owns the count, and the running configuration that main publishes
+ * after each (re)load.
  */
 #ifndef GEMWATCH_CONF_H
 #define GEMWATCH_CONF_H
 
 #include <sys/socket.h>
 #include <regex.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdio.h>
 
@@ -54,6 +58,7 @@ struct conf {
 	unsigned		 shard_k, shard_n;	/* [1/1] */
 	struct capsule_conf	*capsules;
 	size_t			 ncapsules;
+	atomic_uint		 refs;		/* conf_hold, conf_free */
 };
 
 /* A list of "file:line: message" strings. */
@@ -77,7 +82,25 @@ struct conf *conf_parse(const char *name, const char *buf, size_t len,
 struct conf *conf_load(const char *path, struct conf_errors *errs);
 /* conf_load for the command line: every error written to f, a line each. */
 struct conf *conf_load_report(const char *path, FILE *f);
+/* Add a reference to conf, from any thread; returns conf. */
+struct conf *conf_hold(struct conf *);
+/*
+ * Drop a reference: the one conf_parse or conf_load returned, or one
+ * conf_hold added. The last frees conf. NULL is fine.
+ */
 void conf_free(struct conf *);
+/*
+ * Publish conf as the running configuration (main, after a (re)load has
+ * been applied), taking over the caller's reference; NULL at exit drops
+ * the last one held here.
+ */
+void conf_set_running(struct conf *);
+/*
+ * The running configuration, held for the caller (any thread), so a
+ * reload cannot free it meanwhile: conf_free it when done. NULL before
+ * the first conf_set_running.
+ */
+struct conf *conf_running(void);
 void conf_errors_free(struct conf_errors *);
 
 /* Parse "90", "1500ms", "5m" ... into seconds; -1 on error. */
@@ -92,6 +115,12 @@ int parse_size(const char *, size_t *);
 unsigned shard_of(const char *name, unsigned n);
 /* Whether this instance probes the capsule under its shard directive. */
 int conf_in_shard(const struct conf *, const struct capsule_conf *);
+/*
+ * The capsules this instance probes and keeps: those of its shard, in
+ * configuration order. Returns an array of *n pointers into conf (free it
+ * with free()); main hands it to the store and the scheduler alike.
+ */
+const struct capsule_conf **conf_shard(const struct conf *, size_t *n);
 
 /* Look up a capsule by name; NULL when absent. */
 const struct capsule_conf *conf_capsule(const struct conf *, const char *name);

@@ -4,27 +4,22 @@
  * Limits keep slow or idle clients from starving it: a connection cap,
  * a per-IP cap, an idle timeout and a per-connection memory limit (which
  * also bounds the request line and headers). Only GET and HEAD are
- * served; every response has a Content-Type.
+ * served; every response has a Content-Type. This file is the routes and
+ * libmicrohttpd: the pages come from page, metrics and api, and a /probe
+ * job from probe_route, while its connection is suspended.
  */
 #include "config.h"
 
 #include <sys/socket.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <pthread.h>
 #include <microhttpd.h>
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "allow.h"
 #include "api.h"
 #include "buf.h"
-#include "cert.h"
 #include "clock.h"
 #include "conf.h"
 #include "hex.h"
@@ -32,11 +27,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
-#include "probe.h"
-#include "report.h"
-#include "sched.h"
-#include "store.h"
-#include "url.h"
+#include "probe_route.h"
 #include "xmalloc.h"
 
 #define HTTP_CONNECTION_LIMIT	4096
@@ -50,39 +41,16 @@
 #define CT_JSON		"application/json"
 #define CT_HTML		"text/html; charset=utf-8"
 
-/* Subtracted from Prometheus's scrape timeout so the answer arrives in time. */
-#define SCRAPE_TIMEOUT_OFFSET	0.5
-#define PROBE_MIN_TIMEOUT	0.1
-
 struct http {
 	struct MHD_Daemon	**d;
 	size_t			  nd;
 	struct store		 *store;
-	struct sched		 *sched;
 	const struct daemon_info *info;
 	struct metrics_cache	 *metrics;
 	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
-
-	/* /probe: probes run on threads of their own while the connection
-	 * is suspended; http_stop abandons them and waits. */
-	pthread_mutex_t		  lock;
-	pthread_cond_t		  cond;
-	unsigned		  probes;	/* in flight */
-	int			  cancel[2];
-};
-
-/* One /probe request. */
-struct probe_job {
-	struct http		*h;
-	struct MHD_Connection	*conn;
-	struct conf_ref		*ref;
-	struct url		 url;
-	char			*capsule;	/* name, or NULL for ?target= */
-	struct probe_req	 req;
-	struct probe_result	 res;
-	int			 debug;
-	struct buf		 out;
-	atomic_int		 done;
+	/* /probe's jobs, on threads of their own while the connection is
+	 * suspended; http_stop abandons them and waits. */
+	struct probe_route	 *probes;
 };
 
 enum route
@@ -191,263 +159,32 @@ respond_buf(struct MHD_Connection *c, const char *type, struct buf *b)
 	return respond(c, MHD_HTTP_OK, type, p, len, 1);
 }
 
-int
-http_probe_params(const char *target, const char *capsule, const char *debug,
-    const char *scrape_timeout, struct probe_params *p, const char **err)
-{
-	char	*end;
-	double	 t;
-
-	memset(p, 0, sizeof *p);
-	p->scrape_timeout = -1;
-	if ((target == NULL) == (capsule == NULL)) {
-		*err = "give exactly one of target=URL or capsule=NAME";
-		return -1;
-	}
-	if (target != NULL &&
-	    url_parse(target, strlen(target), &p->url, err) == -1)
-		return -1;
-	p->has_url = target != NULL;
-	p->capsule = capsule;
-	if (debug != NULL) {
-		if (strcmp(debug, "true") == 0 || strcmp(debug, "1") == 0)
-			p->debug = 1;
-		else if (strcmp(debug, "false") != 0 && strcmp(debug, "0") != 0) {
-			*err = "debug must be true or false";
-			goto fail;
-		}
-	}
-	if (scrape_timeout != NULL) {
-		t = strtod(scrape_timeout, &end);
-		if (end == scrape_timeout || *end != '\0' || !(t > 0) ||
-		    t > 86400) {
-			*err = "bad X-Prometheus-Scrape-Timeout-Seconds";
-			goto fail;
-		}
-		p->scrape_timeout = t;
-	}
-	return 0;
-fail:
-	if (p->has_url)
-		url_free(&p->url);
-	p->has_url = 0;
-	return -1;
-}
-
+/* A /probe job's answer is ready: answer from the handler's next call. */
 static void
-probe_job_free(struct probe_job *j)
+probe_resume(void *conn)
 {
-	if (j == NULL)
-		return;
-	result_clear(&j->res);
-	url_free(&j->url);
-	free(j->capsule);
-	buf_free(&j->out);
-	if (j->ref != NULL)
-		sched_conf_release(j->ref);
-	free(j);
+	MHD_resume_connection(conn);
 }
 
-/*
- * The stages of a probe for ?debug=true, one line each: ok (with its
- * time and what it found), FAILED (with the reason) or not reached. Only
- * gemwatch's own strings and numbers are printed; report_text escapes
- * what the server sent.
- */
-static void
-probe_debug_stages(struct buf *b, const struct probe_result *r)
-{
-	static const int phase_of[STAGE__COUNT] = {
-		[STAGE_NONE] = -1,
-		[STAGE_RESOLVE] = PHASE_RESOLVE,
-		[STAGE_CONNECT] = PHASE_CONNECT,
-		[STAGE_TLS] = PHASE_TLS,
-		[STAGE_REQUEST] = -1,
-		[STAGE_HEADER] = PHASE_HEADER,
-		[STAGE_BODY] = PHASE_BODY,
-	};
-	enum stage	 s;
-	char		 what[96];
-	double		 d;
-	int		 failed, reached;
-
-	for (s = STAGE_RESOLVE; s < STAGE__COUNT; s++) {
-		/* The request has no timer: sent if a header was awaited. */
-		d = phase_of[s] >= 0 ? r->dur[phase_of[s]] : -1;
-		reached = d >= 0 ||
-		    (s == STAGE_REQUEST && r->dur[PHASE_HEADER] >= 0);
-		failed = !r->success && r->stage == s;
-		what[0] = '\0';
-		if (failed)
-			snprintf(what, sizeof what, "reason %s",
-			    reason_name(r->reason));
-		else if (!reached)
-			;
-		else if (s == STAGE_RESOLVE && r->ip_protocol != 0)
-			snprintf(what, sizeof what, "%s (IPv%d)", r->address,
-			    r->ip_protocol);
-		else if (s == STAGE_CONNECT && r->ip_protocol != 0)
-			snprintf(what, sizeof what, "port %d", r->port);
-		else if (s == STAGE_TLS && r->tls_version != NULL)
-			snprintf(what, sizeof what, "%s", r->tls_version);
-		else if (s == STAGE_HEADER && r->status >= 0)
-			snprintf(what, sizeof what, "status %d", r->status);
-		else if (s == STAGE_BODY && r->body_bytes >= 0)
-			snprintf(what, sizeof what, "%lld bytes, end %s",
-			    (long long)r->body_bytes, end_name(r->end) ?
-			    end_name(r->end) : "none");
-		buf_printf(b, "  %-8s  %s", stage_name(s), failed ? "FAILED" :
-		    reached ? "ok" : "not reached");
-		/* Columns: "FAILED" and "ok" are padded to the same width. */
-		if (d >= 0)
-			buf_printf(b, "%*s%10.6fs", failed ? 1 : 5, "", d);
-		else if (what[0] != '\0')
-			buf_printf(b, "%*s", failed ? 12 : 16, "");
-		if (what[0] != '\0')
-			buf_printf(b, "  %s", what);
-		buf_addc(b, '\n');
-	}
-}
-
-static void *
-probe_job_run(void *arg)
-{
-	struct probe_job	*j = arg;
-	struct http		*h = j->h;
-	json_t			*json;
-	char			*text;
-
-	probe_run(&j->req, &j->res);
-	if (j->debug) {
-		buf_adds(&j->out, "Stages\n\n");
-		probe_debug_stages(&j->out, &j->res);
-		buf_adds(&j->out, "\nProbe\n\n");
-		report_text(&j->out, &j->res);
-		buf_adds(&j->out, "\nMetrics\n\n");
-		metrics_probe(&j->out, &j->res);
-		buf_adds(&j->out, "\nResult\n\n");
-		json = api_result(&j->res, j->capsule ? j->capsule :
-		    j->url.text);
-		text = json ? json_dumps(json, JSON_INDENT(2) |
-		    JSON_REAL_PRECISION(15)) : NULL;
-		buf_adds(&j->out, text ? text : "null");
-		buf_addc(&j->out, '\n');
-		free(text);
-		json_decref(json);
-	} else
-		metrics_probe(&j->out, &j->res);
-	atomic_store(&j->done, 1);
-	/* From here on the job belongs to libmicrohttpd's thread. */
-	MHD_resume_connection(j->conn);
-	pthread_mutex_lock(&h->lock);
-	h->probes--;
-	pthread_cond_broadcast(&h->cond);
-	pthread_mutex_unlock(&h->lock);
-	return NULL;
-}
-
-/* Start /probe: check the request, then probe on a thread of its own. */
+/* Start /probe: the job checks the request, then probes on a thread. */
 static enum MHD_Result
-probe_start(struct http *h, struct MHD_Connection *c, void **con_cls)
+probe_begin(struct http *h, struct MHD_Connection *c, void **con_cls)
 {
-	struct probe_params	 p;
 	struct probe_job	*j;
-	const struct conf	*conf;
-	const struct capsule_conf *cap;
-	const char		*err;
-	pthread_attr_t		 attr;
-	pthread_t		 tid;
-	struct buf		 b;
 	char			*text;
-	size_t			 len;
+	unsigned		 status;
 
-	if (http_probe_params(
+	j = probe_route_job(h->probes,
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target"),
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "capsule"),
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "debug"),
 	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    "X-Prometheus-Scrape-Timeout-Seconds"), &p, &err) == -1) {
-		buf_init(&b);
-		buf_printf(&b, "400 bad request: %s\n", err);
-		text = buf_steal(&b, &len);
-		return respond(c, MHD_HTTP_BAD_REQUEST, CT_TEXT, text, len, 1);
-	}
-	j = xcalloc(1, sizeof *j);
-	j->h = h;
-	j->conn = c;
-	j->debug = p.debug;
-	buf_init(&j->out);
-	result_init(&j->res);
-	if ((j->ref = sched_conf_hold(h->sched)) == NULL) {
-		if (p.has_url)
-			url_free(&p.url);
-		probe_job_free(j);
-		return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "503 not configured yet\n");
-	}
-	conf = conf_ref_conf(j->ref);
-	if (p.capsule != NULL) {
-		if ((cap = conf_capsule(conf, p.capsule)) == NULL) {
-			probe_job_free(j);
-			return respond_literal(c, MHD_HTTP_NOT_FOUND,
-			    "404 no such capsule\n");
-		}
-		j->capsule = xstrdup(cap->name);
-		url_copy(&j->url, &cap->url);
-		sched_req_for(conf, cap, CHECK_PAGE, &j->req);
-		j->req.url = &j->url;
-		j->req.tofu = sched_tofu(h->sched);
-	} else {
-		j->url = p.url;
-		if (!allow_probe(conf, &j->url)) {
-			log_info("/probe: %s refused (not a capsule, not in "
-			    "probe-allow)", j->url.text);
-			probe_job_free(j);
-			return respond_literal(c, MHD_HTTP_FORBIDDEN,
-			    "403 forbidden: target is not a configured capsule "
-			    "nor allowed by probe-allow\n");
-		}
-		probe_req_init(&j->req, &j->url);
-		j->req.timeout = conf->timeout;
-		j->req.max_body = conf->max_body;
-	}
-	if (p.scrape_timeout > 0 &&
-	    p.scrape_timeout - SCRAPE_TIMEOUT_OFFSET < j->req.timeout) {
-		j->req.timeout = p.scrape_timeout - SCRAPE_TIMEOUT_OFFSET;
-		if (j->req.timeout < PROBE_MIN_TIMEOUT)
-			j->req.timeout = PROBE_MIN_TIMEOUT;
-	}
-	j->req.cancel_fd = h->cancel[0];
-
-	pthread_mutex_lock(&h->lock);
-	if (h->probes >= conf->concurrency) {
-		pthread_mutex_unlock(&h->lock);
-		probe_job_free(j);
-		return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
-		    "503 too many probes in flight\n");
-	}
-	h->probes++;
-	pthread_mutex_unlock(&h->lock);
-
+	    "X-Prometheus-Scrape-Timeout-Seconds"), &status, &text);
+	if (j == NULL)
+		return respond(c, status, CT_TEXT, text, strlen(text), 1);
 	*con_cls = j;
 	MHD_suspend_connection(c);
-	pthread_attr_init(&attr);
-	pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
-	if (pthread_create(&tid, &attr, probe_job_run, j) != 0) {
-		pthread_attr_destroy(&attr);
-		/* Answer from the handler's next call. */
-		result_fail(&j->res, REASON_TIMEOUT, STAGE_NONE,
-		    "no thread for the probe");
-		metrics_probe(&j->out, &j->res);
-		atomic_store(&j->done, 1);
-		MHD_resume_connection(c);
-		pthread_mutex_lock(&h->lock);
-		h->probes--;
-		pthread_cond_broadcast(&h->cond);
-		pthread_mutex_unlock(&h->lock);
-		return MHD_YES;
-	}
-	pthread_attr_destroy(&attr);
+	probe_job_start(j, probe_resume, c);
 	return MHD_YES;
 }
 
@@ -501,11 +238,14 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	if (*con_cls != &headers_seen) {
 		/* A /probe whose probe finished: answer it. */
 		struct probe_job *j = *con_cls;
+		size_t		  len;
+		int		  debug;
 
-		if (!atomic_load(&j->done))
+		if (!probe_job_ready(j))
 			return MHD_YES;
-		return respond_buf(c, j->debug ? CT_TEXT : CT_METRICS,
-		    &j->out);
+		text = probe_job_answer(j, &len, &debug);
+		return respond(c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS,
+		    text, len, 1);
 	}
 	route = http_route(url, strlen(url), &name, &namelen);
 	buf_init(&b);
@@ -540,7 +280,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    "scheduler stalled\n");
 		return respond_literal(c, MHD_HTTP_OK, "ok\n");
 	case ROUTE_PROBE:
-		return probe_start(h, c, con_cls);
+		return probe_begin(h, c, con_cls);
 	case ROUTE_NOT_FOUND:
 		break;
 	}
@@ -561,8 +301,8 @@ mhd_log(void *cls, const char *fmt, va_list ap)
 }
 
 struct http *
-http_start(const struct conf *conf, struct store *store, struct sched *sched,
-    const struct daemon_info *info)
+http_start(const struct conf *conf, struct store *store,
+    struct tofu_store *tofu, const struct daemon_info *info)
 {
 	struct http	*h;
 	size_t		 i;
@@ -570,13 +310,9 @@ http_start(const struct conf *conf, struct store *store, struct sched *sched,
 
 	h = xcalloc(1, sizeof *h);
 	h->store = store;
-	h->sched = sched;
+	h->probes = probe_route_new(tofu);
 	h->info = info;
 	h->metrics = metrics_cache_new();
-	pthread_mutex_init(&h->lock, NULL);
-	pthread_cond_init(&h->cond, NULL);
-	if (pipe2(h->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
-		fatal("pipe");
 	/*
 	 * Not healthy until the main loop beats, after the scheduler has the
 	 * configuration: until then /probe and the API have nothing to serve.
@@ -627,17 +363,9 @@ http_stop(struct http *h)
 	if (h == NULL)
 		return;
 	/* Suspended /probe connections must be resumed before MHD stops. */
-	(void)!write(h->cancel[1], "", 1);
-	pthread_mutex_lock(&h->lock);
-	while (h->probes > 0)
-		pthread_cond_wait(&h->cond, &h->lock);
-	pthread_mutex_unlock(&h->lock);
+	probe_route_free(h->probes);
 	for (i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
-	close(h->cancel[0]);
-	close(h->cancel[1]);
-	pthread_cond_destroy(&h->cond);
-	pthread_mutex_destroy(&h->lock);
 	metrics_cache_free(h->metrics);
 	free(h->d);
 	free(h);

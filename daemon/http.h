@@ -1,17 +1,17 @@
 /*
  * The HTTP endpoint (libmicrohttpd): routes of SPEC.md §6 on every
- * `listen` address. Its threads only read the store.
+ * `listen` address. Its threads only read the store; /probe's jobs
+ * (probe_route.c) probe on threads of their own, which record new
+ * certificates in the TOFU store.
  */
 #ifndef GEMWATCH_HTTP_H
 #define GEMWATCH_HTTP_H
 
 #include <stddef.h>
 
-#include "url.h"
-
 struct conf;
 struct daemon_info;
-struct sched;
+struct tofu_store;
 struct store;
 
 enum route {
@@ -31,31 +31,16 @@ enum route {
 enum route http_route(const char *path, size_t len, const char **name,
     size_t *namelen);
 
-/* What a /probe request asks for. */
-struct probe_params {
-	int		 has_url;
-	struct url	 url;		/* ?target=, when has_url */
-	const char	*capsule;	/* ?capsule=, borrowed */
-	int		 debug;		/* ?debug=true */
-	double		 scrape_timeout;	/* seconds, or -1 */
-};
-
-/*
- * Check /probe's parameters (each NULL when absent). 0, with p filled
- * (free p->url when has_url), or -1 with *err set. Pure; fuzzed.
- */
-int http_probe_params(const char *target, const char *capsule,
-    const char *debug, const char *scrape_timeout, struct probe_params *p,
-    const char **err);
-
 struct http;
 
 /*
  * Bind every listen address of conf and start serving; NULL (after
- * logging why) when an address cannot be bound. All pointers are borrowed.
+ * logging why) when an address cannot be bound. All pointers are borrowed;
+ * /probe checks its requests against the running configuration (conf.h)
+ * and its probes use tofu.
  */
-struct http *http_start(const struct conf *, struct store *, struct sched *,
-    const struct daemon_info *);
+struct http *http_start(const struct conf *, struct store *,
+    struct tofu_store *, const struct daemon_info *);
 /* Stop serving and free. */
 void http_stop(struct http *);
 /* The scheduler is alive (main loop, at least every second). */

@@ -1,16 +1,19 @@
 /*
  * gemwatch: options, start-up and shut-down order.
  *
- * Start-up: configuration, TLS library, store (with the capsules and the
- * snapshot loaded, so nobody ever sees it empty after a restart), TOFU
- * store, HTTP endpoint (bound before privileges are dropped), scheduler.
- * The main thread then runs the scheduler, saves the snapshot every
- * minute and handles signals through a self-pipe: SIGHUP re-reads the
- * configuration, SIGTERM and SIGINT stop. Under systemd it also reports
+ * Start-up: configuration, signals, TLS library, store (with the capsules
+ * and the snapshot loaded, so nobody ever sees it empty after a restart),
+ * TOFU store, the pool that runs probes, the scheduler, HTTP endpoint
+ * (bound before privileges are dropped); then the scheduler follows the
+ * configuration, which becomes the running one. The main thread runs the
+ * scheduler, keeps two timers (TOFU entries written or re-read every
+ * second, the snapshot saved every minute) and handles signals through a
+ * self-pipe: SIGHUP re-reads the configuration (store first, then the
+ * scheduler), SIGTERM and SIGINT stop. Under systemd it also reports
  * readiness, reloads, stopping, a status line and watchdog pings
- * (sdnotify.c), the pings from this loop. Tear-down runs in the reverse
- * order, saving the snapshot once the probes are stopped, so an orderly
- * exit loses nothing and frees everything.
+ * (sdnotify.c), the pings from this loop. Tear-down runs in one place, in
+ * the reverse order, saving the snapshot once the probes are stopped, so
+ * an orderly exit loses nothing and frees everything.
  */
 #include "config.h"
 
@@ -41,6 +44,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "pool.h"
 #include "priv.h"
 #include "probe.h"
 #include "sched.h"
@@ -51,6 +55,7 @@
 
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
+#define TOFU_FLUSH_INTERVAL 1			/* seconds between known_hosts checks */
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -126,6 +131,16 @@ signals_init(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
+static void
+signals_free(void)
+{
+	if (signal_pipe[0] == -1)
+		return;
+	close(signal_pipe[0]);
+	close(signal_pipe[1]);
+	signal_pipe[0] = signal_pipe[1] = -1;
+}
+
 /* Idle HTTP clients and probes each hold a descriptor: allow many. */
 static void
 raise_fd_limit(void)
@@ -140,11 +155,36 @@ raise_fd_limit(void)
 	}
 }
 
+/*
+ * Follow conf from now on (the caller's reference passes on). The shard
+ * rule is applied once, here, for the store and the scheduler alike. The
+ * store goes first: a new task's first result must find its capsule, and
+ * a removed one's is dropped. Then conf is the running configuration.
+ */
+static void
+apply(struct store *store, struct sched *sched, struct conf *conf)
+{
+	const struct capsule_conf	**mine;
+	size_t				  n;
+
+	mine = conf_shard(conf, &n);
+	store_sync(store, conf->history, mine, n);
+	sched_apply(sched, conf_hold(conf), mine, n);
+	free(mine);
+	conf_set_running(conf);
+}
+
+/* The scheduler's hook: a finished probe's result goes to the store. */
+static void
+publish(void *store, const char *capsule, const struct probe_result *res)
+{
+	store_put(store, capsule, res);
+}
+
 static void
 reload(struct sched *sched, struct store *store, const char *path)
 {
-	struct conf		*conf;
-	const struct conf	*old = sched_conf(sched);
+	struct conf		*conf, *old;
 	size_t			 i;
 	int			 listen_changed = 0;
 
@@ -154,6 +194,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 		store_set_reload(store, 0, clock_wall());
 		return;
 	}
+	old = conf_running();
 	if (conf->nlisten != old->nlisten)
 		listen_changed = 1;
 	for (i = 0; !listen_changed && i < conf->nlisten; i++)
@@ -161,93 +202,26 @@ reload(struct sched *sched, struct store *store, const char *path)
 			listen_changed = 1;
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
+	conf_free(old);
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
-	sched_apply(sched, conf);
+	apply(store, sched, conf);
 	store_set_reload(store, 1, clock_wall());
 }
 
-static int
-run_daemon(const char *path)
+/*
+ * The main loop until SIGTERM or SIGINT: the scheduler, the heartbeat,
+ * signals, and the timers (new TOFU entries, the snapshot).
+ */
+static void
+serve(const char *path, struct sched *sched, struct http *http,
+    struct store *store, struct tofu_store *tofu, const char *snapshot)
 {
-	struct conf		*conf;
-	struct store		*store;
-	struct tofu_store	*tofu;
-	struct http		*http;
-	struct sched		*sched;
-	const struct passwd	*pw;
-	struct daemon_info	 info;
-	struct pollfd		 pfd[2];
-	enum statedir		 state;
-	char			*snapshot = NULL;
-	double			 saved;
-	unsigned char		 sig;
-	int			 wait_ms, stop = 0;
+	struct pollfd	 pfd[2];
+	double		 saved, flushed, now;
+	unsigned char	 sig;
+	int		 wait_ms, stop = 0;
 
-	if ((conf = load(path)) == NULL) {
-		log_warnx("%s: configuration has errors; not starting", path);
-		return 1;
-	}
-	if (priv_user(conf->user, &pw) == -1 ||
-	    (state = statedir_init(conf->state_dir, pw)) == STATEDIR_REFUSED) {
-		log_warnx("%s: not starting", path);
-		conf_free(conf);
-		return 1;
-	}
-	/*
-	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
-	 * helpers) a malloc arena of its own, up to 8 per core, and keeps
-	 * what they touched: a few arenas serve this load and keep RSS flat.
-	 */
-	mallopt(M_ARENA_MAX, 4);
-	/*
-	 * /metrics and /api/v1/capsules at thousands of capsules are tens of
-	 * megabytes. glibc's threshold for mapping a block on its own rises
-	 * to the size of the last one freed, so the next such body would
-	 * come from a heap and stay resident after the scrape; a fixed
-	 * threshold maps every big body apart and unmaps it once sent.
-	 */
-	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	raise_fd_limit();
-	signals_init();
-	sdnotify_init();
-	if (probe_global_init() == -1) {
-		conf_free(conf);
-		return 1;
-	}
-	info.version = PACKAGE_VERSION;
-	info.start_time = clock_wall();
-	store = store_new();
-	if (state != STATEDIR_MEMORY) {
-		xasprintf(&snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
-		store_sync(store, conf);	/* sched_apply's will keep it */
-		(void)store_load(store, snapshot);
-	}
-	if (state != STATEDIR_WRITABLE) {	/* read, but never written */
-		free(snapshot);
-		snapshot = NULL;
-	}
-	saved = clock_mono();
-	tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
-	    state == STATEDIR_WRITABLE);
-	sched = sched_new(store, tofu);
-	if ((http = http_start(conf, store, sched, &info)) == NULL) {
-		sched_free(sched);
-		tofu_free(tofu);
-		store_free(store);
-		probe_global_free();
-		conf_free(conf);
-		free(snapshot);
-		return 1;
-	}
-	if (pw != NULL)
-		priv_drop(pw);
-	log_notice("gemwatch %s started: %zu capsules, http://%s/",
-	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	sched_apply(sched, conf);
-	store_set_reload(store, 1, clock_wall());
-	http_heartbeat(http);	/* /healthz answers 200 from here on */
-	sdnotify_ready();
-
+	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sched_fd(sched);
@@ -268,25 +242,118 @@ run_daemon(const char *path)
 				stop = 1;
 			}
 		}
-		if (snapshot != NULL && clock_mono() - saved >= SNAPSHOT_INTERVAL) {
+		now = clock_mono();
+		if (now - flushed >= TOFU_FLUSH_INTERVAL) {
+			tofu_flush(tofu);
+			flushed = now;
+		}
+		if (snapshot != NULL && now - saved >= SNAPSHOT_INTERVAL) {
 			(void)store_save(store, snapshot);
 			saved = clock_mono();
 		}
 	}
 	sdnotify_stopping();
+}
 
+static int
+run_daemon(const char *path)
+{
+	struct conf		*conf;
+	struct store		*store = NULL;
+	struct tofu_store	*tofu = NULL;
+	struct pool		*pool = NULL;
+	struct sched		*sched = NULL;
+	struct http		*http = NULL;
+	const struct passwd	*pw = NULL;
+	struct daemon_info	 info;
+	const struct capsule_conf **mine = NULL;
+	size_t			 nmine;
+	enum statedir		 state;
+	char			*snapshot = NULL;
+	int			 probing = 0, rv = 1;
+
+	if ((conf = load(path)) == NULL) {
+		log_warnx("%s: configuration has errors; not starting", path);
+		return 1;
+	}
+	if (priv_user(conf->user, &pw) == -1 ||
+	    (state = statedir_init(conf->state_dir, pw)) == STATEDIR_REFUSED) {
+		log_warnx("%s: not starting", path);
+		goto fail;
+	}
+	/*
+	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
+	 * helpers) a malloc arena of its own, up to 8 per core, and keeps
+	 * what they touched: a few arenas serve this load and keep RSS flat.
+	 */
+	mallopt(M_ARENA_MAX, 4);
+	/*
+	 * /metrics and /api/v1/capsules at thousands of capsules are tens of
+	 * megabytes. glibc's threshold for mapping a block on its own rises
+	 * to the size of the last one freed, so the next such body would
+	 * come from a heap and stay resident after the scrape; a fixed
+	 * threshold maps every big body apart and unmaps it once sent.
+	 */
+	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
+	raise_fd_limit();
+	signals_init();
+	sdnotify_init();
+	if (probe_global_init() == -1)
+		goto fail;
+	probing = 1;
+	info.version = PACKAGE_VERSION;
+	info.start_time = clock_wall();
+	store = store_new();
+	/* The capsules first, then their snapshot: nobody sees it empty. */
+	mine = conf_shard(conf, &nmine);
+	store_sync(store, conf->history, mine, nmine);
+	if (state != STATEDIR_MEMORY) {
+		xasprintf(&snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
+		(void)store_load(store, snapshot);
+	}
+	if (state != STATEDIR_WRITABLE) {	/* read, but never written */
+		free(snapshot);
+		snapshot = NULL;
+	}
+	tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
+	    state == STATEDIR_WRITABLE);
+	pool = pool_new(tofu);
+	sched = sched_new(pool_runner(pool), clock_mono, publish, store);
+	if ((http = http_start(conf, store, tofu, &info)) == NULL)
+		goto fail;
+	if (pw != NULL)
+		priv_drop(pw);
+	log_notice("gemwatch %s started: %zu capsules, http://%s/",
+	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
+	/* As apply does, the store having been synced above. */
+	sched_apply(sched, conf_hold(conf), mine, nmine);
+	conf_set_running(conf);
+	conf = NULL;
+	store_set_reload(store, 1, clock_wall());
+	http_heartbeat(http);	/* /healthz answers 200 from here on */
+	sdnotify_ready();
+
+	serve(path, sched, http, store, tofu, snapshot);
+	rv = 0;
+fail:
+	/* The reverse order of start-up. */
 	http_stop(http);
-	sched_free(sched);
-	if (snapshot != NULL)	/* no probe runs any more */
+	conf_set_running(NULL);
+	sched_free(sched);	/* abandons the probes in flight */
+	pool_free(pool);
+	if (rv == 0 && snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(store, snapshot);
 	free(snapshot);
 	tofu_free(tofu);
+	free(mine);
 	store_free(store);
-	probe_global_free();
-	close(signal_pipe[0]);
-	close(signal_pipe[1]);
-	log_notice("stopped");
-	return 0;
+	if (probing)
+		probe_global_free();
+	signals_free();
+	conf_free(conf);
+	if (rv == 0)
+		log_notice("stopped");
+	return rv;
 }
 
 int

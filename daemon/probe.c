@@ -32,6 +32,7 @@
 #include "bodymatch.h"
 #include "cert.h"
 #include "clock.h"
+#include "conf.h"
 #include "defaults.h"
 #include "hex.h"
 #include "log.h"
@@ -215,6 +216,29 @@ probe_req_init(struct probe_req *r, const struct url *u)
 	r->cancel_fd = -1;
 	status_spec_default(&r->expect_status);
 	r->require_close_notify = 1;
+}
+
+void
+probe_req_for(const struct conf *conf, const struct capsule_conf *c,
+    enum check check, struct probe_req *req)
+{
+	probe_req_init(req, check == CHECK_PAGE ? &c->url : &c->error_url);
+	req->check = check;
+	req->sni = c->sni;
+	req->family = c->family;
+	req->timeout = c->timeout;
+	req->max_body = conf->max_body;
+	req->fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
+	if (check == CHECK_PAGE) {
+		req->expect_status = c->expect_status;
+		req->require_close_notify = c->require_close_notify;
+		req->expect_body = c->expect_body_src != NULL ?
+		    &c->expect_body : NULL;
+	} else {
+		/* The error page must fail properly, and say so. */
+		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
+		req->require_close_notify = 1;
+	}
 }
 
 /*

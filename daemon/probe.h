@@ -1,6 +1,7 @@
 /*
  * One probe, start to end (SPEC.md §4): resolve, connect, TLS, request,
- * header, body, each under one deadline, and the verdict.
+ * header, body, each under one deadline, and the verdict; and the request
+ * that probes a configured capsule's check.
  */
 #ifndef GEMWATCH_PROBE_H
 #define GEMWATCH_PROBE_H
@@ -12,6 +13,8 @@
 #include "result.h"
 #include "url.h"
 
+struct capsule_conf;
+struct conf;
 struct tofu_store;
 
 struct probe_req {
@@ -33,6 +36,12 @@ struct probe_req {
 
 /* Set the defaults (defaults.h), status 2x, close_notify required. */
 void probe_req_init(struct probe_req *, const struct url *);
+/*
+ * Fill req for a capsule's check with its options (cancel_fd and tofu
+ * are left for the caller). req points into c, which must outlive it.
+ */
+void probe_req_for(const struct conf *, const struct capsule_conf *c,
+    enum check, struct probe_req *req);
 /* Global GnuTLS set-up; call once before any probe. 0 or -1. */
 int probe_global_init(void);
 void probe_global_free(void);

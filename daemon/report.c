@@ -85,3 +85,64 @@ report_text(struct buf *b, const struct probe_result *r)
 		buf_addc(b, '\n');
 	}
 }
+
+/*
+ * One line per stage: ok (with its time and what it found), FAILED
+ * (with the reason) or not reached. Only gemwatch's own strings and
+ * numbers are printed (an address is numeric); report_text escapes what
+ * the server sent.
+ */
+void
+report_stages(struct buf *b, const struct probe_result *r)
+{
+	static const int phase_of[STAGE__COUNT] = {
+		[STAGE_NONE] = -1,
+		[STAGE_RESOLVE] = PHASE_RESOLVE,
+		[STAGE_CONNECT] = PHASE_CONNECT,
+		[STAGE_TLS] = PHASE_TLS,
+		[STAGE_REQUEST] = -1,
+		[STAGE_HEADER] = PHASE_HEADER,
+		[STAGE_BODY] = PHASE_BODY,
+	};
+	enum stage	 s;
+	char		 what[96];
+	double		 d;
+	int		 failed, reached;
+
+	for (s = STAGE_RESOLVE; s < STAGE__COUNT; s++) {
+		/* The request has no timer: sent if a header was awaited. */
+		d = phase_of[s] >= 0 ? r->dur[phase_of[s]] : -1;
+		reached = d >= 0 ||
+		    (s == STAGE_REQUEST && r->dur[PHASE_HEADER] >= 0);
+		failed = !r->success && r->stage == s;
+		what[0] = '\0';
+		if (failed)
+			snprintf(what, sizeof what, "reason %s",
+			    reason_name(r->reason));
+		else if (!reached)
+			;
+		else if (s == STAGE_RESOLVE && r->ip_protocol != 0)
+			snprintf(what, sizeof what, "%s (IPv%d)", r->address,
+			    r->ip_protocol);
+		else if (s == STAGE_CONNECT && r->ip_protocol != 0)
+			snprintf(what, sizeof what, "port %d", r->port);
+		else if (s == STAGE_TLS && r->tls_version != NULL)
+			snprintf(what, sizeof what, "%s", r->tls_version);
+		else if (s == STAGE_HEADER && r->status >= 0)
+			snprintf(what, sizeof what, "status %d", r->status);
+		else if (s == STAGE_BODY && r->body_bytes >= 0)
+			snprintf(what, sizeof what, "%lld bytes, end %s",
+			    (long long)r->body_bytes, end_name(r->end) ?
+			    end_name(r->end) : "none");
+		buf_printf(b, "  %-8s  %s", stage_name(s), failed ? "FAILED" :
+		    reached ? "ok" : "not reached");
+		/* Columns: "FAILED" and "ok" are padded to the same width. */
+		if (d >= 0)
+			buf_printf(b, "%*s%10.6fs", failed ? 1 : 5, "", d);
+		else if (what[0] != '\0')
+			buf_printf(b, "%*s", failed ? 12 : 16, "");
+		if (what[0] != '\0')
+			buf_printf(b, "  %s", what);
+		buf_addc(b, '\n');
+	}
+}

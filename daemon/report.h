@@ -10,5 +10,7 @@
 
 /* Append the report of r to b; bytes from outside are escaped. */
 void report_text(struct buf *b, const struct probe_result *r);
+/* Append the stages of r, a line each, for /probe?debug=true. */
+void report_stages(struct buf *b, const struct probe_result *r);
 
 #endif

@@ -1,34 +1,29 @@
 /*
  * The scheduler. Every check (a capsule's page, or its error page) is a
  * task with a due time on a min-heap. sched_run pops due tasks while a
- * worker slot is free and queues them for the worker threads; a worker
- * runs the probe, publishes the result into the store and hands the task
- * back through a done list and a wake-up pipe. Tasks, the heap and the
- * configurations are touched only by the main thread; the queue and the
- * done list are the only shared state, behind one mutex. A worker wakes
- * the main thread only when the task it hands back is due before the main
- * thread would wake anyway, or when probes wait for a free slot: waking
- * it for every probe cost more CPU than the scheduling itself.
+ * slot is free and hands each to the runner as a job; when the probe
+ * ends, the runner calls sched_done, which publishes the result through
+ * main's hook and hands the task back through a done list and a wake-up
+ * pipe. Tasks, the heap and the configuration are touched only by the
+ * main thread; the done list and what sched_done reads are the only
+ * shared state, behind one mutex, and the result is published outside
+ * it: the store may wait for a long render, and the main thread must not
+ * wait with it. sched_done wakes the main thread only when the task it
+ * hands back is due before the main thread would wake anyway, or when
+ * probes wait for a free slot: waking it for every probe cost more CPU
+ * than the scheduling itself.
  */
 #include "config.h"
 
-#include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
-#include <stdatomic.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
-#include "cert.h"
-#include "clock.h"
 #include "conf.h"
 #include "log.h"
-#include "probe.h"
 #include "sched.h"
-#include "store.h"
 #include "xmalloc.h"
 
 /*
@@ -40,64 +35,48 @@
  */
 #define SCHED_EARLY	0.02
 
-/* A configuration kept alive while tasks, probes or /probe use it. */
-struct conf_ref {
-	struct conf	*conf;
-	atomic_uint	 refs;
-};
-
 struct task {
-	struct conf_ref			*ref;
-	const struct capsule_conf	*cap;	/* inside ref->conf */
 	/*
-	 * What the probe in flight uses: a reload may move ref and cap to
-	 * a new configuration meanwhile, so the old one is held until the
-	 * task comes back (main thread only, like ref).
+	 * What the probe in flight uses (first: sched_done's argument is
+	 * a pointer to it). A reload may move cap to a new configuration
+	 * meanwhile, so the job holds the one it started with.
 	 */
-	struct conf_ref			*run_ref;
-	const struct capsule_conf	*run_cap;
+	struct sched_job		 job;
+	struct conf			*job_conf;	/* job.conf, held */
+	struct sched			*s;
+	const struct capsule_conf	*cap;	/* inside s->conf */
 	enum check			 check;
 	double				 due;	/* monotonic */
-	double				 back_by;	/* due, for the worker (under lock) */
+	double				 back_by;	/* due, for sched_done (under lock) */
 	int				 in_flight;
 	int				 removed;
-	struct task			*next;	/* queue or done list */
+	struct task			*next;	/* done list (under lock) */
 };
 
 struct sched {
-	struct store		*store;
-	struct tofu_store	*tofu;
-	struct conf_ref		*current;
+	struct sched_runner	*runner;
+	double			(*now)(void);
+	void			(*publish)(void *, const char *,
+				    const struct probe_result *);
+	void			*publish_arg;
+	struct conf		*conf;		/* held */
 
 	struct task		**tasks;	/* every live task */
 	size_t			 ntasks;
+	struct task		**orphans;	/* removed while in flight */
+	size_t			 norphans;
 	struct task		**heap;		/* tasks waiting, by due */
 	size_t			 nheap;
-	unsigned		 busy;		/* tasks queued or running */
+	unsigned		 busy;		/* tasks in flight */
 
 	pthread_mutex_t		 lock;		/* guards the fields below */
-	pthread_cond_t		 cond;
-	struct task		*queue, *queue_tail;
 	struct task		*done;
 	int			 stopping;
 	double			 wake_at;	/* when the main thread wakes anyway */
 	int			 starved;	/* probes wait for a free slot */
 
-	pthread_t		*workers;
-	size_t			 nworkers;
-	int			 wake[2];	/* workers → main: a probe finished */
-	int			 cancel[2];	/* main → probes: abandon */
-	double			 last_flush;
+	int			 wake[2];	/* sched_done → main: run early */
 };
-
-static void
-ref_release(struct conf_ref *r)
-{
-	if (r != NULL && atomic_fetch_sub(&r->refs, 1) == 1) {
-		conf_free(r->conf);
-		free(r);
-	}
-}
 
 /* ---- the heap ---------------------------------------------------------- */
 
@@ -155,105 +134,14 @@ heap_pop(struct sched *s)
 	return t;
 }
 
-/* ---- workers ----------------------------------------------------------- */
-
-void
-sched_req_for(const struct conf *conf, const struct capsule_conf *c,
-    enum check check, struct probe_req *req)
-{
-	probe_req_init(req, check == CHECK_PAGE ? &c->url : &c->error_url);
-	req->check = check;
-	req->sni = c->sni;
-	req->family = c->family;
-	req->timeout = c->timeout;
-	req->max_body = conf->max_body;
-	req->fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
-	if (check == CHECK_PAGE) {
-		req->expect_status = c->expect_status;
-		req->require_close_notify = c->require_close_notify;
-		req->expect_body = c->expect_body_src != NULL ?
-		    &c->expect_body : NULL;
-	} else {
-		/* The error page must fail properly, and say so. */
-		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
-		req->require_close_notify = 1;
-	}
-}
-
-static void *
-worker_main(void *arg)
-{
-	struct sched		*s = arg;
-	struct task		*t;
-	const struct capsule_conf *c;
-	struct probe_req	 req;
-	struct probe_result	 res;
-	int			 wake;
-
-	result_init(&res);
-	for (;;) {
-		pthread_mutex_lock(&s->lock);
-		while (s->queue == NULL && !s->stopping)
-			pthread_cond_wait(&s->cond, &s->lock);
-		if (s->stopping) {
-			pthread_mutex_unlock(&s->lock);
-			break;
-		}
-		t = s->queue;
-		s->queue = t->next;
-		if (s->queue == NULL)
-			s->queue_tail = NULL;
-		pthread_mutex_unlock(&s->lock);
-
-		/* Held for us by sched_run until collect() takes it back. */
-		c = t->run_cap;
-		sched_req_for(t->run_ref->conf, c, t->check, &req);
-		req.cancel_fd = s->cancel[0];
-		req.tofu = s->tofu;
-		probe_run(&req, &res);
-		log_debug("probe %s (%s): %s%s%s", c->name, check_name(t->check),
-		    res.success ? "ok" : reason_name(res.reason),
-		    res.success ? "" : ": ", res.success ? "" :
-		    (res.message ? res.message : ""));
-		pthread_mutex_lock(&s->lock);
-		/* An abandoned probe says nothing about the capsule. */
-		if (!s->stopping)
-			store_put(s->store, c->name, &res);
-		result_clear(&res);
-		t->next = s->done;
-		s->done = t;
-		wake = s->starved || t->back_by < s->wake_at;
-		pthread_mutex_unlock(&s->lock);
-		if (wake)
-			(void)!write(s->wake[1], "", 1);
-	}
-	return NULL;
-}
-
-static void
-workers_grow(struct sched *s, size_t n)
-{
-	int rv;
-
-	if (n <= s->nworkers)
-		return;
-	s->workers = xreallocarray(s->workers, n, sizeof *s->workers);
-	while (s->nworkers < n) {
-		if ((rv = pthread_create(&s->workers[s->nworkers], NULL,
-		    worker_main, s)) != 0) {
-			errno = rv;
-			fatal("pthread_create");
-		}
-		s->nworkers++;
-	}
-}
-
 /* ---- tasks ------------------------------------------------------------- */
 
+/* Free t; a job it still has in flight is abandoned. */
 static void
 task_free(struct task *t)
 {
-	ref_release(t->ref);
+	if (t->in_flight)
+		conf_free(t->job_conf);
 	free(t);
 }
 
@@ -302,51 +190,58 @@ task_find(struct task **v, size_t n, const char *name, enum check check)
 	return p != NULL ? *p : NULL;
 }
 
+/* A removed task's probe came back: it is no orphan any more. */
+static void
+orphan_drop(struct sched *s, struct task *t)
+{
+	size_t i;
+
+	for (i = 0; i < s->norphans; i++)
+		if (s->orphans[i] == t) {
+			s->orphans[i] = s->orphans[--s->norphans];
+			return;
+		}
+}
+
 struct sched *
-sched_new(struct store *store, struct tofu_store *tofu)
+sched_new(struct sched_runner *runner, double (*now)(void),
+    void (*publish)(void *, const char *, const struct probe_result *),
+    void *arg)
 {
 	struct sched *s;
 
 	s = xcalloc(1, sizeof *s);
-	s->store = store;
-	s->tofu = tofu;
+	s->runner = runner;
+	s->now = now;
+	s->publish = publish;
+	s->publish_arg = arg;
 	pthread_mutex_init(&s->lock, NULL);
-	pthread_cond_init(&s->cond, NULL);
-	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) == -1 ||
-	    pipe2(s->cancel, O_CLOEXEC | O_NONBLOCK) == -1)
+	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
-	s->last_flush = clock_mono();
 	return s;
 }
 
 void
-sched_apply(struct sched *s, struct conf *conf)
+sched_apply(struct sched *s, struct conf *conf,
+    const struct capsule_conf *const *mine, size_t nmine)
 {
-	struct conf_ref	 *ref, *old_ref;
 	struct task	**old = s->tasks, *t;
 	size_t		  nold = s->ntasks, i, n = 0, fresh = 0, k;
-	double		  now = clock_mono();
+	double		  now = s->now();
 	enum check	  check;
 
-	ref = xcalloc(1, sizeof *ref);
-	ref->conf = conf;
-	atomic_init(&ref->refs, 1);
 	/* A kept task's cap moves to a capsule of the same name: the order
 	 * holds while the loop below reuses tasks. */
 	if (nold > 1)
 		qsort(old, nold, sizeof *old, task_cmp);
 
-	/* Count the checks in this instance's shard. */
-	for (i = 0; i < conf->ncapsules; i++)
-		if (conf_in_shard(conf, &conf->capsules[i]))
-			n += conf->capsules[i].error_path != NULL ? 2 : 1;
+	for (i = 0; i < nmine; i++)
+		n += mine[i]->error_path != NULL ? 2 : 1;
 	s->tasks = xcalloc(n, sizeof *s->tasks);
 	s->ntasks = 0;
-	for (i = 0; i < conf->ncapsules; i++) {
-		const struct capsule_conf *c = &conf->capsules[i];
+	for (i = 0; i < nmine; i++) {
+		const struct capsule_conf *c = mine[i];
 
-		if (!conf_in_shard(conf, c))
-			continue;
 		for (check = CHECK_PAGE; check < CHECK__COUNT; check++) {
 			if (check == CHECK_ERROR_PAGE && c->error_path == NULL)
 				continue;
@@ -354,7 +249,6 @@ sched_apply(struct sched *s, struct conf *conf)
 			if (t != NULL) {
 				/* Kept: same place in the schedule. */
 				t->removed = -1;	/* marker: reused */
-				ref_release(t->ref);
 				if (t->due > now + c->interval) {
 					t->due = now + c->interval;
 					pthread_mutex_lock(&s->lock);
@@ -363,12 +257,11 @@ sched_apply(struct sched *s, struct conf *conf)
 				}
 			} else {
 				t = xcalloc(1, sizeof *t);
+				t->s = s;
 				t->due = -1;	/* spread below */
 				t->check = check;	/* never changes */
 				fresh++;
 			}
-			t->ref = ref;
-			atomic_fetch_add(&ref->refs, 1);
 			t->cap = c;
 			s->tasks[s->ntasks++] = t;
 		}
@@ -387,9 +280,13 @@ sched_apply(struct sched *s, struct conf *conf)
 			t->removed = 0;
 			continue;
 		}
-		if (t->in_flight)
-			t->removed = 1;	/* freed when its probe returns */
-		else
+		if (t->in_flight) {
+			/* Freed when its probe returns. */
+			t->removed = 1;
+			s->orphans = xreallocarray(s->orphans, s->norphans + 1,
+			    sizeof *s->orphans);
+			s->orphans[s->norphans++] = t;
+		} else
 			task_free(t);
 	}
 	free(old);
@@ -402,15 +299,43 @@ sched_apply(struct sched *s, struct conf *conf)
 		if (!s->tasks[i]->in_flight)
 			heap_push(s, s->tasks[i]);
 
-	pthread_mutex_lock(&s->lock);
-	old_ref = s->current;
-	s->current = ref;
-	pthread_mutex_unlock(&s->lock);
-	ref_release(old_ref);
-	store_sync(s->store, conf);
-	workers_grow(s, conf->concurrency);
+	/* Jobs in flight hold the configuration they started with. */
+	conf_free(s->conf);
+	s->conf = conf;
 	log_info("scheduling %zu checks of %zu capsules (shard %u/%u)",
 	    s->ntasks, conf->ncapsules, conf->shard_k, conf->shard_n);
+}
+
+void
+sched_done(void *job, struct probe_result *res)
+{
+	struct task	*t = job;	/* job is its first member */
+	struct sched	*s = t->s;
+	const char	*name = t->job.cap->name;
+	int		 stopping, wake;
+
+	pthread_mutex_lock(&s->lock);
+	stopping = s->stopping;
+	pthread_mutex_unlock(&s->lock);
+	/*
+	 * An abandoned probe says nothing about the capsule: sched_free
+	 * sets stopping before the runner abandons anything.
+	 */
+	if (!stopping && res != NULL) {
+		log_debug("probe %s (%s): %s%s%s", name,
+		    check_name(t->job.check),
+		    res->success ? "ok" : reason_name(res->reason),
+		    res->success ? "" : ": ", res->success ? "" :
+		    (res->message ? res->message : ""));
+		s->publish(s->publish_arg, name, res);
+	}
+	pthread_mutex_lock(&s->lock);
+	t->next = s->done;
+	s->done = t;
+	wake = s->starved || t->back_by < s->wake_at;
+	pthread_mutex_unlock(&s->lock);
+	if (wake)
+		(void)!write(s->wake[1], "", 1);
 }
 
 /* Take back the tasks whose probe finished. */
@@ -419,7 +344,7 @@ collect(struct sched *s)
 {
 	struct task	*t, *next;
 	char		 drain[256];
-	double		 now = clock_mono();
+	double		 now = s->now();
 
 	while (read(s->wake[0], drain, sizeof drain) > 0)
 		;
@@ -429,14 +354,16 @@ collect(struct sched *s)
 	pthread_mutex_unlock(&s->lock);
 	for (; t != NULL; t = next) {
 		next = t->next;
-		t->in_flight = 0;
 		s->busy--;
-		ref_release(t->run_ref);
-		t->run_ref = NULL;
 		if (t->removed) {
+			orphan_drop(s, t);
 			task_free(t);
 			continue;
 		}
+		conf_free(t->job_conf);
+		t->job_conf = NULL;
+		t->job.conf = NULL;
+		t->in_flight = 0;
 		/* A probe that overran its slot is not repeated at once. */
 		if (t->due < now)
 			t->due = now;
@@ -447,14 +374,17 @@ collect(struct sched *s)
 int
 sched_run(struct sched *s)
 {
-	const struct conf	*conf = s->current->conf;
-	struct task		*t;
-	double			 now, wait;
+	struct task	*t;
+	double		 now, wait;
+	unsigned	 concurrency;
 
+	if (s->conf == NULL)
+		return 1000;
+	concurrency = s->conf->concurrency;
 	collect(s);
-	now = clock_mono();
+	now = s->now();
 	while (s->nheap > 0 && s->heap[0]->due <= now + SCHED_EARLY &&
-	    s->busy < conf->concurrency) {
+	    s->busy < concurrency) {
 		t = heap_pop(s);
 		if (now - t->due > 1)
 			log_debug("probe of %s started %.1fs late", t->cap->name,
@@ -463,34 +393,25 @@ sched_run(struct sched *s)
 		if (t->due < now)	/* fell behind: keep the rhythm from now */
 			t->due = now + t->cap->interval;
 		t->in_flight = 1;
-		t->run_ref = t->ref;
-		atomic_fetch_add(&t->run_ref->refs, 1);
-		t->run_cap = t->cap;
-		t->next = NULL;
+		t->job_conf = conf_hold(s->conf);
+		t->job.conf = t->job_conf;
+		t->job.cap = t->cap;
+		t->job.check = t->check;
 		s->busy++;
 		pthread_mutex_lock(&s->lock);
 		t->back_by = t->due;
-		if (s->queue_tail != NULL)
-			s->queue_tail->next = t;
-		else
-			s->queue = t;
-		s->queue_tail = t;
-		pthread_cond_signal(&s->cond);
 		pthread_mutex_unlock(&s->lock);
-	}
-	if (now - s->last_flush >= 1) {
-		tofu_flush(s->tofu);
-		s->last_flush = now;
+		s->runner->start(s->runner, &t->job);
 	}
 	wait = 1.0;
-	if (s->nheap > 0 && s->busy < conf->concurrency &&
+	if (s->nheap > 0 && s->busy < concurrency &&
 	    s->heap[0]->due - now < wait)
 		wait = s->heap[0]->due - now;
 	if (wait < 0)
 		wait = 0;
 	pthread_mutex_lock(&s->lock);
 	s->wake_at = now + wait;
-	s->starved = s->nheap > 0 && s->busy >= conf->concurrency;
+	s->starved = s->nheap > 0 && s->busy >= concurrency;
 	pthread_mutex_unlock(&s->lock);
 	return (int)(wait * 1000) + 1;
 }
@@ -501,85 +422,30 @@ sched_fd(const struct sched *s)
 	return s->wake[0];
 }
 
-const struct conf *
-sched_conf(const struct sched *s)
-{
-	return s->current != NULL ? s->current->conf : NULL;
-}
-
-struct conf_ref *
-sched_conf_hold(struct sched *s)
-{
-	struct conf_ref *r;
-
-	pthread_mutex_lock(&s->lock);
-	if ((r = s->current) != NULL)
-		atomic_fetch_add(&r->refs, 1);
-	pthread_mutex_unlock(&s->lock);
-	return r;
-}
-
-const struct conf *
-conf_ref_conf(const struct conf_ref *r)
-{
-	return r->conf;
-}
-
-void
-sched_conf_release(struct conf_ref *r)
-{
-	ref_release(r);
-}
-
-struct tofu_store *
-sched_tofu(const struct sched *s)
-{
-	return s->tofu;
-}
-
 void
 sched_free(struct sched *s)
 {
-	struct task	*t, *next;
-	size_t		 i;
+	size_t i;
 
 	if (s == NULL)
 		return;
-	/* Abandon probes in flight, then stop the workers. */
-	(void)!write(s->cancel[1], "", 1);
+	/* First stopping, so that nothing the runner abandons is published. */
 	pthread_mutex_lock(&s->lock);
 	s->stopping = 1;
-	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	for (i = 0; i < s->nworkers; i++)
-		pthread_join(s->workers[i], NULL);
-	free(s->workers);
+	s->runner->stop(s->runner);
 
-	/* Queued tasks were never started; finished ones come back. */
-	for (t = s->queue; t != NULL; t = next) {
-		next = t->next;
-		t->in_flight = 0;
-		ref_release(t->run_ref);
-		if (t->removed)
-			task_free(t);
-	}
-	for (t = s->done; t != NULL; t = next) {
-		next = t->next;
-		t->in_flight = 0;
-		ref_release(t->run_ref);
-		if (t->removed)
-			task_free(t);
-	}
+	/* Tasks handed back but not collected are tasks or orphans too. */
 	for (i = 0; i < s->ntasks; i++)
 		task_free(s->tasks[i]);
+	for (i = 0; i < s->norphans; i++)
+		task_free(s->orphans[i]);
 	free(s->tasks);
+	free(s->orphans);
 	free(s->heap);
-	ref_release(s->current);
+	conf_free(s->conf);
 	close(s->wake[0]);
 	close(s->wake[1]);
-	close(s->cancel[0]);
-	close(s->cancel[1]);
-	pthread_cond_destroy(&s->cond);
 	pthread_mutex_destroy(&s->lock);
 	free(s);
 }

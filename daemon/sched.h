@@ -1,57 +1,77 @@
 /*
  * The scheduler: when to probe what. Each capsule's check is probed once
  * per interval, first probes spread over the first interval, at most
- * `concurrency` probes in flight on a pool of worker threads. Workers
- * publish into the store; all scheduling state stays in the main thread.
+ * `concurrency` probes in flight. It does not probe: it hands each due
+ * job to a runner (pool.c today), which reports back through sched_done
+ * from any thread, and a hook set by main publishes the result. The
+ * clock is injected too, so a test drives the scheduler without sleeping.
  */
 #ifndef GEMWATCH_SCHED_H
 #define GEMWATCH_SCHED_H
+
+#include <stddef.h>
 
 #include "result.h"
 
 struct capsule_conf;
 struct conf;
-struct probe_req;
-struct store;
-struct tofu_store;
+
+/* One probe to run, as the scheduler hands it to the runner. */
+struct sched_job {
+	const struct conf		*conf;	/* held until sched_done */
+	const struct capsule_conf	*cap;	/* inside conf */
+	enum check			 check;
+};
+
+/*
+ * How probes run, embedded in the runner's own structure. start begins
+ * the job's probe and returns at once; the runner then calls sched_done
+ * exactly once for it, from any thread, when the probe has ended. stop
+ * (called by sched_free) abandons the probes in flight and returns once
+ * no call to sched_done can come any more: an abandoned job gets one
+ * sched_done or none, and what it reports is never published.
+ */
+struct sched_runner {
+	void	(*start)(struct sched_runner *, struct sched_job *);
+	void	(*stop)(struct sched_runner *);
+};
 
 struct sched;
 
-/* store and tofu are borrowed and must outlive the scheduler. */
-struct sched *sched_new(struct store *, struct tofu_store *);
-/* Abandon the probes in flight, stop the workers, free everything. */
+/*
+ * A scheduler that reads monotonic seconds from now (clock_mono), starts
+ * probes on runner, and publishes each result by calling
+ * publish(arg, capsule name, result) outside its own lock, on the thread
+ * that called sched_done. All borrowed: they must outlive the scheduler.
+ */
+struct sched *sched_new(struct sched_runner *runner, double (*now)(void),
+    void (*publish)(void *arg, const char *capsule,
+    const struct probe_result *), void *arg);
+/*
+ * Stop: the probes in flight are abandoned and their results never
+ * published (the runner is stopped first); then free everything.
+ */
 void sched_free(struct sched *);
 /*
- * Follow conf from now on (ownership passes to the scheduler; it is freed
- * once no probe in flight uses it). Checks whose capsule name is unchanged
- * keep their place in the schedule.
+ * Follow conf from now on: probe the n capsules mine (conf_shard's, in
+ * conf; the array is borrowed). The caller's reference to conf passes to
+ * the scheduler; probes in flight hold their own. Checks whose capsule
+ * name is unchanged keep their place in the schedule (main thread).
  */
-void sched_apply(struct sched *, struct conf *);
+void sched_apply(struct sched *, struct conf *,
+    const struct capsule_conf *const *mine, size_t n);
 /*
- * Collect finished probes and start the due ones. Returns how many
- * milliseconds may pass before it must be called again.
+ * Take back finished jobs and start the due ones (main thread). Returns
+ * how many milliseconds may pass before it must be called again.
  */
 int sched_run(struct sched *);
-/* A descriptor that becomes readable when a probe finishes. */
+/* A descriptor that becomes readable when sched_run should run early. */
 int sched_fd(const struct sched *);
-/* The configuration followed now (borrowed; main thread only). */
-const struct conf *sched_conf(const struct sched *);
-
-struct conf_ref;
 /*
- * Hold the configuration followed now, from any thread, so a reload
- * cannot free it; NULL before the first sched_apply. Release when done.
+ * The probe of job (a struct sched_job * given to the runner) ended with
+ * res (borrowed; NULL: no result). Thread-safe. Its signature is that of
+ * a probe engine's completion callback, so an engine may call it as is.
  */
-struct conf_ref *sched_conf_hold(struct sched *);
-const struct conf *conf_ref_conf(const struct conf_ref *);
-void sched_conf_release(struct conf_ref *);
-/*
- * Fill req for a capsule's check with its options (cancel_fd and tofu
- * are left for the caller). req points into c, which must outlive it.
- */
-void sched_req_for(const struct conf *, const struct capsule_conf *c,
-    enum check, struct probe_req *req);
-/* The TOFU store the scheduler's probes use (borrowed). */
-struct tofu_store *sched_tofu(const struct sched *);
+void sched_done(void *job, struct probe_result *res);
 
 #endif

@@ -651,7 +651,8 @@ store_find(const struct store *s, const char *name)
 }
 
 void
-store_sync(struct store *s, const struct conf *conf)
+store_sync(struct store *s, unsigned history,
+    const struct capsule_conf *const *mine, size_t nmine)
 {
 	struct store_capsule		*caps, *old;
 	const struct capsule_conf	*cc;
@@ -659,15 +660,13 @@ store_sync(struct store *s, const struct conf *conf)
 	size_t				 i, k, n, newcap;
 
 	store_wrlock(s);
-	newcap = conf->history;
-	caps = xcalloc(conf->ncapsules + 1, sizeof *caps);
+	newcap = history;
+	caps = xcalloc(nmine + 1, sizeof *caps);
 	taken = xcalloc(s->ncaps + 1, 1);
 	n = 0;
-	for (i = 0; i < conf->ncapsules; i++) {
-		cc = &conf->capsules[i];
+	for (i = 0; i < nmine; i++) {
+		cc = mine[i];
 		assert(cc->name != NULL && cc->url.text != NULL);
-		if (!conf_in_shard(conf, cc))
-			continue;
 		old = store_find(s, cc->name);
 		if (old != NULL && !taken[old - s->caps]) {
 			taken[old - s->caps] = 1;

@@ -16,7 +16,7 @@
 
 #define STORE_RECENT	4
 
-struct conf;
+struct capsule_conf;
 struct store_entry;
 struct store_fact;
 struct store_site;
@@ -56,11 +56,13 @@ struct store *store_new(void);
 void store_free(struct store *);
 
 /*
- * Make the capsule set match conf (under the write lock): capsules whose
- * name is unchanged keep counters and history, new ones start empty,
- * removed ones are dropped; the history length follows conf->history.
+ * Make the capsule set match caps, the n capsules this instance keeps
+ * (conf_shard's; borrowed), under the write lock: capsules whose name is
+ * unchanged keep counters and history, new ones start empty, removed ones
+ * are dropped; history is the new history length.
  */
-void store_sync(struct store *, const struct conf *);
+void store_sync(struct store *, unsigned history,
+    const struct capsule_conf *const *caps, size_t n);
 /* Publish a finished probe of capsule name (copied). Logs state changes.
  * A result for a capsule (or error page) no longer configured is dropped. */
 void store_put(struct store *, const char *name, const struct probe_result *);

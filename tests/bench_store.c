@@ -160,15 +160,18 @@ static void
 bench(size_t n, unsigned history, const char *dir)
 {
 	struct conf	*conf = mkconf(n, history);
+	const struct capsule_conf **mine;
+	size_t		 nmine;
 	struct store	*s, *t;
 	struct stat	 st;
 	size_t		 before, after, entries;
 	double		 t0, tput, tsave, tload;
 	char		*path;
 
+	mine = conf_shard(conf, &nmine);
 	before = allocated();
 	s = store_new();
-	store_sync(s, conf);
+	store_sync(s, conf->history, mine, nmine);
 	t0 = now_mono();
 	fill(s, conf, history);
 	tput = now_mono() - t0;
@@ -189,7 +192,7 @@ bench(size_t n, unsigned history, const char *dir)
 		if (stat(path, &st) != 0)
 			fatal("%s", path);
 		t = store_new();
-		store_sync(t, conf);
+		store_sync(t, conf->history, mine, nmine);
 		t0 = now_mono();
 		if (store_load(t, path) != 0)
 			fatalx("store_load failed");
@@ -205,6 +208,7 @@ bench(size_t n, unsigned history, const char *dir)
 		free(path);
 	}
 	store_free(s);
+	free(mine);
 	freeconf(conf);
 }
 

@@ -1,6 +1,7 @@
 /*
  * Shared pieces of the C unit tests: capturing what the code logs to
- * stderr, and a probe result in which everything is known.
+ * stderr, a probe result in which everything is known, and a store synced
+ * with a configuration as main does it.
  */
 #ifndef GEMWATCH_FIXTURE_H
 #define GEMWATCH_FIXTURE_H
@@ -10,7 +11,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conf.h"
 #include "result.h"
+#include "store.h"
 #include "xmalloc.h"
 
 static char fixture_logged[8192];
@@ -90,6 +93,18 @@ good_result_for(struct probe_result *r, const char *host, double time)
 	r->meta = xstrdup("text/gemini");
 	r->body_bytes = 1234;
 	r->end = END_CLOSE_NOTIFY;
+}
+
+/* store_sync with the capsules of conf's shard, as main does. */
+static inline void
+fixture_sync(struct store *s, const struct conf *conf)
+{
+	const struct capsule_conf	**mine;
+	size_t				  n;
+
+	mine = conf_shard(conf, &n);
+	store_sync(s, conf->history, mine, n);
+	free(mine);
 }
 
 #endif

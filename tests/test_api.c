@@ -260,7 +260,7 @@ mkstore(void)
 	caps[1].name = "two";
 	caps[1].url.text = "gemini://two.example/";
 	caps[1].error_path = "/nope";
-	store_sync(s, &conf);
+	fixture_sync(s, &conf);
 	return s;
 }
 

@@ -56,7 +56,7 @@ sync_names(struct store *s, size_t n, char **names, char **eps)
 		caps[i].url.text = names[i];
 		caps[i].error_path = eps != NULL ? eps[i] : NULL;
 	}
-	store_sync(s, &conf);
+	fixture_sync(s, &conf);
 	free(caps);
 }
 

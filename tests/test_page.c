@@ -12,6 +12,7 @@
 
 #include "buf.h"
 #include "conf.h"
+#include "fixture.h"
 #include "page.h"
 #include "result.h"
 #include "store.h"
@@ -31,20 +32,6 @@
 #define HOSTILE_NAME	"<b>\"&"
 #define ESCAPED_NAME	"&lt;b&gt;&quot;&amp;"
 #define FFFD		"\xef\xbf\xbd"
-
-/*
- * store.c asks conf_in_shard, which lives in conf.c. A weak stand-in for
- * shard 1/1 lets this test link without pulling in the config parser; when
- * conf.c is linked too, its definition wins.
- */
-int conf_in_shard(const struct conf *, const struct capsule_conf *)
-    __attribute__((weak));
-
-int
-conf_in_shard(const struct conf *conf, const struct capsule_conf *cc)
-{
-	return 1;
-}
 
 static char *
 escaped(const char *s)
@@ -237,7 +224,7 @@ test_render(void)
 	conf.shard_k = conf.shard_n = 1;
 
 	s = store_new();
-	store_sync(s, &conf);
+	fixture_sync(s, &conf);
 
 	/* (a) up with close_notify; one failure in three, certificate
 	 * expiring in 10 days and an hour. */

@@ -60,7 +60,7 @@ mkstore(unsigned history, const char *const *spec)
 		t.caps[i].error_path = n == 3 ? xstrdup(ep) : NULL;
 	}
 	t.conf.ncapsules = i;
-	store_sync(s, &t.conf);
+	fixture_sync(s, &t.conf);
 	for (i = 0; i < t.conf.ncapsules; i++) {
 		free(t.caps[i].name);
 		free(t.caps[i].url.text);

@@ -69,7 +69,7 @@ sync_with(struct store *s, unsigned history, const char *const *spec)
 	struct testconf t;
 
 	mkconf(&t, history, spec);
-	store_sync(s, &t.conf);
+	fixture_sync(s, &t.conf);
 	freeconf(&t);
 }
 
@@ -291,7 +291,7 @@ test_shard(void)
 	mkconf(&t, 5, spec);
 	t.conf.shard_k = 1;
 	t.conf.shard_n = 2;
-	store_sync(s, &t.conf);
+	fixture_sync(s, &t.conf);
 	for (i = 0; i < t.conf.ncapsules; i++) {
 		if (conf_in_shard(&t.conf, &t.caps[i]))
 			in++;

@@ -1008,7 +1008,7 @@ class Bench:
             count["total"] += 1
             if any(f.startswith(("sched_", "store_")) for f in stack):
                 count["funcs"] += 1
-            if "worker_main" in stack:
+            if "pool_main" in stack:
                 if "probe_run" not in stack:
                     count["worker"] += 1
             elif any(f in ("run_daemon", "main") for f in stack):
@@ -1067,7 +1067,7 @@ class Bench:
         g = incl.get
         # The workers' own work besides the probe is the scheduler's
         # (hand-over, locks) and the store's (store_put, result_clear).
-        worker = g("worker_main", 0) - g("probe_run", 0)
+        worker = g("pool_main", 0) - g("probe_run", 0)
         sched = g("sched_run", 0) + g("sched_apply", 0)
         store = g("store_put", 0)
         reads = sum(v for k, v in incl.items()

@@ -1,9 +1,10 @@
 /*
- * Fuzz target for the HTTP routing of daemon/http.c: the input is split at
- * newlines into a request path and /probe's parameters (target, capsule,
- * debug, X-Prometheus-Scrape-Timeout-Seconds; an empty field is absent).
+ * Fuzz target for the HTTP routing of daemon/http.c and /probe's
+ * parameters (daemon/probe_route.c): the input is split at newlines into
+ * a request path and the parameters (target, capsule, debug,
+ * X-Prometheus-Scrape-Timeout-Seconds; an empty field is absent).
  * http_route must name a route without reading past the path, a capsule
- * name must lie inside the path, and http_probe_params must accept or
+ * name must lie inside the path, and probe_route_params must accept or
  * refuse without leaking.
  */
 #include "config.h"
@@ -13,6 +14,7 @@
 
 #include "fuzz.h"
 #include "http.h"
+#include "probe_route.h"
 #include "xmalloc.h"
 
 #define NFIELDS 5
@@ -57,7 +59,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < NFIELDS - 1; i++)
 		if (*field[i] == '\0')
 			field[i] = NULL;
-	if (http_probe_params(field[0], field[1], field[2], field[3], &pp,
+	if (probe_route_params(field[0], field[1], field[2], field[3], &pp,
 	    &err) == 0) {
 		if ((pp.has_url ? 1 : 0) + (pp.capsule ? 1 : 0) != 1)
 			abort();

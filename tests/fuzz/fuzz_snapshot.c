@@ -40,6 +40,7 @@ mkstore(void)
 {
 	struct conf		 conf;
 	struct capsule_conf	 caps[3];
+	const struct capsule_conf *mine[3] = { &caps[0], &caps[1], &caps[2] };
 	struct store		*s = store_new();
 
 	memset(&conf, 0, sizeof conf);
@@ -55,7 +56,7 @@ mkstore(void)
 	caps[1].error_path = "/nope";
 	caps[2].name = "gamma";
 	caps[2].url.text = "gemini://gamma.example/";
-	store_sync(s, &conf);
+	store_sync(s, conf.history, mine, 3);
 	return s;
 }
 
