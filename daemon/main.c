@@ -39,6 +39,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "probe.h"
 #include "sched.h"
 #include "store.h"
@@ -47,6 +48,7 @@
 #define DEFAULT_CONF SYSCONFDIR "/gemwatch.conf"
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
+#define NOTIFY_FILE "notify.state"		/* in state-dir */
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -60,6 +62,8 @@ usage(FILE *f)
 	    "                                     probe each URL once and report\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a capsule presents now\n"
+	    "       gemwatch notify-test [-f FILE] [NAME]\n"
+	    "                                     run the notify commands once with a sample event\n"
 	    "       gemwatch -V                   print versions\n"
 	    "       gemwatch -h                   this help\n"
 	    "\n"
@@ -181,7 +185,8 @@ drop_privileges(const struct passwd *pw)
 }
 
 static void
-reload(struct sched *sched, struct store *store, const char *path)
+reload(struct sched *sched, struct store *store, struct notify *notify,
+    const char *path)
 {
 	struct conf		*conf;
 	const struct conf	*old = sched_conf(sched);
@@ -202,6 +207,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
+	notify_apply(notify, conf);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, clock_wall());
 }
@@ -214,11 +220,12 @@ run_daemon(const char *path)
 	struct tofu_store	*tofu;
 	struct http		*http;
 	struct sched		*sched;
+	struct notify		*notify;
 	struct passwd		*pw = NULL;
 	struct daemon_info	 info;
 	struct pollfd		 pfd[2];
 	const char		*state;
-	char			*snapshot = NULL;
+	char			*snapshot = NULL, *notify_state = NULL;
 	double			 saved;
 	unsigned char		 sig;
 	int			 wait_ms, stop = 0;
@@ -260,14 +267,20 @@ run_daemon(const char *path)
 	state = state_dir_init(conf->state_dir, pw);
 	if (state != NULL) {	/* state points into conf, which goes away */
 		xasprintf(&snapshot, "%s/%s", state, SNAPSHOT_FILE);
+		xasprintf(&notify_state, "%s/%s", state, NOTIFY_FILE);
 		store_sync(store, conf);	/* sched_apply's will keep it */
 		(void)store_load(store, snapshot);
 	}
 	saved = clock_mono();
 	tofu = tofu_open(state);
 	sched = sched_new(store, tofu);
+	notify = notify_new(notify_state);
+	free(notify_state);
+	sched_set_notify(sched, notify);
+	info.notify = notify;
 	if ((http = http_start(conf, store, sched, &info)) == NULL) {
 		sched_free(sched);
+		notify_free(notify);
 		tofu_free(tofu);
 		store_free(store);
 		probe_global_free();
@@ -279,6 +292,7 @@ run_daemon(const char *path)
 		drop_privileges(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
+	notify_apply(notify, conf);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, clock_wall());
 
@@ -293,7 +307,7 @@ run_daemon(const char *path)
 			fatal("poll");
 		while (read(signal_pipe[0], &sig, 1) == 1) {
 			if (sig == SIGHUP)
-				reload(sched, store, path);
+				reload(sched, store, notify, path);
 			else {
 				log_notice("received signal %d; stopping", sig);
 				stop = 1;
@@ -307,6 +321,7 @@ run_daemon(const char *path)
 
 	http_stop(http);
 	sched_free(sched);
+	notify_free(notify);	/* after the last result */
 	if (snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(store, snapshot);
 	free(snapshot);
@@ -333,6 +348,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
 		log_init(LOG_LEVEL_WARN);
 		return cmd_trust(argc - 1, argv + 1, DEFAULT_CONF);
+	}
+	if (argc > 1 && strcmp(argv[1], "notify-test") == 0) {
+		log_init(LOG_LEVEL_INFO);
+		return cmd_notify_test(argc - 1, argv + 1, DEFAULT_CONF);
 	}
 	while ((ch = getopt(argc, argv, "df:hnvV")) != -1) {
 		switch (ch) {

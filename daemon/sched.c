@@ -26,6 +26,7 @@
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
+#include "notify.h"
 #include "probe.h"
 #include "sched.h"
 #include "store.h"
@@ -67,6 +68,7 @@ struct task {
 struct sched {
 	struct store		*store;
 	struct tofu_store	*tofu;
+	struct notify		*notify;
 	struct conf_ref		*current;
 
 	struct task		**tasks;	/* every live task */
@@ -217,8 +219,10 @@ worker_main(void *arg)
 		    (res.message ? res.message : ""));
 		pthread_mutex_lock(&s->lock);
 		/* An abandoned probe says nothing about the capsule. */
-		if (!s->stopping)
+		if (!s->stopping) {
 			store_put(s->store, c->name, &res);
+			notify_result(s->notify, c, t->check, &res);
+		}
 		result_clear(&res);
 		t->next = s->done;
 		s->done = t;
@@ -535,6 +539,12 @@ struct tofu_store *
 sched_tofu(const struct sched *s)
 {
 	return s->tofu;
+}
+
+void
+sched_set_notify(struct sched *s, struct notify *n)
+{
+	s->notify = n;
 }
 
 void

@@ -53,5 +53,8 @@ void sched_req_for(const struct conf *, const struct capsule_conf *c,
     enum check, struct probe_req *req);
 /* The TOFU store the scheduler's probes use (borrowed). */
 struct tofu_store *sched_tofu(const struct sched *);
+struct notify;
+/* Tell n (borrowed, may be NULL) each finished probe's result. */
+void sched_set_notify(struct sched *, struct notify *n);
 
 #endif
