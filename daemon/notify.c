@@ -151,6 +151,7 @@ struct notify {
 	size_t		 nbase_env;
 	struct job	*queue, *queue_tail;
 	size_t		 nqueue;
+	size_t		 dropped;	/* since the queue was last full */
 	unsigned	 running;
 	int		 dirty;		/* the state must be saved */
 	int		 stopping;
@@ -521,9 +522,11 @@ enqueue(struct notify *n, struct payload *p)
 	p->refs = 1;
 	for (i = 0; i < n->ncmds; i++) {
 		if (n->nqueue >= NOTIFY_QUEUE_MAX) {
-			log_warnx("notify: %s: %zu commands waiting already; "
-			    "not running %s", p->label, n->nqueue,
-			    n->cmds[i][0]);
+			/* Said once per flood; the runner tells the total. */
+			if (n->dropped++ == 0)
+				log_warnx("notify: %d commands waiting: "
+				    "dropping events until they ran (first: "
+				    "%s)", NOTIFY_QUEUE_MAX, p->label);
 			n->counts[p->event][NOTIFY_DROPPED]++;
 			continue;
 		}
@@ -680,7 +683,7 @@ state_load(struct notify *n)
 	json_t		*root = NULL, *a, *o;
 	const char	*name, *check;
 	char		*data = NULL;
-	size_t		 i, len = 0;
+	size_t		 i, k, len = 0;
 	ssize_t		 r;
 	int		 fd, c;
 
@@ -722,8 +725,7 @@ state_load(struct notify *n)
 		for (c = 0; c < CHECK__COUNT; c++)
 			if (strcmp(check, check_name(c)) == 0)
 				break;
-		if (c == CHECK__COUNT ||
-		    state_find(n->states, n->nstates, name, c) != NULL)
+		if (c == CHECK__COUNT)
 			continue;
 		st = state_new(name, c);
 		st->fails = jcount(o, "fails");
@@ -742,10 +744,17 @@ state_load(struct notify *n)
 		n->states = xreallocarray(n->states, n->nstates + 1,
 		    sizeof *n->states);
 		n->states[n->nstates++] = st;
-		/* Kept sorted for state_find as it grows. */
-		qsort(n->states, n->nstates, sizeof *n->states,
-		    state_sort_cmp);
 	}
+	/* Sorted for state_find; a check given twice is kept once. */
+	qsort(n->states, n->nstates, sizeof *n->states, state_sort_cmp);
+	for (i = k = 0; i < n->nstates; i++) {
+		if (k > 0 && state_sort_cmp(&n->states[k - 1],
+		    &n->states[i]) == 0)
+			state_free(n->states[i]);
+		else
+			n->states[k++] = n->states[i];
+	}
+	n->nstates = k;
 	log_info("notify: %zu checks' state loaded from %s", n->nstates,
 	    n->state_path);
 out:
@@ -1272,6 +1281,11 @@ runner_main(void *arg)
 		n->running = (unsigned)(nrun + nstart);
 		if (n->running == 0 && n->nqueue == 0)
 			pthread_cond_broadcast(&n->idle);
+		if (n->dropped > 0 && n->nqueue < NOTIFY_QUEUE_MAX / 2) {
+			log_warnx("notify: %zu commands were dropped while "
+			    "the queue was full", n->dropped);
+			n->dropped = 0;
+		}
 		pthread_mutex_unlock(&n->lock);
 
 		state_save(n);

@@ -23,6 +23,7 @@ import mailbox
 import os
 import pwd
 import secrets
+import signal
 import socket
 import ssl
 import subprocess
@@ -244,6 +245,12 @@ phase("ok", requests=3, what="baseline")
 is_(rec.names("main"), [], "a capsule that works sends nothing")
 phase("fail", requests=4, what="failures")
 wait_events(1, "down")
+# A reload while the capsule is down: the down is not sent again.
+dm.signal(signal.SIGHUP)
+ok(wait_until(lambda: "reload: " in dm.logtext(), what="the reload"),
+   "reloaded while down")
+phase("fail", requests=3, what="failures after the reload")
+is_(rec.names("main"), ["down"], "a reload keeps what was sent")
 phase("ok", requests=3, what="back")
 wait_events(2, "up")
 phase("premature", requests=4, what="no close_notify")
@@ -402,7 +409,7 @@ is_(env["GEMWATCH_EVENT"], "up", "up after the restart")
 is_(env["GEMWATCH_SINCE"], down_since,
     "its SINCE is the outage's start, from before the restart")
 ok(dm.alive(), "daemon alive")
-dm.stop()
+is_(dm.stop()[0], 0, "daemon exits 0")
 
 # ---- repeat, a command that hangs, a command that does not exist ----------
 
@@ -485,7 +492,7 @@ if downs:
     is_({e["GEMWATCH_SINCE"] for e, _ in downs},
         {downs[0][0]["GEMWATCH_SINCE"]}, "all with the outage's start")
 ok(dm2.alive(), "daemon alive")
-dm2.stop()
+is_(dm2.stop()[0], 0, "daemon exits 0, killing the commands still running")
 
 # ---- a hostile META through the contrib scripts ---------------------------
 
@@ -624,7 +631,7 @@ else:
     print("ok - # SKIP mail round trip: no MTA (%s missing; "
           "contrib/bootstrap.sh installs exim4-daemon-light)" % sendmail)
 ok(dm3.alive(), "daemon alive")
-dm3.stop()
+is_(dm3.stop()[0], 0, "daemon exits 0")
 sink.shutdown()
 
 # ---- gemwatch notify-test --------------------------------------------------
