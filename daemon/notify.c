@@ -1047,6 +1047,12 @@ run_start(struct run *r, struct job *j, double timeout)
 	memset(r, 0, sizeof *r);
 	r->job = j;
 	r->in_fd = r->err_fd = -1;
+	/*
+	 * posix_spawn reports a failed exec too, but not where vfork is
+	 * emulated (valgrind): there the child would just exit 127.
+	 */
+	if (access(j->argv[0], X_OK) == -1)
+		return errno;
 	if (pipe2(in, O_CLOEXEC) == -1 || pipe2(err, O_CLOEXEC) == -1) {
 		rc = errno;
 		goto fail;
@@ -1332,16 +1338,9 @@ runner_main(void *arg)
 		while (read(n->wake[0], drain, sizeof drain) > 0)
 			;
 
-		now = clock_mono();
-		for (i = 0; i < nrun; i++) {
+		/* Collect what ended first: a late look is no timeout. */
+		for (i = 0; i < nrun; i++)
 			run_io(&runs[i]);
-			if (!runs[i].timed_out && (now >= runs[i].deadline ||
-			    (stop_at > 0 && now >= stop_at))) {
-				/* The group: what it started goes too. */
-				(void)kill(-runs[i].pid, SIGKILL);
-				runs[i].timed_out = 1;
-			}
-		}
 		for (i = 0; i < nrun;) {
 			w = waitpid(runs[i].pid, &status, WNOHANG);
 			if (w == 0 || (w == -1 && errno == EINTR)) {
@@ -1359,6 +1358,15 @@ runner_main(void *arg)
 			for (k = i; k + 1 < nrun; k++)
 				runs[k] = runs[k + 1];
 			nrun--;
+		}
+		now = clock_mono();
+		for (i = 0; i < nrun; i++) {
+			if (!runs[i].timed_out && (now >= runs[i].deadline ||
+			    (stop_at > 0 && now >= stop_at))) {
+				/* The group: what it started goes too. */
+				(void)kill(-runs[i].pid, SIGKILL);
+				runs[i].timed_out = 1;
+			}
 		}
 	}
 
