@@ -541,7 +541,7 @@ enqueue(struct notify *n, struct payload *p)
 		n->queue_tail = j;
 		n->nqueue++;
 	}
-	log_info("notify: %s: %s", p->label, "queued");
+	log_info("notify: %s: %zu commands to run", p->label, n->ncmds);
 	payload_release(p);
 	wake_runner(n);
 }
