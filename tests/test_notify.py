@@ -618,7 +618,7 @@ def find_mail():
             subj = str(email.header.make_header(
                 email.header.decode_header(m.get("Subject", ""))))
             if name in subj:
-                return box, m, subj, mb.get_bytes(key)
+                return box, mb, key, m, subj
     return None
 
 
@@ -626,7 +626,8 @@ if mail:
     found = wait_until(find_mail, what="the mail")
     ok(found, "mail.sh: a mail arrived through %s" % sendmail)
     if found:
-        box, m, subj, raw = found
+        box, mb, key, m, subj = found
+        raw = mb.get_bytes(key)
         is_(subj, env["GEMWATCH_SUMMARY"], "mail.sh: Subject is the summary")
         is_(m.get("X-Gemwatch-Event"), "down", "mail.sh: X-Gemwatch-Event")
         ok(m.get("Bcc") is None and "victim" not in str(m.get("To")),
@@ -635,6 +636,13 @@ if mail:
         ok("meta:        " + CLEANED in body,
            "mail.sh: the body has the cleaned META")
         diag("the mail in %s:\n%s" % (box, raw.decode()))
+        try:    # leave the mailbox as it was
+            mb.lock()
+            mb.remove(key)
+            mb.flush()
+            mb.unlock()
+        except (OSError, mailbox.Error) as e:
+            diag("could not remove the test mail from %s: %s" % (box, e))
 else:
     print("ok - # SKIP mail round trip: no MTA (%s missing; "
           "contrib/bootstrap.sh installs exim4-daemon-light)" % sendmail)
