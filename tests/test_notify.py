@@ -636,11 +636,14 @@ if mail:
         ok("meta:        " + CLEANED in body,
            "mail.sh: the body has the cleaned META")
         diag("the mail in %s:\n%s" % (box, raw.decode()))
-        try:    # leave the mailbox as it was
+        try:    # leave the mailbox as it was (flush makes a new file)
+            st = os.stat(box)
             mb.lock()
             mb.remove(key)
             mb.flush()
             mb.unlock()
+            os.chown(box, st.st_uid, st.st_gid)
+            os.chmod(box, st.st_mode & 0o7777)
         except (OSError, mailbox.Error) as e:
             diag("could not remove the test mail from %s: %s" % (box, e))
 else:
