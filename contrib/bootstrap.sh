@@ -15,7 +15,8 @@ set -eu
 PACKAGES=(build-essential autoconf automake libtool pkg-config
 	libgnutls28-dev libmicrohttpd-dev libjansson-dev libsystemd-dev python3
 	valgrind clang gnutls-bin prometheus molly-brown wrk curl
-	ca-certificates mandoc chromium debhelper lintian)
+	ca-certificates mandoc chromium debhelper lintian exim4-daemon-light
+	shellcheck)
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -8,5 +8,7 @@
 int cmd_probe(int argc, char *argv[]);
 /* gemwatch trust [-f FILE] NAME...; path is the default configuration. */
 int cmd_trust(int argc, char *argv[], const char *path);
+/* gemwatch notify-test [-f FILE] [NAME]; path is the default configuration. */
+int cmd_notify_test(int argc, char *argv[], const char *path);
 
 #endif

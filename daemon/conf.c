@@ -48,6 +48,8 @@
 #define CONF_SHARD_MAX 1000
 #define CONF_PATH_MAX 4096   /* bytes in state-dir */
 #define CONF_USER_MAX 32     /* bytes in a user name */
+#define CONF_NOTIFY_MAX 16   /* notify commands */
+#define CONF_NOTIFY_ARGS 64  /* words in one notify command */
 #define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
 
 struct parser;
@@ -58,9 +60,11 @@ typedef void directive_fn(struct parser *, char **, size_t);
 typedef void option_fn(struct parser *, struct capsule_conf *, const char *);
 
 static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
-    d_max_body, d_probe_allow, d_shard, d_state_dir, d_timeout, d_user;
+    d_max_body, d_notify, d_notify_after, d_notify_cert_days, d_notify_repeat,
+    d_notify_timeout, d_probe_allow, d_shard, d_state_dir, d_timeout, d_user;
 static option_fn o_address_family, o_error_path, o_expect_body, o_expect_status,
-    o_fingerprint, o_interval, o_name, o_require_close_notify, o_sni, o_timeout;
+    o_fingerprint, o_interval, o_name, o_notify, o_require_close_notify, o_sni,
+    o_timeout;
 
 #define DIRECTIVE_REPEAT 0x1 /* may be given more than once */
 #define DIRECTIVE_WORDS 0x2  /* takes one or more words, not exactly one */
@@ -77,6 +81,11 @@ static const struct directive {
     {"interval", d_interval, 0},
     {"listen", d_listen, DIRECTIVE_REPEAT},
     {"max-body", d_max_body, 0},
+    {"notify", d_notify, DIRECTIVE_REPEAT | DIRECTIVE_WORDS},
+    {"notify-after", d_notify_after, 0},
+    {"notify-cert-days", d_notify_cert_days, 0},
+    {"notify-repeat", d_notify_repeat, 0},
+    {"notify-timeout", d_notify_timeout, 0},
     {"probe-allow", d_probe_allow, DIRECTIVE_REPEAT},
     {"shard", d_shard, 0},
     {"state-dir", d_state_dir, 0},
@@ -96,6 +105,7 @@ static const struct option {
     {"fingerprint", o_fingerprint},
     {"interval", o_interval},
     {"name", o_name},
+    {"notify", o_notify},
     {"require-close-notify", o_require_close_notify},
     {"sni", o_sni},
     {"timeout", o_timeout},
@@ -109,6 +119,7 @@ struct duration_range {
 static const struct duration_range interval_range = {
     1, 30 * 86400, "1s", "30d"};
 static const struct duration_range timeout_range = {0.1, 3600, "100ms", "1h"};
+static const struct duration_range repeat_range = {1, 30 * 86400, "1s", "30d"};
 
 static int
 directive_cmp(const void *key, const void *elem)
@@ -630,6 +641,73 @@ d_probe_allow(struct parser *p, char **argv, size_t argc)
 	c->probe_allow[c->nprobe_allow++] = xstrdup(argv[0]);
 }
 
+/*
+ * notify COMMAND [ARGS...]: run with execve, so the command is an absolute
+ * path (no search of a PATH the daemon happens to have) and no shell sees
+ * the words unless the operator names one.
+ */
+static void
+d_notify(struct parser *p, char **argv, size_t argc)
+{
+	struct conf *c = p->conf;
+	char b[CONF_SHOW_MAX + 4], **cmd;
+	size_t i;
+
+	if (argv[0][0] != '/') {
+		conf_error(p, p->line,
+		    "notify command \"%s\" must be an absolute path",
+		    show(b, argv[0]));
+		return;
+	}
+	if (argc > CONF_NOTIFY_ARGS) {
+		conf_error(p, p->line, "notify command has more than %d words",
+		    CONF_NOTIFY_ARGS);
+		return;
+	}
+	if (c->nnotify == CONF_NOTIFY_MAX) {
+		conf_error(p, p->line, "more than %d notify commands",
+		    CONF_NOTIFY_MAX);
+		return;
+	}
+	cmd = xcalloc(argc + 1, sizeof(*cmd));
+	for (i = 0; i < argc; i++)
+		cmd[i] = xstrdup(argv[i]);
+	c->notify = xreallocarray(c->notify, c->nnotify + 1, sizeof(*c->notify));
+	c->notify[c->nnotify++] = cmd;
+}
+
+static void
+d_notify_after(struct parser *p, char **argv, size_t argc)
+{
+	(void)get_uint(
+	    p, "notify-after", argv[0], 1, 1000, &p->conf->notify_after);
+}
+
+static void
+d_notify_cert_days(struct parser *p, char **argv, size_t argc)
+{
+	(void)get_uint(p, "notify-cert-days", argv[0], 0, 3650,
+	    &p->conf->notify_cert_days);
+}
+
+static void
+d_notify_repeat(struct parser *p, char **argv, size_t argc)
+{
+	if (strcmp(argv[0], "off") == 0) {
+		p->conf->notify_repeat = 0;
+		return;
+	}
+	(void)get_duration(p, "notify-repeat", argv[0], &repeat_range,
+	    &p->conf->notify_repeat);
+}
+
+static void
+d_notify_timeout(struct parser *p, char **argv, size_t argc)
+{
+	(void)get_duration(p, "notify-timeout", argv[0], &timeout_range,
+	    &p->conf->notify_timeout);
+}
+
 static void
 d_shard(struct parser *p, char **argv, size_t argc)
 {
@@ -719,6 +797,17 @@ o_expect_status(struct parser *p, struct capsule_conf *c, const char *v)
 	if (status_spec_parse(v, strlen(v), &c->expect_status, &err) == -1)
 		conf_error(p, p->line, "invalid expect-status \"%s\": %s",
 		    show(b, v), err);
+}
+
+static void
+o_notify(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	if (strcmp(v, "yes") == 0)
+		c->notify = 1;
+	else if (strcmp(v, "no") == 0)
+		c->notify = 0;
+	else
+		conf_error(p, p->line, "notify must be yes or no");
 }
 
 static void
@@ -869,6 +958,7 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 	c.interval = c.timeout = -1; /* not given: the global value */
 	status_spec_default(&c.expect_status);
 	c.require_close_notify = 1;
+	c.notify = 1;
 	c.family = AF_UNSPEC;
 
 	if (url_parse(argv[0], strlen(argv[0]), &c.url, &err) == -1) {
@@ -1105,6 +1195,9 @@ parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
 	conf->max_body = DEFAULT_MAX_BODY;
 	conf->shard_k = conf->shard_n = 1;
 	atomic_init(&conf->refs, 1);
+	conf->notify_after = DEFAULT_NOTIFY_AFTER;
+	conf->notify_cert_days = DEFAULT_NOTIFY_CERT_DAYS;
+	conf->notify_timeout = DEFAULT_NOTIFY_TIMEOUT;
 
 	start = 0;
 	if (len >= 3 && memcmp(buf, "\xef\xbb\xbf", 3) == 0)
@@ -1213,7 +1306,7 @@ fail:
 void
 conf_free(struct conf *conf)
 {
-	size_t i;
+	size_t i, j;
 
 	if (conf == NULL || atomic_fetch_sub(&conf->refs, 1) != 1)
 		return;
@@ -1223,6 +1316,12 @@ conf_free(struct conf *conf)
 	for (i = 0; i < conf->nprobe_allow; i++)
 		free(conf->probe_allow[i]);
 	free(conf->probe_allow);
+	for (i = 0; i < conf->nnotify; i++) {
+		for (j = 0; conf->notify[i][j] != NULL; j++)
+			free(conf->notify[i][j]);
+		free(conf->notify[i]);
+	}
+	free(conf->notify);
 	free(conf->user);
 	free(conf->state_dir);
 	for (i = 0; i < conf->nlisten; i++)

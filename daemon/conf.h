@@ -39,6 +39,7 @@ struct capsule_conf {
 	regex_t		 expect_body;	/* compiled when expect_body_src */
 	char		*error_path;	/* NULL when absent */
 	struct url	 error_url;	/* the URL with error_path, when error_path */
+	int		 notify;	/* 0: notify=no, no notify command for it */
 	int		 line;		/* where it was defined */
 };
 
@@ -56,6 +57,12 @@ struct conf {
 	char			**probe_allow;
 	size_t			 nprobe_allow;
 	unsigned		 shard_k, shard_n;	/* [1/1] */
+	char			***notify;	/* commands: NULL-terminated argv each */
+	size_t			 nnotify;
+	unsigned		 notify_after;	/* [2] consecutive results */
+	double			 notify_repeat;	/* [0: off] seconds */
+	unsigned		 notify_cert_days;	/* [14]; 0: never */
+	double			 notify_timeout;	/* [30] seconds */
 	struct capsule_conf	*capsules;
 	size_t			 ncapsules;
 	atomic_uint		 refs;		/* conf_hold, conf_free */

@@ -22,5 +22,8 @@
 #define DEFAULT_CONCURRENCY	16	/* probes at once */
 #define DEFAULT_HISTORY		120	/* results kept per check */
 #define DEFAULT_MAX_BODY	(4 * 1024 * 1024)	/* bytes of a body read */
+#define DEFAULT_NOTIFY_AFTER	2	/* failed probes in a row before down */
+#define DEFAULT_NOTIFY_CERT_DAYS 14	/* days before expiry to warn */
+#define DEFAULT_NOTIFY_TIMEOUT	30	/* seconds a notify command may run */
 
 #endif

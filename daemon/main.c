@@ -44,6 +44,7 @@
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "pool.h"
 #include "priv.h"
 #include "probe.h"
@@ -56,6 +57,7 @@
 #define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
 #define SNAPSHOT_INTERVAL 60			/* seconds between saves */
 #define TOFU_FLUSH_INTERVAL 1			/* seconds between known_hosts checks */
+#define NOTIFY_FILE "notify.state"		/* in state-dir */
 
 static int signal_pipe[2] = { -1, -1 };
 
@@ -69,6 +71,8 @@ usage(FILE *f)
 	    "                                     probe each URL once and report\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a capsule presents now\n"
+	    "       gemwatch notify-test [-f FILE] [NAME]\n"
+	    "                                     run the notify commands once with a sample event\n"
 	    "       gemwatch -V                   print versions\n"
 	    "       gemwatch -h                   this help\n"
 	    "\n"
@@ -155,43 +159,66 @@ raise_fd_limit(void)
 	}
 }
 
+/* What the daemon runs on, made by run_daemon and owned by it. */
+struct daemon {
+	const char		*path;		/* the configuration file */
+	struct store		*store;
+	struct tofu_store	*tofu;
+	struct notify		*notify;
+	struct pool		*pool;
+	struct sched		*sched;
+	struct http		*http;
+	char			*snapshot;	/* NULL: not saved */
+};
+
 /*
  * Follow conf from now on (the caller's reference passes on). The shard
  * rule is applied once, here, for the store and the scheduler alike. The
  * store goes first: a new task's first result must find its capsule, and
- * a removed one's is dropped. Then conf is the running configuration.
+ * a removed one's is dropped; the notifier learns the new commands and
+ * capsules before any result of them. Then conf is the running
+ * configuration. At start-up, the store was synced already (before its
+ * snapshot was loaded): syncing it again with the same list keeps it.
  */
 static void
-apply(struct store *store, struct sched *sched, struct conf *conf)
+apply(struct daemon *d, struct conf *conf)
 {
 	const struct capsule_conf	**mine;
 	size_t				  n;
 
 	mine = conf_shard(conf, &n);
-	store_sync(store, conf->history, mine, n);
-	sched_apply(sched, conf_hold(conf), mine, n);
+	store_sync(d->store, conf->history, mine, n);
+	notify_apply(d->notify, conf);
+	sched_apply(d->sched, conf_hold(conf), mine, n);
 	free(mine);
 	conf_set_running(conf);
 }
 
-/* The scheduler's hook: a finished probe's result goes to the store. */
+/*
+ * The scheduler's hook: a finished probe's result goes to the store and
+ * to the notifier (which only decides and queues).
+ */
 static void
-publish(void *store, const char *capsule, const struct probe_result *res)
+publish(void *arg, const struct capsule_conf *cap,
+    const struct probe_result *res)
 {
-	store_put(store, capsule, res);
+	struct daemon *d = arg;
+
+	store_put(d->store, cap->name, res);
+	notify_result(d->notify, cap, res->check, res);
 }
 
 static void
-reload(struct sched *sched, struct store *store, const char *path)
+reload(struct daemon *d)
 {
 	struct conf		*conf, *old;
 	size_t			 i;
 	int			 listen_changed = 0;
 
-	if ((conf = load(path)) == NULL) {
+	if ((conf = load(d->path)) == NULL) {
 		log_warnx("reload: %s has errors; keeping the running "
-		    "configuration", path);
-		store_set_reload(store, 0, clock_wall());
+		    "configuration", d->path);
+		store_set_reload(d->store, 0, clock_wall());
 		return;
 	}
 	old = conf_running();
@@ -203,9 +230,9 @@ reload(struct sched *sched, struct store *store, const char *path)
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
 	conf_free(old);
-	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
-	apply(store, sched, conf);
-	store_set_reload(store, 1, clock_wall());
+	log_notice("reload: %s: %zu capsules", d->path, conf->ncapsules);
+	apply(d, conf);
+	store_set_reload(d->store, 1, clock_wall());
 }
 
 /*
@@ -213,8 +240,7 @@ reload(struct sched *sched, struct store *store, const char *path)
  * signals, and the timers (new TOFU entries, the snapshot).
  */
 static void
-serve(const char *path, struct sched *sched, struct http *http,
-    struct store *store, struct tofu_store *tofu, const char *snapshot)
+serve(struct daemon *d)
 {
 	struct pollfd	 pfd[2];
 	double		 saved, flushed, now;
@@ -224,18 +250,18 @@ serve(const char *path, struct sched *sched, struct http *http,
 	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
-	pfd[1].fd = sched_fd(sched);
+	pfd[1].fd = sched_fd(d->sched);
 	pfd[1].events = POLLIN;
 	while (!stop) {
-		wait_ms = sched_run(sched);
-		http_heartbeat(http);
-		wait_ms = sdnotify_tick(store, wait_ms);
+		wait_ms = sched_run(d->sched);
+		http_heartbeat(d->http);
+		wait_ms = sdnotify_tick(d->store, wait_ms);
 		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
 		while (read(signal_pipe[0], &sig, 1) == 1) {
 			if (sig == SIGHUP) {
 				sdnotify_reloading();
-				reload(sched, store, path);
+				reload(d);
 				sdnotify_ready();
 			} else {
 				log_notice("received signal %d; stopping", sig);
@@ -244,11 +270,11 @@ serve(const char *path, struct sched *sched, struct http *http,
 		}
 		now = clock_mono();
 		if (now - flushed >= TOFU_FLUSH_INTERVAL) {
-			tofu_flush(tofu);
+			tofu_flush(d->tofu);
 			flushed = now;
 		}
-		if (snapshot != NULL && now - saved >= SNAPSHOT_INTERVAL) {
-			(void)store_save(store, snapshot);
+		if (d->snapshot != NULL && now - saved >= SNAPSHOT_INTERVAL) {
+			(void)store_save(d->store, d->snapshot);
 			saved = clock_mono();
 		}
 	}
@@ -258,18 +284,14 @@ serve(const char *path, struct sched *sched, struct http *http,
 static int
 run_daemon(const char *path)
 {
+	struct daemon		 d = { .path = path };
 	struct conf		*conf;
-	struct store		*store = NULL;
-	struct tofu_store	*tofu = NULL;
-	struct pool		*pool = NULL;
-	struct sched		*sched = NULL;
-	struct http		*http = NULL;
 	const struct passwd	*pw = NULL;
 	struct daemon_info	 info;
 	const struct capsule_conf **mine = NULL;
 	size_t			 nmine;
 	enum statedir		 state;
-	char			*snapshot = NULL;
+	char			*notify_state = NULL;
 	int			 probing = 0, rv = 1;
 
 	if ((conf = load(path)) == NULL) {
@@ -303,50 +325,53 @@ run_daemon(const char *path)
 	probing = 1;
 	info.version = PACKAGE_VERSION;
 	info.start_time = clock_wall();
-	store = store_new();
+	d.store = store_new();
 	/* The capsules first, then their snapshot: nobody sees it empty. */
 	mine = conf_shard(conf, &nmine);
-	store_sync(store, conf->history, mine, nmine);
+	store_sync(d.store, conf->history, mine, nmine);
 	if (state != STATEDIR_MEMORY) {
-		xasprintf(&snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
-		(void)store_load(store, snapshot);
+		xasprintf(&d.snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
+		(void)store_load(d.store, d.snapshot);
 	}
 	if (state != STATEDIR_WRITABLE) {	/* read, but never written */
-		free(snapshot);
-		snapshot = NULL;
-	}
-	tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
+		free(d.snapshot);
+		d.snapshot = NULL;
+	} else
+		xasprintf(&notify_state, "%s/%s", conf->state_dir, NOTIFY_FILE);
+	d.tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
 	    state == STATEDIR_WRITABLE);
-	pool = pool_new(tofu);
-	sched = sched_new(pool_runner(pool), clock_mono, publish, store);
-	if ((http = http_start(conf, store, tofu, &info)) == NULL)
+	d.notify = notify_new(notify_state);
+	free(notify_state);
+	info.notify = d.notify;
+	d.pool = pool_new(d.tofu);
+	d.sched = sched_new(pool_runner(d.pool), clock_mono, publish, &d);
+	if ((d.http = http_start(conf, d.store, d.tofu, &info)) == NULL)
 		goto fail;
 	if (pw != NULL)
 		priv_drop(pw);
 	log_notice("gemwatch %s started: %zu capsules, http://%s/",
 	    PACKAGE_VERSION, conf->ncapsules, conf->listen[0].text);
-	/* As apply does, the store having been synced above. */
-	sched_apply(sched, conf_hold(conf), mine, nmine);
-	conf_set_running(conf);
+	apply(&d, conf);
 	conf = NULL;
-	store_set_reload(store, 1, clock_wall());
-	http_heartbeat(http);	/* /healthz answers 200 from here on */
+	store_set_reload(d.store, 1, clock_wall());
+	http_heartbeat(d.http);	/* /healthz answers 200 from here on */
 	sdnotify_ready();
 
-	serve(path, sched, http, store, tofu, snapshot);
+	serve(&d);
 	rv = 0;
 fail:
 	/* The reverse order of start-up. */
-	http_stop(http);
+	http_stop(d.http);
 	conf_set_running(NULL);
-	sched_free(sched);	/* abandons the probes in flight */
-	pool_free(pool);
-	if (rv == 0 && snapshot != NULL)	/* no probe runs any more */
-		(void)store_save(store, snapshot);
-	free(snapshot);
-	tofu_free(tofu);
+	sched_free(d.sched);	/* abandons the probes in flight */
+	pool_free(d.pool);
+	notify_free(d.notify);	/* after the last result */
+	if (rv == 0 && d.snapshot != NULL)	/* no probe runs any more */
+		(void)store_save(d.store, d.snapshot);
+	free(d.snapshot);
+	tofu_free(d.tofu);
 	free(mine);
-	store_free(store);
+	store_free(d.store);
 	if (probing)
 		probe_global_free();
 	signals_free();
@@ -366,6 +391,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "probe") == 0) {
 		log_init(LOG_LEVEL_WARN);
 		return cmd_probe(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "notify-test") == 0) {
+		log_init(LOG_LEVEL_INFO);
+		return cmd_notify_test(argc - 1, argv + 1, DEFAULT_CONF);
 	}
 	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
 		log_init(LOG_LEVEL_WARN);

@@ -30,6 +30,7 @@
 #include "clock.h"
 #include "hash.h"
 #include "metrics.h"
+#include "notify.h"
 #include "result.h"
 #include "store.h"
 #include "utf8.h"
@@ -713,6 +714,31 @@ render_process(struct emit *e, const struct daemon_info *info,
 	}
 }
 
+/* Every event and outcome, zeros too, so that rate() sees the first. */
+static void
+render_notify(struct emit *e, struct notify *n)
+{
+	uint64_t	counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
+	int		ev, o;
+
+	notify_counts(n, counts);
+	family_begin(e, "gemwatch_notify_total", "counter",
+	    "Notify command runs by event and outcome (ok, failed, timeout, "
+	    "error: could not start, dropped: never run).");
+	for (ev = 0; ev < NOTIFY_EVENT__COUNT; ev++) {
+		if (ev == NOTIFY_TEST)
+			continue;
+		for (o = 0; o < NOTIFY_OUTCOME__COUNT; o++) {
+			struct label l[] = {
+				{ "event", notify_event_name(ev) },
+				{ "result", notify_outcome_name(o) }
+			};
+
+			emit_int(e, l, NLABELS(l), (int64_t)counts[ev][o]);
+		}
+	}
+}
+
 /* The daemon's own metrics (read lock held). */
 static void
 render_daemon(struct emit *e, const struct store *s,
@@ -742,6 +768,8 @@ render_daemon(struct emit *e, const struct store *s,
 	    "gemwatch_config_last_reload_success_timestamp_seconds", "gauge",
 	    "Unix time of the latest successful configuration load.");
 	emit_double(e, NULL, 0, when);
+	if (info != NULL && info->notify != NULL)
+		render_notify(e, info->notify);
 }
 
 struct prefix {

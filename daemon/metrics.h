@@ -9,11 +9,13 @@
 #include "buf.h"
 #include "result.h"
 
+struct notify;
 struct store;
 
 struct daemon_info {
 	const char	*version;
 	double		 start_time;	/* Unix seconds */
+	struct notify	*notify;	/* for gemwatch_notify_total, or NULL */
 };
 
 /* The capsules' samples of the last render, reused while they hold. */

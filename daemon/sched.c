@@ -56,7 +56,7 @@ struct task {
 struct sched {
 	struct sched_runner	*runner;
 	double			(*now)(void);
-	void			(*publish)(void *, const char *,
+	void			(*publish)(void *, const struct capsule_conf *,
 				    const struct probe_result *);
 	void			*publish_arg;
 	struct conf		*conf;		/* held */
@@ -205,7 +205,8 @@ orphan_drop(struct sched *s, struct task *t)
 
 struct sched *
 sched_new(struct sched_runner *runner, double (*now)(void),
-    void (*publish)(void *, const char *, const struct probe_result *),
+    void (*publish)(void *, const struct capsule_conf *,
+    const struct probe_result *),
     void *arg)
 {
 	struct sched *s;
@@ -327,7 +328,7 @@ sched_done(void *job, struct probe_result *res)
 		    res->success ? "ok" : reason_name(res->reason),
 		    res->success ? "" : ": ", res->success ? "" :
 		    (res->message ? res->message : ""));
-		s->publish(s->publish_arg, name, res);
+		s->publish(s->publish_arg, t->job.cap, res);
 	}
 	pthread_mutex_lock(&s->lock);
 	t->next = s->done;

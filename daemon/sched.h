@@ -41,11 +41,12 @@ struct sched;
 /*
  * A scheduler that reads monotonic seconds from now (clock_mono), starts
  * probes on runner, and publishes each result by calling
- * publish(arg, capsule name, result) outside its own lock, on the thread
- * that called sched_done. All borrowed: they must outlive the scheduler.
+ * publish(arg, capsule, result) outside its own lock, on the thread that
+ * called sched_done (capsule is the job's, valid during the call). All
+ * borrowed: they must outlive the scheduler.
  */
 struct sched *sched_new(struct sched_runner *runner, double (*now)(void),
-    void (*publish)(void *arg, const char *capsule,
+    void (*publish)(void *arg, const struct capsule_conf *capsule,
     const struct probe_result *), void *arg);
 /*
  * Stop: the probes in flight are abandoned and their results never

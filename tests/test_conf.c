@@ -1317,6 +1317,120 @@ test_state_directory(void)
 	rmdir(dir);
 }
 
+/* notify and its settings (issue 13). */
+static void
+test_notify(void)
+{
+	struct conf *c;
+	char *text;
+	size_t i;
+
+	c = parse_ok("capsule " U "\n");
+	if (c != NULL) {
+		is_int(c->nnotify, 0, "no notify command by default");
+		is_int(c->notify_after, 2, "default notify-after 2");
+		ok(c->notify_repeat == 0, "notify-repeat off by default");
+		is_int(c->notify_cert_days, 14, "default notify-cert-days 14");
+		ok(c->notify_timeout == 30, "default notify-timeout 30s");
+		is_int(c->capsules[0].notify, 1, "a capsule notifies by default");
+	}
+	conf_free(c);
+
+	c = parse_ok("notify /usr/local/bin/mail-me ops@example.org\n"
+	             "notify /bin/sh -c \"logger -t gemwatch \\\"$GEMWATCH_SUMMARY\\\"\"\n"
+	             "notify-after 3\n"
+	             "notify-repeat 4h\n"
+	             "notify-cert-days 0\n"
+	             "notify-timeout 1500ms\n"
+	             "capsule " U " name=a notify=no\n"
+	             "capsule " U " name=b notify=yes\n");
+	if (c != NULL) {
+		is_int(c->nnotify, 2, "two notify commands");
+		is_str(c->notify[0][0], "/usr/local/bin/mail-me", "command");
+		is_str(c->notify[0][1], "ops@example.org", "its argument");
+		ok(c->notify[0][2] == NULL, "argv ends in NULL");
+		is_str(c->notify[1][2],
+		    "logger -t gemwatch \"$GEMWATCH_SUMMARY\"",
+		    "a quoted word is one argument, $ left alone");
+		ok(c->notify[1][3] == NULL, "three words");
+		is_int(c->notify_after, 3, "notify-after");
+		ok(c->notify_repeat == 4 * 3600, "notify-repeat 4h");
+		is_int(c->notify_cert_days, 0, "notify-cert-days 0");
+		ok(c->notify_timeout == 1.5, "notify-timeout 1500ms");
+		is_int(c->capsules[0].notify, 0, "notify=no");
+		is_int(c->capsules[1].notify, 1, "notify=yes");
+	}
+	conf_free(c);
+
+	c = parse_ok("notify-repeat off\nnotify-after 1000\n"
+	             "notify-cert-days 3650\nnotify-timeout 1h\n");
+	if (c != NULL) {
+		ok(c->notify_repeat == 0, "notify-repeat off");
+		is_int(c->notify_after, 1000, "highest notify-after");
+		is_int(c->notify_cert_days, 3650, "highest notify-cert-days");
+		ok(c->notify_timeout == 3600, "longest notify-timeout");
+	}
+	conf_free(c);
+
+	error_is("notify\n", CONF_NAME ":1: missing value for \"notify\"");
+	error_is("notify mail-me\n", CONF_NAME
+	    ":1: notify command \"mail-me\" must be an absolute path");
+	error_is("notify ./mail-me\n", CONF_NAME
+	    ":1: notify command \"./mail-me\" must be an absolute path");
+	error_is("notify-after 0\n",
+	    CONF_NAME ":1: notify-after must be between 1 and 1000");
+	error_is("notify-after 2\nnotify-after 3\n", CONF_NAME
+	    ":2: duplicate directive \"notify-after\" (first given at line 1)");
+	error_is("notify-repeat 0\n",
+	    CONF_NAME ":1: notify-repeat must be at least 1s");
+	error_is("notify-repeat 31d\n",
+	    CONF_NAME ":1: notify-repeat must be at most 30d");
+	error_is("notify-repeat never\n", CONF_NAME
+	    ":1: invalid duration \"never\" for notify-repeat "
+	    "(expected a number with ms, s, m, h or d)");
+	error_is("notify-cert-days 3651\n",
+	    CONF_NAME ":1: notify-cert-days must be between 0 and 3650");
+	error_is("notify-timeout 0\n",
+	    CONF_NAME ":1: notify-timeout must be at least 100ms");
+	error_is("notify-timeout 2h\n",
+	    CONF_NAME ":1: notify-timeout must be at most 1h");
+	error_is("notify-timeout 1s 2s\n",
+	    CONF_NAME ":1: too many values for \"notify-timeout\"");
+	error_is("capsule " U " notify=off\n",
+	    CONF_NAME ":1: notify must be yes or no");
+	error_is("capsule " U " notify=no notify=no\n",
+	    CONF_NAME ":1: duplicate option \"notify\"");
+
+	/* Bounded: 64 words a command, 16 commands. */
+	text = xstrdup("notify /bin/true");
+	for (i = 1; i < 65; i++) {
+		char *t;
+
+		xasprintf(&t, "%s a", text);
+		free(text);
+		text = t;
+	}
+	{
+		char *t;
+
+		xasprintf(&t, "%s\n", text);
+		free(text);
+		text = t;
+	}
+	error_is(text, CONF_NAME ":1: notify command has more than 64 words");
+	free(text);
+	text = xstrdup("");
+	for (i = 0; i < 17; i++) {
+		char *t;
+
+		xasprintf(&t, "%snotify /bin/true\n", text);
+		free(text);
+		text = t;
+	}
+	error_is(text, CONF_NAME ":17: more than 16 notify commands");
+	free(text);
+}
+
 int
 main(void)
 {
@@ -1334,5 +1448,6 @@ main(void)
 	test_probe_allowed();
 	test_state_directory();
 	test_load();
+	test_notify();
 	return done_testing();
 }

@@ -4,7 +4,10 @@
 # through promtool; every metric named by the Grafana dashboard and the alert
 # rules must be one that gemwatch exports (SPEC.md §6, listed below); the
 # systemd unit goes through systemd-analyze verify and the man pages through
-# mandoc -Tlint when those tools are installed. The source tree is $TOP_SRCDIR.
+# mandoc -Tlint when those tools are installed; the notify scripts parse,
+# pass shellcheck when it is installed, and mail.sh and log.sh write what
+# they should (tests/test_notify.py runs all three from the daemon). The
+# source tree is $TOP_SRCDIR.
 set -u
 
 top=${TOP_SRCDIR:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -25,7 +28,7 @@ gemini_cert_not_after_timestamp_seconds gemini_cert_not_before_timestamp_seconds
 gemini_cert_info gemini_cert_tofu_match gemini_probes_total
 gemini_probe_failures_total gemini_response_ends_total
 gemwatch_build_info gemwatch_capsules gemwatch_config_last_reload_successful
-gemwatch_config_last_reload_success_timestamp_seconds
+gemwatch_config_last_reload_success_timestamp_seconds gemwatch_notify_total
 process_start_time_seconds process_cpu_seconds_total
 process_resident_memory_bytes process_open_fds
 up"
@@ -61,7 +64,7 @@ check() {
 	fi
 }
 
-echo "1..15"
+echo "1..20"
 
 # 1. The bootstrap script parses.
 check "bash -n contrib/bootstrap.sh" bash -n "$top/contrib/bootstrap.sh"
@@ -308,5 +311,59 @@ for page in gemwatch.8 gemwatch.conf.5; do
 		skip "mandoc missing (man/$page)"
 	fi
 done
+
+# 16-18. The notify scripts parse as POSIX sh, and pass shellcheck.
+for s in mail log push; do
+	f=$top/contrib/notify/$s.sh
+	if ! sh -n "$f" >"$tmp/out" 2>&1; then
+		notok "contrib/notify/$s.sh: sh -n"
+	elif command -v shellcheck >/dev/null 2>&1; then
+		check "contrib/notify/$s.sh: sh -n, shellcheck" \
+		    shellcheck -s sh "$f"
+	else
+		ok "contrib/notify/$s.sh: sh -n (shellcheck missing)"
+	fi
+done
+
+# 19. mail.sh hands sendmail one message: recipients after "--", the
+# summary as an RFC 2047 subject when it is not ASCII, the values below.
+mkdir "$tmp/mail"
+printf '#!/bin/sh\nprintf "%%s\\n" "$@" >"%s/args"\ncat >"%s/msg"\n' \
+    "$tmp/mail" "$tmp/mail" >"$tmp/mail/sendmail"
+chmod +x "$tmp/mail/sendmail"
+subject='gemwatch: café is down: timeout'
+if SENDMAIL=$tmp/mail/sendmail GEMWATCH_EVENT=down \
+    GEMWATCH_SUMMARY=$subject GEMWATCH_CAPSULE=café \
+    GEMWATCH_META='$(id) `id`' \
+    sh "$top/contrib/notify/mail.sh" -f gemwatch@example.org \
+    ops@example.org -dev@example.org >"$tmp/out" 2>&1 &&
+    printf -- '-oi\n--\nops@example.org\n-dev@example.org\n' |
+    cmp -s - "$tmp/mail/args" &&
+    grep -qx 'From: gemwatch@example.org' "$tmp/mail/msg" &&
+    grep -qx 'To: ops@example.org, -dev@example.org' "$tmp/mail/msg" &&
+    grep -qxF "Subject: =?UTF-8?B?$(printf '%s' "$subject" |
+        base64 | tr -d '\n')?=" "$tmp/mail/msg" &&
+    grep -qx 'X-Gemwatch-Event: down' "$tmp/mail/msg" &&
+    grep -qx 'capsule:     café' "$tmp/mail/msg" &&
+    grep -qxF 'meta:        $(id) `id`' "$tmp/mail/msg"; then
+	ok "contrib/notify/mail.sh: the message sendmail gets"
+else
+	cat "$tmp/mail/args" "$tmp/mail/msg" >>"$tmp/out" 2>/dev/null
+	notok "contrib/notify/mail.sh: the message sendmail gets"
+fi
+
+# 20. log.sh appends one tab-separated line per event.
+if GEMWATCH_TIME=2026-11-28T16:00:00Z GEMWATCH_EVENT=up GEMWATCH_CAPSULE=a \
+    GEMWATCH_CHECK=page GEMWATCH_SUMMARY='gemwatch: a is up again after 5s' \
+    sh "$top/contrib/notify/log.sh" "$tmp/events.log" >"$tmp/out" 2>&1 &&
+    GEMWATCH_EVENT=down sh "$top/contrib/notify/log.sh" "$tmp/events.log" \
+    >>"$tmp/out" 2>&1 &&
+    printf '%s\t%s\t%s\t%s\t%s\n' 2026-11-28T16:00:00Z up a page \
+    'gemwatch: a is up again after 5s' '' down '' '' '' |
+    cmp -s - "$tmp/events.log"; then
+	ok "contrib/notify/log.sh: one line per event"
+else
+	notok "contrib/notify/log.sh: one line per event"
+fi
 
 exit $failed

@@ -20,6 +20,7 @@
 #include "fixture.h"
 #include "log.h"
 #include "metrics.h"
+#include "notify.h"
 #include "result.h"
 #include "store.h"
 #include "tap.h"
@@ -211,12 +212,14 @@ test_render(void)
 		"gemwatch_build_info", "gemwatch_capsules",
 		"gemwatch_config_last_reload_successful",
 		"gemwatch_config_last_reload_success_timestamp_seconds",
+		"gemwatch_notify_total",
 		"process_start_time_seconds", "process_cpu_seconds_total",
 		"process_resident_memory_bytes", "process_open_fds", NULL
 	};
 	char			*names[] = { "a", "b", WEIRD, "d" };
 	char			*eps[] = { NULL, "/nope", NULL, NULL };
-	struct daemon_info	 info = { "0.1.0", 1764345000.25 };
+	struct daemon_info	 info = { "0.1.0", 1764345000.25,
+				     notify_new(NULL) };
 	struct store		*s = store_new();
 	struct probe_result	 r;
 	struct buf		 b;
@@ -369,6 +372,12 @@ test_render(void)
 	LINE(text, "gemwatch_config_last_reload_successful 1");
 	LINE(text, "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
 	LINE(text, "process_start_time_seconds 1764345000.25");
+	/* Every event but notify-test's, every outcome, zeros included. */
+	is_int(count(text, "\ngemwatch_notify_total{"), 7 * 5,
+	    "gemwatch_notify_total: 7 events by 5 outcomes");
+	LINE(text, "gemwatch_notify_total{event=\"down\",result=\"ok\"} 0");
+	LINE(text, "gemwatch_notify_total{event=\"cert_mismatch\",result=\"dropped\"} 0");
+	is_int(count(text, "event=\"test\""), 0, "no notify-test series");
 	ok(strstr(text, "\nprocess_cpu_seconds_total ") != NULL, "cpu seconds");
 	ok(strstr(text, "\nprocess_resident_memory_bytes ") != NULL &&
 	    atol(strstr(text, "\nprocess_resident_memory_bytes ") + 31) > 0,
@@ -391,6 +400,7 @@ test_render(void)
 	buf_free(&b);
 	free(first);
 	store_free(s);
+	notify_free(info.notify);
 }
 
 static void
@@ -559,7 +569,7 @@ test_big(void)
 {
 	const size_t		 n = 2000;
 	char			**names = xcalloc(n, sizeof *names);
-	struct daemon_info	 info = { "0.1.0", 0 };
+	struct daemon_info	 info = { "0.1.0", 0, NULL };
 	struct store		*s = store_new();
 	struct probe_result	 r;
 	struct buf		 b;

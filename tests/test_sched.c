@@ -162,13 +162,14 @@ struct published {
 };
 
 static void
-publish(void *arg, const char *capsule, const struct probe_result *res)
+publish(void *arg, const struct capsule_conf *cap,
+    const struct probe_result *res)
 {
 	struct published *p = arg;
 
 	(void)res;
 	if (p->n < MAXPUB)
-		snprintf(p->names[p->n], sizeof p->names[0], "%s", capsule);
+		snprintf(p->names[p->n], sizeof p->names[0], "%s", cap->name);
 	p->n++;
 }
 
@@ -570,12 +571,13 @@ struct blocking {
 };
 
 static void
-publish_blocking(void *arg, const char *capsule, const struct probe_result *r)
+publish_blocking(void *arg, const struct capsule_conf *cap,
+    const struct probe_result *r)
 {
 	struct blocking	*b = arg;
 	struct timespec	 until;
 
-	(void)capsule;
+	(void)cap;
 	(void)r;
 	clock_gettime(CLOCK_REALTIME, &until);
 	until.tv_sec += 10;	/* only if sched_run waits for us: a failure */

@@ -34,9 +34,19 @@ check_conf(const struct conf *c)
 	for (i = 0; i < c->nlisten; i++)
 		if (c->listen[i].text == NULL || c->listen[i].sslen == 0)
 			abort();
+	if (c->nnotify > 16 || c->notify_after < 1 ||
+	    c->notify_after > 1000 || c->notify_cert_days > 3650 ||
+	    (c->notify_repeat != 0 && (c->notify_repeat < 1 ||
+	    c->notify_repeat > 30 * 86400)) || c->notify_timeout < 0.1 ||
+	    c->notify_timeout > 3600)
+		abort();
+	for (i = 0; i < c->nnotify; i++)
+		if (c->notify[i][0] == NULL || c->notify[i][0][0] != '/')
+			abort();
 	for (i = 0; i < c->ncapsules; i++) {
 		k = &c->capsules[i];
 		if (k->name == NULL || k->name[0] == '\0' ||
+		    (k->notify != 0 && k->notify != 1) ||
 		    k->url.host == NULL || k->interval < 1 ||
 		    k->timeout < 0.1 || k->timeout > k->interval ||
 		    (k->error_path != NULL && k->error_url.text == NULL))
