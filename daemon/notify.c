@@ -55,6 +55,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "conf.h"
+#include "file.h"
 #include "log.h"
 #include "notify.h"
 #include "utf8.h"
@@ -763,68 +764,11 @@ out:
 	close(fd);
 }
 
-/*
- * Replace path with data atomically: a temporary file made with mkstemp
- * in the same directory, written, synced, renamed over path, and the
- * directory synced so the rename survives a crash.
- */
+/* file_replace's filler: the text of the state. */
 static int
-write_atomic(const char *path, const char *data, size_t len)
+state_fill(FILE *fp, void *text)
 {
-	char	*tmp, *dir, *slash;
-	size_t	 off = 0;
-	ssize_t	 w;
-	int	 fd, dfd, rv = -1;
-
-	xasprintf(&tmp, "%s.XXXXXX", path);
-	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		log_warn("notify: cannot create %s", tmp);
-		free(tmp);
-		return -1;
-	}
-	while (off < len) {
-		if ((w = write(fd, data + off, len - off)) == -1) {
-			if (errno == EINTR)
-				continue;
-			log_warn("notify: %s", tmp);
-			goto fail;
-		}
-		off += (size_t)w;
-	}
-	if (fsync(fd) == -1) {
-		log_warn("notify: %s", tmp);
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		fd = -1;
-		log_warn("notify: %s", tmp);
-		goto fail;
-	}
-	fd = -1;
-	if (rename(tmp, path) == -1) {
-		log_warn("notify: rename %s to %s", tmp, path);
-		goto fail;
-	}
-	dir = xstrdup(path);
-	if ((slash = strrchr(dir, '/')) == NULL)
-		strcpy(dir, ".");
-	else if (slash == dir)
-		slash[1] = '\0';
-	else
-		*slash = '\0';
-	if ((dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) != -1) {
-		(void)fsync(dfd);
-		close(dfd);
-	}
-	free(dir);
-	rv = 0;
-fail:
-	if (fd != -1)
-		close(fd);
-	if (rv == -1)
-		(void)unlink(tmp);
-	free(tmp);
-	return rv;
+	return fputs(text, fp) == EOF ? -1 : 0;
 }
 
 /* Save when an event changed the state; runner thread or at the end. */
@@ -841,7 +785,7 @@ state_save(struct notify *n)
 	n->dirty = 0;
 	text = state_dump(n);
 	pthread_mutex_unlock(&n->lock);
-	if (write_atomic(n->state_path, text, strlen(text)) == -1) {
+	if (file_replace(n->state_path, 0600, state_fill, text) == -1) {
 		pthread_mutex_lock(&n->lock);
 		n->dirty = 1;	/* try again with the next change */
 		pthread_mutex_unlock(&n->lock);
