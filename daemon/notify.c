@@ -85,17 +85,25 @@ static const char *outcome_names[NOTIFY_OUTCOME__COUNT] = {
 	"ok", "failed", "timeout", "error", "dropped"
 };
 
+/*
+ * A condition debounced as Prometheus' for: does it: open after `after`
+ * bad results in a row, closed by the first good one.
+ */
+struct streak {
+	unsigned	 bad;		/* bad results in a row */
+	int		 open;		/* its event was sent, not its end */
+	double		 since;		/* the first bad result of the streak */
+};
+
+enum streak_change { STREAK_SAME, STREAK_OPENED, STREAK_CLOSED };
+
 /* What is known of one check; persisted. Times are Unix seconds, 0: none. */
 struct nstate {
 	char		*name;
 	enum check	 check;
-	unsigned	 fails;		/* failures in a row */
-	int		 down_open;	/* a down was sent, no up yet */
-	double		 down_since;	/* first failure of the run */
+	struct streak	 down;		/* failures */
 	double		 down_sent;	/* last down sent (for notify-repeat) */
-	unsigned	 cn_bad;	/* ends without close_notify in a row */
-	int		 cn_open;	/* close_notify_lost sent, no back yet */
-	double		 cn_since;
+	struct streak	 cn;		/* ends without close_notify */
 	char		 cert[SHA256_HEX_LEN + 1];	/* adopted; "" none */
 	double		 cert_since;	/* when it was first presented */
 	char		 cand[SHA256_HEX_LEN + 1];	/* presented instead */
@@ -625,11 +633,11 @@ state_dump(const struct notify *n)
 		o = json_pack("{s:s, s:s, s:I, s:b, s:f, s:f, s:I, s:b, s:f, "
 		    "s:s, s:f, s:s, s:I, s:f, s:f}",
 		    "capsule", st->name, "check", check_name(st->check),
-		    "fails", (json_int_t)st->fails,
-		    "down_open", st->down_open,
-		    "down_since", st->down_since, "down_sent", st->down_sent,
-		    "cn_bad", (json_int_t)st->cn_bad, "cn_open", st->cn_open,
-		    "cn_since", st->cn_since, "cert", st->cert,
+		    "fails", (json_int_t)st->down.bad,
+		    "down_open", st->down.open,
+		    "down_since", st->down.since, "down_sent", st->down_sent,
+		    "cn_bad", (json_int_t)st->cn.bad, "cn_open", st->cn.open,
+		    "cn_since", st->cn.since, "cert", st->cert,
 		    "cert_since", st->cert_since, "cand", st->cand,
 		    "cand_n", (json_int_t)st->cand_n,
 		    "cand_since", st->cand_since,
@@ -729,13 +737,13 @@ state_load(struct notify *n)
 		if (c == CHECK__COUNT)
 			continue;
 		st = state_new(name, c);
-		st->fails = jcount(o, "fails");
-		st->down_open = json_is_true(json_object_get(o, "down_open"));
-		st->down_since = jtime(o, "down_since");
+		st->down.bad = jcount(o, "fails");
+		st->down.open = json_is_true(json_object_get(o, "down_open"));
+		st->down.since = jtime(o, "down_since");
 		st->down_sent = jtime(o, "down_sent");
-		st->cn_bad = jcount(o, "cn_bad");
-		st->cn_open = json_is_true(json_object_get(o, "cn_open"));
-		st->cn_since = jtime(o, "cn_since");
+		st->cn.bad = jcount(o, "cn_bad");
+		st->cn.open = json_is_true(json_object_get(o, "cn_open"));
+		st->cn.since = jtime(o, "cn_since");
 		jsha(o, "cert", st->cert);
 		st->cert_since = jtime(o, "cert_since");
 		jsha(o, "cand", st->cand);
@@ -805,41 +813,53 @@ fire(struct notify *n, struct nstate *st, const struct ev *ev,
 	enqueue(n, payload_new(n, ev, st->name, st->check, r->url, r, r->time));
 }
 
+/* One more result of a debounced condition: bad or not, at time t. */
+static enum streak_change
+streak_step(struct streak *k, int bad, double t, unsigned after)
+{
+	if (!bad) {
+		k->bad = 0;
+		if (!k->open)
+			return STREAK_SAME;
+		k->open = 0;
+		return STREAK_CLOSED;
+	}
+	if (k->bad == 0)
+		k->since = t;
+	if (k->bad < 1000000)
+		k->bad++;
+	if (k->open || k->bad < after)
+		return STREAK_SAME;
+	k->open = 1;
+	return STREAK_OPENED;
+}
+
 static void
 decide_down(struct notify *n, struct nstate *st, const struct probe_result *r)
 {
 	struct ev	ev = { NOTIFY_DOWN, 0, 0, NULL };
-	double		t = r->time;
 	int		bad;
 
 	/* A failure with its own events says the capsule answers. */
 	bad = !r->success && r->reason != REASON_CLOSE_NOTIFY &&
 	    r->reason != REASON_CERT;
-	if (!bad) {
-		if (st->down_open) {
-			ev.event = NOTIFY_UP;
-			ev.since = st->down_since;
-			st->down_open = 0;
-			fire(n, st, &ev, r);
-		}
-		st->fails = 0;
-		return;
-	}
-	if (st->fails == 0)
-		st->down_since = t;
-	if (st->fails < 1000000)
-		st->fails++;
-	ev.since = st->down_since;
-	if (!st->down_open && st->fails >= n->after) {
-		st->down_open = 1;
-		st->down_sent = t;
-		fire(n, st, &ev, r);
-	} else if (st->down_open && n->repeat > 0 &&
-	    t - st->down_sent >= n->repeat) {
+	switch (streak_step(&st->down, bad, r->time, n->after)) {
+	case STREAK_CLOSED:
+		ev.event = NOTIFY_UP;
+		break;
+	case STREAK_OPENED:
+		break;
+	case STREAK_SAME:
+		if (!st->down.open || n->repeat <= 0 ||
+		    r->time - st->down_sent < n->repeat)
+			return;
 		ev.repeat = 1;
-		st->down_sent = t;
-		fire(n, st, &ev, r);
+		break;
 	}
+	ev.since = st->down.since;
+	if (ev.event == NOTIFY_DOWN)
+		st->down_sent = r->time;
+	fire(n, st, &ev, r);
 }
 
 static void
@@ -848,27 +868,21 @@ decide_close_notify(struct notify *n, struct nstate *st,
 {
 	struct ev ev = { NOTIFY_CLOSE_NOTIFY_LOST, 0, 0, NULL };
 
-	if (r->end == END_CLOSE_NOTIFY) {
-		if (st->cn_open) {
-			ev.event = NOTIFY_CLOSE_NOTIFY_BACK;
-			ev.since = st->cn_since;
-			st->cn_open = 0;
-			fire(n, st, &ev, r);
-		}
-		st->cn_bad = 0;
+	if (r->end != END_CLOSE_NOTIFY && r->end != END_PREMATURE &&
+	    r->end != END_RESET)
+		return;		/* the body was not reached: nothing known */
+	switch (streak_step(&st->cn, r->end != END_CLOSE_NOTIFY, r->time,
+	    n->after)) {
+	case STREAK_CLOSED:
+		ev.event = NOTIFY_CLOSE_NOTIFY_BACK;
+		break;
+	case STREAK_OPENED:
+		break;
+	case STREAK_SAME:
 		return;
 	}
-	if (r->end != END_PREMATURE && r->end != END_RESET)
-		return;		/* the body was not reached: nothing known */
-	if (st->cn_bad == 0)
-		st->cn_since = r->time;
-	if (st->cn_bad < 1000000)
-		st->cn_bad++;
-	if (!st->cn_open && st->cn_bad >= n->after) {
-		ev.since = st->cn_since;
-		st->cn_open = 1;
-		fire(n, st, &ev, r);
-	}
+	ev.since = st->cn.since;
+	fire(n, st, &ev, r);
 }
 
 static void
