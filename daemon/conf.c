@@ -602,6 +602,7 @@ d_state_dir(struct parser *p, char **argv, size_t argc)
 	}
 	free(p->conf->state_dir);
 	p->conf->state_dir = xstrdup(s);
+	p->conf->state_dir_named = 1;
 }
 
 static void
@@ -1174,10 +1175,9 @@ conf_finish(struct parser *p)
 	free(sorted);
 }
 
-/* conf_parse, with state_dir as the state-dir when the text names none. */
-static struct conf *
-parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
-    const char *state_dir)
+struct conf *
+conf_parse(const char *name, const char *buf, size_t len,
+    struct conf_errors *errs)
 {
 	struct parser p;
 	struct conf *conf;
@@ -1191,7 +1191,7 @@ parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
 	conf->timeout = DEFAULT_TIMEOUT;
 	conf->concurrency = DEFAULT_CONCURRENCY;
 	conf->history = DEFAULT_HISTORY;
-	conf->state_dir = xstrdup(state_dir);
+	conf->state_dir = xstrdup(DEFAULT_STATE_DIR);
 	conf->max_body = DEFAULT_MAX_BODY;
 	conf->shard_k = conf->shard_n = 1;
 	atomic_init(&conf->refs, 1);
@@ -1229,36 +1229,30 @@ parse(const char *name, const char *buf, size_t len, struct conf_errors *errs,
 	return conf;
 }
 
-struct conf *
-conf_parse(
-    const char *name, const char *buf, size_t len, struct conf_errors *errs)
-{
-	return parse(name, buf, len, errs, LOCALSTATEDIR "/lib/gemwatch");
-}
-
 /*
- * The state-dir of a file that names none. Under systemd's
+ * The state-dir of a file that names none: under systemd's
  * StateDirectory=, $STATE_DIRECTORY names the directory the service may
  * write (the first of a colon-separated list, absolute); otherwise the
- * build's $(localstatedir)/lib/gemwatch.
+ * default stays.
  */
-static char *
-default_state_dir(void)
+static void
+state_directory(struct conf *conf)
 {
 	const char *env = getenv("STATE_DIRECTORY");
 	size_t n;
 
-	if (env != NULL && env[0] == '/' &&
-	    (n = strcspn(env, ":")) < CONF_PATH_MAX)
-		return xstrndup(env, n);
-	return xstrdup(LOCALSTATEDIR "/lib/gemwatch");
+	if (conf->state_dir_named || env == NULL || env[0] != '/' ||
+	    (n = strcspn(env, ":")) >= CONF_PATH_MAX)
+		return;
+	free(conf->state_dir);
+	conf->state_dir = xstrndup(env, n);
 }
 
 struct conf *
 conf_load(const char *path, struct conf_errors *errs)
 {
 	struct conf *conf = NULL;
-	char *data = NULL, *msg, *state_dir;
+	char *data = NULL, *msg;
 	size_t len = 0, cap = 0;
 	ssize_t n;
 	int fd;
@@ -1294,9 +1288,9 @@ conf_load(const char *path, struct conf_errors *errs)
 			goto fail;
 		}
 	}
-	state_dir = default_state_dir();
-	conf = parse(path, data != NULL ? data : "", len, errs, state_dir);
-	free(state_dir);
+	if ((conf = conf_parse(path, data != NULL ? data : "", len, errs)) !=
+	    NULL)
+		state_directory(conf);
 fail:
 	free(data);
 	close(fd);

@@ -52,6 +52,7 @@ struct conf {
 	unsigned		 concurrency;	/* [16] */
 	unsigned		 history;	/* [120] */
 	char			*state_dir;
+	int			 state_dir_named;	/* by the file */
 	size_t			 max_body;	/* [4 MiB] */
 	char			*user;		/* NULL: do not change user */
 	char			**probe_allow;
