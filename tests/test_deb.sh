@@ -169,10 +169,11 @@ fi
 check "the binary's default state-dir is /var/lib/gemwatch" \
     grep -aq /var/lib/gemwatch "$tmp/root/usr/sbin/gemwatch"
 
-# The manual pages name this build's paths.
+# The manual pages name this build's paths (not the /usr/local ones of a
+# source build; an example command may still live in /usr/local/bin).
 zcat "$tmp/root/usr/share/man/man8/gemwatch.8.gz" \
     "$tmp/root/usr/share/man/man5/gemwatch.conf.5.gz" >"$tmp/man"
-grep -n /usr/local "$tmp/man" >"$tmp/out"
+grep -n -e /usr/local/etc -e /usr/local/var "$tmp/man" >"$tmp/out"
 if grep -q /etc/gemwatch.conf "$tmp/man" &&
     grep -q /var/lib/gemwatch "$tmp/man" && ! [ -s "$tmp/out" ]; then
 	ok "the manual pages name /etc/gemwatch.conf and /var/lib/gemwatch"
