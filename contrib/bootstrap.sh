@@ -13,7 +13,7 @@
 set -eu
 
 PACKAGES=(build-essential autoconf automake libtool pkg-config
-	libgnutls28-dev libmicrohttpd-dev libjansson-dev python3 valgrind clang
+	libgnutls28-dev libmicrohttpd-dev libjansson-dev libc-ares-dev python3 valgrind clang
 	gnutls-bin prometheus molly-brown wrk curl ca-certificates mandoc
 	chromium)
 
