@@ -14,6 +14,7 @@
 #include "cert.h"
 #include "cmd.h"
 #include "conf.h"
+#include "dns.h"
 #include "probe.h"
 #include "sched.h"
 
@@ -105,6 +106,7 @@ cmd_trust(int argc, char *argv[], const char *path)
 		conf_free(conf);
 		return 1;
 	}
+	dns_servers_set(conf->resolvers, conf->nresolvers);
 	tofu = tofu_open(conf->state_dir);
 	for (i = 0; i < (size_t)argc; i++) {
 		c = conf_capsule(conf, argv[i]);

@@ -36,6 +36,7 @@
 #include "clock.h"
 #include "cmd.h"
 #include "conf.h"
+#include "dns.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -56,8 +57,9 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: gemwatch [-dv] [-f FILE]      run the daemon in the foreground\n"
 	    "       gemwatch -n [-f FILE]         check the configuration and exit\n"
-	    "       gemwatch probe [-j] [-4|-6] [-t SECONDS] [--sni NAME] URL...\n"
+	    "       gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL...\n"
 	    "                                     probe each URL once and report\n"
+
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a capsule presents now\n"
 	    "       gemwatch -V                   print versions\n"
@@ -202,6 +204,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
+	dns_servers_set(conf->resolvers, conf->nresolvers);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, clock_wall());
 }
@@ -254,6 +257,7 @@ run_daemon(const char *path)
 		conf_free(conf);
 		return 1;
 	}
+	dns_servers_set(conf->resolvers, conf->nresolvers);
 	info.version = PACKAGE_VERSION;
 	info.start_time = clock_wall();
 	store = store_new();

@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -32,6 +34,13 @@ check_conf(const struct conf *c)
 		abort();
 	for (i = 0; i < c->nlisten; i++)
 		if (c->listen[i].text == NULL || c->listen[i].sslen == 0)
+			abort();
+	if (c->nresolvers > 16 || (c->nresolvers > 0) != (c->resolvers != NULL))
+		abort();
+	for (i = 0; i < c->nresolvers; i++)
+		if ((c->resolvers[i].ss_family != AF_INET &&
+		    c->resolvers[i].ss_family != AF_INET6) ||
+		    ((struct sockaddr_in *)&c->resolvers[i])->sin_port == 0)
 			abort();
 	for (i = 0; i < c->ncapsules; i++) {
 		k = &c->capsules[i];
