@@ -10,10 +10,12 @@
 
 /* gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL... */
 int cmd_probe(int argc, char *argv[]);
+/* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
+int cmd_survey(int argc, char *argv[]);
 /* gemwatch trust [-f FILE] NAME...; path is the default configuration. */
 int cmd_trust(int argc, char *argv[], const char *path);
 
-/* Probes in flight by default for probe. */
+/* Probes in flight by default for probe and survey. */
 #define CMD_PARALLEL 1024
 /* Resolver addresses --resolver may give. */
 #define CMD_RESOLVERS_MAX 16

@@ -1,5 +1,5 @@
 /*
- * What the probing subcommands share: option values and
+ * What the probing subcommands (probe, survey) share: option values and
  * how many probes they may have in flight.
  */
 #include "config.h"

@@ -59,7 +59,8 @@ usage(FILE *f)
 	    "       gemwatch -n [-f FILE]         check the configuration and exit\n"
 	    "       gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL...\n"
 	    "                                     probe each URL once and report\n"
-
+	    "       gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -]\n"
+	    "                                     probe a list of capsules, then count\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a capsule presents now\n"
 	    "       gemwatch -V                   print versions\n"
@@ -333,6 +334,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "probe") == 0) {
 		log_init(LOG_LEVEL_WARN);
 		return cmd_probe(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "survey") == 0) {
+		log_init(LOG_LEVEL_WARN);
+		return cmd_survey(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
 		log_init(LOG_LEVEL_WARN);

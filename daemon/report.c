@@ -26,6 +26,12 @@ add_safe(struct buf *b, const char *s)
 	}
 }
 
+void
+report_safe(struct buf *b, const char *s)
+{
+	add_safe(b, s);
+}
+
 const char *
 report_end_words(enum end e)
 {
