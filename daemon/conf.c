@@ -48,6 +48,12 @@
 #define CONF_PATH_MAX 4096   /* bytes in state-dir */
 #define CONF_USER_MAX 32     /* bytes in a user name */
 #define CONF_RESOLVERS_MAX 16 /* resolver addresses */
+/*
+ * Probes in flight: waiting costs a socket, not a thread (engine.c); the
+ * file descriptor limit is what bounds them (main.c warns).
+ */
+#define CONF_CONCURRENCY 16
+#define CONF_CONCURRENCY_MAX 65536
 #define DNS_PORT 53
 #define DEFAULT_PORT 1965
 #define DEFAULT_LISTEN "127.0.0.1:19650"
@@ -611,8 +617,8 @@ d_timeout(struct parser *p, char **argv, size_t argc)
 static void
 d_concurrency(struct parser *p, char **argv, size_t argc)
 {
-	(void)get_uint(
-	    p, "concurrency", argv[0], 1, 1024, &p->conf->concurrency);
+	(void)get_uint(p, "concurrency", argv[0], 1, CONF_CONCURRENCY_MAX,
+	    &p->conf->concurrency);
 }
 
 static void
@@ -1521,7 +1527,7 @@ conf_parse(
 	conf->path = xstrdup(name);
 	conf->interval = 60;
 	conf->timeout = 10;
-	conf->concurrency = 16;
+	conf->concurrency = CONF_CONCURRENCY;
 	conf->history = 120;
 	conf->state_dir = xstrdup(LOCALSTATEDIR "/lib/gemwatch");
 	conf->max_body = 4 * 1024 * 1024;

@@ -44,7 +44,7 @@ struct conf {
 	size_t			 nlisten;
 	double			 interval;	/* [60] */
 	double			 timeout;	/* [10] */
-	unsigned		 concurrency;	/* [16] */
+	unsigned		 concurrency;	/* [16]: probes in flight at most */
 	unsigned		 history;	/* [120] */
 	char			*state_dir;
 	size_t			 max_body;	/* [4 MiB] */

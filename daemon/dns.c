@@ -28,6 +28,7 @@
 #include <netinet/in.h>
 #include <ares.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -63,6 +64,7 @@ struct dns_chan {
 	struct dns_sock	*socks;
 	double		 emfile_at;	/* when socket() last lacked a descriptor */
 	int		 emfile_errno;
+	int		 suspect;	/* made or used short of descriptors */
 	struct dns_chan	*next;		/* on the retired list */
 };
 
@@ -333,7 +335,11 @@ dns_refresh(struct dns *d, double now)
 {
 	if (d->cur == NULL)
 		return;
-	if (atomic_load(&servers_gen) == d->gen) {
+	/* A channel made short of descriptors may lack resolv.conf. */
+	if (d->cur->suspect)
+		log_info("resolver: starting afresh after a shortage of file "
+		    "descriptors");
+	else if (atomic_load(&servers_gen) == d->gen) {
 		if (now - d->checked < RESOLV_CHECK)
 			return;
 		d->checked = now;
@@ -403,6 +409,25 @@ dns_pending(const struct dns *d)
 	return d->pending;
 }
 
+/*
+ * EMFILE or ENFILE when this process is out of descriptors now, or a
+ * socket for c-ares was refused one since `since`; else 0. c-ares also
+ * opens files (hosts, resolv.conf) and says nothing of why they failed,
+ * hence the probe with a duplicate.
+ */
+static int
+fd_shortage(struct dns_chan *c, double since)
+{
+	int fd;
+
+	if (c->emfile_at >= 0 && c->emfile_at >= since)
+		return c->emfile_errno;
+	if ((fd = fcntl(c->dns->ep, F_DUPFD_CLOEXEC, 0)) == -1)
+		return errno == EMFILE || errno == ENFILE ? errno : 0;
+	close(fd);
+	return 0;
+}
+
 static void
 lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
@@ -435,10 +460,10 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 			    "no address of the family asked for" :
 			    ares_strerror(status);
 			/* No server could be asked: was it us? */
-			if (status != ARES_ENOTFOUND &&
-			    status != ARES_ENODATA && c->emfile_at >= 0 &&
-			    c->emfile_at >= q->started)
-				a.local_errno = c->emfile_errno;
+			if (status != ARES_SUCCESS && status != ARES_ENOTFOUND &&
+			    status != ARES_ENODATA && status != ARES_ETIMEOUT &&
+			    (a.local_errno = fd_shortage(c, q->started)) != 0)
+				c->suspect = 1;
 		}
 		q->done(q->arg, &a);
 	}

@@ -12,7 +12,6 @@
  */
 #include "config.h"
 
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <errno.h>
@@ -37,6 +36,7 @@
 #include "cmd.h"
 #include "conf.h"
 #include "dns.h"
+#include "engine.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -125,18 +125,21 @@ signals_init(void)
 	sigaction(SIGPIPE, &sa, NULL);
 }
 
-/* Idle HTTP clients and probes each hold a descriptor: allow many. */
+/*
+ * Idle HTTP clients and probes each hold a descriptor: allow many, and
+ * say so when `concurrency` probes would not fit.
+ */
 static void
-raise_fd_limit(void)
+check_fd_limit(const struct conf *conf)
 {
-	struct rlimit rl;
+	unsigned long limit = engine_fd_raise();
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (rl.rlim_cur > 65536)
-			rl.rlim_cur = 65536;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	if (conf->concurrency > engine_fd_capacity())
+		log_warnx("concurrency %u needs %u file descriptors, but the "
+		    "limit is %lu: probes beyond %u at once will fail; raise "
+		    "the limit (LimitNOFILE=, ulimit -n) or lower concurrency",
+		    conf->concurrency, conf->concurrency + ENGINE_FD_RESERVE,
+		    limit, engine_fd_capacity());
 }
 
 /*
@@ -205,6 +208,7 @@ reload(struct sched *sched, struct store *store, const char *path)
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
 	log_notice("reload: %s: %zu capsules", path, conf->ncapsules);
+	check_fd_limit(conf);
 	dns_servers_set(conf->resolvers, conf->nresolvers);
 	sched_apply(sched, conf);
 	store_set_reload(store, 1, clock_wall());
@@ -252,7 +256,7 @@ run_daemon(const char *path)
 	 * threshold maps every big body apart and unmaps it once sent.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	raise_fd_limit();
+	check_fd_limit(conf);
 	signals_init();
 	if (probe_global_init() == -1) {
 		conf_free(conf);

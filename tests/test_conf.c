@@ -158,7 +158,7 @@ test_globals(void)
 	             "listen 0.0.0.0:8083\n"
 	             "interval 5m\n"
 	             "timeout 1500ms\n"
-	             "concurrency 1024\n"
+	             "concurrency 65536\n"
 	             "history 100000\n"
 	             "state-dir /srv/gemwatch\n"
 	             "max-body 64k\n"
@@ -179,7 +179,7 @@ test_globals(void)
 	ok(addr_is(&c->listen[3], AF_INET, "0.0.0.0", 8083), "listen 4");
 	ok(c->interval == 300, "interval 5m = 300s");
 	ok(c->timeout == 1.5, "timeout 1500ms = 1.5s");
-	is_int(c->concurrency, 1024, "concurrency");
+	is_int(c->concurrency, 65536, "concurrency");
 	is_int(c->history, 100000, "history");
 	is_str(c->state_dir, "/srv/gemwatch", "state-dir");
 	is_int(c->max_body, 65536, "max-body 64k");
@@ -545,9 +545,9 @@ test_global_errors(void)
 	    "timeout 50ms\n", CONF_NAME ":1: timeout must be at least 100ms");
 	error_is("timeout 2h\n", CONF_NAME ":1: timeout must be at most 1h");
 	error_is("concurrency 0\n",
-	    CONF_NAME ":1: concurrency must be between 1 and 1024");
-	error_is("concurrency 1025\n",
-	    CONF_NAME ":1: concurrency must be between 1 and 1024");
+	    CONF_NAME ":1: concurrency must be between 1 and 65536");
+	error_is("concurrency 65537\n",
+	    CONF_NAME ":1: concurrency must be between 1 and 65536");
 	error_is("concurrency many\n",
 	    CONF_NAME ":1: invalid number \"many\" for concurrency");
 	error_is("concurrency -1\n",
@@ -951,7 +951,7 @@ test_many_errors(void)
 	              "line 1)",
 	    CONF_NAME ":4: timeout must not exceed interval",
 	    CONF_NAME ":5: unknown capsule option \"colour\"",
-	    CONF_NAME ":6: concurrency must be between 1 and 1024",
+	    CONF_NAME ":6: concurrency must be between 1 and 65536",
 	    CONF_NAME ":7: duplicate capsule name \"x\" (first defined at "
 	              "line 4)",
 	    CONF_NAME ":8: unterminated quote",

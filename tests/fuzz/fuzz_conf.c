@@ -26,7 +26,7 @@ check_conf(const struct conf *c)
 
 	if (c->nlisten < 1 || c->interval < 1 || c->timeout < 0.1 ||
 	    c->timeout > 3600 || c->timeout > c->interval ||
-	    c->concurrency < 1 || c->concurrency > 1024 || c->history < 1 ||
+	    c->concurrency < 1 || c->concurrency > 65536 || c->history < 1 ||
 	    c->history > 100000 || c->max_body < 1 ||
 	    c->max_body > 1024 * 1024 * 1024 || c->state_dir == NULL ||
 	    c->state_dir[0] != '/' || c->shard_k < 1 ||
