@@ -1,10 +1,11 @@
 /*
  * A batch of probes for the command line. Probes are grouped by key
- * (sorted once, when the first result is asked for); a group is "ready"
- * when it has probes left and none in flight, and ready groups start in
- * the order their first probe was added. The engine's loop threads hand
- * results over through a list under the batch's lock; everything else
- * happens on the caller's thread.
+ * (sorted once, when the batch starts); a group is "ready" when it has
+ * probes left and none in flight, and ready groups start in the order
+ * their first probe was added. When a probe ends, the engine thread that
+ * ran it hands the result over and starts what may start next, under the
+ * batch's one lock, so a chain of probes of one host never waits for the
+ * thread that runs the batch (which only waits, and ticks).
  */
 #include "config.h"
 
@@ -27,8 +28,7 @@ struct item {
 	char			*key;
 	size_t			 id;
 	struct group		*group;
-	struct item		*next;	/* its group's queue, or the finished list */
-	struct probe_result	 res;
+	struct item		*next;	/* its group's queue */
 };
 
 struct group {
@@ -39,17 +39,18 @@ struct group {
 struct batch {
 	struct engine	*e;
 	unsigned	 parallel;
-	unsigned	 in_flight;
 	struct item	*items;
 	size_t		 n, cap;
 	struct group	*groups;
-	struct group	*ready, *ready_tail;
-	int		 sealed;
-	size_t		 returned;
+	int		 started;
 
-	pthread_mutex_t	 lock;		/* guards finished */
-	pthread_cond_t	 cond;
-	struct item	*finished, *finished_tail;
+	pthread_mutex_t	 lock;		/* guards what follows */
+	pthread_cond_t	 cond;		/* every probe has ended */
+	struct group	*ready, *ready_tail;
+	unsigned	 in_flight;
+	size_t		 ended;
+	batch_result_fn	*result;
+	void		*arg;
 };
 
 struct batch *
@@ -75,7 +76,7 @@ batch_add(struct batch *b, const struct probe_req *req, const char *key,
 {
 	struct item *it;
 
-	assert(!b->sealed);
+	assert(!b->started);
 	if (b->n == b->cap) {
 		b->cap = b->cap ? b->cap * 2 : 64;
 		b->items = xreallocarray(b->items, b->cap, sizeof *b->items);
@@ -86,7 +87,6 @@ batch_add(struct batch *b, const struct probe_req *req, const char *key,
 	it->req = req;
 	it->key = xstrdup(key);
 	it->id = id;
-	result_init(&it->res);
 }
 
 static int
@@ -114,13 +114,12 @@ ready_push(struct batch *b, struct group *g)
 
 /* Group the items by key; each group's queue keeps the order of adding. */
 static void
-batch_seal(struct batch *b)
+batch_group(struct batch *b)
 {
 	struct item	**sorted, *it;
 	struct group	*g;
 	size_t		  i, ngroups = 0;
 
-	b->sealed = 1;
 	if (b->n == 0)
 		return;
 	sorted = xreallocarray(NULL, b->n, sizeof *sorted);
@@ -137,37 +136,18 @@ batch_seal(struct batch *b)
 	for (i = 0; i < b->n; i++) {
 		it = &b->items[i];
 		g = it->group;
-		if (g->head == NULL)
+		if (g->head == NULL) {
 			ready_push(b, g);
-		else
-			g->tail->next = it;
-		if (g->head == NULL)
 			g->head = it;
+		} else
+			g->tail->next = it;
 		g->tail = it;
 	}
 }
 
-/* On a loop thread: keep the result for the caller. */
-static void
-item_done(void *arg, struct probe_result *res)
-{
-	struct item	*it = arg;
-	struct batch	*b = it->b;
+static void item_done(void *, struct probe_result *);
 
-	pthread_mutex_lock(&b->lock);
-	it->res = *res;
-	result_init(res);
-	it->next = NULL;
-	if (b->finished_tail != NULL)
-		b->finished_tail->next = it;
-	else
-		b->finished = it;
-	b->finished_tail = it;
-	pthread_cond_signal(&b->cond);
-	pthread_mutex_unlock(&b->lock);
-}
-
-/* Start what may start. */
+/* Under the lock: start what may start. */
 static void
 batch_pump(struct batch *b)
 {
@@ -186,63 +166,73 @@ batch_pump(struct batch *b)
 	}
 }
 
-int
-batch_next(struct batch *b, double timeout, size_t *id,
-    struct probe_result *res)
+/* On an engine thread: hand the result over, start the next. */
+static void
+item_done(void *arg, struct probe_result *res)
 {
-	struct item	*it;
-	struct timespec	 until;
-	double		 t;
+	struct item	*it = arg;
+	struct batch	*b = it->b;
 
-	if (!b->sealed)
-		batch_seal(b);
-	batch_pump(b);
-	if (timeout >= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &until);
-		t = (double)until.tv_nsec / 1e9 + timeout;
-		until.tv_sec += (time_t)t;
-		until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
-	}
 	pthread_mutex_lock(&b->lock);
-	while ((it = b->finished) == NULL) {
-		if (b->in_flight == 0) {
-			pthread_mutex_unlock(&b->lock);
-			return -1;
-		}
-		if (timeout < 0)
-			pthread_cond_wait(&b->cond, &b->lock);
-		else if (pthread_cond_timedwait(&b->cond, &b->lock, &until) ==
-		    ETIMEDOUT && b->finished == NULL) {
-			pthread_mutex_unlock(&b->lock);
-			return 0;
-		}
-	}
-	if ((b->finished = it->next) == NULL)
-		b->finished_tail = NULL;
-	pthread_mutex_unlock(&b->lock);
-
+	b->result(b->arg, it->id, res);
 	b->in_flight--;
-	b->returned++;
+	b->ended++;
 	if (it->group->head != NULL)
 		ready_push(b, it->group);
-	*id = it->id;
-	result_clear(res);
-	*res = it->res;
-	result_init(&it->res);
 	batch_pump(b);
-	return 1;
+	if (b->in_flight == 0)
+		pthread_cond_signal(&b->cond);
+	pthread_mutex_unlock(&b->lock);
+}
+
+void
+batch_run(struct batch *b, batch_result_fn *result, batch_tick_fn *tick,
+    double every, void *arg)
+{
+	struct timespec	until;
+	double		t;
+
+	assert(!b->started);
+	b->started = 1;
+	batch_group(b);
+	pthread_mutex_lock(&b->lock);
+	b->result = result;
+	b->arg = arg;
+	batch_pump(b);
+	while (b->in_flight > 0) {
+		if (tick == NULL || every <= 0) {
+			pthread_cond_wait(&b->cond, &b->lock);
+			continue;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &until);
+		t = (double)until.tv_nsec / 1e9 + every;
+		until.tv_sec += (time_t)t;
+		until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
+		if (pthread_cond_timedwait(&b->cond, &b->lock, &until) ==
+		    ETIMEDOUT && b->in_flight > 0) {
+			pthread_mutex_unlock(&b->lock);
+			tick(arg);
+			pthread_mutex_lock(&b->lock);
+		}
+	}
+	pthread_mutex_unlock(&b->lock);
 }
 
 size_t
-batch_total(const struct batch *b)
+batch_total(struct batch *b)
 {
 	return b->n;
 }
 
 size_t
-batch_returned(const struct batch *b)
+batch_ended(struct batch *b)
 {
-	return b->returned;
+	size_t n;
+
+	pthread_mutex_lock(&b->lock);
+	n = b->ended;
+	pthread_mutex_unlock(&b->lock);
+	return n;
 }
 
 void
@@ -252,10 +242,8 @@ batch_free(struct batch *b)
 
 	if (b == NULL)
 		return;
-	for (i = 0; i < b->n; i++) {
+	for (i = 0; i < b->n; i++)
 		free(b->items[i].key);
-		result_clear(&b->items[i].res);
-	}
 	free(b->items);
 	free(b->groups);
 	pthread_cond_destroy(&b->cond);

@@ -1,7 +1,7 @@
 /*
  * Many probes on an engine for the command line (gemwatch probe, gemwatch
  * survey): at most `parallel` in flight, one at a time per key (a host,
- * or a host:port), results handed back on the calling thread as they end.
+ * or a host:port), each result handed to a callback as its probe ends.
  */
 #ifndef GEMWATCH_BATCH_H
 #define GEMWATCH_BATCH_H
@@ -14,26 +14,33 @@
 struct engine;
 struct batch;
 
+/*
+ * Called once per probe as it ends, on an engine thread, one call at a
+ * time: id is the probe's, res is valid during the call (it may be moved
+ * out, leaving res initialised).
+ */
+typedef void batch_result_fn(void *arg, size_t id, struct probe_result *res);
+/* Called every so often on the thread that runs the batch. */
+typedef void batch_tick_fn(void *arg);
+
 /* A batch on engine e (borrowed) with at most parallel probes in flight. */
 struct batch *batch_new(struct engine *e, unsigned parallel);
 /*
- * Add probe id of req (borrowed until its result was taken); probes with
- * the same key (copied) never run at once. Only before batch_next.
+ * Add probe id of req (borrowed until its result was handed over); probes
+ * with the same key (copied) never run at once. Only before batch_run.
  */
 void batch_add(struct batch *, const struct probe_req *req, const char *key,
     size_t id);
 /*
- * Start what may start and wait up to timeout seconds (< 0: as long as it
- * takes) for a probe to end: 1 with its id and its result moved into res
- * (initialised or cleared by the caller, who clears it), 0 when the time
- * passed first, -1 when every probe has been handed back.
+ * Run every probe, calling result for each as it ends, and tick (when not
+ * NULL) every `every` seconds on the calling thread; return once every
+ * probe has ended.
  */
-int batch_next(struct batch *, double timeout, size_t *id,
-    struct probe_result *res);
-/* Probes added, and handed back so far. */
-size_t batch_total(const struct batch *);
-size_t batch_returned(const struct batch *);
-/* Free; the engine must have been freed first if probes are in flight. */
+void batch_run(struct batch *, batch_result_fn *result, batch_tick_fn *tick,
+    double every, void *arg);
+/* Probes added, and ended so far (any thread). */
+size_t batch_total(struct batch *);
+size_t batch_ended(struct batch *);
 void batch_free(struct batch *);
 
 #endif

@@ -33,6 +33,16 @@ probe_usage(FILE *f)
 	    "                      [--resolver ADDR[:PORT]]... URL...\n");
 }
 
+/* The reports so far, to print in the order of the arguments. */
+struct reports {
+	struct probe_result	*results;
+	unsigned char		*have;
+	const struct url	*urls;
+	size_t			 n, next;
+	json_t			*list;		/* -j: the results so far */
+	int			 failed;
+};
+
 /* Print result i: a report in words, or an entry of the JSON list. */
 static void
 probe_print(const struct probe_result *res, const struct url *u, size_t i,
@@ -55,6 +65,26 @@ probe_print(const struct probe_result *res, const struct url *u, size_t i,
 	buf_free(&b);
 }
 
+/* A probe ended: print it and those after it that wait for it. */
+static void
+probe_result(void *arg, size_t id, struct probe_result *res)
+{
+	struct reports *r = arg;
+
+	r->results[id] = *res;
+	result_init(res);
+	r->have[id] = 1;
+	for (; r->next < r->n && r->have[r->next]; r->next++) {
+		if (!r->results[r->next].success)
+			r->failed = 1;
+		probe_print(&r->results[r->next], &r->urls[r->next], r->next,
+		    r->list);
+		result_clear(&r->results[r->next]);
+		if (r->list == NULL)
+			fflush(stdout);
+	}
+}
+
 int
 cmd_probe(int argc, char *argv[])
 {
@@ -66,19 +96,17 @@ cmd_probe(int argc, char *argv[])
 	};
 	struct sockaddr_storage	 resolvers[CMD_RESOLVERS_MAX];
 	struct probe_req	*reqs = NULL;
-	struct probe_result	*results = NULL, res;
+	struct reports		 r;
 	struct url		*urls = NULL;
 	struct engine		*e = NULL;
 	struct batch		*b = NULL;
 	const char		*err, *sni = NULL;
 	json_t			*doc = NULL, *list = NULL;
 	char			*text, *key;
-	unsigned char		*have = NULL;
 	double			 timeout = 10;
-	size_t			 i, n, next = 0, id, nresolvers = 0;
+	size_t			 i, n, nresolvers = 0;
 	unsigned		 parallel = CMD_PARALLEL;
-	int			 ch, family = AF_UNSPEC, as_json = 0;
-	int			 failed = 0, rv = 1;
+	int			 ch, family = AF_UNSPEC, as_json = 0, rv = 1;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "46c:hjt:", longopts,
@@ -132,6 +160,7 @@ cmd_probe(int argc, char *argv[])
 		return 2;
 	}
 	n = (size_t)argc;
+	memset(&r, 0, sizeof r);
 	/* Every URL is checked before any probe runs. */
 	urls = xcalloc(n, sizeof *urls);
 	for (i = 0; i < n; i++) {
@@ -156,34 +185,24 @@ cmd_probe(int argc, char *argv[])
 			fatalx("out of memory");
 	}
 	reqs = xcalloc(n, sizeof *reqs);
-	results = xcalloc(n, sizeof *results);
-	have = xcalloc(n, 1);
+	r.results = xcalloc(n, sizeof *r.results);
+	r.have = xcalloc(n, 1);
+	r.urls = urls;
+	r.n = n;
+	r.list = list;
 	b = batch_new(e, parallel);
 	for (i = 0; i < n; i++) {
 		probe_req_init(&reqs[i], &urls[i]);
 		reqs[i].family = family;
 		reqs[i].timeout = timeout;
 		reqs[i].sni = sni;
-		result_init(&results[i]);
+		result_init(&r.results[i]);
 		xasprintf(&key, "%s:%d", urls[i].host, urls[i].port);
 		batch_add(b, &reqs[i], key, i);
 		free(key);
 	}
-	result_init(&res);
 	/* Reports in the order of the arguments, each as soon as it can. */
-	while (batch_next(b, -1, &id, &res) == 1) {
-		results[id] = res;
-		result_init(&res);
-		have[id] = 1;
-		for (; next < n && have[next]; next++) {
-			if (!results[next].success)
-				failed = 1;
-			probe_print(&results[next], &urls[next], next, list);
-			result_clear(&results[next]);
-			if (!as_json)
-				fflush(stdout);
-		}
-	}
+	batch_run(b, probe_result, NULL, 0, &r);
 	if (as_json) {
 		if ((text = json_dumps(doc, JSON_INDENT(2) |
 		    JSON_REAL_PRECISION(15))) == NULL)
@@ -191,15 +210,15 @@ cmd_probe(int argc, char *argv[])
 		printf("%s\n", text);
 		free(text);
 	}
-	rv = fflush(stdout) != 0 || failed ? 1 : 0;
+	rv = fflush(stdout) != 0 || r.failed ? 1 : 0;
 	engine_free(e);
 	batch_free(b);
 global:
 	probe_global_free();
 done:
 	json_decref(doc);
-	free(have);
-	free(results);
+	free(r.have);
+	free(r.results);
 	free(reqs);
 	for (i = 0; i < n; i++)
 		url_free(&urls[i]);

@@ -269,6 +269,53 @@ progress(size_t done, size_t total, double elapsed)
 	fflush(stderr);
 }
 
+/* What the result and tick callbacks share. */
+struct survey {
+	struct batch	*b;
+	struct census	 census;
+	enum format	 format;
+	struct buf	 out;
+	size_t		 total;
+	double		 start;
+	int		 tty;
+	int		 progress_shown;
+};
+
+/* A probe ended: its line, and count it in. */
+static void
+survey_result(void *arg, size_t id, struct probe_result *res)
+{
+	struct survey *s = arg;
+
+	census_add(&s->census, res);
+	s->out.len = 0;
+	switch (s->format) {
+	case FORMAT_WORDS:
+		line_words(&s->out, res);
+		break;
+	case FORMAT_CSV:
+		line_csv(&s->out, res, s->census.now);
+		break;
+	case FORMAT_JSON:
+		line_json(&s->out, res);
+		break;
+	}
+	if (s->progress_shown)
+		fputs("\r\033[K", stderr);
+	s->progress_shown = 0;
+	fwrite(s->out.data, 1, s->out.len, stdout);
+	fflush(stdout);
+}
+
+static void
+survey_tick(void *arg)
+{
+	struct survey *s = arg;
+
+	progress(batch_ended(s->b), s->total, clock_mono() - s->start);
+	s->progress_shown = 1;
+}
+
 int
 cmd_survey(int argc, char *argv[])
 {
@@ -280,21 +327,18 @@ cmd_survey(int argc, char *argv[])
 	};
 	struct sockaddr_storage	 resolvers[CMD_RESOLVERS_MAX];
 	struct list		 list;
-	struct census		 census;
+	struct survey		 sv;
 	struct probe_req	*reqs = NULL;
-	struct probe_result	 res;
 	struct engine		*e = NULL;
-	struct batch		*b = NULL;
-	struct buf		 out;
 	enum format		 format = FORMAT_WORDS;
 	const char		*path = "-";
 	FILE			*f;
 	json_t			*j;
 	char			*text;
-	double			 timeout = 10, start, shown = 0;
-	size_t			 i, id, nresolvers = 0;
+	double			 timeout = 10;
+	size_t			 i, nresolvers = 0;
 	unsigned		 parallel = CMD_PARALLEL;
-	int			 ch, tty, rv;
+	int			 ch, rv;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "c:hjt:", longopts,
@@ -372,73 +416,50 @@ cmd_survey(int argc, char *argv[])
 		list_free(&list);
 		return 1;
 	}
-	start = clock_mono();
-	census_init(&census, clock_wall());
-	census.bad_lines = list.bad_lines;
-	census.duplicates = list.duplicates;
-	tty = isatty(STDERR_FILENO);
+	memset(&sv, 0, sizeof sv);
+	sv.format = format;
+	sv.total = list.n;
+	sv.start = clock_mono();
+	sv.tty = isatty(STDERR_FILENO);
+	census_init(&sv.census, clock_wall());
+	sv.census.bad_lines = list.bad_lines;
+	sv.census.duplicates = list.duplicates;
+	buf_init(&sv.out);
 	reqs = xcalloc(list.n ? list.n : 1, sizeof *reqs);
-	b = batch_new(e, parallel);
+	sv.b = batch_new(e, parallel);
 	for (i = 0; i < list.n; i++) {
 		probe_req_init(&reqs[i], &list.urls[i]);
 		reqs[i].timeout = timeout;
-		batch_add(b, &reqs[i], list.urls[i].host, i);
+		batch_add(sv.b, &reqs[i], list.urls[i].host, i);
 	}
-	buf_init(&out);
-	if (format == FORMAT_CSV)
-		buf_adds(&out, csv_header);
-	result_init(&res);
-	for (;;) {
-		if (out.len > 0) {
-			fwrite(out.data, 1, out.len, stdout);
-			fflush(stdout);
-			out.len = 0;
-		}
-		if (tty && clock_mono() - shown >= PROGRESS_EVERY) {
-			progress(batch_returned(b), list.n, clock_mono() - start);
-			shown = clock_mono();
-		}
-		rv = batch_next(b, tty ? PROGRESS_EVERY : -1, &id, &res);
-		if (rv == -1)
-			break;
-		if (rv == 0)
-			continue;
-		census_add(&census, &res);
-		switch (format) {
-		case FORMAT_WORDS:
-			line_words(&out, &res);
-			break;
-		case FORMAT_CSV:
-			line_csv(&out, &res, census.now);
-			break;
-		case FORMAT_JSON:
-			line_json(&out, &res);
-			break;
-		}
-		result_clear(&res);
+	if (format == FORMAT_CSV) {
+		fputs(csv_header, stdout);
+		fflush(stdout);
 	}
-	if (tty)
+	batch_run(sv.b, survey_result, sv.tty ? survey_tick : NULL,
+	    PROGRESS_EVERY, &sv);
+	if (sv.progress_shown)
 		fputs("\r\033[K", stderr);
-	census.seconds = clock_mono() - start;
-	out.len = 0;
+	sv.census.seconds = clock_mono() - sv.start;
+	sv.out.len = 0;
 	if (format == FORMAT_JSON) {
-		if ((j = census_json(&census)) == NULL ||
+		if ((j = census_json(&sv.census)) == NULL ||
 		    (text = json_dumps(j, API_DUMP_FLAGS)) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);
 		json_decref(j);
 	} else {
-		census_text(&out, &census);
-		fwrite(out.data, 1, out.len, format == FORMAT_CSV ? stderr :
-		    stdout);
+		census_text(&sv.out, &sv.census);
+		fwrite(sv.out.data, 1, sv.out.len, format == FORMAT_CSV ?
+		    stderr : stdout);
 	}
 	rv = fflush(stdout) != 0 ? 1 : 0;
-	buf_free(&out);
+	buf_free(&sv.out);
 	engine_free(e);
-	batch_free(b);
+	batch_free(sv.b);
 	free(reqs);
-	census_free(&census);
+	census_free(&sv.census);
 	list_free(&list);
 	probe_global_free();
 	return rv;
