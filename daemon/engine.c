@@ -88,6 +88,7 @@ struct loop {
 	struct job	*run, *run_tail;
 	struct job	*dead;		/* ended, freed at the end of a turn */
 	int		 cancelled;	/* engine_run: cancel_fd fired */
+	int		 self_queued;	/* it gave its inbox a probe: no waiting */
 
 	/* Guarded by the engine's lock. */
 	struct job	*inbox, *inbox_tail;
@@ -262,7 +263,11 @@ loop_assign(struct loop *l, struct job *j)
 	else
 		l->inbox = j;
 	l->inbox_tail = j;
-	return was_empty && l != this_loop;
+	if (l == this_loop) {
+		l->self_queued = 1;	/* it takes its inbox before it waits */
+		return 0;
+	}
+	return was_empty;
 }
 
 /* Under the engine's lock: the loop with the fewest probes. */
@@ -529,7 +534,8 @@ loop_timeout_ms(struct loop *l, double now)
 	double t = -1, d;
 
 	/* engine_run's probe may have ended in the run list. */
-	if (l->run != NULL || (l->eng == NULL && l->nheap == 0))
+	if (l->run != NULL || l->self_queued ||
+	    (l->eng == NULL && l->nheap == 0))
 		return 0;
 	if (l->nheap > 0)
 		t = l->heap[0]->timer - now;
@@ -611,6 +617,7 @@ loop_main(void *arg)
 		if (!stop) {
 			j = l->inbox;
 			l->inbox = l->inbox_tail = NULL;
+			l->self_queued = 0;
 		}
 		pthread_mutex_unlock(&e->lock);
 		if (stop)

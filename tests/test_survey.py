@@ -201,6 +201,18 @@ rc, out, err = run_probe("-t", "1", "-c", "2", order[1], order[2])
 ok(out.index(order[1]) < out.index(order[2]),
    "probe in words: the order of the arguments too")
 
+# Probes that end at once, each starting the next from the engine's thread
+# (-c 1): the engine must not sleep with a probe in its inbox.
+try:
+    rc, out, err = run_probe("-j", "-c", "1", "-6", "gemini://127.0.0.1:1/",
+                             "gemini://127.0.0.2:1/", "gemini://127.0.0.3:1/",
+                             timeout=30)
+    reasons = [(r["error"] or {}).get("reason")
+               for r in json.loads(out)["results"]]
+except subprocess.TimeoutExpired:
+    reasons = "hung"
+is_(reasons, ["resolve"] * 3, "-c 1, probes that end at once: all done")
+
 # ---- threads of a survey with hundreds of probes in flight --------------------
 p = subprocess.Popen([*WRAPPER, GEMWATCH, "survey", "-t", "%g" % (4 * SLOW),
                       "-"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
