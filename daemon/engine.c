@@ -468,16 +468,21 @@ fail:
 	return -1;
 }
 
+/* Free the jobs that have ended, but those still on the run list. */
 static void
 free_dead(struct loop *l)
 {
-	struct job *j, *next;
+	struct job *j, *next, *keep = NULL;
 
 	for (j = l->dead; j != NULL; j = next) {
 		next = j->next;
-		job_free(j);
+		if (j->queued) {
+			j->next = keep;
+			keep = j;
+		} else
+			job_free(j);
 	}
-	l->dead = NULL;
+	l->dead = keep;
 }
 
 /* Free the loop and every job it holds, without a word to anyone. */
@@ -495,7 +500,10 @@ loop_free(struct loop *l)
 		next = j->next;
 		job_free(j);
 	}
-	free_dead(l);
+	for (j = l->dead; j != NULL; j = next) {
+		next = j->next;
+		job_free(j);
+	}
 	dns_free(l->dns);
 	free(l->heap);
 	if (l->wake != -1)

@@ -10,6 +10,7 @@ of them is gemwatch's fault, said as such (issue 17, item 9).
 """
 import json
 import os
+import re
 import resource
 import subprocess
 import time
@@ -62,8 +63,12 @@ else:
 rc, out, err = limited(1024, "probe", "-c", "5000", "-t", "3",
                        srv.url("/ok"))
 is_(rc, 0, "probe -c 5000 under a limit of 1024: the probe still runs")
-ok("allows 768 probes at once, not 5000" in err,
-   "probe -c 5000 under a limit of 1024: lowered to 768, and said", err)
+# (valgrind keeps a few descriptors for itself: the limit seen is lower.)
+m = re.search(r"limit \((\d+)\) allows (\d+) probes at once, not 5000", err)
+ok(m and int(m.group(1)) <= 1024 and
+   int(m.group(2)) == int(m.group(1)) - 256,
+   "probe -c 5000 under a limit of 1024: lowered to the limit less 256, "
+   "and said", err)
 
 # The daemon warns at start when concurrency does not fit the limit.
 d = tmpdir()
@@ -81,8 +86,8 @@ while time.monotonic() < end and "started" not in text:
     time.sleep(0.1)
     log.seek(0)
     text = log.read()
-ok("concurrency 100 needs 356 file descriptors, but the limit is 200" in
-   text, "the daemon warns when the limit has no room for concurrency", text)
+ok("concurrency 100 needs 356 file descriptors, but the limit is " in text,
+   "the daemon warns when the limit has no room for concurrency", text)
 p.terminate()
 is_(p.wait(timeout=20 * SLOW), 0, "and runs anyway, and exits 0")
 done()
