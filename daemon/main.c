@@ -14,6 +14,7 @@
 
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <ares.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -81,6 +82,7 @@ version(void)
 	printf("GnuTLS %s\n", gnutls_check_version(NULL));
 	printf("libmicrohttpd %s\n", MHD_get_version());
 	printf("jansson %s\n", jansson_version_str());
+	printf("c-ares %s\n", ares_version(NULL));
 }
 
 static struct conf *
