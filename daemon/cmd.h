@@ -1,14 +1,41 @@
 /*
- * The subcommands of the gemwatch binary besides the daemon itself.
+ * The subcommands of the gemwatch binary besides the daemon itself, and
+ * what they share.
  */
 #ifndef GEMWATCH_CMD_H
 #define GEMWATCH_CMD_H
 
-/* gemwatch probe [-j] [-4|-6] [-t SECONDS] [--sni NAME] URL... */
+#include <sys/socket.h>
+#include <stddef.h>
+
+/* gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL... */
 int cmd_probe(int argc, char *argv[]);
+/* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
+int cmd_survey(int argc, char *argv[]);
 /* gemwatch trust [-f FILE] NAME...; path is the default configuration. */
 int cmd_trust(int argc, char *argv[], const char *path);
 /* gemwatch notify-test [-f FILE] [NAME]; path is the default configuration. */
 int cmd_notify_test(int argc, char *argv[], const char *path);
+
+/* Probes in flight by default for probe and survey. */
+#define CMD_PARALLEL 1024
+/* Resolver addresses --resolver may give. */
+#define CMD_RESOLVERS_MAX 16
+
+/* Parse a timeout in seconds: a positive number, at most one hour. 0 or -1. */
+int cmd_seconds(const char *, double *);
+/* Parse a count of probes in flight, 1 to 1000000. 0 or -1. */
+int cmd_count(const char *, unsigned *);
+/*
+ * Add a --resolver address to ss[*n] (at most CMD_RESOLVERS_MAX); 0, or
+ * -1 after a message on stderr naming cmd.
+ */
+int cmd_resolver(const char *cmd, const char *arg,
+    struct sockaddr_storage *ss, size_t *n);
+/*
+ * The probes in flight cmd may have: parallel, lowered (said on stderr)
+ * to what the descriptor limit allows once raised to its hard limit.
+ */
+unsigned cmd_parallel(const char *cmd, unsigned parallel);
 
 #endif

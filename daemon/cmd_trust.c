@@ -17,6 +17,7 @@
 #include "cmd.h"
 #include "conf.h"
 #include "priv.h"
+#include "dns.h"
 #include "probe.h"
 #include "statedir.h"
 
@@ -119,6 +120,7 @@ cmd_trust(int argc, char *argv[], const char *path)
 		conf_free(conf);
 		return 1;
 	}
+	dns_servers_set(conf->resolvers, conf->nresolvers);
 	tofu = tofu_open(conf->state_dir, 1);
 	for (i = 0; i < (size_t)argc; i++) {
 		c = conf_capsule(conf, argv[i]);

@@ -50,6 +50,9 @@
 #define CONF_USER_MAX 32     /* bytes in a user name */
 #define CONF_NOTIFY_MAX 16   /* notify commands */
 #define CONF_NOTIFY_ARGS 64  /* words in one notify command */
+#define CONF_RESOLVERS_MAX 16 /* resolver addresses */
+#define CONF_CONCURRENCY_MAX 65536
+#define DNS_PORT 53
 #define DURATION_MAX 1e9 /* seconds; anything longer is an overflow */
 
 struct parser;
@@ -61,7 +64,8 @@ typedef void option_fn(struct parser *, struct capsule_conf *, const char *);
 
 static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
     d_max_body, d_notify, d_notify_after, d_notify_cert_days, d_notify_repeat,
-    d_notify_timeout, d_probe_allow, d_shard, d_state_dir, d_timeout, d_user;
+    d_notify_timeout, d_probe_allow, d_resolver, d_shard, d_state_dir,
+    d_timeout, d_user;
 static option_fn o_address_family, o_error_path, o_expect_body, o_expect_status,
     o_fingerprint, o_interval, o_name, o_notify, o_require_close_notify, o_sni,
     o_timeout;
@@ -87,6 +91,7 @@ static const struct directive {
     {"notify-repeat", d_notify_repeat, 0},
     {"notify-timeout", d_notify_timeout, 0},
     {"probe-allow", d_probe_allow, DIRECTIVE_REPEAT},
+    {"resolver", d_resolver, DIRECTIVE_REPEAT | DIRECTIVE_WORDS},
     {"shard", d_shard, 0},
     {"state-dir", d_state_dir, 0},
     {"timeout", d_timeout, 0},
@@ -569,8 +574,8 @@ d_timeout(struct parser *p, char **argv, size_t argc)
 static void
 d_concurrency(struct parser *p, char **argv, size_t argc)
 {
-	(void)get_uint(
-	    p, "concurrency", argv[0], 1, 1024, &p->conf->concurrency);
+	(void)get_uint(p, "concurrency", argv[0], 1, CONF_CONCURRENCY_MAX,
+	    &p->conf->concurrency);
 }
 
 static void
@@ -707,6 +712,107 @@ d_notify_timeout(struct parser *p, char **argv, size_t argc)
 {
 	(void)get_duration(p, "notify-timeout", argv[0], &timeout_range,
 	    &p->conf->notify_timeout);
+}
+
+int
+parse_resolver(const char *text, struct sockaddr_storage *ss, const char **err)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+	unsigned long long port = DNS_PORT;
+	const char *start = text, *end, *colon, *portp = NULL;
+	char host[INET6_ADDRSTRLEN + 1];
+	size_t hostlen;
+	int family = AF_INET;
+
+	if (text[0] == '[') {
+		start = text + 1;
+		if ((end = strchr(start, ']')) == NULL) {
+			*err = "missing ']' after the IPv6 address";
+			return -1;
+		}
+		if (end[1] == ':')
+			portp = end + 2;
+		else if (end[1] != '\0') {
+			*err = "expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT";
+			return -1;
+		}
+		hostlen = end - start;
+		family = AF_INET6;
+	} else if ((colon = strchr(text, ':')) != strrchr(text, ':')) {
+		hostlen = strlen(text); /* a bare IPv6 address */
+		family = AF_INET6;
+	} else {
+		hostlen = colon != NULL ? (size_t)(colon - text) : strlen(text);
+		if (colon != NULL)
+			portp = colon + 1;
+	}
+	if (hostlen == 0 || hostlen >= sizeof(host)) {
+		*err = "not a numeric IP address";
+		return -1;
+	}
+	memcpy(host, start, hostlen);
+	host[hostlen] = '\0';
+	if (portp != NULL &&
+	    (parse_digits(portp, strlen(portp), &port) == -1 || port < 1 ||
+	        port > 65535)) {
+		*err = "the port must be a number from 1 to 65535";
+		return -1;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (family == AF_INET6) {
+		if (inet_pton(AF_INET6, host, &s6->sin6_addr) != 1) {
+			*err = "not a numeric IPv6 address";
+			return -1;
+		}
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons((unsigned short)port);
+	} else {
+		if (inet_pton(AF_INET, host, &s4->sin_addr) != 1) {
+			*err = "not a numeric IPv4 address";
+			return -1;
+		}
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons((unsigned short)port);
+	}
+	return 0;
+}
+
+static void
+d_resolver(struct parser *p, char **argv, size_t argc)
+{
+	struct conf *c = p->conf;
+	struct sockaddr_storage ss;
+	const char *err;
+	char b[CONF_SHOW_MAX + 4];
+	size_t i, k;
+
+	for (i = 0; i < argc; i++) {
+		if (parse_resolver(argv[i], &ss, &err) == -1) {
+			conf_error(p, p->line,
+			    "invalid resolver address \"%s\": %s",
+			    show(b, argv[i]), err);
+			continue;
+		}
+		for (k = 0; k < c->nresolvers; k++)
+			if (memcmp(&c->resolvers[k], &ss, sizeof(ss)) == 0)
+				break;
+		if (k < c->nresolvers) {
+			conf_error(p, p->line,
+			    "duplicate resolver address \"%s\"",
+			    show(b, argv[i]));
+			continue;
+		}
+		if (c->nresolvers == CONF_RESOLVERS_MAX) {
+			conf_error(p, p->line,
+			    "at most %d resolver addresses may be given",
+			    CONF_RESOLVERS_MAX);
+			return;
+		}
+		c->resolvers = xreallocarray(
+		    c->resolvers, c->nresolvers + 1, sizeof(*c->resolvers));
+		c->resolvers[c->nresolvers++] = ss;
+	}
 }
 
 static void
@@ -1316,6 +1422,7 @@ conf_free(struct conf *conf)
 		free(conf->notify[i]);
 	}
 	free(conf->notify);
+	free(conf->resolvers);
 	free(conf->user);
 	free(conf->state_dir);
 	for (i = 0; i < conf->nlisten; i++)

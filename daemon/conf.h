@@ -49,7 +49,7 @@ struct conf {
 	size_t			 nlisten;
 	double			 interval;	/* [60] */
 	double			 timeout;	/* [10] */
-	unsigned		 concurrency;	/* [16] */
+	unsigned		 concurrency;	/* [16]: probes in flight at most */
 	unsigned		 history;	/* [120] */
 	char			*state_dir;
 	int			 state_dir_named;	/* by the file */
@@ -57,6 +57,8 @@ struct conf {
 	char			*user;		/* NULL: do not change user */
 	char			**probe_allow;
 	size_t			 nprobe_allow;
+	struct sockaddr_storage	*resolvers;	/* DNS servers; none: resolv.conf's */
+	size_t			 nresolvers;
 	unsigned		 shard_k, shard_n;	/* [1/1] */
 	char			***notify;	/* commands: NULL-terminated argv each */
 	size_t			 nnotify;
@@ -115,6 +117,11 @@ void conf_errors_free(struct conf_errors *);
 int parse_duration(const char *, double *);
 /* Parse "4096", "64k", "4M" into bytes; -1 on error. */
 int parse_size(const char *, size_t *);
+/*
+ * Parse a resolver address: "192.0.2.1", "192.0.2.1:5353", "::1" or
+ * "[::1]:5353" (port 53 unless given). 0, or -1 with *err static.
+ */
+int parse_resolver(const char *, struct sockaddr_storage *, const char **err);
 
 /*
  * Sharding: the stable hash (FNV-1a 64 of the name) modulo n, plus one;

@@ -19,7 +19,7 @@
 #define DEFAULT_PORT		1965	/* Gemini's */
 #define DEFAULT_INTERVAL	60	/* seconds between probes of a capsule */
 #define DEFAULT_TIMEOUT		10	/* seconds for a whole probe */
-#define DEFAULT_CONCURRENCY	16	/* probes at once */
+#define DEFAULT_CONCURRENCY	4096	/* probes in flight at most */
 #define DEFAULT_HISTORY		120	/* results kept per check */
 #define DEFAULT_MAX_BODY	(4 * 1024 * 1024)	/* bytes of a body read */
 #define DEFAULT_NOTIFY_AFTER	2	/* failed probes in a row before down */

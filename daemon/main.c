@@ -3,7 +3,7 @@
  *
  * Start-up: configuration, signals, TLS library, store (with the capsules
  * and the snapshot loaded, so nobody ever sees it empty after a restart),
- * TOFU store, the pool that runs probes, the scheduler, HTTP endpoint
+ * TOFU store, notifier, the runner (probes on the engine), the scheduler, HTTP endpoint
  * (bound before privileges are dropped); then the scheduler follows the
  * configuration, which becomes the running one. The main thread runs the
  * scheduler, keeps two timers (TOFU entries written or re-read every
@@ -17,9 +17,9 @@
  */
 #include "config.h"
 
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/types.h>
+#include <ares.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -41,13 +41,15 @@
 #include "cmd.h"
 #include "conf.h"
 #include "defaults.h"
+#include "dns.h"
+#include "engine.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
-#include "pool.h"
 #include "priv.h"
 #include "probe.h"
+#include "runner.h"
 #include "sched.h"
 #include "sdnotify.h"
 #include "statedir.h"
@@ -67,8 +69,10 @@ usage(FILE *f)
 	fprintf(f,
 	    "usage: gemwatch [-dv] [-f FILE]      run the daemon in the foreground\n"
 	    "       gemwatch -n [-f FILE]         check the configuration and exit\n"
-	    "       gemwatch probe [-j] [-4|-6] [-t SECONDS] [--sni NAME] URL...\n"
+	    "       gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL...\n"
 	    "                                     probe each URL once and report\n"
+	    "       gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -]\n"
+	    "                                     probe a list of capsules, then count\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a capsule presents now\n"
 	    "       gemwatch notify-test [-f FILE] [NAME]\n"
@@ -91,6 +95,7 @@ version(void)
 	printf("GnuTLS %s\n", gnutls_check_version(NULL));
 	printf("libmicrohttpd %s\n", MHD_get_version());
 	printf("jansson %s\n", jansson_version_str());
+	printf("c-ares %s\n", ares_version(NULL));
 }
 
 static struct conf *
@@ -145,18 +150,21 @@ signals_free(void)
 	signal_pipe[0] = signal_pipe[1] = -1;
 }
 
-/* Idle HTTP clients and probes each hold a descriptor: allow many. */
+/*
+ * Idle HTTP clients and probes each hold a descriptor: allow many, and
+ * say so when `concurrency` probes would not fit.
+ */
 static void
-raise_fd_limit(void)
+check_fd_limit(const struct conf *conf)
 {
-	struct rlimit rl;
+	unsigned long limit = engine_fd_raise();
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-		rl.rlim_cur = rl.rlim_max;
-		if (rl.rlim_cur > 65536)
-			rl.rlim_cur = 65536;
-		(void)setrlimit(RLIMIT_NOFILE, &rl);
-	}
+	if (conf->concurrency > engine_fd_capacity())
+		log_warnx("concurrency %u needs %u file descriptors, but the "
+		    "limit is %lu: probes beyond %u at once will fail; raise "
+		    "the limit (LimitNOFILE=, ulimit -n) or lower concurrency",
+		    conf->concurrency, conf->concurrency + ENGINE_FD_RESERVE,
+		    limit, engine_fd_capacity());
 }
 
 /* What the daemon runs on, made by run_daemon and owned by it. */
@@ -165,7 +173,7 @@ struct daemon {
 	struct store		*store;
 	struct tofu_store	*tofu;
 	struct notify		*notify;
-	struct pool		*pool;
+	struct runner		*runner;
 	struct sched		*sched;
 	struct http		*http;
 	char			*snapshot;	/* NULL: not saved */
@@ -186,6 +194,7 @@ apply(struct daemon *d, struct conf *conf)
 	const struct capsule_conf	**mine;
 	size_t				  n;
 
+	dns_servers_set(conf->resolvers, conf->nresolvers);
 	mine = conf_shard(conf, &n);
 	store_sync(d->store, conf->history, mine, n);
 	notify_apply(d->notify, conf);
@@ -231,6 +240,7 @@ reload(struct daemon *d)
 		log_warnx("reload: listen addresses change only on restart");
 	conf_free(old);
 	log_notice("reload: %s: %zu capsules", d->path, conf->ncapsules);
+	check_fd_limit(conf);
 	apply(d, conf);
 	store_set_reload(d->store, 1, clock_wall());
 }
@@ -317,7 +327,7 @@ run_daemon(const char *path)
 	 * threshold maps every big body apart and unmaps it once sent.
 	 */
 	mallopt(M_MMAP_THRESHOLD, 1024 * 1024);
-	raise_fd_limit();
+	check_fd_limit(conf);
 	signals_init();
 	sdnotify_init();
 	if (probe_global_init() == -1)
@@ -343,8 +353,9 @@ run_daemon(const char *path)
 	d.notify = notify_new(notify_state);
 	free(notify_state);
 	info.notify = d.notify;
-	d.pool = pool_new(d.tofu);
-	d.sched = sched_new(pool_runner(d.pool), clock_mono, publish, &d);
+	if ((d.runner = runner_new(d.tofu)) == NULL)
+		goto fail;
+	d.sched = sched_new(runner_sched(d.runner), clock_mono, publish, &d);
 	if ((d.http = http_start(conf, d.store, d.tofu, &info)) == NULL)
 		goto fail;
 	if (pw != NULL)
@@ -364,7 +375,7 @@ fail:
 	http_stop(d.http);
 	conf_set_running(NULL);
 	sched_free(d.sched);	/* abandons the probes in flight */
-	pool_free(d.pool);
+	runner_free(d.runner);
 	notify_free(d.notify);	/* after the last result */
 	if (rv == 0 && d.snapshot != NULL)	/* no probe runs any more */
 		(void)store_save(d.store, d.snapshot);
@@ -395,6 +406,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "notify-test") == 0) {
 		log_init(LOG_LEVEL_INFO);
 		return cmd_notify_test(argc - 1, argv + 1, DEFAULT_CONF);
+	}
+	if (argc > 1 && strcmp(argv[1], "survey") == 0) {
+		log_init(LOG_LEVEL_WARN);
+		return cmd_survey(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
 		log_init(LOG_LEVEL_WARN);

@@ -1,8 +1,13 @@
 /*
  * One probe, start to end (SPEC.md §4): resolve, connect, TLS handshake,
- * request, header, body. The socket is non-blocking and every wait is a
- * poll(2) bounded by the one deadline of the whole probe (and by the
- * cancel descriptor, so a shutting-down daemon can abandon it). How the
+ * request, header, body, as a state machine that never blocks. Each call
+ * (probe_begin, probe_io, probe_resolved, probe_expire) runs the probe as
+ * far as it can and returns what it waits for; the engine or probe_run
+ * does the waiting, on epoll, with the probe's one deadline as its timer.
+ * The socket is watched edge-triggered for both directions, so a probe
+ * only waits after its transport said EAGAIN: GnuTLS reports AGAIN for
+ * other things too (a TLS 1.3 NewSessionTicket), and then the probe tries
+ * again at once rather than wait for an edge that may never come. How the
  * body ended is classified exactly as SPEC.md §1; the verdict takes the
  * first expectation missed, in the order of §4.
  */
@@ -13,15 +18,14 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <assert.h>
 #include <errno.h>
-#include <fcntl.h>
 #include <math.h>
 #include <gnutls/crypto.h>
 #include <gnutls/gnutls.h>
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -34,6 +38,8 @@
 #include "clock.h"
 #include "conf.h"
 #include "defaults.h"
+#include "dns.h"
+#include "engine.h"
 #include "hex.h"
 #include "log.h"
 #include "probe.h"
@@ -42,6 +48,12 @@
 /* How long our own close_notify may take once the response has ended. */
 #define BYE_BUDGET 0.1
 #define READ_CHUNK 16384
+/* Records read in one go before a probe lets others run. */
+#define READS_PER_TURN 64
+/* Calls in a row that GnuTLS answers AGAIN while the socket is not empty. */
+#define AGAIN_MAX 64
+/* Seconds between two log lines about running out of descriptors. */
+#define FD_SHORTAGE_LOG 10
 
 static gnutls_certificate_credentials_t creds;
 /*
@@ -50,23 +62,59 @@ static gnutls_certificate_credentials_t creds;
  */
 static gnutls_priority_t prio;
 
+enum state {
+	S_NEW,
+	S_RESOLVE,
+	S_CONNECT,
+	S_TLS,
+	S_REQUEST,
+	S_HEADER,
+	S_BODY,
+	S_MATCH,
+	S_BYE,
+	S_DONE
+};
+
 struct probe {
 	const struct probe_req	*req;
 	struct probe_result	*res;
+	enum state		 state;
 	double			 start;		/* monotonic */
 	double			 deadline;	/* monotonic */
+	double			 timer;		/* deadline, then the bye's */
+	double			 t_resolved, t_connected, t_tls, t_header;
 	int			 fd;
+	int			 fd_new;	/* not yet handed to the engine */
 	gnutls_session_t	 session;
 	int			 io_errno;	/* errno of the last failed recv/send */
+	int			 would_block;	/* the transport said EAGAIN */
 	int			 cancelled;
 	int			 handshaken;
+	const char		*sni;
+
+	struct sockaddr_storage	*addrs;		/* to try in order */
+	size_t			 naddrs, next_addr;
+	int			 connect_err;	/* of the last address tried */
+
+	char			*line;		/* the request line being sent */
+	size_t			 line_len, line_off;
+	char			*buf;		/* header, then body chunks */
+	size_t			 have;		/* bytes of header in buf */
+	int64_t			 body;
+
 	char			 errmsg[256];	/* detail of END_ERROR */
-	char			*body;		/* kept only for expect-body */
+	char			*body_kept;	/* only for expect-body */
 	size_t			 body_len;
+	/*
+	 * While expect-body is matched apart, the engine watches the
+	 * matcher's descriptor as the probe's fd; the socket waits in sock.
+	 */
+	struct bodymatch	*match;
+	int			 sock;
 };
 
-/* Why a wait ended. */
-enum wait { WAIT_READY, WAIT_TIMEOUT, WAIT_CANCELLED };
+/* What a step of a state came to. */
+enum step { STEP_NEXT, STEP_IO, STEP_NOW, STEP_RESOLVE, STEP_DONE };
 
 /*
  * A capsule presents the same certificate probe after probe, and parsing
@@ -94,13 +142,17 @@ probe_global_init(void)
 {
 	int rv;
 
+	if (dns_global_init() == -1)
+		return -1;
 	if ((rv = gnutls_global_init()) < 0) {
 		log_warnx("gnutls_global_init: %s", gnutls_strerror(rv));
+		dns_global_free();
 		return -1;
 	}
 	if ((rv = gnutls_certificate_allocate_credentials(&creds)) < 0) {
 		log_warnx("gnutls credentials: %s", gnutls_strerror(rv));
 		gnutls_global_deinit();
+		dns_global_free();
 		return -1;
 	}
 	if ((rv = gnutls_priority_init2(&prio,
@@ -110,6 +162,7 @@ probe_global_init(void)
 		gnutls_certificate_free_credentials(creds);
 		creds = NULL;
 		gnutls_global_deinit();
+		dns_global_free();
 		return -1;
 	}
 	return 0;
@@ -202,6 +255,8 @@ probe_global_free(void)
 	gnutls_certificate_free_credentials(creds);
 	creds = NULL;
 	gnutls_global_deinit();
+	engine_run_free();
+	dns_global_free();
 }
 
 void
@@ -241,46 +296,9 @@ probe_req_for(const struct conf *conf, const struct capsule_conf *c,
 	}
 }
 
-/*
- * Wait until fd is ready for events, the deadline passes (deadline_at, a
- * monotonic time) or the probe is cancelled.
- */
-static enum wait
-wait_fd(struct probe *p, short events, double deadline_at)
-{
-	struct pollfd	 pfd[2];
-	nfds_t		 n = 1;
-	double		 left;
-	int		 ms, rv;
+/* ---- GnuTLS transport -------------------------------------------------- */
 
-	pfd[0].fd = p->fd;
-	pfd[0].events = events;
-	if (p->req->cancel_fd != -1) {
-		pfd[1].fd = p->req->cancel_fd;
-		pfd[1].events = POLLIN;
-		n = 2;
-	}
-	for (;;) {
-		left = deadline_at - clock_mono();
-		if (left <= 0)
-			return WAIT_TIMEOUT;
-		ms = (int)(left * 1000) + 1;
-		rv = poll(pfd, n, ms);
-		if (rv == -1) {
-			if (errno == EINTR)
-				continue;
-			return WAIT_TIMEOUT;	/* cannot happen with valid fds */
-		}
-		if (n == 2 && pfd[1].revents != 0) {
-			p->cancelled = 1;
-			return WAIT_CANCELLED;
-		}
-		if (rv > 0 && pfd[0].revents != 0)
-			return WAIT_READY;
-	}
-}
-
-/* GnuTLS transport: plain recv/send that remember errno (for ECONNRESET). */
+/* Plain recv/send that remember errno (ECONNRESET) and EAGAIN. */
 static ssize_t
 probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
@@ -290,6 +308,8 @@ probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 	n = recv(p->fd, data, len, 0);
 	if (n == -1) {
 		p->io_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			p->would_block = 1;
 		gnutls_transport_set_errno(p->session, errno);
 	}
 	return n;
@@ -304,593 +324,112 @@ probe_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 	n = send(p->fd, data, len, MSG_NOSIGNAL);
 	if (n == -1) {
 		p->io_errno = errno;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			p->would_block = 1;
 		gnutls_transport_set_errno(p->session, errno);
 	}
 	return n;
 }
 
+/* Whether data waits; the engine, not GnuTLS, does the waiting. */
 static int
 probe_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 {
 	struct probe	*p = ptr;
-	double		 until;
+	struct pollfd	 pfd;
 
-	until = clock_mono() + (ms == GNUTLS_INDEFINITE_TIMEOUT ? 1e9 : ms / 1e3);
-	if (until > p->deadline)
-		until = p->deadline;
-	return wait_fd(p, POLLIN, until) == WAIT_READY ? 1 : 0;
+	pfd.fd = p->fd;
+	pfd.events = POLLIN;
+	pfd.revents = 0;
+	return poll(&pfd, 1, 0) > 0 ? 1 : 0;
 }
 
-/* Wait for the direction GnuTLS asked for after GNUTLS_E_AGAIN. */
-static enum wait
-wait_tls(struct probe *p)
-{
-	short events;
+/* ---- failures ---------------------------------------------------------- */
 
-	events = gnutls_record_get_direction(p->session) ? POLLOUT : POLLIN;
-	return wait_fd(p, events, p->deadline);
+void
+probe_note_fd_shortage(int err)
+{
+	static atomic_llong	last = -FD_SHORTAGE_LOG;
+	long long		now = (long long)clock_mono(), prev;
+
+	prev = atomic_load(&last);
+	if (now - prev < FD_SHORTAGE_LOG ||
+	    !atomic_compare_exchange_strong(&last, &prev, now))
+		return;
+	log_warnx("gemwatch has run out of file descriptors (%s): probes "
+	    "fail until some are free; raise the limit (LimitNOFILE=, "
+	    "ulimit -n) or lower concurrency", strerror(err));
+}
+
+/* A failure that is gemwatch's own, not the capsule's. */
+static void
+fail_local(struct probe *p, enum reason reason, enum stage stage, int err)
+{
+	probe_note_fd_shortage(err);
+	result_fail(p->res, reason, stage, "gemwatch itself is out of file "
+	    "descriptors (%s): not the capsule's fault; raise the limit or "
+	    "lower concurrency", strerror(err));
 }
 
 static void
-fail_wait(struct probe *p, enum wait w, enum stage stage, const char *what)
+fail_wait(struct probe *p, enum stage stage, const char *what)
 {
-	if (w == WAIT_CANCELLED)
+	if (p->cancelled)
 		result_fail(p->res, REASON_TIMEOUT, stage, "probe abandoned");
 	else
 		result_fail(p->res, REASON_TIMEOUT, stage,
 		    "deadline of %.3gs passed during %s", p->req->timeout, what);
 }
 
-/* ---- resolve ----------------------------------------------------------- */
-
-/*
- * A name lookup runs asynchronously (getaddrinfo_a) so the deadline holds
- * even when the resolver does not answer. The job is shared with glibc's
- * notification thread, which writes to the job's pipe when the lookup is
- * done; whoever lets go last frees it. The probe waits on that pipe, not
- * with gai_suspend: glibc's gai_suspend leaves its on-stack wait entry
- * linked when the lookup finishes just as the wait times out, and the
- * notification then writes through the stale entry (heap corruption and
- * crashes in __gai_notify, seen in the hostile soak).
- */
-struct gai_job {
-	struct gaicb		 cb;
-	struct addrinfo		 hints;
-	char			 host[256];
-	char			 port[8];
-	int			 done[2];	/* pipe: readable when done */
-	atomic_int		 refs;
-};
+/* ---- the end ----------------------------------------------------------- */
 
 static void
-gai_job_release(struct gai_job *j)
+close_fd(struct probe *p)
 {
-	if (atomic_fetch_sub(&j->refs, 1) == 1) {
-		if (j->cb.ar_result != NULL)
-			freeaddrinfo(j->cb.ar_result);
-		close(j->done[0]);
-		close(j->done[1]);
-		free(j);
+	if (p->fd != -1) {
+		close(p->fd);
+		p->fd = -1;
+		p->fd_new = 0;
 	}
 }
 
-static void
-gai_job_done(union sigval sv)
+/* Close everything and stamp the result: the probe is over. */
+static enum step
+step_done(struct probe *p)
 {
-	struct gai_job	*j = sv.sival_ptr;
-
-	(void)!write(j->done[1], "", 1);
-	gai_job_release(j);
-}
-
-static struct addrinfo *
-resolve(struct probe *p)
-{
-	const struct url	*u = p->req->url;
-	struct addrinfo		 hints, *ai = NULL;
-	struct gai_job		*j;
-	struct gaicb		*list[1];
-	struct sigevent		 sev;
-	enum wait		 w;
-	char			 port[8];
-	int			 rv;
-
-	memset(&hints, 0, sizeof hints);
-	hints.ai_family = p->req->family;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_protocol = IPPROTO_TCP;
-	hints.ai_flags = AI_NUMERICSERV | AI_ADDRCONFIG;
-	snprintf(port, sizeof port, "%d", u->port);
-
-	if (u->host_is_ip) {
-		hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
-		if ((rv = getaddrinfo(u->host, port, &hints, &ai)) != 0) {
-			result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE,
-			    "%s: %s", u->host, gai_strerror(rv));
-			return NULL;
-		}
-		return ai;
-	}
-	if (strlen(u->host) >= sizeof j->host) {
-		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE,
-		    "host name too long");
-		return NULL;
-	}
-
-	j = xcalloc(1, sizeof *j);
-	if (pipe2(j->done, O_CLOEXEC | O_NONBLOCK) == -1) {
-		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE,
-		    "resolving %s: pipe: %s", u->host, strerror(errno));
-		free(j);
-		return NULL;
-	}
-	strcpy(j->host, u->host);
-	strcpy(j->port, port);
-	j->hints = hints;
-	j->cb.ar_name = j->host;
-	j->cb.ar_service = j->port;
-	j->cb.ar_request = &j->hints;
-	atomic_init(&j->refs, 2);
-	memset(&sev, 0, sizeof sev);
-	sev.sigev_notify = SIGEV_THREAD;
-	sev.sigev_notify_function = gai_job_done;
-	sev.sigev_value.sival_ptr = j;
-	list[0] = &j->cb;
-	if ((rv = getaddrinfo_a(GAI_NOWAIT, list, 1, &sev)) != 0) {
-		close(j->done[0]);
-		close(j->done[1]);
-		free(j);
-		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
-		    u->host, gai_strerror(rv));
-		return NULL;
-	}
-	p->fd = j->done[0];
-	w = wait_fd(p, POLLIN, p->deadline);
-	p->fd = -1;
-	rv = gai_error(&j->cb);
-	if (rv == EAI_INPROGRESS) {
-		/* A lookup cancelled before it started is never notified. */
-		if (gai_cancel(&j->cb) == EAI_CANCELED)
-			gai_job_release(j);
-		if (w == WAIT_CANCELLED)
-			result_fail(p->res, REASON_TIMEOUT, STAGE_RESOLVE,
-			    "probe abandoned");
-		else
-			result_fail(p->res, REASON_TIMEOUT, STAGE_RESOLVE,
-			    "deadline of %.3gs passed resolving %s",
-			    p->req->timeout, u->host);
-	} else if (rv != 0) {
-		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
-		    u->host, gai_strerror(rv));
-	} else {
-		ai = j->cb.ar_result;
-		j->cb.ar_result = NULL;
-	}
-	gai_job_release(j);
-	return ai;
-}
-
-/* ---- connect ----------------------------------------------------------- */
-
-static int
-connect_one(struct probe *p, const struct addrinfo *ai, int *err)
-{
-	socklen_t	 len = sizeof *err;
-	enum wait	 w;
-
-	p->fd = socket(ai->ai_family, ai->ai_socktype | SOCK_NONBLOCK |
-	    SOCK_CLOEXEC, ai->ai_protocol);
-	if (p->fd == -1) {
-		*err = errno;
-		return -1;
-	}
-	if (connect(p->fd, ai->ai_addr, ai->ai_addrlen) == 0)
-		return 0;
-	if (errno != EINPROGRESS) {
-		*err = errno;
-		goto fail;
-	}
-	if ((w = wait_fd(p, POLLOUT, p->deadline)) != WAIT_READY) {
-		*err = w == WAIT_CANCELLED ? ECANCELED : ETIMEDOUT;
-		goto fail;
-	}
-	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, err, &len) == -1)
-		*err = errno;
-	if (*err == 0)
-		return 0;
-fail:
-	close(p->fd);
-	p->fd = -1;
-	return -1;
-}
-
-static void
-note_address(struct probe_result *res, const struct addrinfo *ai)
-{
-	const void *addr;
-
-	if (ai->ai_family == AF_INET6) {
-		const struct sockaddr_in6 *s6 = (const void *)ai->ai_addr;
-
-		addr = &s6->sin6_addr;
-		res->port = ntohs(s6->sin6_port);
-		res->ip_protocol = 6;
-	} else {
-		const struct sockaddr_in *s4 = (const void *)ai->ai_addr;
-
-		addr = &s4->sin_addr;
-		res->port = ntohs(s4->sin_port);
-		res->ip_protocol = 4;
-	}
-	if (inet_ntop(ai->ai_family, addr, res->address,
-	    sizeof res->address) == NULL)
-		res->address[0] = '\0';
-}
-
-static int
-connect_any(struct probe *p, struct addrinfo *list)
-{
-	struct addrinfo	*ai;
-	int		 err = 0;
-
-	for (ai = list; ai != NULL; ai = ai->ai_next) {
-		if (ai->ai_family != AF_INET && ai->ai_family != AF_INET6)
-			continue;
-		note_address(p->res, ai);
-		if (connect_one(p, ai, &err) == 0)
-			return 0;
-		if (err == ETIMEDOUT || err == ECANCELED)
-			break;
-		log_debug("connect %s port %d: %s", p->res->address,
-		    p->res->port, strerror(err));
-	}
-	if (err == ETIMEDOUT)
-		fail_wait(p, WAIT_TIMEOUT, STAGE_CONNECT, "connect");
-	else if (err == ECANCELED)
-		fail_wait(p, WAIT_CANCELLED, STAGE_CONNECT, "connect");
-	else
-		result_fail(p->res, REASON_CONNECT, STAGE_CONNECT,
-		    "connect to %s port %d: %s", p->res->address, p->res->port,
-		    err ? strerror(err) : "no usable address");
-	return -1;
-}
-
-/* ---- TLS --------------------------------------------------------------- */
-
-static int
-tls_start(struct probe *p)
-{
-	const struct url	*u = p->req->url;
-	const char		*sni;
-	const gnutls_datum_t	*peers;
-	unsigned		 npeers = 0;
-	enum wait		 w;
-	int			 rv;
-
-	if ((rv = gnutls_init(&p->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-	    GNUTLS_NO_SIGNAL)) < 0) {
+	if (p->session != NULL) {
+		gnutls_deinit(p->session);
 		p->session = NULL;
-		result_fail(p->res, REASON_TLS, STAGE_TLS, "gnutls_init: %s",
-		    gnutls_strerror(rv));
-		return -1;
 	}
-	/* System defaults, but never below TLS 1.2. */
-	if ((rv = gnutls_priority_set(p->session, prio)) < 0 ||
-	    (rv = gnutls_credentials_set(p->session, GNUTLS_CRD_CERTIFICATE,
-	    creds)) < 0) {
-		result_fail(p->res, REASON_TLS, STAGE_TLS, "TLS set-up: %s",
-		    gnutls_strerror(rv));
-		return -1;
-	}
-	sni = p->req->sni != NULL ? p->req->sni :
-	    (u->host_is_ip ? NULL : u->host);
-	if (sni != NULL && *sni != '\0')
-		gnutls_server_name_set(p->session, GNUTLS_NAME_DNS, sni,
-		    strlen(sni));
-	gnutls_transport_set_ptr(p->session, p);
-	gnutls_transport_set_pull_function(p->session, probe_pull);
-	gnutls_transport_set_push_function(p->session, probe_push);
-	gnutls_transport_set_pull_timeout_function(p->session,
-	    probe_pull_timeout);
-
-	for (;;) {
-		rv = gnutls_handshake(p->session);
-		if (rv == GNUTLS_E_SUCCESS) {
-			p->handshaken = 1;
-			break;
-		}
-		if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED ||
-		    !gnutls_error_is_fatal(rv)) {
-			if ((w = wait_tls(p)) != WAIT_READY) {
-				fail_wait(p, w, STAGE_TLS, "the TLS handshake");
-				return -1;
-			}
-			continue;
-		}
-		if (rv == GNUTLS_E_FATAL_ALERT_RECEIVED)
-			result_fail(p->res, REASON_TLS, STAGE_TLS,
-			    "TLS handshake: alert received: %s",
-			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
-		else
-			result_fail(p->res, REASON_TLS, STAGE_TLS,
-			    "TLS handshake: %s", gnutls_strerror(rv));
-		return -1;
-	}
-
-	p->res->tls_version = gnutls_protocol_get_name(
-	    gnutls_protocol_get_version(p->session));
-	p->res->tls_cipher = gnutls_ciphersuite_get(p->session);
-
-	peers = gnutls_certificate_get_peers(p->session, &npeers);
-	if (peers != NULL && npeers > 0) {
-		if (cert_facts_cached(peers[0].data, peers[0].size,
-		    sni != NULL ? sni : u->host, &p->res->cert) == -1)
-			log_debug("%s: cannot parse the server certificate",
-			    u->text);
-	}
-	return 0;
-}
-
-/* Check the certificate against the pin or the TOFU store. */
-static void
-cert_trust(struct probe *p)
-{
-	struct cert_facts	*c = &p->res->cert;
-	const unsigned char	*pin = p->req->fingerprint;
-	char			 hex[SHA256_HEX_LEN + 1];
-
-	if (!c->present)
-		return;
-	if (pin != NULL) {
-		hex_encode(pin, 32, hex);
-		c->tofu = strcmp(hex, c->sha256) == 0 ? TOFU_PINNED :
-		    TOFU_MISMATCH;
-	} else if (p->req->tofu != NULL)
-		tofu_check(p->req->tofu, p->req->url->host, p->req->url->port,
-		    c);
-}
-
-/* ---- request, header, body --------------------------------------------- */
-
-static int
-send_request(struct probe *p)
-{
-	const char	*url = p->req->url->text;
-	char		 line[URL_MAX + 3];
-	size_t		 len, off = 0;
-	ssize_t		 n;
-	enum wait	 w;
-
-	len = strlen(url);
-	if (len > URL_MAX) {
-		result_fail(p->res, REASON_HEADER, STAGE_REQUEST,
-		    "URL longer than %d bytes", URL_MAX);
-		return -1;
-	}
-	memcpy(line, url, len);
-	memcpy(line + len, "\r\n", 2);
-	len += 2;
-	while (off < len) {
-		n = gnutls_record_send(p->session, line + off, len - off);
-		if (n >= 0) {
-			off += (size_t)n;
-			continue;
-		}
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
-			if ((w = wait_tls(p)) != WAIT_READY) {
-				fail_wait(p, w, STAGE_REQUEST,
-				    "sending the request");
-				return -1;
-			}
-			continue;
-		}
-		result_fail(p->res, REASON_TLS, STAGE_REQUEST,
-		    "sending the request: %s", gnutls_strerror((int)n));
-		return -1;
-	}
-	return 0;
-}
-
-/*
- * Read one chunk. Returns > 0 bytes read, or 0 when the response ended
- * (res->end set), or -1 when the deadline passed or the probe was
- * cancelled (res->end = END_TIMEOUT).
- */
-static ssize_t
-read_chunk(struct probe *p, char *buf, size_t len, enum stage stage)
-{
-	ssize_t		 n;
-	enum wait	 w;
-
-	for (;;) {
-		p->io_errno = 0;
-		n = gnutls_record_recv(p->session, buf, len);
-		if (n > 0)
-			return n;
-		if (n == 0) {
-			p->res->end = END_CLOSE_NOTIFY;
-			return 0;
-		}
-		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ||
-		    !gnutls_error_is_fatal((int)n)) {
-			if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
-				log_debug("%s: %s (ignored)",
-				    p->req->url->text,
-				    gnutls_strerror((int)n));
-			if ((w = wait_tls(p)) != WAIT_READY) {
-				/* In the body, judge() weighs it in order. */
-				p->res->end = END_TIMEOUT;
-				if (stage == STAGE_HEADER)
-					fail_wait(p, w, stage, "the header");
-				return -1;
-			}
-			continue;
-		}
-		switch (n) {
-		case GNUTLS_E_PREMATURE_TERMINATION:
-		case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
-			p->res->end = END_PREMATURE;
-			break;
-		case GNUTLS_E_PULL_ERROR:
-			p->res->end = p->io_errno == ECONNRESET ? END_RESET :
-			    END_ERROR;
-			break;
-		default:
-			p->res->end = END_ERROR;
-			break;
-		}
-		if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
-			snprintf(p->errmsg, sizeof p->errmsg,
-			    "TLS alert received: %s",
-			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
-		else if (n == GNUTLS_E_PULL_ERROR)
-			snprintf(p->errmsg, sizeof p->errmsg, "receive: %s",
-			    strerror(p->io_errno));
-		else
-			snprintf(p->errmsg, sizeof p->errmsg, "%s",
-			    gnutls_strerror((int)n));
-		return 0;
-	}
-}
-
-static void
-keep_body(struct probe *p, const char *data, size_t n)
-{
-	if (p->req->expect_body == NULL || n == 0)
-		return;
-	p->body = xreallocarray(p->body, p->body_len + n + 1, 1);
-	memcpy(p->body + p->body_len, data, n);
-	p->body_len += n;
-	p->body[p->body_len] = '\0';
-}
-
-/*
- * Read the header, then the body to its end. Sets res->status, meta,
- * body_bytes and end; a header error is recorded as a failure.
- */
-static void
-read_response(struct probe *p, double *t_header)
-{
-	struct probe_result	*res = p->res;
-	struct gemini_header	 h;
-	char			 hbuf[GEMINI_HEADER_MAX + READ_CHUNK];
-	char			*chunk;
-	const char		*err = NULL;
-	size_t			 have = 0, rest;
-	int64_t			 body = 0;
-	ssize_t			 n;
-	int			 hlen = 0;
-
-	/* The header: bytes past it in the same read start the body. */
-	while (hlen == 0) {
-		n = read_chunk(p, hbuf + have, sizeof hbuf - have,
-		    STAGE_HEADER);
-		if (n <= 0) {
-			*t_header = clock_mono();
-			if (n == 0)
-				result_fail(res, REASON_HEADER, STAGE_HEADER,
-				    "the connection ended (%s) before a "
-				    "complete header; %zu bytes received",
-				    end_name(res->end), have);
-			return;
-		}
-		have += (size_t)n;
-		hlen = gemini_header_parse(hbuf, have, &h, &err);
-		if (hlen < 0) {
-			*t_header = clock_mono();
-			result_fail(res, REASON_HEADER, STAGE_HEADER,
-			    "malformed header: %s", err);
-			return;
-		}
-		if (hlen == 0 && have > GEMINI_HEADER_MAX) {
-			*t_header = clock_mono();
-			result_fail(res, REASON_HEADER, STAGE_HEADER,
-			    "malformed header: longer than %d bytes",
-			    GEMINI_HEADER_MAX);
-			return;
-		}
-	}
-	*t_header = clock_mono();
-	res->status = h.status;
-	res->meta = xstrndup(h.meta, h.meta_len);
-
-	/* The body. */
-	rest = have - (size_t)hlen;
-	body = (int64_t)rest;
-	keep_body(p, hbuf + hlen, rest);
-	chunk = xmalloc(READ_CHUNK);
-	while (res->end == END_NONE) {
-		if ((uint64_t)body > p->req->max_body) {
-			res->end = END_LIMIT;
-			break;
-		}
-		n = read_chunk(p, chunk, READ_CHUNK, STAGE_BODY);
-		if (n <= 0)
-			break;
-		body += n;
-		keep_body(p, chunk, (size_t)n);
-	}
-	free(chunk);
-	res->body_bytes = body;
+	close_fd(p);
+	free(p->addrs);
+	p->addrs = NULL;
+	free(p->buf);
+	p->buf = NULL;
+	free(p->line);
+	p->line = NULL;
+	free(p->body_kept);
+	p->body_kept = NULL;
+	p->res->time = clock_wall();
+	p->state = S_DONE;
+	return STEP_DONE;
 }
 
 /* Our own close_notify, bounded in time; then close. */
-static void
-finish_tls(struct probe *p)
+static enum step
+step_bye(struct probe *p)
 {
-	double	 until;
-	int	 rv;
+	int i, rv;
 
-	if (p->session == NULL)
-		return;
-	if (p->handshaken && p->res->end != END_PREMATURE &&
-	    p->res->end != END_RESET && p->res->end != END_ERROR &&
-	    !p->cancelled) {
-		until = clock_mono() + BYE_BUDGET;
-		while ((rv = gnutls_bye(p->session, GNUTLS_SHUT_WR)) ==
-		    GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED) {
-			if (wait_fd(p, gnutls_record_get_direction(p->session) ?
-			    POLLOUT : POLLIN, until) != WAIT_READY)
-				break;
-		}
+	for (i = 0; i < AGAIN_MAX; i++) {
+		p->would_block = 0;
+		rv = gnutls_bye(p->session, GNUTLS_SHUT_WR);
+		if (rv != GNUTLS_E_AGAIN && rv != GNUTLS_E_INTERRUPTED)
+			break;
+		if (p->would_block)
+			return STEP_IO;
 	}
-	gnutls_deinit(p->session);
-	p->session = NULL;
-}
-
-/*
- * expect-body, within the probe's deadline (bodymatch.h: the match runs
- * apart and is cut off); 0 with the failure recorded when it missed.
- */
-static int
-body_matches(struct probe *p)
-{
-	const struct probe_req	*req = p->req;
-
-	switch (bodymatch_run(req->expect_body, p->body ? p->body : "",
-	    p->body_len, p->deadline, req->cancel_fd)) {
-	case BODYMATCH_MATCH:
-		return 1;
-	case BODYMATCH_NOMATCH:
-		result_fail(p->res, REASON_BODY, STAGE_BODY,
-		    "body does not match expect-body");
-		break;
-	case BODYMATCH_TIMEOUT:
-		result_fail(p->res, REASON_BODY, STAGE_BODY,
-		    "expect-body match cut off at the deadline of %.3gs "
-		    "(%zu bytes of body)", req->timeout, p->body_len);
-		break;
-	case BODYMATCH_CANCELLED:
-		p->cancelled = 1;
-		fail_wait(p, WAIT_CANCELLED, STAGE_BODY, "expect-body");
-		break;
-	default:
-		result_fail(p->res, REASON_BODY, STAGE_BODY,
-		    "expect-body could not be matched: the matcher did "
-		    "not run or died");
-		break;
-	}
-	return 0;
+	return step_done(p);
 }
 
 /* The verdict: the first expectation missed, in SPEC §4's order. */
@@ -925,8 +464,7 @@ judge(struct probe *p)
 			    "body passed max-body (%zu bytes)", req->max_body);
 			break;
 		case END_TIMEOUT:
-			fail_wait(p, p->cancelled ? WAIT_CANCELLED :
-			    WAIT_TIMEOUT, STAGE_BODY, "the body");
+			fail_wait(p, STAGE_BODY, "the body");
 			break;
 		default:
 			result_fail(res, r, STAGE_BODY, "%s", p->errmsg);
@@ -945,77 +483,837 @@ judge(struct probe *p)
 		    res->status, (long long)res->body_bytes);
 		return;
 	}
-	if (req->expect_body != NULL && !body_matches(p))
-		return;
+	if (req->expect_body != NULL)
+		return;		/* match_begin decides */
 	res->success = 1;
 }
 
-int
-probe_run(const struct probe_req *req, struct probe_result *res)
+/*
+ * The probe is judged: the total, then our close_notify when the session
+ * is still good for one.
+ */
+static enum step
+conclude(struct probe *p)
 {
-	struct probe	 p;
-	struct addrinfo	*ai = NULL;
-	double		 t_resolved, t_connected, t_tls, t_header, t_end;
-	size_t		 i;
+	struct probe_result	*res = p->res;
+	size_t			 i;
+	double			 now = clock_mono();
 
-	memset(&p, 0, sizeof p);
-	p.req = req;
-	p.res = res;
-	p.fd = -1;
-	p.start = clock_mono();
-	p.deadline = p.start + req->timeout;
-	res->check = req->check;
-	free(res->url);
-	res->url = xstrdup(req->url->text);
-	res->success = 0;
-
-	ai = resolve(&p);
-	t_resolved = clock_mono();
-	res->dur[PHASE_RESOLVE] = t_resolved - p.start;
-	if (ai == NULL)
-		goto done;
-
-	if (connect_any(&p, ai) == -1) {
-		res->dur[PHASE_CONNECT] = clock_mono() - t_resolved;
-		goto done;
-	}
-	t_connected = clock_mono();
-	res->dur[PHASE_CONNECT] = t_connected - t_resolved;
-	(void)setsockopt(p.fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
-	    sizeof(int));
-
-	if (tls_start(&p) == -1) {
-		res->dur[PHASE_TLS] = clock_mono() - t_connected;
-		goto done;
-	}
-	t_tls = clock_mono();
-	res->dur[PHASE_TLS] = t_tls - t_connected;
-	cert_trust(&p);
-
-	t_header = t_tls;
-	if (send_request(&p) == 0) {
-		read_response(&p, &t_header);
-		res->dur[PHASE_HEADER] = t_header - t_tls;
-		if (res->status >= 0) {
-			t_end = clock_mono();
-			res->dur[PHASE_BODY] = t_end - t_header;
-		}
-	} else
-		res->dur[PHASE_HEADER] = clock_mono() - t_tls;
-	judge(&p);
-done:
-	res->total = clock_mono() - p.start;
+	res->total = now - p->start;
 	/* Microseconds are plenty, and print short. */
 	for (i = 0; i < PHASE__COUNT; i++)
 		if (res->dur[i] >= 0)
 			res->dur[i] = round(res->dur[i] * 1e6) / 1e6;
 	res->total = round(res->total * 1e6) / 1e6;
-	finish_tls(&p);
-	if (p.fd != -1)
-		close(p.fd);
-	if (ai != NULL)
-		freeaddrinfo(ai);
-	free(p.body);
-	res->time = clock_wall();
-	return res->success;
+	if (p->session == NULL || !p->handshaken ||
+	    res->end == END_PREMATURE || res->end == END_RESET ||
+	    res->end == END_ERROR || p->cancelled)
+		return step_done(p);
+	p->state = S_BYE;
+	p->timer = now + BYE_BUDGET;
+	return step_bye(p);
+}
+
+/* The match is over: the socket is the probe's descriptor again. */
+static void
+match_end(struct probe *p)
+{
+	bodymatch_free(p->match);	/* closes its descriptor */
+	p->match = NULL;
+	p->fd = p->sock;
+	p->sock = -1;
+}
+
+/* What the matcher answered, once it has. */
+static enum step
+match_io(struct probe *p)
+{
+	switch (bodymatch_result(p->match)) {
+	case BODYMATCH_RUNNING:
+		return STEP_IO;
+	case BODYMATCH_MATCH:
+		p->res->success = 1;
+		break;
+	case BODYMATCH_NOMATCH:
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "body does not match expect-body");
+		break;
+	default:
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "expect-body could not be matched: the matcher did "
+		    "not run or died");
+		break;
+	}
+	match_end(p);
+	return conclude(p);
+}
+
+/*
+ * expect-body is matched apart, within the probe's deadline (bodymatch.h:
+ * glibc's regexec can take minutes): the engine waits for the matcher's
+ * answer as for any descriptor, and the deadline cuts it off.
+ */
+static enum step
+match_begin(struct probe *p)
+{
+	p->match = bodymatch_start(p->req->expect_body,
+	    p->body_kept != NULL ? p->body_kept : "", p->body_len);
+	if (p->match == NULL) {
+		result_fail(p->res, REASON_BODY, STAGE_BODY,
+		    "expect-body could not be matched: the matcher did "
+		    "not run or died");
+		return conclude(p);
+	}
+	p->sock = p->fd;	/* still watched by the engine */
+	p->fd = bodymatch_fd(p->match);
+	p->fd_new = 1;
+	p->state = S_MATCH;
+	return match_io(p);
+}
+
+/* The verdict is in (or a failure): the match when one is due, then the end. */
+static enum step
+finish(struct probe *p)
+{
+	judge(p);
+	if (p->res->reason == REASON_NONE && !p->res->success)
+		return match_begin(p);
+	return conclude(p);
+}
+
+/* ---- connect ----------------------------------------------------------- */
+
+static void
+note_address(struct probe_result *res, const struct sockaddr_storage *ss)
+{
+	const void *addr;
+
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const void *)ss;
+
+		addr = &s6->sin6_addr;
+		res->port = ntohs(s6->sin6_port);
+		res->ip_protocol = 6;
+	} else {
+		const struct sockaddr_in *s4 = (const void *)ss;
+
+		addr = &s4->sin_addr;
+		res->port = ntohs(s4->sin_port);
+		res->ip_protocol = 4;
+	}
+	if (inet_ntop(ss->ss_family, addr, res->address,
+	    sizeof res->address) == NULL)
+		res->address[0] = '\0';
+}
+
+static enum step tls_begin(struct probe *);
+static void cert_trust(struct probe *);
+
+static enum step
+connected(struct probe *p)
+{
+	p->t_connected = clock_mono();
+	p->res->dur[PHASE_CONNECT] = p->t_connected - p->t_resolved;
+	(void)setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
+	    sizeof(int));
+	return tls_begin(p);
+}
+
+/* Try the next address; in order, until one connects. */
+static enum step
+connect_next(struct probe *p)
+{
+	const struct sockaddr_storage	*ss;
+	socklen_t			 len;
+	int				 err = p->connect_err;
+
+	while (p->next_addr < p->naddrs) {
+		ss = &p->addrs[p->next_addr++];
+		if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
+			continue;
+		note_address(p->res, ss);
+		p->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
+		    SOCK_CLOEXEC, IPPROTO_TCP);
+		p->fd_new = p->fd != -1;
+		if (p->fd == -1) {
+			err = errno;
+			if (err == EMFILE || err == ENFILE) {
+				p->res->dur[PHASE_CONNECT] = clock_mono() -
+				    p->t_resolved;
+				fail_local(p, REASON_CONNECT, STAGE_CONNECT,
+				    err);
+				return finish(p);
+			}
+			continue;
+		}
+		len = ss->ss_family == AF_INET6 ?
+		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		if (connect(p->fd, (const struct sockaddr *)ss, len) == 0)
+			return connected(p);
+		if (errno == EINPROGRESS) {
+			p->state = S_CONNECT;
+			return STEP_IO;
+		}
+		err = errno;
+		log_debug("connect %s port %d: %s", p->res->address,
+		    p->res->port, strerror(err));
+		close_fd(p);
+	}
+	p->res->dur[PHASE_CONNECT] = clock_mono() - p->t_resolved;
+	result_fail(p->res, REASON_CONNECT, STAGE_CONNECT,
+	    "connect to %s port %d: %s", p->res->address, p->res->port,
+	    err ? strerror(err) : "no usable address");
+	return finish(p);
+}
+
+/* The connection attempt ended, one way or the other. */
+static enum step
+connect_io(struct probe *p)
+{
+	socklen_t	 len = sizeof(int);
+	int		 err = 0;
+
+	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err == 0)
+		return connected(p);
+	p->connect_err = err;
+	log_debug("connect %s port %d: %s", p->res->address, p->res->port,
+	    strerror(err));
+	close_fd(p);
+	return connect_next(p);
+}
+
+/* ---- resolve ----------------------------------------------------------- */
+
+/* The addresses are known: note when, and connect. */
+static enum step
+resolved(struct probe *p, const struct sockaddr_storage *addrs, size_t n)
+{
+	p->t_resolved = clock_mono();
+	p->res->dur[PHASE_RESOLVE] = p->t_resolved - p->start;
+	p->addrs = xreallocarray(NULL, n, sizeof *p->addrs);
+	memcpy(p->addrs, addrs, n * sizeof *addrs);
+	p->naddrs = n;
+	p->next_addr = 0;
+	return connect_next(p);
+}
+
+static enum step
+resolve_failed(struct probe *p)
+{
+	p->t_resolved = clock_mono();
+	p->res->dur[PHASE_RESOLVE] = p->t_resolved - p->start;
+	return finish(p);
+}
+
+/*
+ * An IP literal needs no lookup: getaddrinfo with AI_NUMERICHOST, which
+ * neither blocks nor starts a thread, also says when the literal is of
+ * the wrong family for address-family.
+ */
+static enum step
+resolve_begin(struct probe *p)
+{
+	const struct url	*u = p->req->url;
+	struct addrinfo		 hints, *ai, *a;
+	struct sockaddr_storage	 ss[DNS_ADDRS_MAX];
+	char			 port[8];
+	size_t			 n = 0;
+	int			 rv;
+
+	if (!u->host_is_ip) {
+		if (strlen(u->host) >= 256) {
+			result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE,
+			    "host name too long");
+			return resolve_failed(p);
+		}
+		p->state = S_RESOLVE;
+		return STEP_RESOLVE;
+	}
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = p->req->family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = AI_NUMERICSERV | AI_NUMERICHOST;
+	snprintf(port, sizeof port, "%d", u->port);
+	if ((rv = getaddrinfo(u->host, port, &hints, &ai)) != 0) {
+		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
+		    u->host, gai_strerror(rv));
+		return resolve_failed(p);
+	}
+	for (a = ai; a != NULL && n < DNS_ADDRS_MAX; a = a->ai_next) {
+		if (a->ai_addrlen > sizeof ss[0])
+			continue;
+		memset(&ss[n], 0, sizeof ss[n]);
+		memcpy(&ss[n], a->ai_addr, a->ai_addrlen);
+		n++;
+	}
+	freeaddrinfo(ai);
+	return resolved(p, ss, n);
+}
+
+/* ---- TLS --------------------------------------------------------------- */
+
+static enum step
+tls_handshake(struct probe *p)
+{
+	const struct url	*u = p->req->url;
+	const gnutls_datum_t	*peers;
+	unsigned		 npeers = 0;
+	int			 i, rv;
+
+	for (i = 0;; i++) {
+		p->would_block = 0;
+		rv = gnutls_handshake(p->session);
+		if (rv == GNUTLS_E_SUCCESS)
+			break;
+		if (rv == GNUTLS_E_AGAIN || rv == GNUTLS_E_INTERRUPTED ||
+		    !gnutls_error_is_fatal(rv)) {
+			if (p->would_block)
+				return STEP_IO;
+			if (i >= AGAIN_MAX)
+				return STEP_NOW;
+			continue;
+		}
+		p->res->dur[PHASE_TLS] = clock_mono() - p->t_connected;
+		if (rv == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			result_fail(p->res, REASON_TLS, STAGE_TLS,
+			    "TLS handshake: alert received: %s",
+			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
+		else
+			result_fail(p->res, REASON_TLS, STAGE_TLS,
+			    "TLS handshake: %s", gnutls_strerror(rv));
+		return finish(p);
+	}
+	p->handshaken = 1;
+	p->res->tls_version = gnutls_protocol_get_name(
+	    gnutls_protocol_get_version(p->session));
+	p->res->tls_cipher = gnutls_ciphersuite_get(p->session);
+
+	peers = gnutls_certificate_get_peers(p->session, &npeers);
+	if (peers != NULL && npeers > 0) {
+		if (cert_facts_cached(peers[0].data, peers[0].size,
+		    p->sni != NULL ? p->sni : u->host, &p->res->cert) == -1)
+			log_debug("%s: cannot parse the server certificate",
+			    u->text);
+	}
+	p->t_tls = clock_mono();
+	p->res->dur[PHASE_TLS] = p->t_tls - p->t_connected;
+	cert_trust(p);
+	p->state = S_REQUEST;
+	return STEP_NEXT;
+}
+
+static enum step
+tls_begin(struct probe *p)
+{
+	const struct url	*u = p->req->url;
+	const char		*sni;
+	int			 rv;
+
+	p->state = S_TLS;
+	if ((rv = gnutls_init(&p->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
+	    GNUTLS_NO_SIGNAL)) < 0) {
+		p->session = NULL;
+		p->res->dur[PHASE_TLS] = clock_mono() - p->t_connected;
+		result_fail(p->res, REASON_TLS, STAGE_TLS, "gnutls_init: %s",
+		    gnutls_strerror(rv));
+		return finish(p);
+	}
+	/* System defaults, but never below TLS 1.2. */
+	if ((rv = gnutls_priority_set(p->session, prio)) < 0 ||
+	    (rv = gnutls_credentials_set(p->session, GNUTLS_CRD_CERTIFICATE,
+	    creds)) < 0) {
+		p->res->dur[PHASE_TLS] = clock_mono() - p->t_connected;
+		result_fail(p->res, REASON_TLS, STAGE_TLS, "TLS set-up: %s",
+		    gnutls_strerror(rv));
+		return finish(p);
+	}
+	sni = p->req->sni != NULL ? p->req->sni :
+	    (u->host_is_ip ? NULL : u->host);
+	p->sni = sni;
+	if (sni != NULL && *sni != '\0')
+		gnutls_server_name_set(p->session, GNUTLS_NAME_DNS, sni,
+		    strlen(sni));
+	gnutls_transport_set_ptr(p->session, p);
+	gnutls_transport_set_pull_function(p->session, probe_pull);
+	gnutls_transport_set_push_function(p->session, probe_push);
+	gnutls_transport_set_pull_timeout_function(p->session,
+	    probe_pull_timeout);
+	return tls_handshake(p);
+}
+
+/* Check the certificate against the pin or the TOFU store. */
+static void
+cert_trust(struct probe *p)
+{
+	struct cert_facts	*c = &p->res->cert;
+	const unsigned char	*pin = p->req->fingerprint;
+	char			 hex[SHA256_HEX_LEN + 1];
+
+	if (!c->present)
+		return;
+	if (pin != NULL) {
+		hex_encode(pin, 32, hex);
+		c->tofu = strcmp(hex, c->sha256) == 0 ? TOFU_PINNED :
+		    TOFU_MISMATCH;
+	} else if (p->req->tofu != NULL)
+		tofu_check(p->req->tofu, p->req->url->host, p->req->url->port,
+		    c);
+}
+
+/* ---- request, header, body --------------------------------------------- */
+
+static enum step
+send_request(struct probe *p)
+{
+	const char	*url = p->req->url->text;
+	size_t		 len;
+	ssize_t		 n;
+	int		 i;
+
+	if (p->line == NULL) {
+		len = strlen(url);
+		if (len > URL_MAX) {
+			p->res->dur[PHASE_HEADER] = clock_mono() - p->t_tls;
+			result_fail(p->res, REASON_HEADER, STAGE_REQUEST,
+			    "URL longer than %d bytes", URL_MAX);
+			return finish(p);
+		}
+		p->line = xmalloc(len + 2);
+		memcpy(p->line, url, len);
+		memcpy(p->line + len, "\r\n", 2);
+		p->line_len = len + 2;
+		p->line_off = 0;
+	}
+	for (i = 0; p->line_off < p->line_len;) {
+		p->would_block = 0;
+		n = gnutls_record_send(p->session, p->line + p->line_off,
+		    p->line_len - p->line_off);
+		if (n >= 0) {
+			p->line_off += (size_t)n;
+			continue;
+		}
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED) {
+			if (p->would_block)
+				return STEP_IO;
+			if (++i >= AGAIN_MAX)
+				return STEP_NOW;
+			continue;
+		}
+		p->res->dur[PHASE_HEADER] = clock_mono() - p->t_tls;
+		result_fail(p->res, REASON_TLS, STAGE_REQUEST,
+		    "sending the request: %s", gnutls_strerror((int)n));
+		return finish(p);
+	}
+	free(p->line);
+	p->line = NULL;
+	p->buf = xmalloc(GEMINI_HEADER_MAX + READ_CHUNK);
+	p->have = 0;
+	p->state = S_HEADER;
+	return STEP_NEXT;
+}
+
+/* What a read came to, besides bytes (> 0). */
+#define READ_END	0	/* the response ended: res->end is set */
+#define READ_WAIT	(-1)	/* the transport would block */
+#define READ_YIELD	(-2)	/* GnuTLS keeps saying AGAIN: try again soon */
+
+static ssize_t
+read_chunk(struct probe *p, char *buf, size_t len)
+{
+	ssize_t	 n;
+	int	 i;
+
+	for (i = 0;; i++) {
+		p->io_errno = 0;
+		p->would_block = 0;
+		n = gnutls_record_recv(p->session, buf, len);
+		if (n > 0)
+			return n;
+		if (n == 0) {
+			p->res->end = END_CLOSE_NOTIFY;
+			return READ_END;
+		}
+		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ||
+		    !gnutls_error_is_fatal((int)n)) {
+			if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
+				log_debug("%s: %s (ignored)",
+				    p->req->url->text,
+				    gnutls_strerror((int)n));
+			if (p->would_block)
+				return READ_WAIT;
+			if (i >= AGAIN_MAX)
+				return READ_YIELD;
+			continue;
+		}
+		switch (n) {
+		case GNUTLS_E_PREMATURE_TERMINATION:
+		case GNUTLS_E_UNEXPECTED_PACKET_LENGTH:
+			p->res->end = END_PREMATURE;
+			break;
+		case GNUTLS_E_PULL_ERROR:
+			p->res->end = p->io_errno == ECONNRESET ? END_RESET :
+			    END_ERROR;
+			break;
+		default:
+			p->res->end = END_ERROR;
+			break;
+		}
+		if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
+			snprintf(p->errmsg, sizeof p->errmsg,
+			    "TLS alert received: %s",
+			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
+		else if (n == GNUTLS_E_PULL_ERROR)
+			snprintf(p->errmsg, sizeof p->errmsg, "receive: %s",
+			    strerror(p->io_errno));
+		else
+			snprintf(p->errmsg, sizeof p->errmsg, "%s",
+			    gnutls_strerror((int)n));
+		return READ_END;
+	}
+}
+
+static void
+keep_body(struct probe *p, const char *data, size_t n)
+{
+	if (p->req->expect_body == NULL || n == 0)
+		return;
+	p->body_kept = xreallocarray(p->body_kept, p->body_len + n + 1, 1);
+	memcpy(p->body_kept + p->body_len, data, n);
+	p->body_len += n;
+	p->body_kept[p->body_len] = '\0';
+}
+
+/* The header has ended, one way or another: time it. */
+static void
+header_ended(struct probe *p)
+{
+	p->t_header = clock_mono();
+	p->res->dur[PHASE_HEADER] = p->t_header - p->t_tls;
+}
+
+/* The header: bytes past it in the same read start the body. */
+static enum step
+read_header(struct probe *p)
+{
+	struct probe_result	*res = p->res;
+	struct gemini_header	 h;
+	const char		*err = NULL;
+	size_t			 rest;
+	ssize_t			 n;
+	int			 hlen;
+
+	for (;;) {
+		n = read_chunk(p, p->buf + p->have,
+		    GEMINI_HEADER_MAX + READ_CHUNK - p->have);
+		if (n == READ_WAIT)
+			return STEP_IO;
+		if (n == READ_YIELD)
+			return STEP_NOW;
+		if (n == READ_END) {
+			header_ended(p);
+			result_fail(res, REASON_HEADER, STAGE_HEADER,
+			    "the connection ended (%s) before a complete "
+			    "header; %zu bytes received", end_name(res->end),
+			    p->have);
+			return finish(p);
+		}
+		p->have += (size_t)n;
+		hlen = gemini_header_parse(p->buf, p->have, &h, &err);
+		if (hlen < 0) {
+			header_ended(p);
+			result_fail(res, REASON_HEADER, STAGE_HEADER,
+			    "malformed header: %s", err);
+			return finish(p);
+		}
+		if (hlen == 0 && p->have > GEMINI_HEADER_MAX) {
+			header_ended(p);
+			result_fail(res, REASON_HEADER, STAGE_HEADER,
+			    "malformed header: longer than %d bytes",
+			    GEMINI_HEADER_MAX);
+			return finish(p);
+		}
+		if (hlen > 0)
+			break;
+	}
+	header_ended(p);
+	res->status = h.status;
+	res->meta = xstrndup(h.meta, h.meta_len);
+	rest = p->have - (size_t)hlen;
+	p->body = (int64_t)rest;
+	keep_body(p, p->buf + hlen, rest);
+	p->state = S_BODY;
+	return STEP_NEXT;
+}
+
+/* The body has ended: count it, time it, judge. */
+static enum step
+body_ended(struct probe *p)
+{
+	p->res->body_bytes = p->body;
+	p->res->dur[PHASE_BODY] = clock_mono() - p->t_header;
+	return finish(p);
+}
+
+static enum step
+read_body(struct probe *p)
+{
+	ssize_t	 n;
+	int	 reads;
+
+	for (reads = 0; p->res->end == END_NONE; reads++) {
+		if ((uint64_t)p->body > p->req->max_body) {
+			p->res->end = END_LIMIT;
+			break;
+		}
+		if (reads >= READS_PER_TURN)
+			return STEP_NOW;
+		n = read_chunk(p, p->buf, READ_CHUNK);
+		if (n == READ_WAIT)
+			return STEP_IO;
+		if (n == READ_YIELD)
+			return STEP_NOW;
+		if (n == READ_END)
+			break;
+		p->body += n;
+		keep_body(p, p->buf, (size_t)n);
+	}
+	return body_ended(p);
+}
+
+/* ---- driving it -------------------------------------------------------- */
+
+static enum probe_wait
+wait_of(enum step s)
+{
+	switch (s) {
+	case STEP_IO:
+		return PROBE_WAIT_IO;
+	case STEP_NOW:
+		return PROBE_WAIT_NOW;
+	case STEP_RESOLVE:
+		return PROBE_WAIT_RESOLVE;
+	default:
+		return PROBE_WAIT_DONE;
+	}
+}
+
+/* Run the current state, and the next, until one has to wait. */
+static enum probe_wait
+run(struct probe *p, enum step s)
+{
+	while (s == STEP_NEXT) {
+		switch (p->state) {
+		case S_REQUEST:
+			s = send_request(p);
+			break;
+		case S_HEADER:
+			s = read_header(p);
+			break;
+		case S_BODY:
+			s = read_body(p);
+			break;
+		default:
+			abort();	/* the states above return NEXT only */
+		}
+	}
+	return wait_of(s);
+}
+
+struct probe *
+probe_new(const struct probe_req *req, struct probe_result *res)
+{
+	struct probe *p;
+
+	p = xcalloc(1, sizeof *p);
+	p->req = req;
+	p->res = res;
+	p->fd = -1;
+	p->sock = -1;
+	p->state = S_NEW;
+	return p;
+}
+
+enum probe_wait
+probe_begin(struct probe *p)
+{
+	struct probe_result *res = p->res;
+
+	assert(p->state == S_NEW);
+	p->start = clock_mono();
+	p->deadline = p->start + p->req->timeout;
+	p->timer = p->deadline;
+	res->check = p->req->check;
+	free(res->url);
+	res->url = xstrdup(p->req->url->text);
+	res->success = 0;
+	return run(p, resolve_begin(p));
+}
+
+enum probe_wait
+probe_resolved(struct probe *p, const struct sockaddr_storage *addrs,
+    size_t n, const char *error, int local_errno)
+{
+	const struct url *u = p->req->url;
+
+	assert(p->state == S_RESOLVE);
+	if (n > 0)
+		return run(p, resolved(p, addrs, n));
+	if (local_errno != 0)
+		fail_local(p, REASON_RESOLVE, STAGE_RESOLVE, local_errno);
+	else
+		result_fail(p->res, REASON_RESOLVE, STAGE_RESOLVE, "%s: %s",
+		    u->host, error != NULL ? error : "lookup failed");
+	return run(p, resolve_failed(p));
+}
+
+enum probe_wait
+probe_io(struct probe *p)
+{
+	enum step s;
+
+	switch (p->state) {
+	case S_CONNECT:
+		s = connect_io(p);
+		break;
+	case S_TLS:
+		s = tls_handshake(p);
+		break;
+	case S_REQUEST:
+	case S_HEADER:
+	case S_BODY:
+		s = STEP_NEXT;
+		break;
+	case S_MATCH:
+		s = match_io(p);
+		break;
+	case S_BYE:
+		s = step_bye(p);
+		break;
+	case S_DONE:
+		return PROBE_WAIT_DONE;
+	default:
+		/* Not waiting on a descriptor (resolving): nothing to do. */
+		return p->state == S_RESOLVE ? PROBE_WAIT_RESOLVE :
+		    PROBE_WAIT_IO;
+	}
+	return run(p, s);
+}
+
+enum probe_wait
+probe_expire(struct probe *p, int cancelled)
+{
+	struct probe_result	*res = p->res;
+	double			 now = clock_mono();
+
+	if (cancelled)
+		p->cancelled = 1;
+	switch (p->state) {
+	case S_NEW:
+	case S_RESOLVE:
+		res->dur[PHASE_RESOLVE] = now - p->start;
+		if (p->cancelled)
+			result_fail(res, REASON_TIMEOUT, STAGE_RESOLVE,
+			    "probe abandoned");
+		else
+			result_fail(res, REASON_TIMEOUT, STAGE_RESOLVE,
+			    "deadline of %.3gs passed resolving %s",
+			    p->req->timeout, p->req->url->host);
+		break;
+	case S_CONNECT:
+		close_fd(p);
+		res->dur[PHASE_CONNECT] = now - p->t_resolved;
+		fail_wait(p, STAGE_CONNECT, "connect");
+		break;
+	case S_TLS:
+		res->dur[PHASE_TLS] = now - p->t_connected;
+		fail_wait(p, STAGE_TLS, "the TLS handshake");
+		break;
+	case S_REQUEST:
+		res->dur[PHASE_HEADER] = now - p->t_tls;
+		fail_wait(p, STAGE_REQUEST, "sending the request");
+		break;
+	case S_HEADER:
+		header_ended(p);
+		res->end = END_TIMEOUT;
+		fail_wait(p, STAGE_HEADER, "the header");
+		break;
+	case S_BODY:
+		res->end = END_TIMEOUT;
+		return run(p, body_ended(p));
+	case S_MATCH:
+		if (p->cancelled)
+			fail_wait(p, STAGE_BODY, "expect-body");
+		else
+			result_fail(res, REASON_BODY, STAGE_BODY,
+			    "expect-body match cut off at the deadline of "
+			    "%.3gs (%zu bytes of body)", p->req->timeout,
+			    p->body_len);
+		match_end(p);
+		return run(p, conclude(p));
+	case S_BYE:
+		return wait_of(step_done(p));
+	case S_DONE:
+		return PROBE_WAIT_DONE;
+	}
+	return run(p, finish(p));
+}
+
+double
+probe_timer(const struct probe *p)
+{
+	return p->timer;
+}
+
+int
+probe_fd(const struct probe *p)
+{
+	return p->fd;
+}
+
+int
+probe_new_fd(struct probe *p)
+{
+	if (!p->fd_new)
+		return -1;
+	p->fd_new = 0;
+	return p->fd;
+}
+
+const struct url *
+probe_url(const struct probe *p)
+{
+	return p->req->url;
+}
+
+int
+probe_family(const struct probe *p)
+{
+	return p->req->family;
+}
+
+void
+probe_free(struct probe *p)
+{
+	if (p == NULL)
+		return;
+	if (p->match != NULL)
+		match_end(p);
+	if (p->session != NULL)
+		gnutls_deinit(p->session);
+	if (p->fd != -1)
+		close(p->fd);
+	free(p->addrs);
+	free(p->buf);
+	free(p->line);
+	free(p->body_kept);
+	free(p);
+}
+
+int
+probe_run(const struct probe_req *req, struct probe_result *res)
+{
+	return engine_run(req, res);
 }

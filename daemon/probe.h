@@ -2,10 +2,15 @@
  * One probe, start to end (SPEC.md §4): resolve, connect, TLS, request,
  * header, body, each under one deadline, and the verdict; and the request
  * that probes a configured capsule's check.
+ *
+ * A probe is a state machine that never blocks: each call runs it as far
+ * as it can go and says what it waits for next. The engine (engine.h)
+ * drives thousands of them from a few threads; probe_run drives one.
  */
 #ifndef GEMWATCH_PROBE_H
 #define GEMWATCH_PROBE_H
 
+#include <sys/socket.h>
 #include <regex.h>
 #include <stddef.h>
 
@@ -24,7 +29,7 @@ struct probe_req {
 	int			 family;	/* AF_UNSPEC, AF_INET, AF_INET6 */
 	double			 timeout;	/* seconds for the whole probe */
 	size_t			 max_body;	/* bytes */
-	int			 cancel_fd;	/* -1, or readable when the probe must be abandoned */
+	int			 cancel_fd;	/* probe_run only: -1, or readable when the probe must be abandoned */
 
 	/* Expectations (SPEC §4). */
 	struct status_spec	 expect_status;
@@ -42,13 +47,60 @@ void probe_req_init(struct probe_req *, const struct url *);
  */
 void probe_req_for(const struct conf *, const struct capsule_conf *c,
     enum check, struct probe_req *req);
-/* Global GnuTLS set-up; call once before any probe. 0 or -1. */
+/* Global GnuTLS and c-ares set-up; call once before any probe. 0 or -1. */
 int probe_global_init(void);
 void probe_global_free(void);
 /*
- * Run the probe and fill res (initialised by the caller; owned by the
- * caller). Returns res->success.
+ * Run the probe on the calling thread and fill res (initialised by the
+ * caller; owned by the caller). Returns res->success.
  */
 int probe_run(const struct probe_req *, struct probe_result *res);
+
+/* ---- the state machine, for the engine --------------------------------- */
+
+/* What a probe waits for after a call. */
+enum probe_wait {
+	PROBE_WAIT_IO,		/* probe_fd() to become readable or writable */
+	PROBE_WAIT_RESOLVE,	/* a lookup of the URL's host: then probe_resolved */
+	PROBE_WAIT_NOW,		/* nothing: call probe_io again soon (it yielded) */
+	PROBE_WAIT_DONE		/* the result is complete */
+};
+
+struct probe;
+
+/* A probe of req into res (both borrowed until probe_free). */
+struct probe *probe_new(const struct probe_req *, struct probe_result *res);
+/* Start: the deadline runs from now. */
+enum probe_wait probe_begin(struct probe *);
+/* Its descriptor became ready (any direction, or an error), or it yielded. */
+enum probe_wait probe_io(struct probe *);
+/*
+ * The lookup ended: n addresses, or none with a static error message;
+ * local_errno is EMFILE or ENFILE when the lookup failed for want of a
+ * descriptor of our own (then it is gemwatch's fault, and said so).
+ */
+enum probe_wait probe_resolved(struct probe *,
+    const struct sockaddr_storage *addrs, size_t n, const char *error,
+    int local_errno);
+/* probe_timer() passed; cancelled: abandon at once instead ("probe abandoned"). */
+enum probe_wait probe_expire(struct probe *, int cancelled);
+/* When probe_expire is due (monotonic seconds). */
+double probe_timer(const struct probe *);
+/* Its descriptor, or -1. */
+int probe_fd(const struct probe *);
+/*
+ * A descriptor the probe opened since the last call, to be watched (for
+ * input and output, edge-triggered); -1 when none. Descriptors are closed
+ * by the probe, which removes them from any epoll set.
+ */
+int probe_new_fd(struct probe *);
+/* The URL's host, port and family for PROBE_WAIT_RESOLVE. */
+const struct url *probe_url(const struct probe *);
+int probe_family(const struct probe *);
+/* Free; closes what is open without a word to the peer. */
+void probe_free(struct probe *);
+
+/* Rate-limited log line: gemwatch itself ran out of descriptors. */
+void probe_note_fd_shortage(int err);
 
 #endif

@@ -11,8 +11,8 @@
 #include "report.h"
 
 /* Append s with control bytes and backslashes escaped. */
-static void
-add_safe(struct buf *b, const char *s)
+void
+report_safe(struct buf *b, const char *s)
 {
 	const unsigned char *p;
 
@@ -33,7 +33,7 @@ report_text(struct buf *b, const struct probe_result *r)
 	char			 t1[32], t2[32];
 	size_t			 i;
 
-	add_safe(b, r->url);
+	report_safe(b, r->url);
 	buf_addc(b, '\n');
 	if (r->ip_protocol != 0)
 		buf_printf(b, "  address:     %s port %d (IPv%d)\n", r->address,
@@ -52,9 +52,9 @@ report_text(struct buf *b, const struct probe_result *r)
 		format_rfc3339(c->not_before, t1);
 		format_rfc3339(c->not_after, t2);
 		buf_adds(b, "  certificate: subject ");
-		add_safe(b, c->subject);
+		report_safe(b, c->subject);
 		buf_adds(b, "\n               issuer ");
-		add_safe(b, c->issuer);
+		report_safe(b, c->issuer);
 		buf_printf(b, "%s\n", c->self_signed ? " (self-signed)" : "");
 		buf_printf(b, "               valid %s to %s (%.0f days left)\n",
 		    t1, t2, difftime(c->not_after, time(NULL)) / 86400);
@@ -69,7 +69,7 @@ report_text(struct buf *b, const struct probe_result *r)
 	}
 	if (r->status >= 0) {
 		buf_printf(b, "  status:      %d ", r->status);
-		add_safe(b, r->meta);
+		report_safe(b, r->meta);
 		buf_addc(b, '\n');
 	}
 	if (r->body_bytes >= 0)
@@ -81,7 +81,7 @@ report_text(struct buf *b, const struct probe_result *r)
 	else {
 		buf_printf(b, "  result:      FAILED (%s at %s): ",
 		    reason_name(r->reason), stage_name(r->stage));
-		add_safe(b, r->message);
+		report_safe(b, r->message);
 		buf_addc(b, '\n');
 	}
 }

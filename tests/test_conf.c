@@ -130,7 +130,7 @@ test_defaults(void)
 	    "default listen resolved to 127.0.0.1 port 19650");
 	ok(c->interval == 60, "default interval 60s");
 	ok(c->timeout == 10, "default timeout 10s");
-	is_int(c->concurrency, 16, "default concurrency");
+	is_int(c->concurrency, 4096, "default concurrency");
 	is_int(c->history, 120, "default history");
 	is_str(
 	    c->state_dir, LOCALSTATEDIR "/lib/gemwatch", "default state-dir");
@@ -160,7 +160,7 @@ test_globals(void)
 	             "listen 0.0.0.0:8083\n"
 	             "interval 5m\n"
 	             "timeout 1500ms\n"
-	             "concurrency 1024\n"
+	             "concurrency 65536\n"
 	             "history 100000\n"
 	             "state-dir /srv/gemwatch\n"
 	             "max-body 64k\n"
@@ -181,7 +181,7 @@ test_globals(void)
 	ok(addr_is(&c->listen[3], AF_INET, "0.0.0.0", 8083), "listen 4");
 	ok(c->interval == 300, "interval 5m = 300s");
 	ok(c->timeout == 1.5, "timeout 1500ms = 1.5s");
-	is_int(c->concurrency, 1024, "concurrency");
+	is_int(c->concurrency, 65536, "concurrency");
 	is_int(c->history, 100000, "history");
 	is_str(c->state_dir, "/srv/gemwatch", "state-dir");
 	is_int(c->max_body, 65536, "max-body 64k");
@@ -547,9 +547,9 @@ test_global_errors(void)
 	    "timeout 50ms\n", CONF_NAME ":1: timeout must be at least 100ms");
 	error_is("timeout 2h\n", CONF_NAME ":1: timeout must be at most 1h");
 	error_is("concurrency 0\n",
-	    CONF_NAME ":1: concurrency must be between 1 and 1024");
-	error_is("concurrency 1025\n",
-	    CONF_NAME ":1: concurrency must be between 1 and 1024");
+	    CONF_NAME ":1: concurrency must be between 1 and 65536");
+	error_is("concurrency 65537\n",
+	    CONF_NAME ":1: concurrency must be between 1 and 65536");
 	error_is("concurrency many\n",
 	    CONF_NAME ":1: invalid number \"many\" for concurrency");
 	error_is("concurrency -1\n",
@@ -953,7 +953,7 @@ test_many_errors(void)
 	              "line 1)",
 	    CONF_NAME ":4: timeout must not exceed interval",
 	    CONF_NAME ":5: unknown capsule option \"colour\"",
-	    CONF_NAME ":6: concurrency must be between 1 and 1024",
+	    CONF_NAME ":6: concurrency must be between 1 and 65536",
 	    CONF_NAME ":7: duplicate capsule name \"x\" (first defined at "
 	              "line 4)",
 	    CONF_NAME ":8: unterminated quote",
@@ -1431,6 +1431,85 @@ test_notify(void)
 	free(text);
 }
 
+static int
+resolver_is(const struct sockaddr_storage *ss, int family, const char *addr,
+    int port)
+{
+	struct listen_addr l;
+
+	l.text = NULL;
+	l.ss = *ss;
+	l.sslen = family == AF_INET ? sizeof(struct sockaddr_in)
+	                            : sizeof(struct sockaddr_in6);
+	return addr_is(&l, family, addr, port);
+}
+
+static void
+test_resolvers(void)
+{
+	struct conf *c;
+	struct sockaddr_storage ss;
+	const char *err;
+
+	c = parse_ok("");
+	if (c != NULL)
+		is_int(c->nresolvers, 0, "no resolver by default: resolv.conf's");
+	conf_free(c);
+
+	c = parse_ok("resolver 127.0.0.1:5353 192.0.2.1\n"
+	             "resolver ::1\n"
+	             "resolver [2001:db8::53]:5300 [::2]\n");
+	if (c == NULL)
+		return;
+	is_int(c->nresolvers, 5, "five resolvers over three lines");
+	ok(resolver_is(&c->resolvers[0], AF_INET, "127.0.0.1", 5353),
+	    "resolver with a port");
+	ok(resolver_is(&c->resolvers[1], AF_INET, "192.0.2.1", 53),
+	    "resolver without a port: 53");
+	ok(resolver_is(&c->resolvers[2], AF_INET6, "::1", 53),
+	    "a bare IPv6 resolver");
+	ok(resolver_is(&c->resolvers[3], AF_INET6, "2001:db8::53", 5300),
+	    "an IPv6 resolver in brackets with a port");
+	ok(resolver_is(&c->resolvers[4], AF_INET6, "::2", 53),
+	    "an IPv6 resolver in brackets without a port");
+	conf_free(c);
+
+	ok(parse_resolver("10.0.0.1:65535", &ss, &err) == 0, "port 65535");
+	ok(parse_resolver("dns.example", &ss, &err) == -1 &&
+	        strcmp(err, "not a numeric IPv4 address") == 0,
+	    "a name is not a resolver address");
+
+	error_is("resolver localhost\n",
+	    CONF_NAME ":1: invalid resolver address \"localhost\": "
+	              "not a numeric IPv4 address");
+	error_is("resolver 127.0.0.1:0\n",
+	    CONF_NAME ":1: invalid resolver address \"127.0.0.1:0\": "
+	              "the port must be a number from 1 to 65535");
+	error_is("resolver 127.0.0.1:\n",
+	    CONF_NAME ":1: invalid resolver address \"127.0.0.1:\": "
+	              "the port must be a number from 1 to 65535");
+	error_is("resolver [::1\n",
+	    CONF_NAME ":1: invalid resolver address \"[::1\": "
+	              "missing ']' after the IPv6 address");
+	error_is("resolver [::1]x\n",
+	    CONF_NAME ":1: invalid resolver address \"[::1]x\": "
+	              "expected ADDRESS, ADDRESS:PORT or [IPv6]:PORT");
+	error_is("resolver [127.0.0.1]:53\n",
+	    CONF_NAME ":1: invalid resolver address \"[127.0.0.1]:53\": "
+	              "not a numeric IPv6 address");
+	error_is("resolver 1.2.3\n",
+	    CONF_NAME ":1: invalid resolver address \"1.2.3\": "
+	              "not a numeric IPv4 address");
+	error_is("\nresolver 127.0.0.1 127.0.0.1:53\n",
+	    CONF_NAME ":2: duplicate resolver address \"127.0.0.1:53\"");
+	error_is("resolver\n", CONF_NAME ":1: missing value for \"resolver\"");
+	error_is("resolver 10.0.0.1 10.0.0.2 10.0.0.3 10.0.0.4 10.0.0.5 "
+	         "10.0.0.6 10.0.0.7 10.0.0.8 10.0.0.9 10.0.0.10 10.0.0.11 "
+	         "10.0.0.12 10.0.0.13 10.0.0.14 10.0.0.15 10.0.0.16 "
+	         "10.0.0.17\n",
+	    CONF_NAME ":1: at most 16 resolver addresses may be given");
+}
+
 int
 main(void)
 {
@@ -1447,6 +1526,7 @@ main(void)
 	test_shards();
 	test_probe_allowed();
 	test_state_directory();
+	test_resolvers();
 	test_load();
 	test_notify();
 	return done_testing();

@@ -10,8 +10,10 @@
  * (getrusage) and the median and mean of each phase. With -r it paces
  * itself to RATE requests per second, sleeping between them, so that it
  * can be compared with a daemon probing at that rate (an idle CPU between
- * probes makes each one dearer: cold caches, wake-ups). Errors end the
- * program: the floor must not quietly measure failures.
+ * probes makes each one dearer: cold caches, wake-ups). When HOST is not
+ * an IPv4 address, each round resolves it first with getaddrinfo, as a
+ * plain client would, and connects to the first address that accepts.
+ * Errors end the program: the floor must not quietly measure failures.
  *
  *	rawloop [-n N] [-r RATE] HOST PORT URL
  */
@@ -23,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <gnutls/gnutls.h>
+#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -30,6 +33,9 @@
 #include <unistd.h>
 
 enum { P_CONNECT, P_TLS, P_HEADER, P_BODY, P_TOTAL, P__COUNT };
+
+/* HOST and PORT when HOST is a name to resolve every round, else NULL. */
+static const char *name, *service;
 
 static const char *phase_names[P__COUNT] = {
 	"connect", "tls", "header", "body", "total"
@@ -73,10 +79,35 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 	int			 fd, rv, nodelay = 1, header_seen = 0, ok;
 
 	t0 = now();
-	if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		die("socket", 0);
-	if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == -1)
-		die("connect", 0);
+	if (name != NULL) {
+		struct addrinfo hints, *res, *ai;
+
+		memset(&hints, 0, sizeof hints);
+		hints.ai_socktype = SOCK_STREAM;
+		hints.ai_flags = AI_ADDRCONFIG | AI_NUMERICSERV;
+		if ((rv = getaddrinfo(name, service, &hints, &res)) != 0) {
+			fprintf(stderr, "rawloop: %s: %s\n", name,
+			    gai_strerror(rv));
+			exit(1);
+		}
+		for (fd = -1, ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
+			if ((fd = socket(ai->ai_family, ai->ai_socktype |
+			    SOCK_CLOEXEC, ai->ai_protocol)) == -1)
+				continue;
+			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
+				close(fd);
+				fd = -1;
+			}
+		}
+		freeaddrinfo(res);
+		if (fd == -1)
+			die("connect", 0);
+	} else {
+		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+			die("socket", 0);
+		if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == -1)
+			die("connect", 0);
+	}
 	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay,
 	    sizeof nodelay);
 	t1 = now();
@@ -190,8 +221,10 @@ main(int argc, char *argv[])
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
 	sin.sin_port = htons((unsigned short)atoi(argv[1]));
-	if (inet_pton(AF_INET, argv[0], &sin.sin_addr) != 1)
-		goto usage;
+	if (inet_pton(AF_INET, argv[0], &sin.sin_addr) != 1) {
+		name = argv[0];
+		service = argv[1];
+	}
 	reqlen = strlen(argv[2]) + 2;
 	if ((req = malloc(reqlen + 1)) == NULL)
 		die("malloc", 0);

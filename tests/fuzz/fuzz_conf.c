@@ -8,6 +8,8 @@
  */
 #include "config.h"
 
+#include <netinet/in.h>
+
 #include <stdlib.h>
 #include <string.h>
 
@@ -25,7 +27,7 @@ check_conf(const struct conf *c)
 
 	if (c->nlisten < 1 || c->interval < 1 || c->timeout < 0.1 ||
 	    c->timeout > 3600 || c->timeout > c->interval ||
-	    c->concurrency < 1 || c->concurrency > 1024 || c->history < 1 ||
+	    c->concurrency < 1 || c->concurrency > 65536 || c->history < 1 ||
 	    c->history > 100000 || c->max_body < 1 ||
 	    c->max_body > 1024 * 1024 * 1024 || c->state_dir == NULL ||
 	    c->state_dir[0] != '/' || c->shard_k < 1 ||
@@ -42,6 +44,13 @@ check_conf(const struct conf *c)
 		abort();
 	for (i = 0; i < c->nnotify; i++)
 		if (c->notify[i][0] == NULL || c->notify[i][0][0] != '/')
+			abort();
+	if (c->nresolvers > 16 || (c->nresolvers > 0) != (c->resolvers != NULL))
+		abort();
+	for (i = 0; i < c->nresolvers; i++)
+		if ((c->resolvers[i].ss_family != AF_INET &&
+		    c->resolvers[i].ss_family != AF_INET6) ||
+		    ((struct sockaddr_in *)&c->resolvers[i])->sin_port == 0)
 			abort();
 	for (i = 0; i < c->ncapsules; i++) {
 		k = &c->capsules[i];

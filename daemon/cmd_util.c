@@ -1,0 +1,78 @@
+/*
+ * What the probing subcommands (probe, survey) share: option values and
+ * how many probes they may have in flight.
+ */
+#include "config.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cmd.h"
+#include "conf.h"
+#include "engine.h"
+
+int
+cmd_seconds(const char *s, double *out)
+{
+	char	*end;
+	double	 v;
+
+	v = strtod(s, &end);
+	if (end == s || *end != '\0' || !(v > 0) || v > 3600)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+int
+cmd_count(const char *s, unsigned *out)
+{
+	char		*end;
+	unsigned long	 v;
+
+	if (*s < '0' || *s > '9')
+		return -1;
+	v = strtoul(s, &end, 10);
+	if (*end != '\0' || v < 1 || v > 1000000)
+		return -1;
+	*out = (unsigned)v;
+	return 0;
+}
+
+int
+cmd_resolver(const char *cmd, const char *arg, struct sockaddr_storage *ss,
+    size_t *n)
+{
+	const char *err;
+
+	if (*n == CMD_RESOLVERS_MAX) {
+		fprintf(stderr, "gemwatch %s: at most %d --resolver addresses\n",
+		    cmd, CMD_RESOLVERS_MAX);
+		return -1;
+	}
+	if (parse_resolver(arg, &ss[*n], &err) == -1) {
+		fprintf(stderr, "gemwatch %s: --resolver \"%s\": %s\n", cmd, arg,
+		    err);
+		return -1;
+	}
+	(*n)++;
+	return 0;
+}
+
+unsigned
+cmd_parallel(const char *cmd, unsigned parallel)
+{
+	unsigned long	limit;
+	unsigned	cap;
+
+	limit = engine_fd_raise();
+	cap = engine_fd_capacity();
+	if (parallel > cap) {
+		fprintf(stderr, "gemwatch %s: the file descriptor limit (%lu) "
+		    "allows %u probes at once, not %u; raise it (ulimit -n) "
+		    "for more\n", cmd, limit, cap, parallel);
+		parallel = cap;
+	}
+	return parallel;
+}

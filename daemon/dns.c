@@ -1,0 +1,596 @@
+/*
+ * Name resolution on an event loop, with c-ares (1.18 or later).
+ *
+ * A struct dns belongs to one loop thread. Its c-ares channel reports the
+ * sockets it wants watched through the socket-state callback; they go on
+ * an epoll descriptor of the dns's own, which the loop watches as one
+ * descriptor, so a loop needs to know nothing of c-ares. A lookup that a
+ * probe gives up on (its deadline passed) is cancelled: its callback is
+ * forgotten and c-ares lets it go at its own timeout, holding nothing but
+ * a little memory; other lookups are never queued behind it (there is no
+ * limit on lookups in flight, unlike glibc's getaddrinfo_a).
+ *
+ * When the `resolver` servers change, or /etc/resolv.conf does (looked at
+ * every few seconds), the channel is retired: new lookups go to a new one,
+ * and the old one is destroyed once its lookups have ended.
+ *
+ * c-ares creates its sockets through our functions, so that they are
+ * non-blocking and close-on-exec, and so that running out of descriptors
+ * is told apart from a DNS server that does not answer.
+ */
+#include "config.h"
+
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/time.h>
+#include <sys/uio.h>
+#include <netinet/in.h>
+#include <ares.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "dns.h"
+#include "log.h"
+#include "xmalloc.h"
+
+#define RESOLV_CONF	"/etc/resolv.conf"
+#define RESOLV_CHECK	5.0	/* seconds between looks at resolv.conf */
+/*
+ * ares_timeout walks every lookup of a channel, so the next c-ares
+ * timeout is computed again only after processing and at most this
+ * often; a new lookup's first timeout is never further away than this.
+ */
+#define TIMEOUT_GRAIN	0.5
+#define EVENTS_MAX	64
+
+struct dns_sock {
+	int		 fd;		/* -1 once c-ares closed it */
+	struct dns_chan	*chan;
+	struct dns_sock	*next;
+};
+
+struct dns_chan {
+	ares_channel	 ch;
+	struct dns	*dns;
+	size_t		 pending;	/* lookups not yet called back */
+	struct dns_sock	*socks;
+	double		 emfile_at;	/* when socket() last lacked a descriptor */
+	int		 emfile_errno;
+	int		 suspect;	/* made or used short of descriptors */
+	struct dns_chan	*next;		/* on the retired list */
+};
+
+struct dns_query {
+	struct dns_chan	*chan;
+	dns_done_fn	*done;		/* NULL once cancelled */
+	void		*arg;
+	double		 started;
+	int		 in_lookup;	/* inside ares_getaddrinfo */
+	int		 finished;	/* called back inside ares_getaddrinfo */
+};
+
+struct dns {
+	int		 ep;
+	struct dns_chan	*cur;		/* new lookups; NULL until needed */
+	struct dns_chan	*retired;	/* finishing their lookups */
+	struct dns_sock	*dead;		/* closed by c-ares, freed later */
+	size_t		 pending;
+	unsigned	 gen;		/* of the server list cur follows */
+	double		 checked;	/* when resolv.conf was last looked at */
+	struct stat	 resolv;	/* as cur read it */
+	int		 resolv_errno;	/* 0, or why it could not be read */
+	double		 next_timeout;	/* when c-ares needs processing; -1 */
+	int		 freeing;
+};
+
+static pthread_mutex_t		 servers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sockaddr_storage	*servers;
+static size_t			 nservers;
+static atomic_uint		 servers_gen;
+
+int
+dns_global_init(void)
+{
+	int rv;
+
+	if ((rv = ares_library_init(ARES_LIB_INIT_ALL)) != ARES_SUCCESS) {
+		log_warnx("c-ares: %s", ares_strerror(rv));
+		return -1;
+	}
+	return 0;
+}
+
+void
+dns_global_free(void)
+{
+	pthread_mutex_lock(&servers_lock);
+	free(servers);
+	servers = NULL;
+	nservers = 0;
+	pthread_mutex_unlock(&servers_lock);
+	ares_library_cleanup();
+}
+
+void
+dns_servers_set(const struct sockaddr_storage *ss, size_t n)
+{
+	pthread_mutex_lock(&servers_lock);
+	if (n == nservers && (n == 0 ||
+	    memcmp(servers, ss, n * sizeof *ss) == 0)) {
+		pthread_mutex_unlock(&servers_lock);
+		return;
+	}
+	free(servers);
+	servers = NULL;
+	if (n > 0) {
+		servers = xreallocarray(NULL, n, sizeof *servers);
+		memcpy(servers, ss, n * sizeof *ss);
+	}
+	nservers = n;
+	atomic_fetch_add(&servers_gen, 1);
+	pthread_mutex_unlock(&servers_lock);
+}
+
+/* ---- c-ares's sockets -------------------------------------------------- */
+
+static ares_socket_t
+sock_open(int domain, int type, int protocol, void *data)
+{
+	struct dns_chan	*c = data;
+	int		 fd;
+
+	fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
+	if (fd == -1) {
+		if (errno == EMFILE || errno == ENFILE) {
+			c->emfile_at = clock_mono();
+			c->emfile_errno = errno;
+		}
+		return ARES_SOCKET_BAD;
+	}
+	return fd;
+}
+
+static int
+sock_close(ares_socket_t fd, void *data)
+{
+	return close(fd);
+}
+
+static int
+sock_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len,
+    void *data)
+{
+	return connect(fd, sa, len);
+}
+
+static ares_ssize_t
+sock_recvfrom(ares_socket_t fd, void *buf, size_t len, int flags,
+    struct sockaddr *from, ares_socklen_t *fromlen, void *data)
+{
+	return recvfrom(fd, buf, len, flags, from, fromlen);
+}
+
+static ares_ssize_t
+sock_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *data)
+{
+	struct msghdr m;
+
+	memset(&m, 0, sizeof m);
+	m.msg_iov = (struct iovec *)(uintptr_t)iov;
+	m.msg_iovlen = (size_t)n;
+	return sendmsg(fd, &m, MSG_NOSIGNAL);
+}
+
+static const struct ares_socket_functions sock_funcs = {
+	sock_open, sock_close, sock_connect, sock_recvfrom, sock_sendv
+};
+
+/* c-ares says which of its sockets to watch, and for what. */
+static void
+sock_state(void *data, ares_socket_t fd, int readable, int writable)
+{
+	struct dns_chan		*c = data;
+	struct dns		*d = c->dns;
+	struct dns_sock		*s, **sp;
+	struct epoll_event	 ev;
+
+	for (sp = &c->socks; (s = *sp) != NULL; sp = &s->next)
+		if (s->fd == fd)
+			break;
+	if (!readable && !writable) {
+		if (s == NULL)
+			return;
+		(void)epoll_ctl(d->ep, EPOLL_CTL_DEL, fd, NULL);
+		*sp = s->next;
+		s->fd = -1;
+		s->next = d->dead;
+		d->dead = s;
+		return;
+	}
+	memset(&ev, 0, sizeof ev);
+	ev.events = (readable ? EPOLLIN : 0) | (writable ? EPOLLOUT : 0);
+	if (s != NULL) {
+		ev.data.ptr = s;
+		if (epoll_ctl(d->ep, EPOLL_CTL_MOD, fd, &ev) == -1)
+			log_warn("epoll_ctl (DNS socket)");
+		return;
+	}
+	s = xcalloc(1, sizeof *s);
+	s->fd = fd;
+	s->chan = c;
+	s->next = c->socks;
+	c->socks = s;
+	ev.data.ptr = s;
+	/* Unwatched, the lookup ends at c-ares's timeout. */
+	if (epoll_ctl(d->ep, EPOLL_CTL_ADD, fd, &ev) == -1)
+		log_warn("epoll_ctl (DNS socket)");
+}
+
+/* ---- channels ---------------------------------------------------------- */
+
+static struct dns_chan *
+chan_new(struct dns *d)
+{
+	struct ares_options		 o;
+	struct ares_addr_port_node	*nodes = NULL;
+	struct dns_chan			*c;
+	size_t				 i;
+	int				 rv = ARES_SUCCESS;
+
+	c = xcalloc(1, sizeof *c);
+	c->dns = d;
+	c->emfile_at = -1;
+	memset(&o, 0, sizeof o);
+	o.sock_state_cb = sock_state;
+	o.sock_state_cb_data = c;
+	if ((rv = ares_init_options(&c->ch, &o, ARES_OPT_SOCK_STATE_CB)) !=
+	    ARES_SUCCESS) {
+		log_warnx("c-ares: cannot start a resolver: %s",
+		    ares_strerror(rv));
+		free(c);
+		return NULL;
+	}
+	ares_set_socket_functions(c->ch, &sock_funcs, c);
+
+	d->checked = clock_mono();
+	d->resolv_errno = stat(RESOLV_CONF, &d->resolv) == -1 ? errno : 0;
+	pthread_mutex_lock(&servers_lock);
+	d->gen = atomic_load(&servers_gen);
+	if (nservers > 0) {
+		nodes = xcalloc(nservers, sizeof *nodes);
+		for (i = 0; i < nservers; i++) {
+			const struct sockaddr_storage *ss = &servers[i];
+
+			nodes[i].next = i + 1 < nservers ? &nodes[i + 1] :
+			    NULL;
+			nodes[i].family = ss->ss_family;
+			if (ss->ss_family == AF_INET6) {
+				const struct sockaddr_in6 *s6 =
+				    (const void *)ss;
+
+				memcpy(&nodes[i].addr.addr6, &s6->sin6_addr,
+				    sizeof s6->sin6_addr);
+				nodes[i].udp_port = nodes[i].tcp_port =
+				    ntohs(s6->sin6_port);
+			} else {
+				const struct sockaddr_in *s4 = (const void *)ss;
+
+				nodes[i].addr.addr4 = s4->sin_addr;
+				nodes[i].udp_port = nodes[i].tcp_port =
+				    ntohs(s4->sin_port);
+			}
+		}
+		rv = ares_set_servers_ports(c->ch, nodes);
+	}
+	pthread_mutex_unlock(&servers_lock);
+	free(nodes);
+	if (rv != ARES_SUCCESS)
+		log_warnx("c-ares: cannot use the resolver addresses: %s",
+		    ares_strerror(rv));
+	return c;
+}
+
+/* Destroy a channel; its pending lookups are called back with nothing. */
+static void
+chan_free(struct dns_chan *c)
+{
+	struct dns_sock *s, *next;
+
+	ares_destroy(c->ch);
+	for (s = c->socks; s != NULL; s = next) {
+		next = s->next;
+		free(s);
+	}
+	free(c);
+}
+
+static int
+resolv_changed(struct dns *d)
+{
+	struct stat	st;
+	int		err;
+
+	err = stat(RESOLV_CONF, &st) == -1 ? errno : 0;
+	if (err != d->resolv_errno)
+		return 1;
+	if (err != 0)
+		return 0;
+	return st.st_ino != d->resolv.st_ino ||
+	    st.st_size != d->resolv.st_size ||
+	    st.st_mtim.tv_sec != d->resolv.st_mtim.tv_sec ||
+	    st.st_mtim.tv_nsec != d->resolv.st_mtim.tv_nsec;
+}
+
+/* Retire the channel when what it was made from has changed. */
+static void
+dns_refresh(struct dns *d, double now)
+{
+	if (d->cur == NULL)
+		return;
+	/* A channel made short of descriptors may lack resolv.conf. */
+	if (d->cur->suspect)
+		log_info("resolver: starting afresh after a shortage of file "
+		    "descriptors");
+	else if (atomic_load(&servers_gen) == d->gen) {
+		if (now - d->checked < RESOLV_CHECK)
+			return;
+		d->checked = now;
+		if (!resolv_changed(d))
+			return;
+		log_info("%s changed; resolving with it from now on",
+		    RESOLV_CONF);
+	}
+	if (d->cur->pending == 0)
+		chan_free(d->cur);
+	else {
+		d->cur->next = d->retired;
+		d->retired = d->cur;
+	}
+	d->cur = NULL;
+}
+
+/* ---- the resolver of one loop ------------------------------------------ */
+
+struct dns *
+dns_new(void)
+{
+	struct dns *d;
+
+	d = xcalloc(1, sizeof *d);
+	if ((d->ep = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_warn("epoll_create1 (resolver)");
+		free(d);
+		return NULL;
+	}
+	d->next_timeout = -1;
+	return d;
+}
+
+void
+dns_free(struct dns *d)
+{
+	struct dns_chan	*c, *next;
+	struct dns_sock	*s, *snext;
+
+	if (d == NULL)
+		return;
+	d->freeing = 1;
+	if (d->cur != NULL)
+		chan_free(d->cur);
+	for (c = d->retired; c != NULL; c = next) {
+		next = c->next;
+		chan_free(c);
+	}
+	for (s = d->dead; s != NULL; s = snext) {
+		snext = s->next;
+		free(s);
+	}
+	close(d->ep);
+	free(d);
+}
+
+int
+dns_fd(const struct dns *d)
+{
+	return d->ep;
+}
+
+size_t
+dns_pending(const struct dns *d)
+{
+	return d->pending;
+}
+
+/*
+ * EMFILE or ENFILE when this process is out of descriptors now, or a
+ * socket for c-ares was refused one since `since`; else 0. c-ares also
+ * opens files (hosts, resolv.conf) and says nothing of why they failed,
+ * hence the probe with a duplicate.
+ */
+static int
+fd_shortage(struct dns_chan *c, double since)
+{
+	int fd;
+
+	if (c->emfile_at >= 0 && c->emfile_at >= since)
+		return c->emfile_errno;
+	if ((fd = fcntl(c->dns->ep, F_DUPFD_CLOEXEC, 0)) == -1)
+		return errno == EMFILE || errno == ENFILE ? errno : 0;
+	close(fd);
+	return 0;
+}
+
+static void
+lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
+{
+	struct dns_query		*q = arg;
+	struct dns_chan			*c = q->chan;
+	struct dns_answer		 a;
+	struct ares_addrinfo_node	*n;
+
+	c->pending--;
+	c->dns->pending--;
+	if (q->done != NULL && !c->dns->freeing) {
+		a.n = 0;
+		a.local_errno = 0;
+		a.error = NULL;
+		if (status == ARES_SUCCESS && ai != NULL) {
+			for (n = ai->nodes; n != NULL && a.n < DNS_ADDRS_MAX;
+			    n = n->ai_next) {
+				if ((n->ai_family != AF_INET &&
+				    n->ai_family != AF_INET6) ||
+				    n->ai_addrlen > sizeof a.addrs[0])
+					continue;
+				memset(&a.addrs[a.n], 0, sizeof a.addrs[0]);
+				memcpy(&a.addrs[a.n], n->ai_addr,
+				    n->ai_addrlen);
+				a.n++;
+			}
+		}
+		if (a.n == 0) {
+			a.error = status == ARES_SUCCESS ?
+			    "no address of the family asked for" :
+			    ares_strerror(status);
+			/* No server could be asked: was it us? */
+			if (status != ARES_SUCCESS && status != ARES_ENOTFOUND &&
+			    status != ARES_ENODATA && status != ARES_ETIMEOUT &&
+			    (a.local_errno = fd_shortage(c, q->started)) != 0)
+				c->suspect = 1;
+		}
+		q->done(q->arg, &a);
+	}
+	if (ai != NULL)
+		ares_freeaddrinfo(ai);
+	if (q->in_lookup)
+		q->finished = 1;
+	else
+		free(q);
+}
+
+struct dns_query *
+dns_lookup(struct dns *d, const char *host, int port, int family,
+    dns_done_fn *done, void *arg)
+{
+	struct ares_addrinfo_hints	 hints;
+	struct dns_answer		 a;
+	struct dns_query		*q;
+	char				 service[8];
+	double				 now = clock_mono();
+
+	dns_refresh(d, now);
+	if (d->cur == NULL && (d->cur = chan_new(d)) == NULL) {
+		a.n = 0;
+		a.local_errno = 0;
+		a.error = "the resolver cannot start";
+		done(arg, &a);
+		return NULL;
+	}
+	q = xcalloc(1, sizeof *q);
+	q->chan = d->cur;
+	q->done = done;
+	q->arg = arg;
+	q->started = now;
+	q->in_lookup = 1;
+	d->cur->pending++;
+	d->pending++;
+	memset(&hints, 0, sizeof hints);
+	hints.ai_family = family;
+	hints.ai_socktype = SOCK_STREAM;
+	hints.ai_protocol = IPPROTO_TCP;
+	hints.ai_flags = ARES_AI_NUMERICSERV;
+	snprintf(service, sizeof service, "%d", port);
+	ares_getaddrinfo(d->cur->ch, host, service, &hints, lookup_done, q);
+	if (q->finished) {
+		free(q);
+		return NULL;
+	}
+	q->in_lookup = 0;
+	if (d->next_timeout < 0 || d->next_timeout > now + TIMEOUT_GRAIN)
+		d->next_timeout = now + TIMEOUT_GRAIN;
+	return q;
+}
+
+void
+dns_cancel(struct dns_query *q)
+{
+	if (q != NULL)
+		q->done = NULL;
+}
+
+static void
+dns_timeouts(struct dns *d, double now)
+{
+	struct dns_chan	*c;
+	struct timeval	 tv, *tvp;
+	double		 t, best = -1;
+
+	for (c = d->cur != NULL ? d->cur : d->retired; c != NULL;
+	    c = c == d->cur ? d->retired : c->next) {
+		if (c->pending == 0)
+			continue;
+		if ((tvp = ares_timeout(c->ch, NULL, &tv)) == NULL)
+			continue;
+		t = now + (double)tvp->tv_sec + (double)tvp->tv_usec / 1e6;
+		if (best < 0 || t < best)
+			best = t;
+	}
+	if (best >= 0 && best > now + TIMEOUT_GRAIN)
+		best = now + TIMEOUT_GRAIN;
+	d->next_timeout = d->pending > 0 ? best : -1;
+}
+
+double
+dns_next(struct dns *d, double now)
+{
+	if (d->pending == 0 || d->next_timeout < 0)
+		return -1;
+	return d->next_timeout > now ? d->next_timeout - now : 0;
+}
+
+void
+dns_process(struct dns *d, double now)
+{
+	struct epoll_event	 ev[EVENTS_MAX];
+	struct dns_chan		*c, **cp;
+	struct dns_sock		*s, *next;
+	int			 i, n, r, w;
+
+	n = epoll_wait(d->ep, ev, EVENTS_MAX, 0);
+	for (i = 0; i < n; i++) {
+		s = ev[i].data.ptr;
+		if (s->fd == -1)
+			continue;	/* closed while handling another */
+		r = (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
+		w = (ev[i].events & EPOLLOUT) != 0;
+		ares_process_fd(s->chan->ch, r ? s->fd : ARES_SOCKET_BAD,
+		    w ? s->fd : ARES_SOCKET_BAD);
+	}
+	if (n > 0 || (d->next_timeout >= 0 && now >= d->next_timeout)) {
+		for (c = d->cur != NULL ? d->cur : d->retired; c != NULL;
+		    c = c == d->cur ? d->retired : c->next)
+			if (c->pending > 0)
+				ares_process_fd(c->ch, ARES_SOCKET_BAD,
+				    ARES_SOCKET_BAD);
+		dns_timeouts(d, now);
+	}
+	for (s = d->dead; s != NULL; s = next) {
+		next = s->next;
+		free(s);
+	}
+	d->dead = NULL;
+	for (cp = &d->retired; (c = *cp) != NULL;) {
+		if (c->pending == 0) {
+			*cp = c->next;
+			chan_free(c);
+		} else
+			cp = &c->next;
+	}
+}

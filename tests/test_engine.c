@@ -1,0 +1,156 @@
+/*
+ * The probe engine's contract, without a Gemini server: probes beyond
+ * max_in_flight wait their turn (FIFO) and start when the bound rises;
+ * done is called once per probe, on a loop thread; engine_free abandons
+ * what is in flight or waiting without calling done and without waiting
+ * for a peer (here: a listener that never accepts, so every handshake
+ * hangs).
+ */
+#include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "clock.h"
+#include "engine.h"
+#include "probe.h"
+#include "tap.h"
+#include "url.h"
+
+#define N 20
+
+static pthread_mutex_t	lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t	cond = PTHREAD_COND_INITIALIZER;
+static int		ndone, on_main;
+static enum reason	reasons[N];
+static pthread_t	main_thread;
+
+static void
+done(void *arg, struct probe_result *res)
+{
+	size_t i = (size_t)(uintptr_t)arg;
+
+	pthread_mutex_lock(&lock);
+	reasons[i] = res->reason;
+	if (pthread_equal(pthread_self(), main_thread))
+		on_main++;
+	ndone++;
+	pthread_cond_broadcast(&cond);
+	pthread_mutex_unlock(&lock);
+}
+
+/* Wait until n probes are done or secs pass; the number done. */
+static int
+wait_done(int n, double secs)
+{
+	double	end = clock_mono() + secs;
+	int	got;
+
+	pthread_mutex_lock(&lock);
+	while (ndone < n && clock_mono() < end) {
+		pthread_mutex_unlock(&lock);
+		usleep(10000);
+		pthread_mutex_lock(&lock);
+	}
+	got = ndone;
+	pthread_mutex_unlock(&lock);
+	return got;
+}
+
+/* A listener that never accepts: connections complete, TLS waits. */
+static int
+listener(int *port)
+{
+	struct sockaddr_in	sin;
+	socklen_t		len = sizeof sin;
+	int			fd;
+
+	memset(&sin, 0, sizeof sin);
+	sin.sin_family = AF_INET;
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if ((fd = socket(AF_INET, SOCK_STREAM, 0)) == -1 ||
+	    bind(fd, (struct sockaddr *)&sin, sizeof sin) == -1 ||
+	    listen(fd, 64) == -1 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == -1)
+		return -1;
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+int
+main(void)
+{
+	struct engine		*e;
+	struct probe_req	 reqs[N];
+	struct url		 u, wrong;
+	const char		*err;
+	char			 text[64];
+	double			 t0;
+	size_t			 i;
+	int			 fd, port;
+
+	main_thread = pthread_self();
+	if (probe_global_init() == -1 || (fd = listener(&port)) == -1) {
+		ok(0, "set-up");
+		return done_testing();
+	}
+	snprintf(text, sizeof text, "gemini://127.0.0.1:%d/", port);
+	if (url_parse(text, strlen(text), &u, &err) == -1 ||
+	    url_parse("gemini://[::1]:1/", strlen("gemini://[::1]:1/"), &wrong,
+	    &err) == -1) {
+		ok(0, "URLs");
+		return done_testing();
+	}
+
+	/* 20 hanging probes, 8 at a time: 12 wait, none ends. */
+	e = engine_new(8, 2);
+	ok(e != NULL, "engine_new");
+	for (i = 0; i < N; i++) {
+		probe_req_init(&reqs[i], &u);
+		reqs[i].timeout = 30;
+		engine_start(e, &reqs[i], done, (void *)(uintptr_t)i);
+	}
+	/* Counted as they are handed to a loop: no need to wait. */
+	is_int(engine_in_flight(e), 8, "8 in flight (max_in_flight)");
+	is_int(engine_waiting(e), N - 8, "the rest wait their turn");
+	engine_set_max(e, 12);
+	is_int(engine_in_flight(e), 12, "a higher bound starts waiting probes");
+	is_int(engine_waiting(e), N - 12, "and fewer wait");
+	usleep(200000);	/* let the loops reach the handshakes */
+	t0 = clock_mono();
+	engine_free(e);
+	/* The probes' deadline is 30 s: this says whether it waited. */
+	ok(clock_mono() - t0 < 5.0, "engine_free does not wait on the peers "
+	    "(%.3fs)", clock_mono() - t0);
+	is_int(wait_done(1, 0.2), 0, "engine_free calls no done: an abandoned "
+	    "probe says nothing");
+
+	/* Probes that end: done once each, on a loop thread, FIFO beyond 2. */
+	e = engine_new(2, 0);
+	for (i = 0; i < 6; i++) {
+		probe_req_init(&reqs[i], i % 2 ? &wrong : &u);
+		reqs[i].family = i % 2 ? AF_INET : AF_UNSPEC;
+		reqs[i].timeout = 0.3;
+		engine_start(e, &reqs[i], done, (void *)(uintptr_t)i);
+	}
+	is_int(wait_done(6, 10), 6, "six probes, six dones");
+	is_int(on_main, 0, "done runs on a loop thread, never in engine_start");
+	for (i = 0; i < 6; i++)
+		is_int(reasons[i], i % 2 ? REASON_RESOLVE : REASON_TIMEOUT,
+		    "probe %zu: %s", i, i % 2 ? "an IPv6 literal with -4: resolve"
+		    : "a handshake that never ends: timeout");
+	is_int(engine_in_flight(e), 0, "nothing in flight at the end");
+	engine_free(e);
+
+	url_free(&u);
+	url_free(&wrong);
+	close(fd);
+	probe_global_free();
+	return done_testing();
+}
