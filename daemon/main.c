@@ -44,6 +44,7 @@
 #include "dns.h"
 #include "engine.h"
 #include "http.h"
+#include "lag.h"
 #include "log.h"
 #include "metrics.h"
 #include "notify.h"
@@ -252,6 +253,7 @@ reload(struct daemon *d)
 static void
 serve(struct daemon *d)
 {
+	struct lag	 lag;
 	struct pollfd	 pfd[2];
 	double		 saved, flushed, now;
 	unsigned char	 sig;
@@ -264,6 +266,8 @@ serve(struct daemon *d)
 	pfd[1].events = POLLIN;
 	while (!stop) {
 		wait_ms = sched_run(d->sched);
+		sched_lag(d->sched, &lag);
+		store_set_lag(d->store, &lag);
 		http_heartbeat(d->http);
 		wait_ms = sdnotify_tick(d->store, wait_ms);
 		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)

@@ -29,6 +29,7 @@
 #include "buf.h"
 #include "clock.h"
 #include "hash.h"
+#include "lag.h"
 #include "metrics.h"
 #include "notify.h"
 #include "result.h"
@@ -714,6 +715,47 @@ render_process(struct emit *e, const struct daemon_info *info,
 	}
 }
 
+/*
+ * The scheduler's lag: a histogram of how late probes started, those
+ * counted late, and the probes in flight.
+ */
+static void
+render_lag(struct emit *e, const struct lag *lag)
+{
+	static const double	 bounds[LAG_NBUCKETS] = LAG_BOUNDS;
+	struct buf		*b = e->b;
+	uint64_t		 cum = 0;
+	size_t			 i;
+
+	buf_adds(b, "# HELP gemwatch_probe_lag_seconds How late probes started "
+	    "after their due time.\n# TYPE gemwatch_probe_lag_seconds "
+	    "histogram\n");
+	for (i = 0; i < LAG_NBUCKETS; i++) {
+		cum += lag->bucket[i];
+		buf_adds(b, "gemwatch_probe_lag_seconds_bucket{le=\"");
+		add_double(b, bounds[i]);
+		buf_adds(b, "\"} ");
+		add_int(b, (int64_t)cum);
+		putc_(b, '\n');
+	}
+	buf_adds(b, "gemwatch_probe_lag_seconds_bucket{le=\"+Inf\"} ");
+	add_int(b, (int64_t)lag->count);
+	buf_adds(b, "\ngemwatch_probe_lag_seconds_sum ");
+	add_double(b, lag->sum);
+	buf_adds(b, "\ngemwatch_probe_lag_seconds_count ");
+	add_int(b, (int64_t)lag->count);
+	putc_(b, '\n');
+	family_begin(e, "gemwatch_probes_late_total", "counter",
+	    "Probes started more than a tenth of their interval late.");
+	emit_int(e, NULL, 0, (int64_t)lag->late);
+	family_begin(e, "gemwatch_probes_in_flight", "gauge",
+	    "Probes in flight now.");
+	emit_int(e, NULL, 0, (int64_t)lag->in_flight);
+	family_begin(e, "gemwatch_concurrency", "gauge",
+	    "The most probes allowed in flight (concurrency).");
+	emit_int(e, NULL, 0, (int64_t)lag->concurrency);
+}
+
 /* Every event and outcome, zeros too, so that rate() sees the first. */
 static void
 render_notify(struct emit *e, struct notify *n)
@@ -911,6 +953,7 @@ metrics_render_cached(struct buf *b, struct metrics_cache *mc,
 {
 	struct emit		 e = { .b = b };
 	struct proc_sample	 p;
+	struct lag		 lag;
 	double			 now = clock_mono();
 	uint64_t		 fp;
 	size_t			 start;
@@ -943,5 +986,7 @@ metrics_render_cached(struct buf *b, struct metrics_cache *mc,
 	pthread_mutex_unlock(&mc->lock);
 	render_daemon(&e, s, info);
 	store_unlock(s);
+	store_lag(s, &lag);
+	render_lag(&e, &lag);
 	render_process(&e, info, &p);
 }

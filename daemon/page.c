@@ -16,6 +16,8 @@
 #include <time.h>
 
 #include "buf.h"
+#include "clock.h"
+#include "lag.h"
 #include "page.h"
 #include "result.h"
 #include "store.h"
@@ -475,6 +477,7 @@ void
 page_render(struct buf *b, struct store *s, double now)
 {
 	const struct store_capsule	*cap;
+	struct lag			 lag;
 	size_t				 i, n, count[GROUP__COUNT];
 	int				 g, k;
 	char				 gen[32];
@@ -501,7 +504,17 @@ page_render(struct buf *b, struct store *s, double now)
 	if (count[GROUP_PENDING] > 0)
 		buf_printf(b, ", <span class=\"s-pending\">%zu pending</span>",
 		    count[GROUP_PENDING]);
-	buf_printf(b, "</p>\n<p class=\"mute\">Generated "
+	buf_adds(b, "</p>\n");
+	store_lag(s, &lag);
+	/* Said while the latest late start is under ten minutes old. */
+	if (lag.late > 0 && clock_mono() - lag.last_late < 600)
+		buf_printf(b, "<p class=\"s-down\">Falling behind: %llu "
+		    "probes started more than a tenth of their interval late, "
+		    "the latest by %.1f s, with %u of %u allowed in flight "
+		    "(gemwatch_probe_lag_seconds; the log says what to "
+		    "change).</p>\n", (unsigned long long)lag.late,
+		    lag.last_late_by, lag.in_flight, lag.concurrency);
+	buf_printf(b, "<p class=\"mute\">Generated "
 	    "<time datetime=\"%s\">%s</time>; refreshes every 30 s.</p>\n"
 	    "<p><a href=\"/metrics\">Prometheus metrics</a> \xc2\xb7 "
 	    "<a href=\"/api/v1/capsules\">JSON API</a></p>\n</header>\n",

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "lag.h"
 #include "log.h"
 #include "sched.h"
 #include "xmalloc.h"
@@ -34,6 +35,9 @@
  * follows from the due time, not the start.
  */
 #define SCHED_EARLY	0.02
+
+/* Seconds between two warnings that probes start late. */
+#define LAG_LOG_EVERY	600
 
 struct task {
 	/*
@@ -54,6 +58,9 @@ struct task {
 };
 
 struct sched {
+	struct lag		 lag;		/* main thread only */
+	double			 lag_logged;	/* when the late warning was last logged */
+	uint64_t		 lag_logged_late;	/* lag.late then */
 	struct sched_runner	*runner;
 	double			(*now)(void);
 	void			(*publish)(void *, const struct capsule_conf *,
@@ -372,6 +379,64 @@ collect(struct sched *s)
 	}
 }
 
+/* Count how late t starts (a start within SCHED_EARLY before is on time). */
+static void
+lag_count(struct sched *s, const struct task *t, double now)
+{
+	static const double	 bounds[LAG_NBUCKETS] = LAG_BOUNDS;
+	double			 lag = now > t->due ? now - t->due : 0;
+	size_t			 i;
+
+	for (i = 0; i < LAG_NBUCKETS && lag > bounds[i]; i++)
+		;
+	if (i < LAG_NBUCKETS)
+		s->lag.bucket[i]++;
+	s->lag.count++;
+	s->lag.sum += lag;
+	if (lag > t->cap->interval * LAG_LATE_FRACTION) {
+		s->lag.late++;
+		s->lag.last_late = now;
+		s->lag.last_late_by = lag;
+		log_debug("probe of %s started %.1fs late", t->cap->name, lag);
+	}
+}
+
+/*
+ * Falling behind is said, once and then at most every LAG_LOG_EVERY
+ * seconds, with its cause and its remedy.
+ */
+static void
+lag_warn(struct sched *s, double now)
+{
+	uint64_t late = s->lag.late - s->lag_logged_late;
+
+	if (late == 0 || (s->lag_logged > 0 &&
+	    now - s->lag_logged < LAG_LOG_EVERY))
+		return;
+	if (s->lag.in_flight >= s->lag.concurrency)
+		log_warnx("falling behind: %llu probes started more than a "
+		    "tenth of their interval late (the latest by %.1fs) with "
+		    "all %u allowed in flight; raise concurrency (and the "
+		    "file descriptor limit), lengthen interval or timeout, or "
+		    "split the capsules with shard", (unsigned long long)late,
+		    s->lag.last_late_by, s->lag.concurrency);
+	else
+		log_warnx("falling behind: %llu probes started more than a "
+		    "tenth of their interval late (the latest by %.1fs) with "
+		    "%u of %u in flight: the main loop was held up (a slow "
+		    "reload, or a machine short of CPU)",
+		    (unsigned long long)late, s->lag.last_late_by,
+		    s->lag.in_flight, s->lag.concurrency);
+	s->lag_logged = now;
+	s->lag_logged_late = s->lag.late;
+}
+
+void
+sched_lag(const struct sched *s, struct lag *out)
+{
+	*out = s->lag;
+}
+
 int
 sched_run(struct sched *s)
 {
@@ -387,9 +452,7 @@ sched_run(struct sched *s)
 	while (s->nheap > 0 && s->heap[0]->due <= now + SCHED_EARLY &&
 	    s->busy < concurrency) {
 		t = heap_pop(s);
-		if (now - t->due > 1)
-			log_debug("probe of %s started %.1fs late", t->cap->name,
-			    now - t->due);
+		lag_count(s, t, now);
 		t->due += t->cap->interval;
 		if (t->due < now)	/* fell behind: keep the rhythm from now */
 			t->due = now + t->cap->interval;
@@ -404,6 +467,9 @@ sched_run(struct sched *s)
 		pthread_mutex_unlock(&s->lock);
 		s->runner->start(s->runner, &t->job);
 	}
+	s->lag.in_flight = s->busy;
+	s->lag.concurrency = concurrency;
+	lag_warn(s, now);
 	wait = 1.0;
 	if (s->nheap > 0 && s->busy < concurrency &&
 	    s->heap[0]->due - now < wait)

@@ -37,6 +37,7 @@ struct sched_runner {
 };
 
 struct sched;
+struct lag;
 
 /*
  * A scheduler that reads monotonic seconds from now (clock_mono), starts
@@ -66,6 +67,8 @@ void sched_apply(struct sched *, struct conf *,
  * how many milliseconds may pass before it must be called again.
  */
 int sched_run(struct sched *);
+/* How late probes started so far (main thread). */
+void sched_lag(const struct sched *, struct lag *);
 /* A descriptor that becomes readable when sched_run should run early. */
 int sched_fd(const struct sched *);
 /*

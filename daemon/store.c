@@ -578,6 +578,7 @@ store_new(void)
 	s = xcalloc(1, sizeof *s);
 	if ((error = pthread_rwlock_init(&s->lock, NULL)) != 0)
 		fatalx("pthread_rwlock_init: error %d", error);
+	pthread_mutex_init(&s->lag_lock, NULL);
 	s->reload_ok = 1;
 	s->reload_success = 0;
 	return s;
@@ -595,6 +596,7 @@ store_free(struct store *s)
 	free(s->caps);
 	free(s->byname);
 	pthread_rwlock_destroy(&s->lock);
+	pthread_mutex_destroy(&s->lag_lock);
 	free(s);
 }
 
@@ -813,6 +815,22 @@ store_set_reload(struct store *s, int ok, double when)
 	if (ok)
 		s->reload_success = when;
 	store_unlock(s);
+}
+
+void
+store_set_lag(struct store *s, const struct lag *lag)
+{
+	pthread_mutex_lock(&s->lag_lock);
+	s->lag = *lag;
+	pthread_mutex_unlock(&s->lag_lock);
+}
+
+void
+store_lag(struct store *s, struct lag *out)
+{
+	pthread_mutex_lock(&s->lag_lock);
+	*out = s->lag;
+	pthread_mutex_unlock(&s->lag_lock);
 }
 
 int

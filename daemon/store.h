@@ -17,6 +17,7 @@
 #define STORE_RECENT	4
 
 struct capsule_conf;
+struct lag;
 struct store_entry;
 struct store_fact;
 struct store_site;
@@ -72,6 +73,13 @@ void store_put(struct store *, const char *name, const struct probe_result *);
  * ok, as the time of the last successful one. Initially ok=1, when=0. */
 void store_set_reload(struct store *, int ok, double when);
 
+/*
+ * How late probes start, as the scheduler counts it: set by main, read
+ * by the renderers (copied out; a lock of its own, not the read lock, so
+ * a long render never holds up the main loop here).
+ */
+void store_set_lag(struct store *, const struct lag *);
+void store_lag(struct store *, struct lag *);
 /* Read access: hold the read lock while using anything returned below. */
 void store_rdlock(struct store *);
 void store_unlock(struct store *);

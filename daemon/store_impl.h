@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "result.h"
+#include "lag.h"
 #include "store.h"
 
 #define FACT_NONE	UINT32_MAX
@@ -77,6 +78,8 @@ struct store {
 	struct store_capsule	**byname;	/* caps sorted by name */
 	size_t			  history;	/* ring capacity */
 	int			  reload_ok;	/* latest reload */
+	pthread_mutex_t		  lag_lock;	/* guards lag */
+	struct lag		  lag;		/* the scheduler's, as main last set it */
 	double			  reload_success;	/* when one last worked */
 };
 

@@ -115,6 +115,22 @@ count(const char *text, const char *needle)
 	ok(strstr((text), (prefix)) == NULL, "absent: %s", (prefix))
 
 /* Every sample line's family must be contiguous and follow its TYPE. */
+/* Whether the sample name p[0..len) is of family cur (a histogram's too). */
+static int
+sample_of(const char *p, size_t len, const char *cur)
+{
+	static const char	*suffix[] = { "", "_bucket", "_sum", "_count" };
+	size_t			 n = strlen(cur), i;
+
+	if (len < n || strncmp(p, cur, n) != 0)
+		return 0;
+	for (i = 0; i < sizeof suffix / sizeof suffix[0]; i++)
+		if (len - n == strlen(suffix[i]) &&
+		    strncmp(p + n, suffix[i], len - n) == 0)
+			return 1;
+	return 0;
+}
+
 static int
 grouped(const char *text)
 {
@@ -141,7 +157,7 @@ grouped(const char *text)
 		if (*p == '#')
 			continue;
 		len = strcspn(p, "{ ");
-		if (len != strlen(cur) || strncmp(p, cur, len) != 0)
+		if (!sample_of(p, len, cur))
 			return 0;
 	}
 	return 1;
