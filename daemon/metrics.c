@@ -109,14 +109,21 @@ metrics_escape_label(struct buf *b, const char *s)
 			run = ++p;
 			continue;
 		}
-		if ((unsigned char)*p < 0x80) {
+		if ((unsigned char)*p >= 0x20 && *p != 0x7f &&
+		    (unsigned char)*p < 0x80) {
 			p++;
 			continue;
 		}
 		/* Most labels are ASCII: measure only when one is not. */
 		if (end == NULL)
 			end = p + strlen(p);
-		if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
+		if (*p != '\t' &&
+		    (n = utf8_control_len(p, (size_t)(end - p))) != 0) {
+			/* A control (ESC, CSI) would reach a terminal. */
+			put(b, run, (size_t)(p - run));
+			buf_adds(b, "\xef\xbf\xbd");
+			run = p += n;
+		} else if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
 			p += n;
 		else {
 			/* Prometheus rejects a scrape with invalid UTF-8. */

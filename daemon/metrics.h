@@ -43,7 +43,9 @@ void metrics_text_release(struct metrics_text *);
 /* Render /probe's answer for one result. */
 void metrics_probe(struct buf *, const struct probe_result *);
 /* Append s escaped as a label value (\\, \", \n); ill-formed UTF-8
- * becomes U+FFFD, as Prometheus rejects a scrape that is not UTF-8. */
+ * becomes U+FFFD, as Prometheus rejects a scrape that is not UTF-8, and
+ * so does every other control but tab (C0, DEL, C1: utf8_control_len),
+ * which a person reading /metrics in a terminal would get obeyed. */
 void metrics_escape_label(struct buf *, const char *s);
 
 #endif
