@@ -20,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "buf.h"
@@ -115,6 +116,34 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 		return ROUTE_CAPSULE;
 	}
 	return ROUTE_NOT_FOUND;
+}
+
+void
+http_framing_add(struct http_framing *f, const char *name, const char *value)
+{
+	if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->encodings++;
+	else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->lengths++ == 0)
+			f->length = value;
+		else if (strcmp(f->length, value) != 0)
+			f->conflict = 1;
+	}
+}
+
+int
+http_framing_check(const struct http_framing *f)
+{
+	return f->conflict || (f->lengths > 0 && f->encodings > 0) ? -1 : 0;
+}
+
+static enum MHD_Result
+framing_header(void *arg, enum MHD_ValueKind kind, const char *name,
+    const char *value)
+{
+	(void)kind;
+	http_framing_add(arg, name, value != NULL ? value : "");
+	return MHD_YES;
 }
 
 /*
@@ -229,6 +258,22 @@ static enum MHD_Result
 respond_literal(struct MHD_Connection *c, unsigned status, const char *text)
 {
 	return respond(c, status, CT_TEXT, (char *)text, strlen(text), 0);
+}
+
+/* respond_literal, then close: where the request ends is unknown. */
+static enum MHD_Result
+respond_close(struct MHD_Connection *c, unsigned status, const char *text)
+{
+	struct MHD_Response *r;
+
+	r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r != NULL && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO) {
+		MHD_destroy_response(r);
+		r = NULL;
+	}
+	return respond_with(c, status, CT_TEXT, r);
 }
 
 /* A /probe job's answer is ready: answer from the handler's next call. */
@@ -381,6 +426,16 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "405 method not allowed: only GET and HEAD\n");
+	if (rq == NULL) {
+		struct http_framing f = { NULL, 0, 0, 0 };
+
+		(void)MHD_get_connection_values(c, MHD_HEADER_KIND,
+		    framing_header, &f);
+		if (http_framing_check(&f) == -1)
+			return respond_close(c, MHD_HTTP_BAD_REQUEST,
+			    "400 bad request: the body's length is "
+			    "ambiguous\n");
+	}
 	/*
 	 * The first call comes as soon as the headers are in; answer from a
 	 * later one, when the whole request has been received. libmicrohttpd
