@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "buf.h"
 #include "cert.h"
 #include "cmd.h"
 #include "conf.h"
@@ -20,6 +21,7 @@
 #include "dns.h"
 #include "probe.h"
 #include "statedir.h"
+#include "utf8.h"
 
 static void
 trust_usage(FILE *f)
@@ -33,6 +35,7 @@ trust_one(const struct conf *conf, const struct capsule_conf *c,
 {
 	struct probe_req	 req;
 	struct probe_result	 res;
+	struct buf		 subject;
 	int			 rv = 1;
 
 	probe_req_for(conf, c, CHECK_PAGE, &req);
@@ -47,12 +50,13 @@ trust_one(const struct conf *conf, const struct capsule_conf *c,
 	}
 	tofu_forget(tofu, c->url.host, c->url.port);
 	tofu_check(tofu, c->url.host, c->url.port, &res.cert);
+	/* The subject is the server's: escaped as gemwatch probe does. */
+	buf_init(&subject);
+	utf8_escape_text(&subject, res.cert.subject, strlen(res.cert.subject));
 	printf("%s: now trusting the certificate of %s port %d\n"
-	    "  sha256 %s\n  subject ", c->name, c->url.host, c->url.port,
-	    res.cert.sha256);
-	for (const char *p = res.cert.subject; *p != '\0'; p++)
-		putchar((unsigned char)*p < 0x20 ? '?' : *p);
-	putchar('\n');
+	    "  sha256 %s\n  subject %s\n", c->name, c->url.host, c->url.port,
+	    res.cert.sha256, subject.data != NULL ? subject.data : "");
+	buf_free(&subject);
 	if (c->has_fingerprint)
 		printf("  note: %s pins a fingerprint; the pin still decides\n",
 		    c->name);

@@ -5,8 +5,11 @@
  * a per-IP cap, an idle timeout and a per-connection memory limit (which
  * also bounds the request line and headers). Only GET and HEAD are
  * served; every response has a Content-Type. This file is the routes and
- * libmicrohttpd: the pages come from page, metrics and api, and a /probe
- * job from probe_route, while its connection is suspended.
+ * libmicrohttpd: the pages come from page, metrics and api, rendered on
+ * a few render threads (workq) while the connection is suspended, so
+ * that the MHD threads only move bytes and answer /healthz and errors at
+ * once however many scrapers wait; a /probe job comes from probe_route,
+ * suspended likewise.
  */
 #include "config.h"
 
@@ -17,6 +20,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "api.h"
 #include "buf.h"
@@ -28,6 +32,7 @@
 #include "metrics.h"
 #include "page.h"
 #include "probe_route.h"
+#include "workq.h"
 #include "xmalloc.h"
 
 #define HTTP_CONNECTION_LIMIT	4096
@@ -35,6 +40,12 @@
 #define HTTP_IDLE_TIMEOUT	15	/* seconds */
 #define HTTP_MEMORY_LIMIT	(64 * 1024)	/* per connection */
 #define HEARTBEAT_STALE		10	/* seconds without one: unhealthy */
+/*
+ * Threads rendering pages, metrics and JSON for every listen address.
+ * Renders read the store under its read lock; two keep both cores of a
+ * small machine busy without crowding the probes.
+ */
+#define HTTP_RENDER_THREADS	2
 
 #define CT_TEXT		"text/plain; charset=utf-8"
 #define CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
@@ -51,6 +62,28 @@ struct http {
 	/* /probe's jobs, on threads of their own while the connection is
 	 * suspended; http_stop abandons them and waits. */
 	struct probe_route	 *probes;
+	struct workq		 *renders;	/* the render threads */
+};
+
+/*
+ * A request, *con_cls from the first call of the handler on: nothing
+ * more for most, a /probe job, or a render handed to the render threads
+ * (its connection suspended) and, once ready, its answer.
+ */
+struct request {
+	struct probe_job	*probe;
+	int			 rendering;
+	struct http		*h;
+	struct MHD_Connection	*conn;
+	enum route		 route;
+	char			*name;		/* ROUTE_CAPSULE's */
+	atomic_int		 ready;
+	struct metrics_text	*shared;	/* /metrics: before body */
+	unsigned		 status;
+	const char		*type;
+	char			*body;
+	size_t			 len;
+	int			 heap;		/* body is to be freed */
 };
 
 enum route
@@ -85,6 +118,34 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 	return ROUTE_NOT_FOUND;
 }
 
+void
+http_framing_add(struct http_framing *f, const char *name, const char *value)
+{
+	if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
+		f->encodings++;
+	else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
+		if (f->lengths++ == 0)
+			f->length = value;
+		else if (strcmp(f->length, value) != 0)
+			f->conflict = 1;
+	}
+}
+
+int
+http_framing_check(const struct http_framing *f)
+{
+	return f->conflict || (f->lengths > 0 && f->encodings > 0) ? -1 : 0;
+}
+
+static enum MHD_Result
+framing_header(void *arg, enum MHD_ValueKind kind, const char *name,
+    const char *value)
+{
+	(void)kind;
+	http_framing_add(arg, name, value != NULL ? value : "");
+	return MHD_YES;
+}
+
 /*
  * The handler gets the decoded path as a C string, so a decoded %00 would
  * cut it short (/api/v1/capsules/ok%00x would name capsule "ok"). Decode
@@ -110,24 +171,15 @@ unescape(void *cls, struct MHD_Connection *c, char *s)
 	return (size_t)(w - s);
 }
 
+/* Queue r (NULL: it could not be made) with its headers, and let it go. */
 static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, const char *type,
-    char *body, size_t len, int heap)
+respond_with(struct MHD_Connection *c, unsigned status, const char *type,
+    struct MHD_Response *r)
 {
-	struct MHD_Response	*r;
-	enum MHD_Result		 rv;
+	enum MHD_Result rv;
 
-	if (heap)
-		r = MHD_create_response_from_buffer_with_free_callback(len,
-		    body, &free);
-	else
-		r = MHD_create_response_from_buffer(len, body,
-		    MHD_RESPMEM_PERSISTENT);
-	if (r == NULL) {
-		if (heap)
-			free(body);
+	if (r == NULL)
 		return MHD_NO;
-	}
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
 	    type) == MHD_NO ||
 	    MHD_add_response_header(r, "X-Content-Type-Options",
@@ -144,19 +196,84 @@ respond(struct MHD_Connection *c, unsigned status, const char *type,
 }
 
 static enum MHD_Result
+respond(struct MHD_Connection *c, unsigned status, const char *type,
+    char *body, size_t len, int heap)
+{
+	struct MHD_Response *r;
+
+	if (heap) {
+		r = MHD_create_response_from_buffer_with_free_callback(len,
+		    body, &free);
+		if (r == NULL)
+			free(body);
+	} else
+		r = MHD_create_response_from_buffer(len, body,
+		    MHD_RESPMEM_PERSISTENT);
+	return respond_with(c, status, type, r);
+}
+
+/* A /metrics answer: the capsules' samples shared, then the rest. */
+struct metrics_body {
+	struct metrics_text	*shared;
+	char			*rest;
+};
+
+static void
+metrics_body_free(void *arg)
+{
+	struct metrics_body *mb = arg;
+
+	metrics_text_release(mb->shared);
+	free(mb->rest);
+	free(mb);
+}
+
+/* Answer with shared then rest[0..len) (both pass on), not copied. */
+static enum MHD_Result
+respond_metrics(struct MHD_Connection *c, struct metrics_text *shared,
+    char *rest, size_t len)
+{
+	struct MHD_IoVec	 iov[2];
+	struct MHD_Response	*r;
+	struct metrics_body	*mb;
+	unsigned		 n = 0;
+
+	mb = xmalloc(sizeof *mb);
+	mb->shared = shared;
+	mb->rest = rest;
+	iov[n].iov_base = metrics_text_data(shared, &iov[n].iov_len);
+	if (iov[n].iov_len > 0)
+		n++;
+	iov[n].iov_base = rest;
+	iov[n].iov_len = len;
+	if (len > 0)
+		n++;
+	if ((r = MHD_create_response_from_iovec(iov, n, metrics_body_free,
+	    mb)) == NULL)
+		metrics_body_free(mb);
+	return respond_with(c, MHD_HTTP_OK, CT_METRICS, r);
+}
+
+static enum MHD_Result
 respond_literal(struct MHD_Connection *c, unsigned status, const char *text)
 {
 	return respond(c, status, CT_TEXT, (char *)text, strlen(text), 0);
 }
 
+/* respond_literal, then close: where the request ends is unknown. */
 static enum MHD_Result
-respond_buf(struct MHD_Connection *c, const char *type, struct buf *b)
+respond_close(struct MHD_Connection *c, unsigned status, const char *text)
 {
-	size_t	 len;
-	char	*p;
+	struct MHD_Response *r;
 
-	p = buf_steal(b, &len);
-	return respond(c, MHD_HTTP_OK, type, p, len, 1);
+	r = MHD_create_response_from_buffer(strlen(text), (void *)text,
+	    MHD_RESPMEM_PERSISTENT);
+	if (r != NULL && MHD_add_response_header(r,
+	    MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO) {
+		MHD_destroy_response(r);
+		r = NULL;
+	}
+	return respond_with(c, status, CT_TEXT, r);
 }
 
 /* A /probe job's answer is ready: answer from the handler's next call. */
@@ -168,7 +285,7 @@ probe_resume(void *conn)
 
 /* Start /probe: the job checks the request, then probes on a thread. */
 static enum MHD_Result
-probe_begin(struct http *h, struct MHD_Connection *c, void **con_cls)
+probe_begin(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
 	struct probe_job	*j;
 	char			*text;
@@ -182,22 +299,112 @@ probe_begin(struct http *h, struct MHD_Connection *c, void **con_cls)
 	    "X-Prometheus-Scrape-Timeout-Seconds"), &status, &text);
 	if (j == NULL)
 		return respond(c, status, CT_TEXT, text, strlen(text), 1);
-	*con_cls = j;
+	rq->probe = j;
 	MHD_suspend_connection(c);
 	probe_job_start(j, probe_resume, c);
 	return MHD_YES;
 }
 
-/* The connection's *con_cls once its headers are in (see handle). */
-static char headers_seen;
-
 static void
 request_done(void *cls, struct MHD_Connection *c, void **con_cls,
     enum MHD_RequestTerminationCode toe)
 {
-	if (*con_cls != &headers_seen)
-		probe_job_free(*con_cls);
+	struct request *rq = *con_cls;
+
+	if (rq == NULL)
+		return;
+	probe_job_free(rq->probe);
+	metrics_text_release(rq->shared);
+	free(rq->name);
+	if (rq->heap)
+		free(rq->body);
+	free(rq);
 	*con_cls = NULL;
+}
+
+static void
+answer_text(struct request *rq, unsigned status, const char *text)
+{
+	rq->status = status;
+	rq->type = CT_TEXT;
+	rq->body = (char *)text;
+	rq->len = strlen(text);
+	rq->heap = 0;
+}
+
+static void
+answer_buf(struct request *rq, const char *type, struct buf *b)
+{
+	rq->status = MHD_HTTP_OK;
+	rq->type = type;
+	rq->body = buf_steal(b, &rq->len);
+	rq->heap = 1;
+}
+
+/*
+ * On a render thread: render what rq asks for (or, cancelled as the
+ * endpoint stops, say so), then resume its connection, which answers
+ * from the handler's next call. From the resume on, rq belongs to the
+ * connection again.
+ */
+static void
+render(void *arg, int cancelled)
+{
+	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
+	struct request		*rq = arg;
+	struct http		*h = rq->h;
+	struct MHD_Connection	*conn = rq->conn;
+	struct buf		 b;
+	char			*text;
+
+	buf_init(&b);
+	if (cancelled)
+		answer_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
+	else if (rq->route == ROUTE_PAGE) {
+		page_render(&b, h->store, clock_wall());
+		answer_buf(rq, CT_HTML, &b);
+	} else if (rq->route == ROUTE_METRICS) {
+		rq->shared = metrics_render_shared(&b, h->metrics, h->store,
+		    h->info);
+		answer_buf(rq, CT_METRICS, &b);
+	} else {
+		text = rq->route == ROUTE_CAPSULES ? api_capsules(h->store) :
+		    api_capsule(h->store, rq->name);
+		if (text != NULL) {
+			rq->status = MHD_HTTP_OK;
+			rq->type = CT_JSON;
+			rq->body = text;
+			rq->len = strlen(text);
+			rq->heap = 1;
+		} else if (rq->route == ROUTE_CAPSULES)
+			answer_text(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
+			    "500 error\n");
+		else {
+			rq->status = MHD_HTTP_NOT_FOUND;
+			rq->type = CT_JSON;
+			rq->body = (char *)no_capsule;
+			rq->len = sizeof no_capsule - 1;
+			rq->heap = 0;
+		}
+	}
+	atomic_store(&rq->ready, 1);
+	MHD_resume_connection(conn);
+}
+
+/* Hand a render to the render threads; the connection waits. */
+static enum MHD_Result
+render_begin(struct http *h, struct MHD_Connection *c, struct request *rq,
+    enum route route, const char *name, size_t namelen)
+{
+	rq->rendering = 1;
+	rq->h = h;
+	rq->conn = c;
+	rq->route = route;
+	if (name != NULL)
+		rq->name = xstrndup(name, namelen);
+	MHD_suspend_connection(c);
+	workq_push(h->renders, render, rq);
+	return MHD_YES;
 }
 
 static enum MHD_Result
@@ -205,19 +412,30 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
     const char *method, const char *version, const char *upload_data,
     size_t *upload_data_size, void **con_cls)
 {
-	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
-	struct http	*h = cls;
-	struct buf	 b;
-	const char	*name;
-	char		*text, *cname;
-	size_t		 namelen;
-	enum route	 route;
+	struct http		*h = cls;
+	struct request		*rq = *con_cls;
+	struct metrics_text	*shared;
+	const char		*name;
+	char			*text;
+	size_t			 namelen, len;
+	enum route		 route;
+	int			 debug, heap;
 
 	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
 		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "405 method not allowed: only GET and HEAD\n");
+	if (rq == NULL) {
+		struct http_framing f = { NULL, 0, 0, 0 };
+
+		(void)MHD_get_connection_values(c, MHD_HEADER_KIND,
+		    framing_header, &f);
+		if (http_framing_check(&f) == -1)
+			return respond_close(c, MHD_HTTP_BAD_REQUEST,
+			    "400 bad request: the body's length is "
+			    "ambiguous\n");
+	}
 	/*
 	 * The first call comes as soon as the headers are in; answer from a
 	 * later one, when the whole request has been received. libmicrohttpd
@@ -225,8 +443,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 	 * answer and closes the connection after it: no keep-alive, and
 	 * pipelined requests are dropped.
 	 */
-	if (*con_cls == NULL) {
-		*con_cls = &headers_seen;
+	if (rq == NULL) {
+		*con_cls = xcalloc(1, sizeof *rq);
 		return MHD_YES;
 	}
 	/* A GET with a body: wait for it to be consumed (and ignore it). */
@@ -235,40 +453,37 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		return MHD_YES;
 	}
 
-	if (*con_cls != &headers_seen) {
+	if (rq->probe != NULL) {
 		/* A /probe whose probe finished: answer it. */
-		struct probe_job *j = *con_cls;
-		size_t		  len;
-		int		  debug;
-
-		if (!probe_job_ready(j))
+		if (!probe_job_ready(rq->probe))
 			return MHD_YES;
-		text = probe_job_answer(j, &len, &debug);
+		text = probe_job_answer(rq->probe, &len, &debug);
 		return respond(c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS,
 		    text, len, 1);
 	}
+	if (rq->rendering) {
+		/* A render is done: answer it; the body passes on. */
+		if (!atomic_load(&rq->ready))
+			return MHD_YES;
+		text = rq->body;
+		rq->body = NULL;
+		len = rq->len;
+		heap = rq->heap;
+		rq->heap = 0;
+		if (rq->shared != NULL) {
+			shared = rq->shared;
+			rq->shared = NULL;
+			return respond_metrics(c, shared, text, len);
+		}
+		return respond(c, rq->status, rq->type, text, len, heap);
+	}
 	route = http_route(url, strlen(url), &name, &namelen);
-	buf_init(&b);
 	switch (route) {
 	case ROUTE_PAGE:
-		page_render(&b, h->store, clock_wall());
-		return respond_buf(c, CT_HTML, &b);
 	case ROUTE_METRICS:
-		metrics_render_cached(&b, h->metrics, h->store, h->info);
-		return respond_buf(c, CT_METRICS, &b);
 	case ROUTE_CAPSULES:
-		if ((text = api_capsules(h->store)) == NULL)
-			return respond_literal(c,
-			    MHD_HTTP_INTERNAL_SERVER_ERROR, "500 error\n");
-		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
 	case ROUTE_CAPSULE:
-		cname = xstrndup(name, namelen);
-		text = api_capsule(h->store, cname);
-		free(cname);
-		if (text == NULL)
-			return respond(c, MHD_HTTP_NOT_FOUND, CT_JSON,
-			    (char *)no_capsule, sizeof no_capsule - 1, 0);
-		return respond(c, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
+		return render_begin(h, c, rq, route, name, namelen);
 	case ROUTE_HEALTHZ:
 		if (atomic_load(&h->heartbeat) < 0)
 			return respond_literal(c,
@@ -280,7 +495,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 			    "scheduler stalled\n");
 		return respond_literal(c, MHD_HTTP_OK, "ok\n");
 	case ROUTE_PROBE:
-		return probe_begin(h, c, con_cls);
+		return probe_begin(h, c, rq);
 	case ROUTE_NOT_FOUND:
 		break;
 	}
@@ -311,6 +526,7 @@ http_start(const struct conf *conf, struct store *store,
 	h = xcalloc(1, sizeof *h);
 	h->store = store;
 	h->probes = probe_route_new(tofu);
+	h->renders = workq_new(HTTP_RENDER_THREADS);
 	h->info = info;
 	h->metrics = metrics_cache_new();
 	/*
@@ -362,10 +578,17 @@ http_stop(struct http *h)
 
 	if (h == NULL)
 		return;
-	/* Suspended /probe connections must be resumed before MHD stops. */
+	/*
+	 * Suspended connections must be resumed before MHD stops: the
+	 * renders queued are cancelled ("stopping"), those running finish,
+	 * and the /probe jobs are abandoned. A render asked for until MHD
+	 * has stopped is cancelled as it comes, so the queue goes last.
+	 */
+	workq_stop(h->renders);
 	probe_route_free(h->probes);
 	for (i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
+	workq_free(h->renders);
 	metrics_cache_free(h->metrics);
 	free(h->d);
 	free(h);

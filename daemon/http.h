@@ -31,6 +31,29 @@ enum route {
 enum route http_route(const char *path, size_t len, const char **name,
     size_t *namelen);
 
+/*
+ * A request's framing headers, seen one by one (http_framing_add): its
+ * body's length must be unambiguous, or a proxy in front, which may read
+ * it otherwise, and gemwatch would disagree on where the next request
+ * starts (request smuggling: a path the proxy filters would get through).
+ */
+struct http_framing {
+	const char	*length;	/* the first Content-Length; borrowed */
+	int		 conflict;	/* Content-Lengths that differ */
+	int		 lengths;	/* Content-Length headers */
+	int		 encodings;	/* Transfer-Encoding headers */
+};
+
+/* Note one header (name and value as received); start from all zeroes. */
+void http_framing_add(struct http_framing *, const char *name,
+    const char *value);
+/*
+ * 0 when the framing is unambiguous; -1 when Content-Lengths differ or
+ * Content-Length comes with Transfer-Encoding (RFC 9112 6.3: to be
+ * refused, and the connection closed). Pure; fuzzed.
+ */
+int http_framing_check(const struct http_framing *);
+
 struct http;
 
 /*

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "utf8.h"
 
 /* syslog(3) priorities, as journald reads them from a "<N>" prefix. */
 #define PRI_ERR		3
@@ -76,7 +77,7 @@ log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap,
     int errnum)
 {
 	char		 line[2048];
-	size_t		 i, n, start;
+	size_t		 i, k, n, start;
 	int		 r;
 	struct timespec	 ts;
 	struct tm	 tm;
@@ -106,10 +107,21 @@ log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap,
 		if (n >= sizeof line - 1)
 			n = sizeof line - 2;
 	}
-	/* Whatever came from outside stays on one line. */
-	for (i = start; i < n; i++)
-		if ((unsigned char)line[i] < 0x20 || line[i] == 0x7f)
+	/*
+	 * Whatever came from outside stays on one line and cannot steer a
+	 * terminal: each byte of a control (C0, DEL, C1) or of ill-formed
+	 * UTF-8 becomes '?'.
+	 */
+	for (i = start; i < n; i += k) {
+		if ((k = utf8_control_len(line + i, n - i)) != 0)
+			memset(line + i, '?', k);
+		else if ((unsigned char)line[i] < 0x80)
+			k = 1;
+		else if ((k = utf8_char_len(line + i, n - i)) == 0) {
 			line[i] = '?';
+			k = 1;
+		}
+	}
 	line[n++] = '\n';
 	(void)!write(STDERR_FILENO, line, n);
 }

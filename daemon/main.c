@@ -9,7 +9,8 @@
  * scheduler, keeps two timers (TOFU entries written or re-read every
  * second, the snapshot saved every minute) and handles signals through a
  * self-pipe: SIGHUP re-reads the configuration (store first, then the
- * scheduler), SIGTERM and SIGINT stop. Under systemd it also reports
+ * scheduler; any number of HUPs pending is one reload), SIGTERM and
+ * SIGINT stop (before any reload pending). Under systemd it also reports
  * readiness, reloads, stopping, a status line and watchdog pings
  * (sdnotify.c), the pings from this loop. Tear-down runs in one place, in
  * the reverse order, saving the snapshot once the probes are stopped, so
@@ -256,15 +257,16 @@ serve(struct daemon *d)
 	struct lag	 lag;
 	struct pollfd	 pfd[2];
 	double		 saved, flushed, now;
-	unsigned char	 sig;
-	int		 wait_ms, stop = 0;
+	unsigned char	 sigs[64];
+	ssize_t		 n, i;
+	int		 wait_ms, hup, stop = 0;
 
 	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sched_fd(d->sched);
 	pfd[1].events = POLLIN;
-	while (!stop) {
+	for (;;) {
 		wait_ms = sched_run(d->sched);
 		sched_lag(d->sched, &lag);
 		store_set_lag(d->store, &lag);
@@ -272,15 +274,27 @@ serve(struct daemon *d)
 		wait_ms = sdnotify_tick(d->store, wait_ms);
 		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
-		while (read(signal_pipe[0], &sig, 1) == 1) {
-			if (sig == SIGHUP) {
-				sdnotify_reloading();
-				reload(d);
-				sdnotify_ready();
-			} else {
-				log_notice("received signal %d; stopping", sig);
-				stop = 1;
+		/*
+		 * Every signal pending first: a stop is never queued behind
+		 * reloads, and any number of HUPs is one reload (of the file
+		 * as it is now; a HUP during it is another, next time round).
+		 */
+		hup = 0;
+		while ((n = read(signal_pipe[0], sigs, sizeof sigs)) > 0)
+			for (i = 0; i < n; i++) {
+				if (sigs[i] == SIGHUP)
+					hup = 1;
+				else if (stop == 0)
+					stop = sigs[i];
 			}
+		if (stop != 0) {
+			log_notice("received signal %d; stopping", stop);
+			break;
+		}
+		if (hup) {
+			sdnotify_reloading();
+			reload(d);
+			sdnotify_ready();
 		}
 		now = clock_mono();
 		if (now - flushed >= TOFU_FLUSH_INTERVAL) {

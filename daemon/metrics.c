@@ -20,6 +20,7 @@
 #include <gnutls/gnutls.h>
 #include <math.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -109,14 +110,21 @@ metrics_escape_label(struct buf *b, const char *s)
 			run = ++p;
 			continue;
 		}
-		if ((unsigned char)*p < 0x80) {
+		if ((unsigned char)*p >= 0x20 && *p != 0x7f &&
+		    (unsigned char)*p < 0x80) {
 			p++;
 			continue;
 		}
 		/* Most labels are ASCII: measure only when one is not. */
 		if (end == NULL)
 			end = p + strlen(p);
-		if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
+		if (*p != '\t' &&
+		    (n = utf8_control_len(p, (size_t)(end - p))) != 0) {
+			/* A control (ESC, CSI) would reach a terminal. */
+			put(b, run, (size_t)(p - run));
+			buf_adds(b, "\xef\xbf\xbd");
+			run = p += n;
+		} else if ((n = utf8_char_len(p, (size_t)(end - p))) != 0)
 			p += n;
 		else {
 			/* Prometheus rejects a scrape with invalid UTF-8. */
@@ -890,15 +898,44 @@ render_capsules(struct emit *e, const struct store *s)
  */
 #define METRICS_CACHE_MAX	(4 * 1024 * 1024)
 
+/* The capsules' samples of one render, shared by the scrapes that show
+ * it and the cache, each holding a reference. */
+struct metrics_text {
+	atomic_uint	 refs;
+	char		*data;
+	size_t		 len;
+};
+
 struct metrics_cache {
 	pthread_mutex_t	 lock;
-	int		 valid;
 	uint64_t	 fp;
-	char		*text;
-	size_t		 len;
+	struct metrics_text *text;	/* held; NULL: none kept */
 	struct proc_sample proc;
 	double		 proc_at;	/* monotonic, 0: never */
 };
+
+static struct metrics_text *
+text_hold(struct metrics_text *t)
+{
+	atomic_fetch_add(&t->refs, 1);
+	return t;
+}
+
+void
+metrics_text_release(struct metrics_text *t)
+{
+	if (t == NULL || atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	free(t->data);
+	free(t);
+}
+
+const char *
+metrics_text_data(const struct metrics_text *t, size_t *len)
+{
+	*len = t->len;
+	return t->data;
+}
 
 /* The fingerprint of what render_capsules shows (read lock held). */
 static uint64_t
@@ -943,39 +980,40 @@ metrics_cache_free(struct metrics_cache *mc)
 	if (mc == NULL)
 		return;
 	pthread_mutex_destroy(&mc->lock);
-	free(mc->text);
+	metrics_text_release(mc->text);
 	free(mc);
 }
 
-void
-metrics_render_cached(struct buf *b, struct metrics_cache *mc,
+struct metrics_text *
+metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
     struct store *s, const struct daemon_info *info)
 {
-	struct emit		 e = { .b = b };
+	struct emit		 e = { .b = NULL };
+	struct metrics_text	*t;
 	struct proc_sample	 p;
 	struct lag		 lag;
+	struct buf		 caps;
 	double			 now = clock_mono();
 	uint64_t		 fp;
-	size_t			 start;
 
 	store_rdlock(s);
 	fp = fingerprint(s);
+	/* A scrape that finds another rendering waits and shares its text. */
 	pthread_mutex_lock(&mc->lock);
-	if (mc->valid && mc->fp == fp)
-		buf_add(b, mc->text, mc->len);
+	if (mc->text != NULL && mc->fp == fp)
+		t = text_hold(mc->text);
 	else {
-		start = b->len;
+		buf_init(&caps);
+		e.b = &caps;
 		render_capsules(&e, s);
-		free(mc->text);
+		t = xcalloc(1, sizeof *t);
+		atomic_init(&t->refs, 1);
+		t->data = buf_steal(&caps, &t->len);
+		metrics_text_release(mc->text);
 		mc->text = NULL;
-		mc->valid = 0;
-		if (b->len - start <= METRICS_CACHE_MAX) {
-			mc->len = b->len - start;
-			mc->text = xmalloc(mc->len + 1);
-			if (mc->len > 0)	/* b->data is NULL while empty */
-				memcpy(mc->text, b->data + start, mc->len);
+		if (t->len <= METRICS_CACHE_MAX) {
+			mc->text = text_hold(t);
 			mc->fp = fp;
-			mc->valid = 1;
 		}
 	}
 	if (mc->proc_at == 0 || now - mc->proc_at >= 1) {
@@ -984,9 +1022,26 @@ metrics_render_cached(struct buf *b, struct metrics_cache *mc,
 	}
 	p = mc->proc;
 	pthread_mutex_unlock(&mc->lock);
+	e.b = rest;
 	render_daemon(&e, s, info);
 	store_unlock(s);
 	store_lag(s, &lag);
 	render_lag(&e, &lag);
 	render_process(&e, info, &p);
+	return t;
+}
+
+void
+metrics_render_cached(struct buf *b, struct metrics_cache *mc,
+    struct store *s, const struct daemon_info *info)
+{
+	struct metrics_text	*t;
+	struct buf		 rest;
+
+	buf_init(&rest);
+	t = metrics_render_shared(&rest, mc, s, info);
+	buf_add(b, t->data, t->len);
+	buf_add(b, rest.data, rest.len);
+	metrics_text_release(t);
+	buf_free(&rest);
 }

@@ -28,10 +28,24 @@ void metrics_cache_free(struct metrics_cache *);
  */
 void metrics_render_cached(struct buf *, struct metrics_cache *,
     struct store *, const struct daemon_info *);
+/*
+ * The same in two parts, so that scrapes share the capsules' samples
+ * rather than copy them: the returned text (a reference the caller
+ * releases) then what rest holds (appended to it).
+ */
+struct metrics_text;
+struct metrics_text *metrics_render_shared(struct buf *rest,
+    struct metrics_cache *, struct store *, const struct daemon_info *);
+/* The text's bytes, valid while the reference is held. */
+const char *metrics_text_data(const struct metrics_text *, size_t *len);
+/* Drop a reference; thread-safe; NULL is fine. */
+void metrics_text_release(struct metrics_text *);
 /* Render /probe's answer for one result. */
 void metrics_probe(struct buf *, const struct probe_result *);
 /* Append s escaped as a label value (\\, \", \n); ill-formed UTF-8
- * becomes U+FFFD, as Prometheus rejects a scrape that is not UTF-8. */
+ * becomes U+FFFD, as Prometheus rejects a scrape that is not UTF-8, and
+ * so does every other control but tab (C0, DEL, C1: utf8_control_len),
+ * which a person reading /metrics in a terminal would get obeyed. */
 void metrics_escape_label(struct buf *, const char *s);
 
 #endif

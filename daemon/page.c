@@ -102,15 +102,13 @@ escape(struct buf *b, const char *s, size_t len)
 		case '\t':
 			break;
 		default:
-			if (p[i] < 0x20 || p[i] == 0x7f)
+			if ((n = utf8_control_len(s + i, len - i)) != 0)
 				rep = REPLACEMENT;
-			else if (p[i] >= 0x80) {
-				n = utf8_char_len(s + i, len - i);
-				if (n == 0) {
-					n = 1;
-					rep = REPLACEMENT;
-				} else if (p[i] == 0xc2 && p[i + 1] < 0xa0)
-					rep = REPLACEMENT;	/* C1 control */
+			else if (p[i] < 0x80)
+				n = 1;
+			else if ((n = utf8_char_len(s + i, len - i)) == 0) {
+				n = 1;
+				rep = REPLACEMENT;
 			}
 			break;
 		}

@@ -1,29 +1,24 @@
 /*
  * A probe result in words. Everything that came from a server (META,
  * certificate names, messages) is escaped so a terminal or a text/plain
- * page shows it on one line and cannot be steered by it.
+ * page shows it on one line and cannot be steered by it: C0 and C1
+ * controls, DEL and ill-formed UTF-8 as \xNN (utf8_escape_text).
  */
 #include "config.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <time.h>
 
 #include "report.h"
+#include "utf8.h"
 
 /* Append s with control bytes and backslashes escaped. */
 void
 report_safe(struct buf *b, const char *s)
 {
-	const unsigned char *p;
-
-	for (p = (const unsigned char *)(s ? s : ""); *p != '\0'; p++) {
-		if (*p == '\\')
-			buf_adds(b, "\\\\");
-		else if (*p < 0x20 || *p == 0x7f)
-			buf_printf(b, "\\x%02x", *p);
-		else
-			buf_addc(b, (char)*p);
-	}
+	if (s != NULL)
+		utf8_escape_text(b, s, strlen(s));
 }
 
 void

@@ -80,8 +80,13 @@ url_check_name(const char *name, int *is_ip, const char **err)
 	*is_ip = 0;
 	if (inet_pton(AF_INET, name, &in4) == 1)
 		*is_ip = 1;
-	else if (numeric) {
-		/* getaddrinfo would take "10.1" as an address: refuse it. */
+	else if (numeric || inet_aton(name, &in4) != 0) {
+		/*
+		 * Only a.b.c.d in decimal is an address here. getaddrinfo
+		 * (inet_aton) would also take "10.1", "0x7f000001",
+		 * "0x7f.0.0.1" or "0177.0.0.1" for one, where a probe-allow
+		 * pattern or a reader sees a name: refuse them.
+		 */
 		*err = "invalid IPv4 address";
 		return -1;
 	}

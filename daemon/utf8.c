@@ -1,7 +1,8 @@
 /*
  * UTF-8 validation per Unicode Table 3-7 (no overlong forms, no
  * surrogates, nothing above U+10FFFF) and repair with U+FFFD, one per
- * ill-formed byte. Used wherever outside text leaves the program.
+ * ill-formed byte; which characters are controls, and their escape for a
+ * terminal. Used wherever outside text leaves the program.
  */
 #include "config.h"
 
@@ -87,6 +88,47 @@ utf8_sanitize(struct buf *b, const char *s, size_t len)
 		buf_add(b, s + start, i - start);
 		buf_add(b, REPLACEMENT, sizeof REPLACEMENT - 1);
 		start = ++i;
+	}
+	buf_add(b, s + start, i - start);
+}
+
+size_t
+utf8_control_len(const char *s, size_t len)
+{
+	const unsigned char *p = (const unsigned char *)s;
+
+	if (len == 0)
+		return 0;
+	if (p[0] < 0x20 || p[0] == 0x7f)
+		return 1;
+	if (len >= 2 && p[0] == 0xc2 && p[1] >= 0x80 && p[1] <= 0x9f)
+		return 2;
+	return 0;
+}
+
+void
+utf8_escape_text(struct buf *b, const char *s, size_t len)
+{
+	const unsigned char	*p = (const unsigned char *)s;
+	size_t			 i = 0, start = 0, n = 0, k;
+
+	while (i < len) {
+		k = p[i] < 0x80 ? 1 : utf8_char_len(s + i, len - i);
+		if (p[i] != '\\' && k != 0 &&
+		    (n = utf8_control_len(s + i, len - i)) == 0) {
+			i += k;
+			continue;
+		}
+		buf_add(b, s + start, i - start);
+		if (p[i] == '\\') {
+			buf_adds(b, "\\\\");
+			i++;
+		} else if (k == 0)	/* an ill-formed byte */
+			buf_printf(b, "\\x%02x", p[i++]);
+		else
+			for (; n > 0; n--)
+				buf_printf(b, "\\x%02x", p[i++]);
+		start = i;
 	}
 	buf_add(b, s + start, i - start);
 }

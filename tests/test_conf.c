@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "allow.h"
+#include "buf.h"
 #include "conf.h"
 #include "gemini.h"
 #include "tap.h"
@@ -977,6 +978,63 @@ test_many_errors(void)
 	conf_errors_free(&errs);
 }
 
+/*
+ * Errors are capped: the first 200 in line order, then one line with the
+ * count of the others. 200,000 bad lines used to be 200,000 messages.
+ * An error found late (a duplicate name, at the end) that comes before
+ * the last one kept takes its place.
+ */
+static void
+test_capped_errors(void)
+{
+	struct conf_errors errs = {NULL, 0};
+	struct buf b;
+	struct conf *c;
+	size_t i, n = 200000;
+	char want[64];
+	int inorder = 1;
+
+	buf_init(&b);
+	for (i = 0; i < n; i++)
+		buf_adds(&b, "x\n");
+	c = conf_parse(CONF_NAME, b.data, b.len, &errs);
+	ok(c == NULL, "200,000 bad lines rejected");
+	is_int(errs.n, 201, "200 errors and a count");
+	if (errs.n == 201) {
+		is_str(errs.msg[0], CONF_NAME ":1: unknown directive \"x\"",
+		    "the first error first");
+		is_str(errs.msg[199], CONF_NAME ":200: unknown directive \"x\"",
+		    "the 200th error 200th");
+		is_str(errs.msg[200], CONF_NAME ": 199800 more errors not shown",
+		    "then the count of the others");
+	}
+	conf_errors_free(&errs);
+	buf_free(&b);
+
+	buf_init(&b);
+	buf_adds(&b, "capsule " U " name=d\ncapsule " U " name=d\n");
+	for (i = 0; i < 250; i++)
+		buf_adds(&b, "x\n");
+	c = conf_parse(CONF_NAME, b.data, b.len, &errs);
+	ok(c == NULL && errs.n == 201, "capped again (%zu)", errs.n);
+	if (errs.n == 201) {
+		is_str(errs.msg[0], CONF_NAME ":2: duplicate capsule name \"d\" "
+		    "(first defined at line 1)", "a late error, early in the file, "
+		    "is kept");
+		for (i = 1; i < 200; i++) {
+			snprintf(want, sizeof want,
+			    CONF_NAME ":%zu: unknown directive \"x\"", i + 2);
+			if (strcmp(errs.msg[i], want) != 0)
+				inorder = 0;
+		}
+		ok(inorder, "then lines 3 to 201, in order");
+		is_str(errs.msg[200], CONF_NAME ": 51 more errors not shown",
+		    "and the count of the others");
+	}
+	conf_errors_free(&errs);
+	buf_free(&b);
+}
+
 static void
 test_shards(void)
 {
@@ -1523,6 +1581,7 @@ main(void)
 	test_capsule_errors();
 	test_bad_bytes();
 	test_many_errors();
+	test_capped_errors();
 	test_shards();
 	test_probe_allowed();
 	test_state_directory();

@@ -527,6 +527,19 @@ ok(bad + ":3: " in p.stderr, "starting on a bad file: the errors logged",
 p = subprocess.run([*WRAPPER, GEMWATCH, "-f", os.path.join(d, "absent")],
                    capture_output=True, text=True, timeout=60 * SLOW)
 is_(p.returncode, 1, "starting on a missing file: exit 1")
+# 200,000 bad lines: the first 200 errors and a count, not 200,000 lines.
+many = os.path.join(d, "many.conf")
+with open(many, "w") as f:
+    f.write("x\n" * 200000)
+t0 = time.monotonic()
+p = subprocess.run([*WRAPPER, GEMWATCH, "-n", "-f", many],
+                   capture_output=True, text=True, timeout=120 * SLOW)
+lines = p.stderr.splitlines()
+is_((p.returncode, len(lines)), (1, 201),
+    "-n on 200,000 bad lines: exit 1, 201 lines (%.2f s)" %
+    (time.monotonic() - t0))
+is_(lines[-1:], [many + ": 199800 more errors not shown"],
+    "-n: the last line counts the errors not shown")
 
 # ---- SIGTERM while a probe is stalled ---------------------------------
 section("SIGTERM while a probe is stalled")

@@ -3,7 +3,8 @@
 A daemon with two capsules meets, phase by phase: 1,000 idle TCP
 connections held open, clients that send their headers one byte per
 100 ms, a 100 kB URL, 1 MB of headers, unknown methods (with and without a
-body), HTTP/1.0, three pipelined requests, and 50 concurrent scrapers (wrk
+body), ambiguous Content-Length and Transfer-Encoding (400 and a close),
+HTTP/1.0, three pipelined requests, and 50 concurrent scrapers (wrk
 when installed, else 50 threads). Throughout, a background thread asks
 /healthz every 0.2 s and each answer must come within 1 second; once
 everything is closed, process_open_fds must return to its baseline.
@@ -305,6 +306,47 @@ is_(status, 200, "HEAD /metrics: 200")
 status, _, body, _ = read_response(s, rest)
 is_((status, body), (200, b"ok\n"), "HEAD sends no body: the next response "
     "follows at once")
+s.close()
+
+# ---- ambiguous framing -----------------------------------------------------
+# Two Content-Lengths that differ, or Content-Length with Transfer-Encoding:
+# a proxy in front may take the other reading, so what follows could pass
+# as a request the proxy never saw (a path it filters). 400, then the
+# connection closes: nothing after the headers is read as a request. Each
+# used to be answered 200, the first Content-Length winning.
+w.phase = "framing"
+for name, req in (
+        ("two Content-Lengths that differ",
+         b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Length: 0\r\nContent-Length: 5\r\n\r\nhello"),
+        ("Content-Lengths that differ in case of name",
+         b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"content-length: 5\r\nCONTENT-LENGTH: 0\r\n\r\nhello"),
+        ("Content-Length and Transfer-Encoding",
+         b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+         b"0\r\n\r\n"),
+        ("Transfer-Encoding and Content-Length",
+         b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+         b"Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+         b"0\r\n\r\n")):
+    s = connect()
+    s.sendall(req + b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+    status, headers, body, rest = read_response(s)
+    is_((status, headers.get("connection")), (400, "close"),
+        "%s: 400, Connection: close" % name)
+    ok(closed(s) and not rest.startswith(b"HTTP/"),
+       "%s: closed, the request after it not answered" % name)
+    s.close()
+# The same length twice is one length: served.
+s = connect()
+s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+          b"Content-Length: 3\r\nContent-Length: 3\r\n\r\nabc"
+          b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
+status, _, body, rest = read_response(s)
+is_((status, body), (200, b"ok\n"), "the same Content-Length twice: 200")
+status, _, body, _ = read_response(s, rest)
+is_((status, body), (200, b"ok\n"), "and the next request too")
 s.close()
 
 # ---- HTTP/1.0 --------------------------------------------------------------

@@ -95,6 +95,7 @@ log_all(void)
 	log_info("some info");
 	log_debug("some detail");
 	log_notice("control\ncharacters stay on one line");
+	log_notice("no CSI: [\x1b[2J] [\xc2\x9b" "2J] [\x9b" "2J] [caf\xc3\xa9]");
 	return captured();
 }
 
@@ -143,6 +144,8 @@ main(void)
 	ok(!matches(out, "^<"), "no JOURNAL_STREAM: no priority prefix");
 	ok(matches(out, STAMP "control\\?characters stay on one line$"),
 	    "a newline in a message becomes ?");
+	ok(strstr(out, "no CSI: [?[2J] [??2J] [?2J] [caf\xc3\xa9]\n") != NULL,
+	    "ESC, a C1 control and an ill-formed byte become ?; an é stays");
 
 	/* The variable names another file: stderr is not the journal. */
 	set_journal_stream(other);

@@ -571,6 +571,67 @@ test_cache(void)
 	metrics_cache_free(mc);
 }
 
+/*
+ * Scrapes of one state of the store share the capsules' samples: one
+ * text, held by each (not a copy), and what follows it completes
+ * /metrics. A probe makes a new text; the old lives on while held.
+ */
+static void
+test_shared(void)
+{
+	struct metrics_cache	*mc = metrics_cache_new();
+	struct store		*s = store_new();
+	char			*names[2] = { "a", "b" };
+	struct metrics_text	*t1, *t2, *t3;
+	struct probe_result	 r;
+	struct buf		 b, rest1, rest2, rest3, whole;
+	const char		*d1, *d2, *d3;
+	char			*got, *want;
+	size_t			 n1, n2, n3;
+
+	sync_names(s, 2, names, NULL);
+	good_result(&r);
+	store_put(s, "a", &r);
+	buf_init(&rest1);
+	buf_init(&rest2);
+	buf_init(&rest3);
+	t1 = metrics_render_shared(&rest1, mc, s, NULL);
+	t2 = metrics_render_shared(&rest2, mc, s, NULL);
+	ok(t1 == t2, "two scrapes of one state share one text");
+	d1 = metrics_text_data(t1, &n1);
+	d2 = metrics_text_data(t2, &n2);
+	ok(d1 == d2 && n1 == n2 && n1 > 0, "its bytes, not a copy");
+	buf_init(&whole);
+	buf_add(&whole, d1, n1);
+	buf_add(&whole, rest1.data, rest1.len);
+	buf_init(&b);
+	render_fresh(&b, s, NULL);
+	got = upto_process(&whole);
+	want = upto_process(&b);
+	is_str(got, want, "the text then the rest is /metrics");
+	free(got);
+	free(want);
+	r.time += 60;
+	store_put(s, "b", &r);
+	t3 = metrics_render_shared(&rest3, mc, s, NULL);
+	d3 = metrics_text_data(t3, &n3);
+	ok(t3 != t1 && d3 != d1 && n3 > n1, "a probe makes a new text");
+	metrics_text_release(t2);
+	metrics_text_release(t3);
+	metrics_cache_free(mc);
+	ok(memcmp(metrics_text_data(t1, &n2), d1, n1) == 0 && n2 == n1,
+	    "a text held outlives the cache");
+	metrics_text_release(t1);
+	metrics_text_release(NULL);
+	buf_free(&b);
+	buf_free(&whole);
+	buf_free(&rest1);
+	buf_free(&rest2);
+	buf_free(&rest3);
+	result_clear(&r);
+	store_free(s);
+}
+
 static double
 now(void)
 {
@@ -630,6 +691,7 @@ main(void)
 	test_probe();
 	test_numbers();
 	test_cache();
+	test_shared();
 	test_big();
 	return done_testing();
 }

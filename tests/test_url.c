@@ -64,6 +64,13 @@ test_valid(void)
 		    "gemini://xn--n3h.net/" },
 		{ "gemini://xn--bcher-kva.example/", "xn--bcher-kva.example",
 		    1965, 0, "/", "gemini://xn--bcher-kva.example/" },
+		/* Names that only look like hex numbers. */
+		{ "gemini://0x.example/", "0x.example", 1965, 0, "/",
+		    "gemini://0x.example/" },
+		{ "gemini://0x7f.example/", "0x7f.example", 1965, 0, "/",
+		    "gemini://0x7f.example/" },
+		{ "gemini://deadbeef/", "deadbeef", 1965, 0, "/",
+		    "gemini://deadbeef/" },
 	};
 	struct url u, c;
 	const char *err;
@@ -150,6 +157,13 @@ test_invalid(void)
 		{ "gemini://10.1/", "invalid IPv4 address" },
 		{ "gemini://192.0.2.256/", "invalid IPv4 address" },
 		{ "gemini://1965/", "invalid IPv4 address" },
+		{ "gemini://0177.0.0.1/", "invalid IPv4 address" },
+		{ "gemini://0x7f000001/", "invalid IPv4 address" },
+		{ "gemini://0X7F000001/", "invalid IPv4 address" },
+		{ "gemini://0x7f.0x0.0x0.0x1/", "invalid IPv4 address" },
+		{ "gemini://0x7f.1/", "invalid IPv4 address" },
+		{ "gemini://127.0.0.0x1/", "invalid IPv4 address" },
+		{ "gemini://0x7f.0.0.1:1965/", "invalid IPv4 address" },
 		{ "gemini://[::1/", "IPv6 address without a closing ']'" },
 		{ "gemini://[::g]/", "invalid IPv6 address" },
 		{ "gemini://[]/", "invalid IPv6 address" },

@@ -4,7 +4,9 @@
  * the way a Prometheus parser reads a label value. The value must end at
  * the closing quote, hold no raw newline and use only the \\, \" and \n
  * escapes, the line must be valid UTF-8, and the value read back must be
- * the input (with ill-formed UTF-8 replaced by U+FFFD, as the escaper does).
+ * the input with ill-formed UTF-8 and controls but newline and tab (C0,
+ * DEL, C1) replaced by U+FFFD, as the escaper does: no ESC or CSI reaches
+ * whoever reads /metrics in a terminal.
  */
 #include "config.h"
 
@@ -62,10 +64,27 @@ parse_value(const char *line, size_t len, struct buf *out)
 	return 0;
 }
 
+/* What the value must read back as: s (well-formed) with its controls
+ * but newline and tab replaced. */
+static void
+expected(struct buf *out, const char *s, size_t len)
+{
+	size_t i = 0, n;
+
+	while (i < len) {
+		if (s[i] != '\n' && s[i] != '\t' &&
+		    (n = utf8_control_len(s + i, len - i)) != 0) {
+			buf_adds(out, "\xef\xbf\xbd");
+			i += n;
+		} else
+			buf_addc(out, s[i++]);
+	}
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct buf	 line, back, want;
+	struct buf	 line, back, want, clean;
 	char		*copy;
 	size_t		 len, start, used;
 
@@ -88,11 +107,17 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(used != 0);
 	CHECK(strcmp(line.data + start + used, "} 1\n") == 0);
 
-	utf8_sanitize(&want, copy, len);
+	buf_init(&clean);
+	utf8_sanitize(&clean, copy, len);
+	expected(&want, clean.data != NULL ? clean.data : "", clean.len);
 	CHECK(back.len == want.len);
 	CHECK(back.len == 0 || memcmp(back.data, want.data, want.len) == 0);
 	if (utf8_valid(copy, len))
-		CHECK(want.len == len && memcmp(want.data, copy, len) == 0);
+		CHECK(clean.len == len && (len == 0 ||
+		    memcmp(clean.data, copy, len) == 0));
+	CHECK(strchr(back.data != NULL ? back.data : "", '\x1b') == NULL);
+	CHECK(strstr(back.data != NULL ? back.data : "", "\xc2\x9b") == NULL);
+	buf_free(&clean);
 
 	buf_free(&line);
 	buf_free(&back);

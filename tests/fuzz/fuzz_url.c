@@ -3,10 +3,13 @@
  * invariants of a parsed URL, and the round trip: the canonical text
  * parses again to the very same URL. url_copy and url_free run too. The
  * same bytes go through url_pattern_parse as a probe-allow pattern, and a
- * pattern spelt from a parsed URL's host and port must match it.
+ * pattern spelt from a parsed URL's host and port must match it. A host
+ * taken for a name is never an IPv4 address to getaddrinfo (inet_aton:
+ * "0x7f000001", "0177.0.0.1", "127.1").
  */
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -62,6 +65,7 @@ int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct url u, again, copy;
+	struct in_addr in4;
 	const char *err = NULL;
 	char *p;
 	size_t len;
@@ -85,6 +89,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (u.host == NULL || u.host[0] == '\0' || u.path == NULL ||
 	    u.path[0] != '/' || len > URL_MAX || u.port < 1 ||
 	    u.port > 65535 || strncmp(u.text, "gemini://", 9) != 0)
+		abort();
+	if (!u.host_is_ip && inet_aton(u.host, &in4) != 0)
 		abort();
 	/* The canonical text is plain ASCII without blanks or controls. */
 	for (p = u.text; *p != '\0'; p++)
