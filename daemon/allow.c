@@ -15,8 +15,8 @@
 int
 allow_probe(const struct conf *conf, const struct url *u)
 {
-	const struct capsule_conf	*c;
-	size_t				 i;
+	const struct capsule_conf *c;
+	size_t i;
 
 	if (u == NULL || u->host == NULL)
 		return 0;

@@ -22,17 +22,17 @@
 #include "store.h"
 #include "utf8.h"
 
-#define SET(o, k, v)							\
-	do {								\
-		if (json_object_set_new((o), (k), (v)) != 0)		\
-			goto fail;					\
+#define SET(o, k, v)                                                           \
+	do {                                                                   \
+		if (json_object_set_new((o), (k), (v)) != 0)                   \
+			goto fail;                                             \
 	} while (0)
 
 static json_t *
 jstrn(const char *s, size_t len)
 {
-	struct buf	 b;
-	json_t		*j;
+	struct buf b;
+	json_t *j;
 
 	if (utf8_valid(s, len))
 		return json_stringn(s, len);
@@ -62,7 +62,7 @@ jtime(double t)
 {
 	char out[32];
 
-	if (!isfinite(t) || t < 0 || t > 253402300799.0)	/* 9999-12-31 */
+	if (!isfinite(t) || t < 0 || t > 253402300799.0) /* 9999-12-31 */
 		return json_null();
 	format_rfc3339((time_t)t, out);
 	return json_string(out);
@@ -88,8 +88,8 @@ fail:
 static int
 add_cert(json_t *o, const struct cert_facts *f)
 {
-	json_t	*c;
-	char	 t[32];
+	json_t *c;
+	char t[32];
 
 	if (!f->present)
 		return json_object_set_new(o, "cert", json_null());
@@ -97,9 +97,11 @@ add_cert(json_t *o, const struct cert_facts *f)
 	SET(o, "cert", c);
 	SET(c, "sha256",
 	    jstrn(f->sha256, strnlen(f->sha256, sizeof f->sha256)));
-	SET(c, "pubkey_sha256", f->pubkey_sha256[0] == '\0' ? json_null() :
-	    jstrn(f->pubkey_sha256,
-	    strnlen(f->pubkey_sha256, sizeof f->pubkey_sha256)));
+	SET(c, "pubkey_sha256",
+	    f->pubkey_sha256[0] == '\0'
+	        ? json_null()
+	        : jstrn(f->pubkey_sha256,
+	              strnlen(f->pubkey_sha256, sizeof f->pubkey_sha256)));
 	SET(c, "subject", jstr(f->subject));
 	SET(c, "issuer", jstr(f->issuer));
 	format_rfc3339(f->not_before, t);
@@ -110,8 +112,8 @@ add_cert(json_t *o, const struct cert_facts *f)
 	SET(c, "hostname_match", json_boolean(f->hostname_match));
 	SET(c, "tofu", jstr(tofu_name(f->tofu)));
 	/* Tells a renewal that kept the key from a new key. */
-	SET(c, "key_kept", f->key_kept < 0 ? json_null() :
-	    json_boolean(f->key_kept));
+	SET(c, "key_kept",
+	    f->key_kept < 0 ? json_null() : json_boolean(f->key_kept));
 	return 0;
 fail:
 	return -1;
@@ -120,8 +122,8 @@ fail:
 json_t *
 api_result(const struct probe_result *r, const char *capsule)
 {
-	json_t	*o, *d, *tls;
-	int	 p;
+	json_t *o, *d, *tls;
+	int p;
 
 	if ((o = json_object()) == NULL)
 		return NULL;
@@ -132,11 +134,13 @@ api_result(const struct probe_result *r, const char *capsule)
 	SET(o, "success", json_boolean(r->success));
 	if (add_error(o, r) != 0)
 		goto fail;
-	SET(o, "address", r->address[0] == '\0' ? json_null() :
-	    jstrn(r->address, strnlen(r->address, sizeof r->address)));
+	SET(o, "address",
+	    r->address[0] == '\0'
+	        ? json_null()
+	        : jstrn(r->address, strnlen(r->address, sizeof r->address)));
 	SET(o, "port", r->port > 0 ? json_integer(r->port) : json_null());
-	SET(o, "ip_protocol", r->ip_protocol != 0 ?
-	    json_integer(r->ip_protocol) : json_null());
+	SET(o, "ip_protocol",
+	    r->ip_protocol != 0 ? json_integer(r->ip_protocol) : json_null());
 
 	d = json_object();
 	SET(o, "durations", d);
@@ -155,11 +159,11 @@ api_result(const struct probe_result *r, const char *capsule)
 	if (add_cert(o, &r->cert) != 0)
 		goto fail;
 
-	SET(o, "status", r->status >= 0 ? json_integer(r->status) :
-	    json_null());
+	SET(o, "status",
+	    r->status >= 0 ? json_integer(r->status) : json_null());
 	SET(o, "meta", jstr(r->meta));
-	SET(o, "body_bytes", r->body_bytes >= 0 ?
-	    json_integer(r->body_bytes) : json_null());
+	SET(o, "body_bytes",
+	    r->body_bytes >= 0 ? json_integer(r->body_bytes) : json_null());
 	SET(o, "end", jstr(end_name(r->end)));
 	return o;
 fail:
@@ -170,8 +174,8 @@ fail:
 static int
 add_counters(json_t *o, const struct store_check *c)
 {
-	json_t	*cnt, *f, *e;
-	int	 i;
+	json_t *cnt, *f, *e;
+	int i;
 
 	cnt = json_object();
 	SET(o, "counters", cnt);
@@ -195,12 +199,12 @@ static int
 add_check(json_t *o, const struct store_capsule *cap,
     const struct store_check *c, int history)
 {
-	struct probe_result	 r;	/* a view: never cleared */
-	json_t			*h;
-	size_t			 i;
+	struct probe_result r; /* a view: never cleared */
+	json_t *h;
+	size_t i;
 
-	SET(o, "last", c->last != NULL ? api_result(c->last, cap->name) :
-	    json_null());
+	SET(o, "last",
+	    c->last != NULL ? api_result(c->last, cap->name) : json_null());
 	if (add_counters(o, c) != 0)
 		return -1;
 	if (!history)
@@ -231,8 +235,8 @@ capsule_json(const struct store_capsule *cap, int history)
 	else {
 		ep = json_object();
 		SET(o, "error_page", ep);
-		if (add_check(ep, cap, &cap->check[CHECK_ERROR_PAGE],
-		    history) != 0)
+		if (add_check(
+		        ep, cap, &cap->check[CHECK_ERROR_PAGE], history) != 0)
 			goto fail;
 	}
 	return o;
@@ -257,10 +261,10 @@ dump_to_buf(const char *p, size_t n, void *b)
 char *
 api_capsules(struct store *s)
 {
-	struct buf	 b;
-	json_t		*o;
-	size_t		 i, n;
-	int		 rv = 0;
+	struct buf b;
+	json_t *o;
+	size_t i, n;
+	int rv = 0;
 
 	buf_init(&b);
 	buf_adds(&b, "{\"capsules\":[");
@@ -288,9 +292,9 @@ api_capsules(struct store *s)
 char *
 api_capsule(struct store *s, const char *name)
 {
-	const struct store_capsule	*cap;
-	json_t				*o = NULL;
-	char				*text = NULL;
+	const struct store_capsule *cap;
+	json_t *o = NULL;
+	char *text = NULL;
 
 	store_rdlock(s);
 	if ((cap = store_find(s, name)) != NULL &&

@@ -23,41 +23,41 @@
 struct group;
 
 struct item {
-	struct batch		*b;
-	const struct probe_req	*req;
-	char			*key;
-	size_t			 id;
-	struct group		*group;
-	struct item		*next;	/* its group's queue */
+	struct batch *b;
+	const struct probe_req *req;
+	char *key;
+	size_t id;
+	struct group *group;
+	struct item *next; /* its group's queue */
 };
 
 struct group {
-	struct item	*head, *tail;
-	struct group	*next_ready;
+	struct item *head, *tail;
+	struct group *next_ready;
 };
 
 struct batch {
-	struct engine	*e;
-	unsigned	 parallel;
-	struct item	*items;
-	size_t		 n, cap;
-	struct group	*groups;
-	int		 started;
+	struct engine *e;
+	unsigned parallel;
+	struct item *items;
+	size_t n, cap;
+	struct group *groups;
+	int started;
 
-	pthread_mutex_t	 lock;		/* guards what follows */
-	pthread_cond_t	 cond;		/* every probe has ended */
-	struct group	*ready, *ready_tail;
-	unsigned	 in_flight;
-	size_t		 ended;
-	batch_result_fn	*result;
-	void		*arg;
+	pthread_mutex_t lock; /* guards what follows */
+	pthread_cond_t cond;  /* every probe has ended */
+	struct group *ready, *ready_tail;
+	unsigned in_flight;
+	size_t ended;
+	batch_result_fn *result;
+	void *arg;
 };
 
 struct batch *
 batch_new(struct engine *e, unsigned parallel)
 {
-	struct batch		*b;
-	pthread_condattr_t	 attr;
+	struct batch *b;
+	pthread_condattr_t attr;
 
 	b = xcalloc(1, sizeof *b);
 	b->e = e;
@@ -71,8 +71,8 @@ batch_new(struct engine *e, unsigned parallel)
 }
 
 void
-batch_add(struct batch *b, const struct probe_req *req, const char *key,
-    size_t id)
+batch_add(
+    struct batch *b, const struct probe_req *req, const char *key, size_t id)
 {
 	struct item *it;
 
@@ -116,9 +116,9 @@ ready_push(struct batch *b, struct group *g)
 static void
 batch_group(struct batch *b)
 {
-	struct item	**sorted, *it;
-	struct group	*g;
-	size_t		  i, ngroups = 0;
+	struct item **sorted, *it;
+	struct group *g;
+	size_t i, ngroups = 0;
 
 	if (b->n == 0)
 		return;
@@ -151,8 +151,8 @@ static void item_done(void *, struct probe_result *);
 static void
 batch_pump(struct batch *b)
 {
-	struct group	*g;
-	struct item	*it;
+	struct group *g;
+	struct item *it;
 
 	while (b->in_flight < b->parallel && (g = b->ready) != NULL) {
 		if ((b->ready = g->next_ready) == NULL)
@@ -170,8 +170,8 @@ batch_pump(struct batch *b)
 static void
 item_done(void *arg, struct probe_result *res)
 {
-	struct item	*it = arg;
-	struct batch	*b = it->b;
+	struct item *it = arg;
+	struct batch *b = it->b;
 
 	pthread_mutex_lock(&b->lock);
 	b->result(b->arg, it->id, res);
@@ -189,8 +189,8 @@ void
 batch_run(struct batch *b, batch_result_fn *result, batch_tick_fn *tick,
     double every, void *arg)
 {
-	struct timespec	until;
-	double		t;
+	struct timespec until;
+	double t;
 
 	assert(!b->started);
 	b->started = 1;
@@ -209,7 +209,8 @@ batch_run(struct batch *b, batch_result_fn *result, batch_tick_fn *tick,
 		until.tv_sec += (time_t)t;
 		until.tv_nsec = (long)((t - (double)(time_t)t) * 1e9);
 		if (pthread_cond_timedwait(&b->cond, &b->lock, &until) ==
-		    ETIMEDOUT && b->in_flight > 0) {
+		        ETIMEDOUT &&
+		    b->in_flight > 0) {
 			pthread_mutex_unlock(&b->lock);
 			tick(arg);
 			pthread_mutex_lock(&b->lock);

@@ -29,8 +29,8 @@ struct batch *batch_new(struct engine *e, unsigned parallel);
  * Add probe id of req (borrowed until its result was handed over); probes
  * with the same key (copied) never run at once. Only before batch_run.
  */
-void batch_add(struct batch *, const struct probe_req *req, const char *key,
-    size_t id);
+void batch_add(
+    struct batch *, const struct probe_req *req, const char *key, size_t id);
 /*
  * Run every probe, calling result for each as it ends, and tick (when not
  * NULL) every `every` seconds on the calling thread; return once every

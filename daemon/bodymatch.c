@@ -38,26 +38,25 @@
 
 /* CPU seconds a matcher may use whatever its deadline: a probe's
  * timeout is at most an hour (conf.c). */
-#define BODYMATCH_CPU_MAX	3600
+#define BODYMATCH_CPU_MAX 3600
 
 struct bodymatch {
-	pid_t			 pid;	/* -1 once reaped */
-	int			 fd;	/* the pipe's read end */
-	enum bodymatch_state	 state;
+	pid_t pid; /* -1 once reaped */
+	int fd;    /* the pipe's read end */
+	enum bodymatch_state state;
 };
 
 /* The child: match, answer, end. Only async-signal-safe calls but regexec
  * (whose malloc glibc keeps usable across fork). */
-static void __attribute__((noreturn))
-bodymatch_child(const regex_t *re, const char *body, size_t len, int out,
-    pid_t parent)
+static void __attribute__((noreturn)) bodymatch_child(
+    const regex_t *re, const char *body, size_t len, int out, pid_t parent)
 {
-	struct rlimit	 rl = { BODYMATCH_CPU_MAX, BODYMATCH_CPU_MAX };
+	struct rlimit rl = {BODYMATCH_CPU_MAX, BODYMATCH_CPU_MAX};
 	struct sigaction sa;
-	sigset_t	 none;
-	regmatch_t	 m[1];
-	char		 c;
-	int		 rv;
+	sigset_t none;
+	regmatch_t m[1];
+	char c;
+	int rv;
 
 	/* The daemon's handlers write to its signal pipe, closed below: a
 	 * SIGTERM to the whole group (a service manager's stop) ends us. */
@@ -70,7 +69,7 @@ bodymatch_child(const regex_t *re, const char *body, size_t len, int out,
 	(void)sigprocmask(SIG_SETMASK, &none, NULL);
 	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
 	if (getppid() != parent)
-		_exit(1);	/* the parent is already gone */
+		_exit(1); /* the parent is already gone */
 	(void)setrlimit(RLIMIT_CPU, &rl);
 	if (out > 3)
 		(void)close_range(3, (unsigned)out - 1, 0);
@@ -86,13 +85,14 @@ bodymatch_child(const regex_t *re, const char *body, size_t len, int out,
 struct bodymatch *
 bodymatch_start(const regex_t *re, const char *body, size_t len)
 {
-	struct bodymatch	*bm;
-	pid_t			 parent = getpid();
-	int			 p[2];
+	struct bodymatch *bm;
+	pid_t parent = getpid();
+	int p[2];
 
 	if ((size_t)(regoff_t)len != len || (regoff_t)len < 0) {
 		log_warnx("expect-body: a body of %zu bytes is too long to "
-		    "match", len);
+		          "match",
+		    len);
 		return NULL;
 	}
 	if (pipe2(p, O_CLOEXEC) == -1) {
@@ -124,9 +124,9 @@ bodymatch_fd(const struct bodymatch *bm)
 enum bodymatch_state
 bodymatch_result(struct bodymatch *bm)
 {
-	struct pollfd	 pfd = { bm->fd, POLLIN, 0 };
-	ssize_t		 n;
-	char		 c;
+	struct pollfd pfd = {bm->fd, POLLIN, 0};
+	ssize_t n;
+	char c;
 
 	if (bm->state != BODYMATCH_RUNNING)
 		return bm->state;
@@ -141,7 +141,7 @@ bodymatch_result(struct bodymatch *bm)
 	else if (n == 1 && c == 'n')
 		bm->state = BODYMATCH_NOMATCH;
 	else
-		bm->state = BODYMATCH_FAILED;	/* an error, or it died */
+		bm->state = BODYMATCH_FAILED; /* an error, or it died */
 	return bm->state;
 }
 
@@ -162,14 +162,14 @@ bodymatch_free(struct bodymatch *bm)
 }
 
 enum bodymatch_state
-bodymatch_run(const regex_t *re, const char *body, size_t len,
-    double deadline, int cancel_fd)
+bodymatch_run(const regex_t *re, const char *body, size_t len, double deadline,
+    int cancel_fd)
 {
-	struct bodymatch	*bm;
-	struct pollfd		 pfd[2];
-	enum bodymatch_state	 st;
-	nfds_t			 n = 1;
-	double			 left;
+	struct bodymatch *bm;
+	struct pollfd pfd[2];
+	enum bodymatch_state st;
+	nfds_t n = 1;
+	double left;
 
 	if ((bm = bodymatch_start(re, body, len)) == NULL)
 		return BODYMATCH_FAILED;

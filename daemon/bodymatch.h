@@ -12,12 +12,12 @@
 #include <stddef.h>
 
 enum bodymatch_state {
-	BODYMATCH_RUNNING,	/* no answer yet */
+	BODYMATCH_RUNNING, /* no answer yet */
 	BODYMATCH_MATCH,
 	BODYMATCH_NOMATCH,
-	BODYMATCH_FAILED,	/* could not run, or the matcher died */
-	BODYMATCH_TIMEOUT,	/* cut off at the deadline (bodymatch_run) */
-	BODYMATCH_CANCELLED	/* cut off by the cancel descriptor */
+	BODYMATCH_FAILED,   /* could not run, or the matcher died */
+	BODYMATCH_TIMEOUT,  /* cut off at the deadline (bodymatch_run) */
+	BODYMATCH_CANCELLED /* cut off by the cancel descriptor */
 };
 
 struct bodymatch;
@@ -28,8 +28,8 @@ struct bodymatch;
  * returns (the child has its own copy of both). NULL when no process
  * could be started (logged).
  */
-struct bodymatch *bodymatch_start(const regex_t *re, const char *body,
-    size_t len);
+struct bodymatch *bodymatch_start(
+    const regex_t *re, const char *body, size_t len);
 /* Readable (POLLIN) once the answer is in or the matcher died. */
 int bodymatch_fd(const struct bodymatch *);
 /* The answer once bodymatch_fd is readable; BODYMATCH_RUNNING before. */

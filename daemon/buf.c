@@ -64,8 +64,8 @@ buf_addc(struct buf *b, char c)
 void
 buf_printf(struct buf *b, const char *fmt, ...)
 {
-	va_list	 ap;
-	int	 n;
+	va_list ap;
+	int n;
 
 	buf_reserve(b, 64);
 	va_start(ap, fmt);

@@ -8,9 +8,9 @@
 #include <stddef.h>
 
 struct buf {
-	char	*data;	/* always NUL-terminated once anything was added */
-	size_t	 len;
-	size_t	 cap;
+	char *data; /* always NUL-terminated once anything was added */
+	size_t len;
+	size_t cap;
 };
 
 void buf_init(struct buf *);
@@ -18,7 +18,8 @@ void buf_free(struct buf *);
 void buf_add(struct buf *, const void *, size_t);
 void buf_adds(struct buf *, const char *);
 void buf_addc(struct buf *, char);
-void buf_printf(struct buf *, const char *, ...) __attribute__((format(printf, 2, 3)));
+void buf_printf(struct buf *, const char *, ...)
+    __attribute__((format(printf, 2, 3)));
 /* Return the contents (NUL-terminated, caller frees) and reset the buffer. */
 char *buf_steal(struct buf *, size_t *len);
 

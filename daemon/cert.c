@@ -58,12 +58,12 @@ int
 cert_facts_from_der(const unsigned char *der, size_t len, const char *hostname,
     struct cert_facts *f)
 {
-	gnutls_x509_crt_t	 crt = NULL;
-	gnutls_pubkey_t		 pub = NULL;
-	gnutls_datum_t		 d = { (unsigned char *)der, (unsigned)len };
-	gnutls_datum_t		 out = { NULL, 0 };
-	unsigned		 vstatus;
-	int			 rv = -1;
+	gnutls_x509_crt_t crt = NULL;
+	gnutls_pubkey_t pub = NULL;
+	gnutls_datum_t d = {(unsigned char *)der, (unsigned)len};
+	gnutls_datum_t out = {NULL, 0};
+	unsigned vstatus;
+	int rv = -1;
 
 	if (len > UINT32_MAX || gnutls_x509_crt_init(&crt) < 0)
 		return -1;
@@ -98,12 +98,14 @@ cert_facts_from_der(const unsigned char *der, size_t len, const char *hostname,
 	f->self_signed = 0;
 	if (gnutls_x509_crt_check_issuer(crt, crt) &&
 	    gnutls_x509_crt_verify(crt, &crt, 1,
-	    GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
-	    GNUTLS_VERIFY_ALLOW_SIGN_WITH_SHA1 |
-	    GNUTLS_VERIFY_ALLOW_BROKEN, &vstatus) >= 0 && vstatus == 0)
+	        GNUTLS_VERIFY_DISABLE_TIME_CHECKS |
+	            GNUTLS_VERIFY_ALLOW_SIGN_WITH_SHA1 |
+	            GNUTLS_VERIFY_ALLOW_BROKEN,
+	        &vstatus) >= 0 &&
+	    vstatus == 0)
 		f->self_signed = 1;
-	f->hostname_match = hostname != NULL &&
-	    gnutls_x509_crt_check_hostname2(crt, hostname, 0) != 0;
+	f->hostname_match = hostname != NULL && gnutls_x509_crt_check_hostname2(
+	                                            crt, hostname, 0) != 0;
 	f->present = 1;
 	rv = 0;
 fail:
@@ -116,23 +118,23 @@ fail:
 /* ---- TOFU store -------------------------------------------------------- */
 
 struct tofu_entry {
-	char	*key;		/* "host:port", IPv6 host in brackets */
-	char	 sha256[SHA256_HEX_LEN + 1];
-	char	 pubkey_sha256[SHA256_HEX_LEN + 1];
-	time_t	 first_seen;
-	time_t	 not_after;
+	char *key; /* "host:port", IPv6 host in brackets */
+	char sha256[SHA256_HEX_LEN + 1];
+	char pubkey_sha256[SHA256_HEX_LEN + 1];
+	time_t first_seen;
+	time_t not_after;
 };
 
 struct tofu_store {
-	pthread_mutex_t	 lock;
-	char		*path;		/* NULL: memory only */
-	int		 writable;	/* 0: path is read, never written */
-	struct tofu_entry *v;		/* sorted by key */
-	size_t		 n, cap;
-	int		 dirty;
-	time_t		 last_save;
-	struct stat	 seen;		/* the file as we last read or wrote it */
-	int		 have_seen;
+	pthread_mutex_t lock;
+	char *path;           /* NULL: memory only */
+	int writable;         /* 0: path is read, never written */
+	struct tofu_entry *v; /* sorted by key */
+	size_t n, cap;
+	int dirty;
+	time_t last_save;
+	struct stat seen; /* the file as we last read or wrote it */
+	int have_seen;
 };
 
 static int
@@ -154,7 +156,7 @@ tofu_key(const char *host, int port, char *out, size_t len)
 static struct tofu_entry *
 tofu_lookup(struct tofu_store *t, const char *key)
 {
-	struct tofu_entry k = { .key = (char *)key };
+	struct tofu_entry k = {.key = (char *)key};
 
 	if (t->n == 0)
 		return NULL;
@@ -177,7 +179,8 @@ is_hex64(const char *s)
 	size_t i;
 
 	for (i = 0; i < SHA256_HEX_LEN; i++)
-		if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+		if (!((s[i] >= '0' && s[i] <= '9') ||
+		        (s[i] >= 'a' && s[i] <= 'f')))
 			return 0;
 	return s[i] == '\0';
 }
@@ -211,11 +214,11 @@ tofu_insert(struct tofu_store *t, const struct tofu_entry *e)
 static void
 tofu_read(struct tofu_store *t)
 {
-	FILE			*fp;
-	char			 line[1024], key[300], a[80], b[80];
-	long long		 first, after;
-	struct tofu_entry	 e;
-	int			 fd, lineno = 0;
+	FILE *fp;
+	char line[1024], key[300], a[80], b[80];
+	long long first, after;
+	struct tofu_entry e;
+	int fd, lineno = 0;
 
 	if (t->path == NULL)
 		return;
@@ -242,10 +245,11 @@ tofu_read(struct tofu_store *t)
 		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
-		if (sscanf(line, "%299s %79s %79s %lld %lld", key, a, b,
-		    &first, &after) != 5 || !is_hex64(a) || !is_hex64(b)) {
-			log_warnx("%s:%d: malformed line ignored", t->path,
-			    lineno);
+		if (sscanf(line, "%299s %79s %79s %lld %lld", key, a, b, &first,
+		        &after) != 5 ||
+		    !is_hex64(a) || !is_hex64(b)) {
+			log_warnx(
+			    "%s:%d: malformed line ignored", t->path, lineno);
 			continue;
 		}
 		e.key = key;
@@ -263,11 +267,11 @@ tofu_read(struct tofu_store *t)
 static int
 tofu_lines(FILE *fp, void *arg)
 {
-	const struct tofu_store	*t = arg;
-	size_t			 i;
+	const struct tofu_store *t = arg;
+	size_t i;
 
 	fprintf(fp, "# gemwatch known hosts: host:port cert-sha256 "
-	    "pubkey-sha256 first-seen not-after\n");
+	            "pubkey-sha256 first-seen not-after\n");
 	for (i = 0; i < t->n; i++)
 		fprintf(fp, "%s %s %s %lld %lld\n", t->v[i].key, t->v[i].sha256,
 		    t->v[i].pubkey_sha256, (long long)t->v[i].first_seen,
@@ -280,7 +284,7 @@ static int
 tofu_write(struct tofu_store *t)
 {
 	if (t->path == NULL || !t->writable) {
-		t->dirty = 0;	/* kept in memory, as statedir_init said */
+		t->dirty = 0; /* kept in memory, as statedir_init said */
 		return 0;
 	}
 	if (file_replace(t->path, 0644, tofu_lines, t) == -1)
@@ -333,17 +337,17 @@ tofu_file_changed(struct tofu_store *t)
 	if (stat(t->path, &st) != 0)
 		return errno == ENOENT && t->have_seen;
 	return !t->have_seen || st.st_ino != t->seen.st_ino ||
-	    st.st_mtim.tv_sec != t->seen.st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != t->seen.st_mtim.tv_nsec ||
-	    st.st_size != t->seen.st_size;
+	       st.st_mtim.tv_sec != t->seen.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != t->seen.st_mtim.tv_nsec ||
+	       st.st_size != t->seen.st_size;
 }
 
 void
-tofu_check(struct tofu_store *t, const char *host, int port,
-    struct cert_facts *f)
+tofu_check(
+    struct tofu_store *t, const char *host, int port, struct cert_facts *f)
 {
-	char			 key[300];
-	struct tofu_entry	*e, ne;
+	char key[300];
+	struct tofu_entry *e, ne;
 
 	if (!f->present)
 		return;
@@ -388,10 +392,10 @@ tofu_flush(struct tofu_store *t)
 int
 tofu_forget(struct tofu_store *t, const char *host, int port)
 {
-	char			 key[300];
-	struct tofu_entry	*e;
-	size_t			 i;
-	int			 rv = -1;
+	char key[300];
+	struct tofu_entry *e;
+	size_t i;
+	int rv = -1;
 
 	tofu_key(host, port, key, sizeof key);
 	pthread_mutex_lock(&t->lock);

@@ -34,8 +34,8 @@ int tofu_free(struct tofu_store *);
  * or CHANGED) and f->key_kept; a new host:port is recorded and saved.
  * Thread-safe.
  */
-void tofu_check(struct tofu_store *, const char *host, int port,
-    struct cert_facts *f);
+void tofu_check(
+    struct tofu_store *, const char *host, int port, struct cert_facts *f);
 /*
  * Call about once a second: writes pending new entries, or re-reads the
  * file when another process (gemwatch trust) replaced it.

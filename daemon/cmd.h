@@ -30,8 +30,8 @@ int cmd_count(const char *, unsigned *);
  * Add a --resolver address to ss[*n] (at most CMD_RESOLVERS_MAX); 0, or
  * -1 after a message on stderr naming cmd.
  */
-int cmd_resolver(const char *cmd, const char *arg,
-    struct sockaddr_storage *ss, size_t *n);
+int cmd_resolver(
+    const char *cmd, const char *arg, struct sockaddr_storage *ss, size_t *n);
 /*
  * The probes in flight cmd may have: parallel, lowered (said on stderr)
  * to what the descriptor limit allows once raised to its hard limit.

@@ -27,15 +27,13 @@ int
 cmd_notify_test(int argc, char *argv[], const char *path)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	uint64_t		 counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	uint64_t counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
 	const struct capsule_conf *c = NULL;
-	struct conf		*conf;
-	struct notify		*n;
-	struct sigaction	 sa;
-	int			 ch, rv;
+	struct conf *conf;
+	struct notify *n;
+	struct sigaction sa;
+	int ch, rv;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
@@ -60,16 +58,20 @@ cmd_notify_test(int argc, char *argv[], const char *path)
 	if ((conf = conf_load_report(path, stderr)) == NULL)
 		return 1;
 	if (argc == 1 && (c = conf_capsule(conf, argv[0])) == NULL) {
-		fprintf(stderr, "gemwatch notify-test: no capsule named \"%s\" "
-		    "in %s\n", argv[0], path);
+		fprintf(stderr,
+		    "gemwatch notify-test: no capsule named \"%s\" "
+		    "in %s\n",
+		    argv[0], path);
 		conf_free(conf);
 		return 2;
 	}
 	if (c == NULL && conf->ncapsules > 0)
 		c = &conf->capsules[0];
 	if (conf->nnotify == 0) {
-		fprintf(stderr, "gemwatch notify-test: %s has no notify "
-		    "command\n", path);
+		fprintf(stderr,
+		    "gemwatch notify-test: %s has no notify "
+		    "command\n",
+		    path);
 		conf_free(conf);
 		return 1;
 	}

@@ -29,28 +29,29 @@
 static void
 probe_usage(FILE *f)
 {
-	fprintf(f, "usage: gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] "
+	fprintf(f,
+	    "usage: gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] "
 	    "[--sni NAME]\n"
 	    "                      [--resolver ADDR[:PORT]]... URL...\n");
 }
 
 /* The reports so far, to print in the order of the arguments. */
 struct reports {
-	struct probe_result	*results;
-	unsigned char		*have;
-	const struct url	*urls;
-	size_t			 n, next;
-	json_t			*list;		/* -j: the results so far */
-	int			 failed;
+	struct probe_result *results;
+	unsigned char *have;
+	const struct url *urls;
+	size_t n, next;
+	json_t *list; /* -j: the results so far */
+	int failed;
 };
 
 /* Print result i: a report in words, or an entry of the JSON list. */
 static void
-probe_print(const struct probe_result *res, const struct url *u, size_t i,
-    json_t *list)
+probe_print(
+    const struct probe_result *res, const struct url *u, size_t i, json_t *list)
 {
-	struct buf	 b;
-	json_t		*j;
+	struct buf b;
+	json_t *j;
 
 	if (list != NULL) {
 		if ((j = api_result(res, u->text)) == NULL ||
@@ -78,8 +79,8 @@ probe_result(void *arg, size_t id, struct probe_result *res)
 	for (; r->next < r->n && r->have[r->next]; r->next++) {
 		if (!r->results[r->next].success)
 			r->failed = 1;
-		probe_print(&r->results[r->next], &r->urls[r->next], r->next,
-		    r->list);
+		probe_print(
+		    &r->results[r->next], &r->urls[r->next], r->next, r->list);
 		result_clear(&r->results[r->next]);
 		if (r->list == NULL)
 			fflush(stdout);
@@ -90,28 +91,26 @@ int
 cmd_probe(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-		{ "sni", required_argument, NULL, 'S' },
-		{ "resolver", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct sockaddr_storage	 resolvers[CMD_RESOLVERS_MAX];
-	struct probe_req	*reqs = NULL;
-	struct reports		 r;
-	struct url		*urls = NULL;
-	struct engine		*e = NULL;
-	struct batch		*b = NULL;
-	const char		*err, *sni = NULL;
-	json_t			*doc = NULL, *list = NULL;
-	char			*text, *key;
-	double			 timeout = DEFAULT_TIMEOUT;
-	size_t			 i, n, nresolvers = 0;
-	unsigned		 parallel = CMD_PARALLEL;
-	int			 ch, family = AF_UNSPEC, as_json = 0, rv = 1;
+	    {"sni", required_argument, NULL, 'S'},
+	    {"resolver", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct sockaddr_storage resolvers[CMD_RESOLVERS_MAX];
+	struct probe_req *reqs = NULL;
+	struct reports r;
+	struct url *urls = NULL;
+	struct engine *e = NULL;
+	struct batch *b = NULL;
+	const char *err, *sni = NULL;
+	json_t *doc = NULL, *list = NULL;
+	char *text, *key;
+	double timeout = DEFAULT_TIMEOUT;
+	size_t i, n, nresolvers = 0;
+	unsigned parallel = CMD_PARALLEL;
+	int ch, family = AF_UNSPEC, as_json = 0, rv = 1;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "46c:hjt:", longopts,
-	    NULL)) != -1) {
+	while (
+	    (ch = getopt_long(argc, argv, "46c:hjt:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case '4':
 			family = AF_INET;
@@ -121,7 +120,8 @@ cmd_probe(int argc, char *argv[])
 			break;
 		case 'c':
 			if (cmd_count(optarg, &parallel) == -1) {
-				fprintf(stderr, "gemwatch probe: -c takes a "
+				fprintf(stderr,
+				    "gemwatch probe: -c takes a "
 				    "number from 1 to 1000000, not \"%s\"\n",
 				    optarg);
 				return 2;
@@ -132,7 +132,8 @@ cmd_probe(int argc, char *argv[])
 			break;
 		case 't':
 			if (cmd_seconds(optarg, &timeout) == -1) {
-				fprintf(stderr, "gemwatch probe: -t takes "
+				fprintf(stderr,
+				    "gemwatch probe: -t takes "
 				    "seconds between 0 and 3600, not \"%s\"\n",
 				    optarg);
 				return 2;
@@ -142,8 +143,8 @@ cmd_probe(int argc, char *argv[])
 			sni = optarg;
 			break;
 		case 'R':
-			if (cmd_resolver("probe", optarg, resolvers,
-			    &nresolvers) == -1)
+			if (cmd_resolver(
+			        "probe", optarg, resolvers, &nresolvers) == -1)
 				return 2;
 			break;
 		case 'h':
@@ -166,8 +167,8 @@ cmd_probe(int argc, char *argv[])
 	urls = xcalloc(n, sizeof *urls);
 	for (i = 0; i < n; i++) {
 		if (url_parse(argv[i], strlen(argv[i]), &urls[i], &err) == -1) {
-			fprintf(stderr, "gemwatch probe: %s: %s\n", argv[i],
-			    err);
+			fprintf(
+			    stderr, "gemwatch probe: %s: %s\n", argv[i], err);
 			rv = 2;
 			goto done;
 		}
@@ -205,8 +206,8 @@ cmd_probe(int argc, char *argv[])
 	/* Reports in the order of the arguments, each as soon as it can. */
 	batch_run(b, probe_result, NULL, 0, &r);
 	if (as_json) {
-		if ((text = json_dumps(doc, JSON_INDENT(2) |
-		    JSON_REAL_PRECISION(15))) == NULL)
+		if ((text = json_dumps(doc,
+		         JSON_INDENT(2) | JSON_REAL_PRECISION(15))) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);

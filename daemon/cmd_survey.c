@@ -34,22 +34,22 @@
 #include "url.h"
 #include "xmalloc.h"
 
-#define SURVEY_MAX	1000000	/* capsules in one list */
-#define PROGRESS_EVERY	0.25	/* seconds between progress lines */
+#define SURVEY_MAX 1000000  /* capsules in one list */
+#define PROGRESS_EVERY 0.25 /* seconds between progress lines */
 
 enum format { FORMAT_WORDS, FORMAT_CSV, FORMAT_JSON };
 
 struct list {
-	struct url	*urls;
-	size_t		 n, cap;
-	size_t		 bad_lines, duplicates;
+	struct url *urls;
+	size_t n, cap;
+	size_t bad_lines, duplicates;
 };
 
 static void
 survey_usage(FILE *f)
 {
 	fprintf(f, "usage: gemwatch survey [-c N] [-t SECONDS] [-j | --csv] "
-	    "[--resolver ADDR[:PORT]]... [FILE | -]\n");
+	           "[--resolver ADDR[:PORT]]... [FILE | -]\n");
 }
 
 static void
@@ -80,11 +80,11 @@ list_free(struct list *l)
 static int
 list_read(FILE *f, const char *name, struct list *l)
 {
-	struct url	 u;
-	const char	*err;
-	char		 line[SURVEY_LINE_MAX + 2];
-	size_t		 len, lineno = 0;
-	int		 c, rv;
+	struct url u;
+	const char *err;
+	char line[SURVEY_LINE_MAX + 2];
+	size_t len, lineno = 0;
+	int c, rv;
 
 	for (;;) {
 		len = 0;
@@ -102,8 +102,10 @@ list_read(FILE *f, const char *name, struct list *l)
 		} else if (rv == 1) {
 			if (l->n == SURVEY_MAX) {
 				url_free(&u);
-				fprintf(stderr, "gemwatch survey: %s: more "
-				    "than %d capsules\n", name, SURVEY_MAX);
+				fprintf(stderr,
+				    "gemwatch survey: %s: more "
+				    "than %d capsules\n",
+				    name, SURVEY_MAX);
 				return -1;
 			}
 			list_add(l, &u);
@@ -135,9 +137,9 @@ url_ptr_cmp(const void *a, const void *b)
 static void
 list_dedup(struct list *l)
 {
-	struct url	**sorted;
-	unsigned char	 *dup;
-	size_t		  i, k;
+	struct url **sorted;
+	unsigned char *dup;
+	size_t i, k;
 
 	if (l->n < 2)
 		return;
@@ -165,8 +167,8 @@ list_dedup(struct list *l)
 static void
 csv_field(struct buf *b, const char *s, int last)
 {
-	struct buf	 t;
-	const char	*p;
+	struct buf t;
+	const char *p;
 
 	buf_init(&t);
 	report_safe(&t, s);
@@ -184,15 +186,16 @@ csv_field(struct buf *b, const char *s, int last)
 	buf_addc(b, last ? '\n' : ',');
 }
 
-static const char csv_header[] = "url,success,reason,stage,status,meta,end,"
+static const char csv_header[] =
+    "url,success,reason,stage,status,meta,end,"
     "tls_version,tls_cipher,address,ip_protocol,self_signed,expired,"
     "hostname_match,not_after,total,message\n";
 
 static void
 line_csv(struct buf *b, const struct probe_result *r, double now)
 {
-	const struct cert_facts	*c = &r->cert;
-	char			 num[32], t[32];
+	const struct cert_facts *c = &r->cert;
+	char num[32], t[32];
 
 	csv_field(b, r->url, 0);
 	csv_field(b, r->success ? "true" : "false", 0);
@@ -208,10 +211,16 @@ line_csv(struct buf *b, const struct probe_result *r, double now)
 	snprintf(num, sizeof num, "%d", r->ip_protocol);
 	csv_field(b, r->ip_protocol != 0 ? num : NULL, 0);
 	csv_field(b, !c->present ? NULL : c->self_signed ? "true" : "false", 0);
-	csv_field(b, !c->present ? NULL :
-	    (double)c->not_after < now ? "true" : "false", 0);
-	csv_field(b, !c->present ? NULL :
-	    c->hostname_match ? "true" : "false", 0);
+	csv_field(b,
+	    !c->present                  ? NULL
+	    : (double)c->not_after < now ? "true"
+	                                 : "false",
+	    0);
+	csv_field(b,
+	    !c->present         ? NULL
+	    : c->hostname_match ? "true"
+	                        : "false",
+	    0);
 	if (c->present)
 		format_rfc3339(c->not_after, t);
 	csv_field(b, c->present ? t : NULL, 0);
@@ -224,8 +233,8 @@ line_csv(struct buf *b, const struct probe_result *r, double now)
 static void
 line_words(struct buf *b, const struct probe_result *r)
 {
-	buf_printf(b, "%s %s ", r->url,
-	    r->success ? "ok" : reason_name(r->reason));
+	buf_printf(
+	    b, "%s %s ", r->url, r->success ? "ok" : reason_name(r->reason));
 	if (r->status >= 0)
 		buf_printf(b, "%d ", r->status);
 	else
@@ -242,8 +251,8 @@ line_words(struct buf *b, const struct probe_result *r)
 static void
 line_json(struct buf *b, const struct probe_result *r)
 {
-	json_t	*j;
-	char	*text;
+	json_t *j;
+	char *text;
 
 	if ((j = api_result(r, r->url)) == NULL ||
 	    (text = json_dumps(j, API_DUMP_FLAGS)) == NULL)
@@ -257,8 +266,8 @@ line_json(struct buf *b, const struct probe_result *r)
 static void
 progress(size_t done, size_t total, double elapsed)
 {
-	double	rate = elapsed > 0 ? (double)done / elapsed : 0;
-	long	left;
+	double rate = elapsed > 0 ? (double)done / elapsed : 0;
+	long left;
 
 	fprintf(stderr, "\r\033[K%zu/%zu", done, total);
 	if (done > 0 && rate > 0) {
@@ -271,14 +280,14 @@ progress(size_t done, size_t total, double elapsed)
 
 /* What the result and tick callbacks share. */
 struct survey {
-	struct batch	*b;
-	struct census	 census;
-	enum format	 format;
-	struct buf	 out;
-	size_t		 total;
-	double		 start;
-	int		 tty;
-	int		 progress_shown;
+	struct batch *b;
+	struct census census;
+	enum format format;
+	struct buf out;
+	size_t total;
+	double start;
+	int tty;
+	int progress_shown;
 };
 
 /* A probe ended: its line, and count it in. */
@@ -320,33 +329,31 @@ int
 cmd_survey(int argc, char *argv[])
 {
 	static const struct option longopts[] = {
-		{ "csv", no_argument, NULL, 'C' },
-		{ "resolver", required_argument, NULL, 'R' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct sockaddr_storage	 resolvers[CMD_RESOLVERS_MAX];
-	struct list		 list;
-	struct survey		 sv;
-	struct probe_req	*reqs = NULL;
-	struct engine		*e = NULL;
-	enum format		 format = FORMAT_WORDS;
-	const char		*path = "-";
-	FILE			*f;
-	json_t			*j;
-	char			*text;
-	double			 timeout = 10;
-	size_t			 i, nresolvers = 0;
-	unsigned		 parallel = CMD_PARALLEL;
-	int			 ch, rv;
+	    {"csv", no_argument, NULL, 'C'},
+	    {"resolver", required_argument, NULL, 'R'},
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct sockaddr_storage resolvers[CMD_RESOLVERS_MAX];
+	struct list list;
+	struct survey sv;
+	struct probe_req *reqs = NULL;
+	struct engine *e = NULL;
+	enum format format = FORMAT_WORDS;
+	const char *path = "-";
+	FILE *f;
+	json_t *j;
+	char *text;
+	double timeout = 10;
+	size_t i, nresolvers = 0;
+	unsigned parallel = CMD_PARALLEL;
+	int ch, rv;
 
 	optind = 1;
-	while ((ch = getopt_long(argc, argv, "c:hjt:", longopts,
-	    NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:hjt:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
 			if (cmd_count(optarg, &parallel) == -1) {
-				fprintf(stderr, "gemwatch survey: -c takes a "
+				fprintf(stderr,
+				    "gemwatch survey: -c takes a "
 				    "number from 1 to 1000000, not \"%s\"\n",
 				    optarg);
 				return 2;
@@ -360,15 +367,16 @@ cmd_survey(int argc, char *argv[])
 			break;
 		case 't':
 			if (cmd_seconds(optarg, &timeout) == -1) {
-				fprintf(stderr, "gemwatch survey: -t takes "
+				fprintf(stderr,
+				    "gemwatch survey: -t takes "
 				    "seconds between 0 and 3600, not \"%s\"\n",
 				    optarg);
 				return 2;
 			}
 			break;
 		case 'R':
-			if (cmd_resolver("survey", optarg, resolvers,
-			    &nresolvers) == -1)
+			if (cmd_resolver(
+			        "survey", optarg, resolvers, &nresolvers) == -1)
 				return 2;
 			break;
 		case 'h':
@@ -451,8 +459,8 @@ cmd_survey(int argc, char *argv[])
 		json_decref(j);
 	} else {
 		census_text(&sv.out, &sv.census);
-		fwrite(sv.out.data, 1, sv.out.len, format == FORMAT_CSV ?
-		    stderr : stdout);
+		fwrite(sv.out.data, 1, sv.out.len,
+		    format == FORMAT_CSV ? stderr : stdout);
 	}
 	rv = fflush(stdout) != 0 ? 1 : 0;
 	buf_free(&sv.out);

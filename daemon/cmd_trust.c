@@ -33,10 +33,10 @@ static int
 trust_one(const struct conf *conf, const struct capsule_conf *c,
     struct tofu_store *tofu)
 {
-	struct probe_req	 req;
-	struct probe_result	 res;
-	struct buf		 subject;
-	int			 rv = 1;
+	struct probe_req req;
+	struct probe_result res;
+	struct buf subject;
+	int rv = 1;
 
 	probe_req_for(conf, c, CHECK_PAGE, &req);
 	req.fingerprint = NULL;
@@ -54,8 +54,9 @@ trust_one(const struct conf *conf, const struct capsule_conf *c,
 	buf_init(&subject);
 	utf8_escape_text(&subject, res.cert.subject, strlen(res.cert.subject));
 	printf("%s: now trusting the certificate of %s port %d\n"
-	    "  sha256 %s\n  subject %s\n", c->name, c->url.host, c->url.port,
-	    res.cert.sha256, subject.data != NULL ? subject.data : "");
+	       "  sha256 %s\n  subject %s\n",
+	    c->name, c->url.host, c->url.port, res.cert.sha256,
+	    subject.data != NULL ? subject.data : "");
 	buf_free(&subject);
 	if (c->has_fingerprint)
 		printf("  note: %s pins a fingerprint; the pin still decides\n",
@@ -70,15 +71,13 @@ int
 cmd_trust(int argc, char *argv[], const char *path)
 {
 	static const struct option longopts[] = {
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 }
-	};
-	struct conf		*conf;
-	struct tofu_store	*tofu;
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	struct conf *conf;
+	struct tofu_store *tofu;
 	const struct capsule_conf *c;
-	const struct passwd	*pw;
-	size_t			 i;
-	int			 ch, rv = 0;
+	const struct passwd *pw;
+	size_t i;
+	int ch, rv = 0;
 
 	optind = 1;
 	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
@@ -104,8 +103,10 @@ cmd_trust(int argc, char *argv[], const char *path)
 		return 1;
 	for (i = 0; i < (size_t)argc; i++) {
 		if (conf_capsule(conf, argv[i]) == NULL) {
-			fprintf(stderr, "gemwatch trust: no capsule named "
-			    "\"%s\" in %s\n", argv[i], path);
+			fprintf(stderr,
+			    "gemwatch trust: no capsule named "
+			    "\"%s\" in %s\n",
+			    argv[i], path);
 			conf_free(conf);
 			return 2;
 		}

@@ -15,8 +15,8 @@
 int
 cmd_seconds(const char *s, double *out)
 {
-	char	*end;
-	double	 v;
+	char *end;
+	double v;
 
 	v = strtod(s, &end);
 	if (end == s || *end != '\0' || !(v > 0) || v > 3600)
@@ -28,8 +28,8 @@ cmd_seconds(const char *s, double *out)
 int
 cmd_count(const char *s, unsigned *out)
 {
-	char		*end;
-	unsigned long	 v;
+	char *end;
+	unsigned long v;
 
 	if (*s < '0' || *s > '9')
 		return -1;
@@ -41,19 +41,20 @@ cmd_count(const char *s, unsigned *out)
 }
 
 int
-cmd_resolver(const char *cmd, const char *arg, struct sockaddr_storage *ss,
-    size_t *n)
+cmd_resolver(
+    const char *cmd, const char *arg, struct sockaddr_storage *ss, size_t *n)
 {
 	const char *err;
 
 	if (*n == CMD_RESOLVERS_MAX) {
-		fprintf(stderr, "gemwatch %s: at most %d --resolver addresses\n",
-		    cmd, CMD_RESOLVERS_MAX);
+		fprintf(stderr,
+		    "gemwatch %s: at most %d --resolver addresses\n", cmd,
+		    CMD_RESOLVERS_MAX);
 		return -1;
 	}
 	if (parse_resolver(arg, &ss[*n], &err) == -1) {
-		fprintf(stderr, "gemwatch %s: --resolver \"%s\": %s\n", cmd, arg,
-		    err);
+		fprintf(stderr, "gemwatch %s: --resolver \"%s\": %s\n", cmd,
+		    arg, err);
 		return -1;
 	}
 	(*n)++;
@@ -63,15 +64,17 @@ cmd_resolver(const char *cmd, const char *arg, struct sockaddr_storage *ss,
 unsigned
 cmd_parallel(const char *cmd, unsigned parallel)
 {
-	unsigned long	limit;
-	unsigned	cap;
+	unsigned long limit;
+	unsigned cap;
 
 	limit = engine_fd_raise();
 	cap = engine_fd_capacity();
 	if (parallel > cap) {
-		fprintf(stderr, "gemwatch %s: the file descriptor limit (%lu) "
+		fprintf(stderr,
+		    "gemwatch %s: the file descriptor limit (%lu) "
 		    "allows %u probes at once, not %u; raise it (ulimit -n) "
-		    "for more\n", cmd, limit, cap, parallel);
+		    "for more\n",
+		    cmd, limit, cap, parallel);
 		parallel = cap;
 	}
 	return parallel;

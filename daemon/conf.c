@@ -43,7 +43,7 @@
 
 #define CONF_FILE_MAX (16 * 1024 * 1024) /* bytes conf_load reads */
 #define CONF_LINE_MAX 65536              /* bytes in one line */
-#define CONF_SHOW_MAX 64  /* bytes of a value quoted in a message */
+#define CONF_SHOW_MAX 64 /* bytes of a value quoted in a message */
 /*
  * Errors reported: the first ones in line order, then a count of the
  * rest. A file of 8 million bad lines took 48 s and 800 MB to report.
@@ -51,10 +51,10 @@
 #define CONF_ERRORS_MAX 200
 #define CONF_NAME_MAX 128 /* bytes in a capsule name */
 #define CONF_SHARD_MAX 1000
-#define CONF_PATH_MAX 4096   /* bytes in state-dir */
-#define CONF_USER_MAX 32     /* bytes in a user name */
-#define CONF_NOTIFY_MAX 16   /* notify commands */
-#define CONF_NOTIFY_ARGS 64  /* words in one notify command */
+#define CONF_PATH_MAX 4096    /* bytes in state-dir */
+#define CONF_USER_MAX 32      /* bytes in a user name */
+#define CONF_NOTIFY_MAX 16    /* notify commands */
+#define CONF_NOTIFY_ARGS 64   /* words in one notify command */
 #define CONF_RESOLVERS_MAX 16 /* resolver addresses */
 #define CONF_CONCURRENCY_MAX 65536
 #define DNS_PORT 53
@@ -160,11 +160,11 @@ struct parser {
 	int seen[nitems(directives)]; /* first line */
 	int *listen_line;             /* parallel to conf->listen */
 	size_t capsules_cap;
-	struct conf_error *errs;      /* at most CONF_ERRORS_MAX */
+	struct conf_error *errs; /* at most CONF_ERRORS_MAX */
 	size_t nerrs;
-	size_t seq;                   /* errors found so far */
-	size_t dropped;               /* found but not kept */
-	size_t last;                  /* full: the one reported last */
+	size_t seq;     /* errors found so far */
+	size_t dropped; /* found but not kept */
+	size_t last;    /* full: the one reported last */
 };
 
 static void conf_error(struct parser *, int, const char *, ...)
@@ -188,7 +188,7 @@ conf_error_cmp(const void *a, const void *b)
 static void
 conf_error(struct parser *p, int line, const char *fmt, ...)
 {
-	struct conf_error *e, key = { line, p->seq, NULL };
+	struct conf_error *e, key = {line, p->seq, NULL};
 	char msg[1024];
 	va_list ap;
 	size_t i;
@@ -202,8 +202,8 @@ conf_error(struct parser *p, int line, const char *fmt, ...)
 		free(e->msg);
 	} else {
 		if (p->errs == NULL)
-			p->errs = xreallocarray(NULL, CONF_ERRORS_MAX,
-			    sizeof(*p->errs));
+			p->errs = xreallocarray(
+			    NULL, CONF_ERRORS_MAX, sizeof(*p->errs));
 		e = &p->errs[p->nerrs++];
 	}
 	va_start(ap, fmt);
@@ -710,7 +710,8 @@ d_notify(struct parser *p, char **argv, size_t argc)
 	cmd = xcalloc(argc + 1, sizeof(*cmd));
 	for (i = 0; i < argc; i++)
 		cmd[i] = xstrdup(argv[i]);
-	c->notify = xreallocarray(c->notify, c->nnotify + 1, sizeof(*c->notify));
+	c->notify =
+	    xreallocarray(c->notify, c->nnotify + 1, sizeof(*c->notify));
 	c->notify[c->nnotify++] = cmd;
 }
 
@@ -785,9 +786,8 @@ parse_resolver(const char *text, struct sockaddr_storage *ss, const char **err)
 	}
 	memcpy(host, start, hostlen);
 	host[hostlen] = '\0';
-	if (portp != NULL &&
-	    (parse_digits(portp, strlen(portp), &port) == -1 || port < 1 ||
-	        port > 65535)) {
+	if (portp != NULL && (parse_digits(portp, strlen(portp), &port) == -1 ||
+	                         port < 1 || port > 65535)) {
 		*err = "the port must be a number from 1 to 65535";
 		return -1;
 	}
@@ -1011,7 +1011,8 @@ fingerprint_parse(const char *s, unsigned char out[32])
 	for (i = 0; i < 32; i++) {
 		if (i > 0 && *s == ':')
 			s++;
-		if ((hi = hex_value(s[0])) == -1 || (lo = hex_value(s[1])) == -1)
+		if ((hi = hex_value(s[0])) == -1 ||
+		    (lo = hex_value(s[1])) == -1)
 			return -1;
 		out[i] = (unsigned char)(hi << 4 | lo);
 		s += 2;
@@ -1314,8 +1315,8 @@ conf_finish(struct parser *p)
 }
 
 struct conf *
-conf_parse(const char *name, const char *buf, size_t len,
-    struct conf_errors *errs)
+conf_parse(
+    const char *name, const char *buf, size_t len, struct conf_errors *errs)
 {
 	struct parser p;
 	struct conf *conf;
@@ -1508,9 +1509,9 @@ conf_running(void)
 struct conf *
 conf_load_report(const char *path, FILE *f)
 {
-	struct conf_errors	 errs = { NULL, 0 };
-	struct conf		*conf;
-	size_t			 i;
+	struct conf_errors errs = {NULL, 0};
+	struct conf *conf;
+	size_t i;
 
 	conf = conf_load(path, &errs);
 	for (i = 0; i < errs.n; i++)

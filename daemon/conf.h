@@ -19,62 +19,63 @@
 #include "url.h"
 
 struct listen_addr {
-	char			*text;	/* as written: "127.0.0.1:19650", "[::1]:19650" */
-	struct sockaddr_storage	 ss;	/* numeric, resolved at load */
-	socklen_t		 sslen;
+	char *text; /* as written: "127.0.0.1:19650", "[::1]:19650" */
+	struct sockaddr_storage ss; /* numeric, resolved at load */
+	socklen_t sslen;
 };
 
 struct capsule_conf {
-	char		*name;		/* unique; defaults to the URL as written */
-	struct url	 url;
-	double		 interval;	/* seconds, global default applied */
-	double		 timeout;	/* seconds, global default applied */
+	char *name; /* unique; defaults to the URL as written */
+	struct url url;
+	double interval; /* seconds, global default applied */
+	double timeout;  /* seconds, global default applied */
 	struct status_spec expect_status;
-	int		 require_close_notify;
-	char		*sni;		/* NULL: the URL's host (none for IP literals) */
-	int		 family;	/* AF_UNSPEC, AF_INET or AF_INET6 */
-	int		 has_fingerprint;
-	unsigned char	 fingerprint[32];	/* SHA-256 of the DER */
-	char		*expect_body_src;	/* NULL when absent */
-	regex_t		 expect_body;	/* compiled when expect_body_src */
-	char		*error_path;	/* NULL when absent */
-	struct url	 error_url;	/* the URL with error_path, when error_path */
-	int		 notify;	/* 0: notify=no, no notify command for it */
-	int		 line;		/* where it was defined */
+	int require_close_notify;
+	char *sni;  /* NULL: the URL's host (none for IP literals) */
+	int family; /* AF_UNSPEC, AF_INET or AF_INET6 */
+	int has_fingerprint;
+	unsigned char fingerprint[32]; /* SHA-256 of the DER */
+	char *expect_body_src;         /* NULL when absent */
+	regex_t expect_body;           /* compiled when expect_body_src */
+	char *error_path;              /* NULL when absent */
+	struct url error_url; /* the URL with error_path, when error_path */
+	int notify;           /* 0: notify=no, no notify command for it */
+	int line;             /* where it was defined */
 };
 
 struct conf {
-	char			*path;
-	struct listen_addr	*listen;
-	size_t			 nlisten;
-	double			 interval;	/* [60] */
-	double			 timeout;	/* [10] */
-	unsigned		 concurrency;	/* [16]: probes in flight at most */
-	unsigned		 history;	/* [120] */
-	char			*state_dir;
-	int			 state_dir_named;	/* by the file */
-	size_t			 max_body;	/* [4 MiB] */
-	char			*user;		/* NULL: do not change user */
-	char			**probe_allow;
-	size_t			 nprobe_allow;
-	struct sockaddr_storage	*resolvers;	/* DNS servers; none: resolv.conf's */
-	size_t			 nresolvers;
-	unsigned		 shard_k, shard_n;	/* [1/1] */
-	char			***notify;	/* commands: NULL-terminated argv each */
-	size_t			 nnotify;
-	unsigned		 notify_after;	/* [2] consecutive results */
-	double			 notify_repeat;	/* [0: off] seconds */
-	unsigned		 notify_cert_days;	/* [14]; 0: never */
-	double			 notify_timeout;	/* [30] seconds */
-	struct capsule_conf	*capsules;
-	size_t			 ncapsules;
-	atomic_uint		 refs;		/* conf_hold, conf_free */
+	char *path;
+	struct listen_addr *listen;
+	size_t nlisten;
+	double interval;      /* [60] */
+	double timeout;       /* [10] */
+	unsigned concurrency; /* [16]: probes in flight at most */
+	unsigned history;     /* [120] */
+	char *state_dir;
+	int state_dir_named; /* by the file */
+	size_t max_body;     /* [4 MiB] */
+	char *user;          /* NULL: do not change user */
+	char **probe_allow;
+	size_t nprobe_allow;
+	struct sockaddr_storage
+	    *resolvers; /* DNS servers; none: resolv.conf's */
+	size_t nresolvers;
+	unsigned shard_k, shard_n; /* [1/1] */
+	char ***notify;            /* commands: NULL-terminated argv each */
+	size_t nnotify;
+	unsigned notify_after;     /* [2] consecutive results */
+	double notify_repeat;      /* [0: off] seconds */
+	unsigned notify_cert_days; /* [14]; 0: never */
+	double notify_timeout;     /* [30] seconds */
+	struct capsule_conf *capsules;
+	size_t ncapsules;
+	atomic_uint refs; /* conf_hold, conf_free */
 };
 
 /* A list of "file:line: message" strings. */
 struct conf_errors {
-	char	**msg;
-	size_t	  n;
+	char **msg;
+	size_t n;
 };
 
 /*
@@ -82,8 +83,8 @@ struct conf_errors {
  * (free with conf_free) when there were no errors, NULL otherwise; every
  * error found is appended to errs.
  */
-struct conf *conf_parse(const char *name, const char *buf, size_t len,
-    struct conf_errors *errs);
+struct conf *conf_parse(
+    const char *name, const char *buf, size_t len, struct conf_errors *errs);
 /*
  * Read and parse a file (at most 16 MiB). When it names no state-dir,
  * $STATE_DIRECTORY (systemd's StateDirectory=; the first of a list) is

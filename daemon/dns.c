@@ -41,60 +41,60 @@
 #include "log.h"
 #include "xmalloc.h"
 
-#define RESOLV_CONF	"/etc/resolv.conf"
-#define RESOLV_CHECK	5.0	/* seconds between looks at resolv.conf */
+#define RESOLV_CONF "/etc/resolv.conf"
+#define RESOLV_CHECK 5.0 /* seconds between looks at resolv.conf */
 /*
  * ares_timeout walks every lookup of a channel, so the next c-ares
  * timeout is computed again only after processing and at most this
  * often; a new lookup's first timeout is never further away than this.
  */
-#define TIMEOUT_GRAIN	0.5
-#define EVENTS_MAX	64
+#define TIMEOUT_GRAIN 0.5
+#define EVENTS_MAX 64
 
 struct dns_sock {
-	int		 fd;		/* -1 once c-ares closed it */
-	struct dns_chan	*chan;
-	struct dns_sock	*next;
+	int fd; /* -1 once c-ares closed it */
+	struct dns_chan *chan;
+	struct dns_sock *next;
 };
 
 struct dns_chan {
-	ares_channel	 ch;
-	struct dns	*dns;
-	size_t		 pending;	/* lookups not yet called back */
-	struct dns_sock	*socks;
-	double		 emfile_at;	/* when socket() last lacked a descriptor */
-	int		 emfile_errno;
-	int		 suspect;	/* made or used short of descriptors */
-	struct dns_chan	*next;		/* on the retired list */
+	ares_channel ch;
+	struct dns *dns;
+	size_t pending; /* lookups not yet called back */
+	struct dns_sock *socks;
+	double emfile_at; /* when socket() last lacked a descriptor */
+	int emfile_errno;
+	int suspect;           /* made or used short of descriptors */
+	struct dns_chan *next; /* on the retired list */
 };
 
 struct dns_query {
-	struct dns_chan	*chan;
-	dns_done_fn	*done;		/* NULL once cancelled */
-	void		*arg;
-	double		 started;
-	int		 in_lookup;	/* inside ares_getaddrinfo */
-	int		 finished;	/* called back inside ares_getaddrinfo */
+	struct dns_chan *chan;
+	dns_done_fn *done; /* NULL once cancelled */
+	void *arg;
+	double started;
+	int in_lookup; /* inside ares_getaddrinfo */
+	int finished;  /* called back inside ares_getaddrinfo */
 };
 
 struct dns {
-	int		 ep;
-	struct dns_chan	*cur;		/* new lookups; NULL until needed */
-	struct dns_chan	*retired;	/* finishing their lookups */
-	struct dns_sock	*dead;		/* closed by c-ares, freed later */
-	size_t		 pending;
-	unsigned	 gen;		/* of the server list cur follows */
-	double		 checked;	/* when resolv.conf was last looked at */
-	struct stat	 resolv;	/* as cur read it */
-	int		 resolv_errno;	/* 0, or why it could not be read */
-	double		 next_timeout;	/* when c-ares needs processing; -1 */
-	int		 freeing;
+	int ep;
+	struct dns_chan *cur;     /* new lookups; NULL until needed */
+	struct dns_chan *retired; /* finishing their lookups */
+	struct dns_sock *dead;    /* closed by c-ares, freed later */
+	size_t pending;
+	unsigned gen;        /* of the server list cur follows */
+	double checked;      /* when resolv.conf was last looked at */
+	struct stat resolv;  /* as cur read it */
+	int resolv_errno;    /* 0, or why it could not be read */
+	double next_timeout; /* when c-ares needs processing; -1 */
+	int freeing;
 };
 
-static pthread_mutex_t		 servers_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct sockaddr_storage	*servers;
-static size_t			 nservers;
-static atomic_uint		 servers_gen;
+static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct sockaddr_storage *servers;
+static size_t nservers;
+static atomic_uint servers_gen;
 
 int
 dns_global_init(void)
@@ -123,8 +123,8 @@ void
 dns_servers_set(const struct sockaddr_storage *ss, size_t n)
 {
 	pthread_mutex_lock(&servers_lock);
-	if (n == nservers && (n == 0 ||
-	    memcmp(servers, ss, n * sizeof *ss) == 0)) {
+	if (n == nservers &&
+	    (n == 0 || memcmp(servers, ss, n * sizeof *ss) == 0)) {
 		pthread_mutex_unlock(&servers_lock);
 		return;
 	}
@@ -144,8 +144,8 @@ dns_servers_set(const struct sockaddr_storage *ss, size_t n)
 static ares_socket_t
 sock_open(int domain, int type, int protocol, void *data)
 {
-	struct dns_chan	*c = data;
-	int		 fd;
+	struct dns_chan *c = data;
+	int fd;
 
 	fd = socket(domain, type | SOCK_NONBLOCK | SOCK_CLOEXEC, protocol);
 	if (fd == -1) {
@@ -165,8 +165,8 @@ sock_close(ares_socket_t fd, void *data)
 }
 
 static int
-sock_connect(ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len,
-    void *data)
+sock_connect(
+    ares_socket_t fd, const struct sockaddr *sa, ares_socklen_t len, void *data)
 {
 	return connect(fd, sa, len);
 }
@@ -190,17 +190,16 @@ sock_sendv(ares_socket_t fd, const struct iovec *iov, int n, void *data)
 }
 
 static const struct ares_socket_functions sock_funcs = {
-	sock_open, sock_close, sock_connect, sock_recvfrom, sock_sendv
-};
+    sock_open, sock_close, sock_connect, sock_recvfrom, sock_sendv};
 
 /* c-ares says which of its sockets to watch, and for what. */
 static void
 sock_state(void *data, ares_socket_t fd, int readable, int writable)
 {
-	struct dns_chan		*c = data;
-	struct dns		*d = c->dns;
-	struct dns_sock		*s, **sp;
-	struct epoll_event	 ev;
+	struct dns_chan *c = data;
+	struct dns *d = c->dns;
+	struct dns_sock *s, **sp;
+	struct epoll_event ev;
 
 	for (sp = &c->socks; (s = *sp) != NULL; sp = &s->next)
 		if (s->fd == fd)
@@ -239,11 +238,11 @@ sock_state(void *data, ares_socket_t fd, int readable, int writable)
 static struct dns_chan *
 chan_new(struct dns *d)
 {
-	struct ares_options		 o;
-	struct ares_addr_port_node	*nodes = NULL;
-	struct dns_chan			*c;
-	size_t				 i;
-	int				 rv = ARES_SUCCESS;
+	struct ares_options o;
+	struct ares_addr_port_node *nodes = NULL;
+	struct dns_chan *c;
+	size_t i;
+	int rv = ARES_SUCCESS;
 
 	c = xcalloc(1, sizeof *c);
 	c->dns = d;
@@ -253,8 +252,8 @@ chan_new(struct dns *d)
 	o.sock_state_cb_data = c;
 	if ((rv = ares_init_options(&c->ch, &o, ARES_OPT_SOCK_STATE_CB)) !=
 	    ARES_SUCCESS) {
-		log_warnx("c-ares: cannot start a resolver: %s",
-		    ares_strerror(rv));
+		log_warnx(
+		    "c-ares: cannot start a resolver: %s", ares_strerror(rv));
 		free(c);
 		return NULL;
 	}
@@ -269,8 +268,7 @@ chan_new(struct dns *d)
 		for (i = 0; i < nservers; i++) {
 			const struct sockaddr_storage *ss = &servers[i];
 
-			nodes[i].next = i + 1 < nservers ? &nodes[i + 1] :
-			    NULL;
+			nodes[i].next = i + 1 < nservers ? &nodes[i + 1] : NULL;
 			nodes[i].family = ss->ss_family;
 			if (ss->ss_family == AF_INET6) {
 				const struct sockaddr_in6 *s6 =
@@ -315,8 +313,8 @@ chan_free(struct dns_chan *c)
 static int
 resolv_changed(struct dns *d)
 {
-	struct stat	st;
-	int		err;
+	struct stat st;
+	int err;
 
 	err = stat(RESOLV_CONF, &st) == -1 ? errno : 0;
 	if (err != d->resolv_errno)
@@ -324,9 +322,9 @@ resolv_changed(struct dns *d)
 	if (err != 0)
 		return 0;
 	return st.st_ino != d->resolv.st_ino ||
-	    st.st_size != d->resolv.st_size ||
-	    st.st_mtim.tv_sec != d->resolv.st_mtim.tv_sec ||
-	    st.st_mtim.tv_nsec != d->resolv.st_mtim.tv_nsec;
+	       st.st_size != d->resolv.st_size ||
+	       st.st_mtim.tv_sec != d->resolv.st_mtim.tv_sec ||
+	       st.st_mtim.tv_nsec != d->resolv.st_mtim.tv_nsec;
 }
 
 /* Retire the channel when what it was made from has changed. */
@@ -338,15 +336,15 @@ dns_refresh(struct dns *d, double now)
 	/* A channel made short of descriptors may lack resolv.conf. */
 	if (d->cur->suspect)
 		log_info("resolver: starting afresh after a shortage of file "
-		    "descriptors");
+		         "descriptors");
 	else if (atomic_load(&servers_gen) == d->gen) {
 		if (now - d->checked < RESOLV_CHECK)
 			return;
 		d->checked = now;
 		if (!resolv_changed(d))
 			return;
-		log_info("%s changed; resolving with it from now on",
-		    RESOLV_CONF);
+		log_info(
+		    "%s changed; resolving with it from now on", RESOLV_CONF);
 	}
 	if (d->cur->pending == 0)
 		chan_free(d->cur);
@@ -377,8 +375,8 @@ dns_new(void)
 void
 dns_free(struct dns *d)
 {
-	struct dns_chan	*c, *next;
-	struct dns_sock	*s, *snext;
+	struct dns_chan *c, *next;
+	struct dns_sock *s, *snext;
 
 	if (d == NULL)
 		return;
@@ -431,10 +429,10 @@ fd_shortage(struct dns_chan *c, double since)
 static void
 lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
-	struct dns_query		*q = arg;
-	struct dns_chan			*c = q->chan;
-	struct dns_answer		 a;
-	struct ares_addrinfo_node	*n;
+	struct dns_query *q = arg;
+	struct dns_chan *c = q->chan;
+	struct dns_answer a;
+	struct ares_addrinfo_node *n;
 
 	c->pending--;
 	c->dns->pending--;
@@ -444,23 +442,24 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 		a.error = NULL;
 		if (status == ARES_SUCCESS && ai != NULL) {
 			for (n = ai->nodes; n != NULL && a.n < DNS_ADDRS_MAX;
-			    n = n->ai_next) {
+			     n = n->ai_next) {
 				if ((n->ai_family != AF_INET &&
-				    n->ai_family != AF_INET6) ||
+				        n->ai_family != AF_INET6) ||
 				    n->ai_addrlen > sizeof a.addrs[0])
 					continue;
 				memset(&a.addrs[a.n], 0, sizeof a.addrs[0]);
-				memcpy(&a.addrs[a.n], n->ai_addr,
-				    n->ai_addrlen);
+				memcpy(
+				    &a.addrs[a.n], n->ai_addr, n->ai_addrlen);
 				a.n++;
 			}
 		}
 		if (a.n == 0) {
-			a.error = status == ARES_SUCCESS ?
-			    "no address of the family asked for" :
-			    ares_strerror(status);
+			a.error = status == ARES_SUCCESS
+			              ? "no address of the family asked for"
+			              : ares_strerror(status);
 			/* No server could be asked: was it us? */
-			if (status != ARES_SUCCESS && status != ARES_ENOTFOUND &&
+			if (status != ARES_SUCCESS &&
+			    status != ARES_ENOTFOUND &&
 			    status != ARES_ENODATA && status != ARES_ETIMEOUT &&
 			    (a.local_errno = fd_shortage(c, q->started)) != 0)
 				c->suspect = 1;
@@ -479,11 +478,11 @@ struct dns_query *
 dns_lookup(struct dns *d, const char *host, int port, int family,
     dns_done_fn *done, void *arg)
 {
-	struct ares_addrinfo_hints	 hints;
-	struct dns_answer		 a;
-	struct dns_query		*q;
-	char				 service[8];
-	double				 now = clock_mono();
+	struct ares_addrinfo_hints hints;
+	struct dns_answer a;
+	struct dns_query *q;
+	char service[8];
+	double now = clock_mono();
 
 	dns_refresh(d, now);
 	if (d->cur == NULL && (d->cur = chan_new(d)) == NULL) {
@@ -528,12 +527,12 @@ dns_cancel(struct dns_query *q)
 static void
 dns_timeouts(struct dns *d, double now)
 {
-	struct dns_chan	*c;
-	struct timeval	 tv, *tvp;
-	double		 t, best = -1;
+	struct dns_chan *c;
+	struct timeval tv, *tvp;
+	double t, best = -1;
 
 	for (c = d->cur != NULL ? d->cur : d->retired; c != NULL;
-	    c = c == d->cur ? d->retired : c->next) {
+	     c = c == d->cur ? d->retired : c->next) {
 		if (c->pending == 0)
 			continue;
 		if ((tvp = ares_timeout(c->ch, NULL, &tv)) == NULL)
@@ -558,16 +557,16 @@ dns_next(struct dns *d, double now)
 void
 dns_process(struct dns *d, double now)
 {
-	struct epoll_event	 ev[EVENTS_MAX];
-	struct dns_chan		*c, **cp;
-	struct dns_sock		*s, *next;
-	int			 i, n, r, w;
+	struct epoll_event ev[EVENTS_MAX];
+	struct dns_chan *c, **cp;
+	struct dns_sock *s, *next;
+	int i, n, r, w;
 
 	n = epoll_wait(d->ep, ev, EVENTS_MAX, 0);
 	for (i = 0; i < n; i++) {
 		s = ev[i].data.ptr;
 		if (s->fd == -1)
-			continue;	/* closed while handling another */
+			continue; /* closed while handling another */
 		r = (ev[i].events & (EPOLLIN | EPOLLERR | EPOLLHUP)) != 0;
 		w = (ev[i].events & EPOLLOUT) != 0;
 		ares_process_fd(s->chan->ch, r ? s->fd : ARES_SOCKET_BAD,
@@ -575,10 +574,10 @@ dns_process(struct dns *d, double now)
 	}
 	if (n > 0 || (d->next_timeout >= 0 && now >= d->next_timeout)) {
 		for (c = d->cur != NULL ? d->cur : d->retired; c != NULL;
-		    c = c == d->cur ? d->retired : c->next)
+		     c = c == d->cur ? d->retired : c->next)
 			if (c->pending > 0)
-				ares_process_fd(c->ch, ARES_SOCKET_BAD,
-				    ARES_SOCKET_BAD);
+				ares_process_fd(
+				    c->ch, ARES_SOCKET_BAD, ARES_SOCKET_BAD);
 		dns_timeouts(d, now);
 	}
 	for (s = d->dead; s != NULL; s = next) {

@@ -11,13 +11,13 @@
 #include <sys/socket.h>
 #include <stddef.h>
 
-#define DNS_ADDRS_MAX 32	/* addresses kept from one answer */
+#define DNS_ADDRS_MAX 32 /* addresses kept from one answer */
 
 struct dns_answer {
-	struct sockaddr_storage	 addrs[DNS_ADDRS_MAX];
-	size_t			 n;		/* 0: failed */
-	int			 local_errno;	/* EMFILE/ENFILE: our own fault, else 0 */
-	const char		*error;		/* static, when n == 0 */
+	struct sockaddr_storage addrs[DNS_ADDRS_MAX];
+	size_t n;          /* 0: failed */
+	int local_errno;   /* EMFILE/ENFILE: our own fault, else 0 */
+	const char *error; /* static, when n == 0 */
 };
 
 /*
@@ -55,7 +55,8 @@ struct dns_query *dns_lookup(struct dns *, const char *host, int port,
     int family, dns_done_fn *done, void *arg);
 /* Forget a lookup: its callback will not be called. */
 void dns_cancel(struct dns_query *);
-/* Seconds from now until dns_process must run although dns_fd is quiet; -1: never. */
+/* Seconds from now until dns_process must run although dns_fd is quiet; -1:
+ * never. */
 double dns_next(struct dns *, double now);
 /* Handle whatever is ready on dns_fd and c-ares's timeouts. */
 void dns_process(struct dns *, double now);

@@ -39,10 +39,10 @@
 #include "probe.h"
 #include "xmalloc.h"
 
-#define EVENTS_MAX	256
-#define HEAP_NONE	((size_t)-1)
-#define THREADS_MAX	2	/* the default is one per core, up to this */
-#define WAIT_MAX_MS	3600000
+#define EVENTS_MAX 256
+#define HEAP_NONE ((size_t)-1)
+#define THREADS_MAX 2 /* the default is one per core, up to this */
+#define WAIT_MAX_MS 3600000
 
 /* What an epoll event points at: a job (kind first), or a marker. */
 enum watch { WATCH_JOB, WATCH_WAKE, WATCH_DNS, WATCH_CANCEL };
@@ -54,56 +54,56 @@ static const enum watch watch_cancel = WATCH_CANCEL;
 struct loop;
 
 struct job {
-	enum watch		 kind;		/* WATCH_JOB */
-	struct loop		*loop;
-	struct probe		*p;
-	const struct probe_req	*req;
-	struct probe_result	 res;
-	engine_done_fn		*done;
-	void			*arg;
-	double			 timer;		/* key in the heap */
-	size_t			 hi;		/* index in the heap, or HEAP_NONE */
+	enum watch kind; /* WATCH_JOB */
+	struct loop *loop;
+	struct probe *p;
+	const struct probe_req *req;
+	struct probe_result res;
+	engine_done_fn *done;
+	void *arg;
+	double timer; /* key in the heap */
+	size_t hi;    /* index in the heap, or HEAP_NONE */
 
-	struct dns_query	*query;		/* lookup running */
-	int			 answered;	/* lookup ended: answer below */
-	struct sockaddr_storage	*addrs;
-	size_t			 naddrs;
-	const char		*dns_error;
-	int			 dns_errno;
+	struct dns_query *query; /* lookup running */
+	int answered;            /* lookup ended: answer below */
+	struct sockaddr_storage *addrs;
+	size_t naddrs;
+	const char *dns_error;
+	int dns_errno;
 
-	int			 queued;	/* on the run list */
-	int			 ended;
-	struct job		*next;		/* inbox, waiting list, dead list */
-	struct job		*run_next;	/* run list */
+	int queued; /* on the run list */
+	int ended;
+	struct job *next;     /* inbox, waiting list, dead list */
+	struct job *run_next; /* run list */
 };
 
 struct loop {
-	struct engine	*eng;		/* NULL: engine_run's loop */
-	int		 ep;
-	int		 wake;		/* eventfd; -1 for engine_run */
-	pthread_t	 thread;
-	struct dns	*dns;		/* made on the first lookup */
-	struct job	**heap;
-	size_t		 nheap, heapcap;
-	struct job	*run, *run_tail;
-	struct job	*dead;		/* ended, freed at the end of a turn */
-	int		 cancelled;	/* engine_run: cancel_fd fired */
-	int		 self_queued;	/* it gave its inbox a probe: no waiting */
+	struct engine *eng; /* NULL: engine_run's loop */
+	int ep;
+	int wake; /* eventfd; -1 for engine_run */
+	pthread_t thread;
+	struct dns *dns; /* made on the first lookup */
+	struct job **heap;
+	size_t nheap, heapcap;
+	struct job *run, *run_tail;
+	struct job *dead; /* ended, freed at the end of a turn */
+	int cancelled;    /* engine_run: cancel_fd fired */
+	int self_queued;  /* it gave its inbox a probe: no waiting */
 
 	/* Guarded by the engine's lock. */
-	struct job	*inbox, *inbox_tail;
-	unsigned	 load;		/* probes given to it, not yet ended */
+	struct job *inbox, *inbox_tail;
+	unsigned load; /* probes given to it, not yet ended */
 };
 
 struct engine {
-	pthread_mutex_t	 lock;
-	struct loop	*loops;
-	unsigned	 nloops;
-	unsigned	 max;
-	unsigned	 in_flight;
-	struct job	*waiting, *waiting_tail;
-	size_t		 nwaiting;
-	int		 stopping;
+	pthread_mutex_t lock;
+	struct loop *loops;
+	unsigned nloops;
+	unsigned max;
+	unsigned in_flight;
+	struct job *waiting, *waiting_tail;
+	size_t nwaiting;
+	int stopping;
 };
 
 static __thread struct loop *this_loop;
@@ -113,8 +113,8 @@ static __thread struct loop *this_loop;
  * /probe threads call it again and again): starting c-ares for every
  * probe would read resolv.conf each time. Freed when the thread ends.
  */
-static pthread_key_t	run_dns_key;
-static pthread_once_t	run_dns_once = PTHREAD_ONCE_INIT;
+static pthread_key_t run_dns_key;
+static pthread_once_t run_dns_once = PTHREAD_ONCE_INIT;
 
 static void
 run_dns_free(void *d)
@@ -153,14 +153,15 @@ heap_up(struct loop *l, size_t i)
 static void
 heap_down(struct loop *l, size_t i)
 {
-	struct job	*j = l->heap[i];
-	size_t		 c;
+	struct job *j = l->heap[i];
+	size_t c;
 
 	for (;;) {
 		c = 2 * i + 1;
 		if (c >= l->nheap)
 			break;
-		if (c + 1 < l->nheap && l->heap[c + 1]->timer < l->heap[c]->timer)
+		if (c + 1 < l->nheap &&
+		    l->heap[c + 1]->timer < l->heap[c]->timer)
 			c++;
 		if (l->heap[c]->timer >= j->timer)
 			break;
@@ -184,8 +185,8 @@ heap_push(struct loop *l, struct job *j)
 static void
 heap_remove(struct loop *l, struct job *j)
 {
-	size_t		 i = j->hi;
-	struct job	*last;
+	size_t i = j->hi;
+	struct job *last;
 
 	if (i == HEAP_NONE)
 		return;
@@ -264,7 +265,7 @@ loop_assign(struct loop *l, struct job *j)
 		l->inbox = j;
 	l->inbox_tail = j;
 	if (l == this_loop) {
-		l->self_queued = 1;	/* it takes its inbox before it waits */
+		l->self_queued = 1; /* it takes its inbox before it waits */
 		return 0;
 	}
 	return was_empty;
@@ -274,9 +275,9 @@ loop_assign(struct loop *l, struct job *j)
 static struct loop *
 least_loaded(struct engine *e)
 {
-	struct loop	*best = this_loop != NULL && this_loop->eng == e ?
-			    this_loop : &e->loops[0];
-	unsigned	 i;
+	struct loop *best =
+	    this_loop != NULL && this_loop->eng == e ? this_loop : &e->loops[0];
+	unsigned i;
 
 	for (i = 0; i < e->nloops; i++)
 		if (e->loops[i].load < best->load)
@@ -288,9 +289,9 @@ least_loaded(struct engine *e)
 static void
 job_end(struct job *j)
 {
-	struct loop	*l = j->loop;
-	struct engine	*e = l->eng;
-	struct job	*next;
+	struct loop *l = j->loop;
+	struct engine *e = l->eng;
+	struct job *next;
 
 	j->ended = 1;
 	heap_remove(l, j);
@@ -299,7 +300,7 @@ job_end(struct job *j)
 	probe_free(j->p);
 	j->p = NULL;
 	if (e == NULL)
-		return;		/* engine_run takes the result */
+		return; /* engine_run takes the result */
 	pthread_mutex_lock(&e->lock);
 	l->load--;
 	if ((next = e->waiting) != NULL && !e->stopping) {
@@ -321,10 +322,10 @@ static void job_resolve(struct job *);
 static void
 job_wait(struct job *j, enum probe_wait w)
 {
-	struct loop		*l = j->loop;
-	struct epoll_event	 ev;
-	double			 t;
-	int			 fd;
+	struct loop *l = j->loop;
+	struct epoll_event ev;
+	double t;
+	int fd;
 
 	if ((fd = probe_new_fd(j->p)) != -1) {
 		memset(&ev, 0, sizeof ev);
@@ -411,9 +412,9 @@ loop_dns(struct loop *l)
 static void
 job_resolve(struct job *j)
 {
-	const struct url	*u = probe_url(j->p);
-	struct dns		*d;
-	struct dns_answer	 a;
+	const struct url *u = probe_url(j->p);
+	struct dns *d;
+	struct dns_answer a;
 
 	if ((d = loop_dns(j->loop)) == NULL) {
 		a.n = 0;
@@ -422,8 +423,8 @@ job_resolve(struct job *j)
 		job_answer(j, &a);
 		return;
 	}
-	j->query = dns_lookup(d, u->host, u->port, probe_family(j->p),
-	    job_answer, j);
+	j->query =
+	    dns_lookup(d, u->host, u->port, probe_family(j->p), job_answer, j);
 }
 
 static void
@@ -514,8 +515,8 @@ loop_free(struct loop *l)
 static void
 run_list(struct loop *l)
 {
-	struct job	*j, *next;
-	enum probe_wait	 w;
+	struct job *j, *next;
+	enum probe_wait w;
 
 	j = l->run;
 	l->run = l->run_tail = NULL;
@@ -563,17 +564,16 @@ loop_timeout_ms(struct loop *l, double now)
 static void
 loop_turn(struct loop *l)
 {
-	struct epoll_event	 ev[EVENTS_MAX];
-	const enum watch	*w;
-	struct job		*j;
-	uint64_t		 count;
-	double			 now;
-	int			 i, n, dns_done = 0;
+	struct epoll_event ev[EVENTS_MAX];
+	const enum watch *w;
+	struct job *j;
+	uint64_t count;
+	double now;
+	int i, n, dns_done = 0;
 
 	run_list(l);
 	free_dead(l);
-	n = epoll_wait(l->ep, ev, EVENTS_MAX,
-	    loop_timeout_ms(l, clock_mono()));
+	n = epoll_wait(l->ep, ev, EVENTS_MAX, loop_timeout_ms(l, clock_mono()));
 	if (n == -1) {
 		if (errno != EINTR)
 			log_warn("epoll_wait");
@@ -612,10 +612,10 @@ loop_turn(struct loop *l)
 static void *
 loop_main(void *arg)
 {
-	struct loop	*l = arg;
-	struct engine	*e = l->eng;
-	struct job	*j, *next;
-	int		 stop;
+	struct loop *l = arg;
+	struct engine *e = l->eng;
+	struct job *j, *next;
+	int stop;
 
 	this_loop = l;
 	for (;;) {
@@ -644,16 +644,17 @@ loop_main(void *arg)
 struct engine *
 engine_new(unsigned max_in_flight, unsigned threads)
 {
-	struct engine	*e;
-	sigset_t	 all, old;
-	long		 ncpu;
-	unsigned	 i;
-	int		 rv;
+	struct engine *e;
+	sigset_t all, old;
+	long ncpu;
+	unsigned i;
+	int rv;
 
 	if (threads == 0) {
 		ncpu = sysconf(_SC_NPROCESSORS_ONLN);
-		threads = ncpu < 1 ? 1 : ncpu > THREADS_MAX ? THREADS_MAX :
-		    (unsigned)ncpu;
+		threads = ncpu < 1             ? 1
+		          : ncpu > THREADS_MAX ? THREADS_MAX
+		                               : (unsigned)ncpu;
 	}
 	e = xcalloc(1, sizeof *e);
 	pthread_mutex_init(&e->lock, NULL);
@@ -671,7 +672,7 @@ engine_new(unsigned max_in_flight, unsigned threads)
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	for (i = 0; i < e->nloops; i++) {
 		if ((rv = pthread_create(&e->loops[i].thread, NULL, loop_main,
-		    &e->loops[i])) != 0) {
+		         &e->loops[i])) != 0) {
 			errno = rv;
 			fatal("pthread_create");
 		}
@@ -690,8 +691,8 @@ fail:
 void
 engine_free(struct engine *e)
 {
-	struct job	*j, *next;
-	unsigned	 i;
+	struct job *j, *next;
+	unsigned i;
 
 	if (e == NULL)
 		return;
@@ -717,9 +718,9 @@ void
 engine_start(struct engine *e, const struct probe_req *req,
     engine_done_fn *done, void *arg)
 {
-	struct job	*j;
-	struct loop	*l = NULL;
-	int		 wake = 0;
+	struct job *j;
+	struct loop *l = NULL;
+	int wake = 0;
 
 	j = job_new(req, done, arg);
 	pthread_mutex_lock(&e->lock);
@@ -744,10 +745,10 @@ engine_start(struct engine *e, const struct probe_req *req,
 void
 engine_set_max(struct engine *e, unsigned max_in_flight)
 {
-	struct job	*j;
-	struct loop	*l;
-	unsigned	 i;
-	int		*wake;
+	struct job *j;
+	struct loop *l;
+	unsigned i;
+	int *wake;
 
 	wake = xcalloc(e->nloops, sizeof *wake);
 	pthread_mutex_lock(&e->lock);
@@ -795,10 +796,10 @@ engine_waiting(struct engine *e)
 int
 engine_run(const struct probe_req *req, struct probe_result *res)
 {
-	struct loop		 l;
-	struct epoll_event	 ev;
-	struct job		*j;
-	int			 err;
+	struct loop l;
+	struct epoll_event ev;
+	struct job *j;
+	int err;
 
 	if (loop_init(&l, NULL) == -1) {
 		err = errno;
@@ -808,8 +809,10 @@ engine_run(const struct probe_req *req, struct probe_result *res)
 		res->success = 0;
 		if (err == EMFILE || err == ENFILE)
 			probe_note_fd_shortage(err);
-		result_fail(res, REASON_RESOLVE, STAGE_RESOLVE, "gemwatch "
-		    "cannot wait for the probe: epoll: %s", strerror(err));
+		result_fail(res, REASON_RESOLVE, STAGE_RESOLVE,
+		    "gemwatch "
+		    "cannot wait for the probe: epoll: %s",
+		    strerror(err));
 		res->total = 0;
 		res->time = clock_wall();
 		return 0;
@@ -836,7 +839,7 @@ engine_run(const struct probe_req *req, struct probe_result *res)
 	*res = j->res;
 	result_init(&j->res);
 	job_free(j);
-	l.dns = NULL;	/* the thread's, for its next probe */
+	l.dns = NULL; /* the thread's, for its next probe */
 	loop_free(&l);
 	return res->success;
 }
@@ -861,13 +864,13 @@ engine_fd_raise(void)
 	if (getrlimit(RLIMIT_NOFILE, &rl) == -1)
 		return 0;
 	if (rl.rlim_cur < rl.rlim_max && rl.rlim_cur < ENGINE_FD_CAP) {
-		rl.rlim_cur = rl.rlim_max < ENGINE_FD_CAP ? rl.rlim_max :
-		    ENGINE_FD_CAP;
+		rl.rlim_cur =
+		    rl.rlim_max < ENGINE_FD_CAP ? rl.rlim_max : ENGINE_FD_CAP;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 		(void)getrlimit(RLIMIT_NOFILE, &rl);
 	}
-	return rl.rlim_cur == RLIM_INFINITY ? ULONG_MAX :
-	    (unsigned long)rl.rlim_cur;
+	return rl.rlim_cur == RLIM_INFINITY ? ULONG_MAX
+	                                    : (unsigned long)rl.rlim_cur;
 }
 
 unsigned

@@ -23,8 +23,8 @@
 #include "log.h"
 #include "xmalloc.h"
 
-static pthread_once_t	file_once = PTHREAD_ONCE_INIT;
-static mode_t		file_umask;
+static pthread_once_t file_once = PTHREAD_ONCE_INIT;
+static mode_t file_umask;
 
 /* umask(2) is read by setting it, once; for that moment it is 077, so a
  * file another thread makes then is only more private. */
@@ -39,8 +39,8 @@ file_umask_read(void)
 static int
 sync_dir(const char *path)
 {
-	char	*dir, *slash;
-	int	 fd, rv = -1;
+	char *dir, *slash;
+	int fd, rv = -1;
 
 	dir = xstrdup(path);
 	if ((slash = strrchr(dir, '/')) == NULL)
@@ -58,12 +58,12 @@ sync_dir(const char *path)
 }
 
 int
-file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *),
-    void *arg)
+file_replace(
+    const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg)
 {
-	FILE	*fp = NULL;
-	char	*tmp;
-	int	 fd;
+	FILE *fp = NULL;
+	char *tmp;
+	int fd;
 
 	xasprintf(&tmp, "%s.tmp.XXXXXX", path);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {

@@ -10,11 +10,11 @@
 
 /*
  * Write what fill(fp, arg) writes to a new file and make it path, with
- * the given mode less the umask, atomically and durably: a reader sees the old file or
- * the new one, whole, even after a crash. fill returns 0, or -1 to give
+ * the given mode less the umask, atomically and durably: a reader sees the old
+ * file or the new one, whole, even after a crash. fill returns 0, or -1 to give
  * up. Returns 0, or -1 (logged) with path unchanged.
  */
-int file_replace(const char *path, mode_t mode, int (*fill)(FILE *, void *),
-    void *arg);
+int file_replace(
+    const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg);
 
 #endif

@@ -11,15 +11,15 @@
 
 #include "gemini.h"
 
-#define GEMINI_SET_ERR(err, msg)					\
-	do {								\
-		if ((err) != NULL)					\
-			*(err) = (msg);					\
+#define GEMINI_SET_ERR(err, msg)                                               \
+	do {                                                                   \
+		if ((err) != NULL)                                             \
+			*(err) = (msg);                                        \
 	} while (0)
 
 int
-gemini_header_parse(const char *buf, size_t len, struct gemini_header *h,
-    const char **err)
+gemini_header_parse(
+    const char *buf, size_t len, struct gemini_header *h, const char **err)
 {
 	size_t i, meta_len;
 
@@ -27,19 +27,19 @@ gemini_header_parse(const char *buf, size_t len, struct gemini_header *h,
 		return 0;
 	if (buf[0] < '0' || buf[0] > '9') {
 		GEMINI_SET_ERR(err, "header does not start with a two-digit "
-		    "status code");
+		                    "status code");
 		return -1;
 	}
 	if (buf[0] < '1' || buf[0] > '6') {
 		GEMINI_SET_ERR(err, "status code is not in the classes 1x to "
-		    "6x");
+		                    "6x");
 		return -1;
 	}
 	if (len == 1)
 		return 0;
 	if (buf[1] < '0' || buf[1] > '9') {
 		GEMINI_SET_ERR(err, "header does not start with a two-digit "
-		    "status code");
+		                    "status code");
 		return -1;
 	}
 	if (len == 2)
@@ -60,7 +60,7 @@ gemini_header_parse(const char *buf, size_t len, struct gemini_header *h,
 				return 0;
 			if (buf[i + 1] != '\n') {
 				GEMINI_SET_ERR(err, "CR in header not followed "
-				    "by LF");
+				                    "by LF");
 				return -1;
 			}
 			meta_len = i - 3;
@@ -78,7 +78,7 @@ gemini_header_parse(const char *buf, size_t len, struct gemini_header *h,
 		default:
 			if (i - 3 >= GEMINI_META_MAX) {
 				GEMINI_SET_ERR(err, "META longer than 1024 "
-				    "bytes");
+				                    "bytes");
 				return -1;
 			}
 			break;
@@ -94,8 +94,8 @@ status_spec_set(struct status_spec *s, int code)
 }
 
 int
-status_spec_parse(const char *buf, size_t len, struct status_spec *s,
-    const char **err)
+status_spec_parse(
+    const char *buf, size_t len, struct status_spec *s, const char **err)
 {
 	struct status_spec spec;
 	size_t i, start;
@@ -115,12 +115,12 @@ status_spec_parse(const char *buf, size_t len, struct status_spec *s,
 		}
 		if (i - start != 2) {
 			GEMINI_SET_ERR(err, "a status must be a code like 20 "
-			    "or a class like 2x");
+			                    "or a class like 2x");
 			return -1;
 		}
 		if (buf[start] < '1' || buf[start] > '6') {
 			GEMINI_SET_ERR(err, "a status must be in the classes "
-			    "1x to 6x");
+			                    "1x to 6x");
 			return -1;
 		}
 		code = (buf[start] - '0') * 10;
@@ -131,7 +131,7 @@ status_spec_parse(const char *buf, size_t len, struct status_spec *s,
 			status_spec_set(&spec, code + buf[start + 1] - '0');
 		else {
 			GEMINI_SET_ERR(err, "a status must be a code like 20 "
-			    "or a class like 2x");
+			                    "or a class like 2x");
 			return -1;
 		}
 	}

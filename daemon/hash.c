@@ -8,13 +8,13 @@
 
 #include "hash.h"
 
-#define FNV64_PRIME	UINT64_C(1099511628211)
+#define FNV64_PRIME UINT64_C(1099511628211)
 
 uint64_t
 hash_bytes(uint64_t h, const void *p, size_t len)
 {
-	const unsigned char	*c = p;
-	size_t			 i;
+	const unsigned char *c = p;
+	size_t i;
 
 	for (i = 0; i < len; i++) {
 		h ^= c[i];

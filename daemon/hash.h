@@ -10,7 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define HASH_INIT	UINT64_C(14695981039346656037)	/* FNV-1a 64 offset basis */
+#define HASH_INIT UINT64_C(14695981039346656037) /* FNV-1a 64 offset basis */
 
 /* Continue hash h over p[0..len); start with HASH_INIT. */
 uint64_t hash_bytes(uint64_t h, const void *p, size_t len);

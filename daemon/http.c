@@ -35,34 +35,34 @@
 #include "workq.h"
 #include "xmalloc.h"
 
-#define HTTP_CONNECTION_LIMIT	4096
-#define HTTP_PER_IP_LIMIT	1024
-#define HTTP_IDLE_TIMEOUT	15	/* seconds */
-#define HTTP_MEMORY_LIMIT	(64 * 1024)	/* per connection */
-#define HEARTBEAT_STALE		10	/* seconds without one: unhealthy */
+#define HTTP_CONNECTION_LIMIT 4096
+#define HTTP_PER_IP_LIMIT 1024
+#define HTTP_IDLE_TIMEOUT 15          /* seconds */
+#define HTTP_MEMORY_LIMIT (64 * 1024) /* per connection */
+#define HEARTBEAT_STALE 10            /* seconds without one: unhealthy */
 /*
  * Threads rendering pages, metrics and JSON for every listen address.
  * Renders read the store under its read lock; two keep both cores of a
  * small machine busy without crowding the probes.
  */
-#define HTTP_RENDER_THREADS	2
+#define HTTP_RENDER_THREADS 2
 
-#define CT_TEXT		"text/plain; charset=utf-8"
-#define CT_METRICS	"text/plain; version=0.0.4; charset=utf-8"
-#define CT_JSON		"application/json"
-#define CT_HTML		"text/html; charset=utf-8"
+#define CT_TEXT "text/plain; charset=utf-8"
+#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
+#define CT_JSON "application/json"
+#define CT_HTML "text/html; charset=utf-8"
 
 struct http {
-	struct MHD_Daemon	**d;
-	size_t			  nd;
-	struct store		 *store;
+	struct MHD_Daemon **d;
+	size_t nd;
+	struct store *store;
 	const struct daemon_info *info;
-	struct metrics_cache	 *metrics;
-	atomic_llong		  heartbeat;	/* monotonic seconds; -1 none yet */
+	struct metrics_cache *metrics;
+	atomic_llong heartbeat; /* monotonic seconds; -1 none yet */
 	/* /probe's jobs, on threads of their own while the connection is
 	 * suspended; http_stop abandons them and waits. */
-	struct probe_route	 *probes;
-	struct workq		 *renders;	/* the render threads */
+	struct probe_route *probes;
+	struct workq *renders; /* the render threads */
 };
 
 /*
@@ -71,34 +71,34 @@ struct http {
  * (its connection suspended) and, once ready, its answer.
  */
 struct request {
-	struct probe_job	*probe;
-	int			 rendering;
-	struct http		*h;
-	struct MHD_Connection	*conn;
-	enum route		 route;
-	char			*name;		/* ROUTE_CAPSULE's */
-	atomic_int		 ready;
-	struct metrics_text	*shared;	/* /metrics: before body */
-	unsigned		 status;
-	const char		*type;
-	char			*body;
-	size_t			 len;
-	int			 heap;		/* body is to be freed */
+	struct probe_job *probe;
+	int rendering;
+	struct http *h;
+	struct MHD_Connection *conn;
+	enum route route;
+	char *name; /* ROUTE_CAPSULE's */
+	atomic_int ready;
+	struct metrics_text *shared; /* /metrics: before body */
+	unsigned status;
+	const char *type;
+	char *body;
+	size_t len;
+	int heap; /* body is to be freed */
 };
 
 enum route
 http_route(const char *path, size_t len, const char **name, size_t *namelen)
 {
 	static const struct {
-		const char	*path;
-		enum route	 route;
+		const char *path;
+		enum route route;
 	} exact[] = {
-		{ "/", ROUTE_PAGE },
-		{ "/metrics", ROUTE_METRICS },
-		{ "/api/v1/capsules", ROUTE_CAPSULES },
-		{ "/api/v1/capsules/", ROUTE_CAPSULES },
-		{ "/healthz", ROUTE_HEALTHZ },
-		{ "/probe", ROUTE_PROBE },
+	    {"/", ROUTE_PAGE},
+	    {"/metrics", ROUTE_METRICS},
+	    {"/api/v1/capsules", ROUTE_CAPSULES},
+	    {"/api/v1/capsules/", ROUTE_CAPSULES},
+	    {"/healthz", ROUTE_HEALTHZ},
+	    {"/probe", ROUTE_PROBE},
 	};
 	static const char prefix[] = "/api/v1/capsules/";
 	size_t i, plen = sizeof prefix - 1;
@@ -138,8 +138,8 @@ http_framing_check(const struct http_framing *f)
 }
 
 static enum MHD_Result
-framing_header(void *arg, enum MHD_ValueKind kind, const char *name,
-    const char *value)
+framing_header(
+    void *arg, enum MHD_ValueKind kind, const char *name, const char *value)
 {
 	(void)kind;
 	http_framing_add(arg, name, value != NULL ? value : "");
@@ -154,8 +154,8 @@ framing_header(void *arg, enum MHD_ValueKind kind, const char *name,
 static size_t
 unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-	char	*r = s, *w = s;
-	int	 hi, lo;
+	char *r = s, *w = s;
+	int hi, lo;
 
 	(void)cls;
 	(void)c;
@@ -180,42 +180,42 @@ respond_with(struct MHD_Connection *c, unsigned status, const char *type,
 
 	if (r == NULL)
 		return MHD_NO;
-	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
-	    type) == MHD_NO ||
-	    MHD_add_response_header(r, "X-Content-Type-Options",
-	    "nosniff") == MHD_NO) {
+	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) ==
+	        MHD_NO ||
+	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") ==
+	        MHD_NO) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
 	if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-		(void)MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW,
-		    "GET, HEAD");
+		(void)MHD_add_response_header(
+		    r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
 	rv = MHD_queue_response(c, status, r);
 	MHD_destroy_response(r);
 	return rv;
 }
 
 static enum MHD_Result
-respond(struct MHD_Connection *c, unsigned status, const char *type,
-    char *body, size_t len, int heap)
+respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
+    size_t len, int heap)
 {
 	struct MHD_Response *r;
 
 	if (heap) {
-		r = MHD_create_response_from_buffer_with_free_callback(len,
-		    body, &free);
+		r = MHD_create_response_from_buffer_with_free_callback(
+		    len, body, &free);
 		if (r == NULL)
 			free(body);
 	} else
-		r = MHD_create_response_from_buffer(len, body,
-		    MHD_RESPMEM_PERSISTENT);
+		r = MHD_create_response_from_buffer(
+		    len, body, MHD_RESPMEM_PERSISTENT);
 	return respond_with(c, status, type, r);
 }
 
 /* A /metrics answer: the capsules' samples shared, then the rest. */
 struct metrics_body {
-	struct metrics_text	*shared;
-	char			*rest;
+	struct metrics_text *shared;
+	char *rest;
 };
 
 static void
@@ -233,10 +233,10 @@ static enum MHD_Result
 respond_metrics(struct MHD_Connection *c, struct metrics_text *shared,
     char *rest, size_t len)
 {
-	struct MHD_IoVec	 iov[2];
-	struct MHD_Response	*r;
-	struct metrics_body	*mb;
-	unsigned		 n = 0;
+	struct MHD_IoVec iov[2];
+	struct MHD_Response *r;
+	struct metrics_body *mb;
+	unsigned n = 0;
 
 	mb = xmalloc(sizeof *mb);
 	mb->shared = shared;
@@ -248,8 +248,8 @@ respond_metrics(struct MHD_Connection *c, struct metrics_text *shared,
 	iov[n].iov_len = len;
 	if (len > 0)
 		n++;
-	if ((r = MHD_create_response_from_iovec(iov, n, metrics_body_free,
-	    mb)) == NULL)
+	if ((r = MHD_create_response_from_iovec(
+	         iov, n, metrics_body_free, mb)) == NULL)
 		metrics_body_free(mb);
 	return respond_with(c, MHD_HTTP_OK, CT_METRICS, r);
 }
@@ -266,10 +266,10 @@ respond_close(struct MHD_Connection *c, unsigned status, const char *text)
 {
 	struct MHD_Response *r;
 
-	r = MHD_create_response_from_buffer(strlen(text), (void *)text,
-	    MHD_RESPMEM_PERSISTENT);
-	if (r != NULL && MHD_add_response_header(r,
-	    MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO) {
+	r = MHD_create_response_from_buffer(
+	    strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
+	if (r != NULL && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION,
+	                     "close") == MHD_NO) {
 		MHD_destroy_response(r);
 		r = NULL;
 	}
@@ -287,16 +287,17 @@ probe_resume(void *conn)
 static enum MHD_Result
 probe_begin(struct http *h, struct MHD_Connection *c, struct request *rq)
 {
-	struct probe_job	*j;
-	char			*text;
-	unsigned		 status;
+	struct probe_job *j;
+	char *text;
+	unsigned status;
 
 	j = probe_route_job(h->probes,
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "target"),
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "capsule"),
 	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "debug"),
-	    MHD_lookup_connection_value(c, MHD_HEADER_KIND,
-	    "X-Prometheus-Scrape-Timeout-Seconds"), &status, &text);
+	    MHD_lookup_connection_value(
+	        c, MHD_HEADER_KIND, "X-Prometheus-Scrape-Timeout-Seconds"),
+	    &status, &text);
 	if (j == NULL)
 		return respond(c, status, CT_TEXT, text, strlen(text), 1);
 	rq->probe = j;
@@ -351,11 +352,11 @@ static void
 render(void *arg, int cancelled)
 {
 	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
-	struct request		*rq = arg;
-	struct http		*h = rq->h;
-	struct MHD_Connection	*conn = rq->conn;
-	struct buf		 b;
-	char			*text;
+	struct request *rq = arg;
+	struct http *h = rq->h;
+	struct MHD_Connection *conn = rq->conn;
+	struct buf b;
+	char *text;
 
 	buf_init(&b);
 	if (cancelled)
@@ -364,12 +365,13 @@ render(void *arg, int cancelled)
 		page_render(&b, h->store, clock_wall());
 		answer_buf(rq, CT_HTML, &b);
 	} else if (rq->route == ROUTE_METRICS) {
-		rq->shared = metrics_render_shared(&b, h->metrics, h->store,
-		    h->info);
+		rq->shared =
+		    metrics_render_shared(&b, h->metrics, h->store, h->info);
 		answer_buf(rq, CT_METRICS, &b);
 	} else {
-		text = rq->route == ROUTE_CAPSULES ? api_capsules(h->store) :
-		    api_capsule(h->store, rq->name);
+		text = rq->route == ROUTE_CAPSULES
+		           ? api_capsules(h->store)
+		           : api_capsule(h->store, rq->name);
 		if (text != NULL) {
 			rq->status = MHD_HTTP_OK;
 			rq->type = CT_JSON;
@@ -377,8 +379,8 @@ render(void *arg, int cancelled)
 			rq->len = strlen(text);
 			rq->heap = 1;
 		} else if (rq->route == ROUTE_CAPSULES)
-			answer_text(rq, MHD_HTTP_INTERNAL_SERVER_ERROR,
-			    "500 error\n");
+			answer_text(
+			    rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "500 error\n");
 		else {
 			rq->status = MHD_HTTP_NOT_FOUND;
 			rq->type = CT_JSON;
@@ -408,18 +410,18 @@ render_begin(struct http *h, struct MHD_Connection *c, struct request *rq,
 }
 
 static enum MHD_Result
-handle(void *cls, struct MHD_Connection *c, const char *url,
-    const char *method, const char *version, const char *upload_data,
-    size_t *upload_data_size, void **con_cls)
+handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+    const char *version, const char *upload_data, size_t *upload_data_size,
+    void **con_cls)
 {
-	struct http		*h = cls;
-	struct request		*rq = *con_cls;
-	struct metrics_text	*shared;
-	const char		*name;
-	char			*text;
-	size_t			 namelen, len;
-	enum route		 route;
-	int			 debug, heap;
+	struct http *h = cls;
+	struct request *rq = *con_cls;
+	struct metrics_text *shared;
+	const char *name;
+	char *text;
+	size_t namelen, len;
+	enum route route;
+	int debug, heap;
 
 	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -427,10 +429,10 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "405 method not allowed: only GET and HEAD\n");
 	if (rq == NULL) {
-		struct http_framing f = { NULL, 0, 0, 0 };
+		struct http_framing f = {NULL, 0, 0, 0};
 
-		(void)MHD_get_connection_values(c, MHD_HEADER_KIND,
-		    framing_header, &f);
+		(void)MHD_get_connection_values(
+		    c, MHD_HEADER_KIND, framing_header, &f);
 		if (http_framing_check(&f) == -1)
 			return respond_close(c, MHD_HTTP_BAD_REQUEST,
 			    "400 bad request: the body's length is "
@@ -458,8 +460,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		if (!probe_job_ready(rq->probe))
 			return MHD_YES;
 		text = probe_job_answer(rq->probe, &len, &debug);
-		return respond(c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS,
-		    text, len, 1);
+		return respond(
+		    c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS, text, len, 1);
 	}
 	if (rq->rendering) {
 		/* A render is done: answer it; the body passes on. */
@@ -486,12 +488,11 @@ handle(void *cls, struct MHD_Connection *c, const char *url,
 		return render_begin(h, c, rq, route, name, namelen);
 	case ROUTE_HEALTHZ:
 		if (atomic_load(&h->heartbeat) < 0)
-			return respond_literal(c,
-			    MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
+			return respond_literal(
+			    c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 		if ((long long)clock_mono() - atomic_load(&h->heartbeat) >
 		    HEARTBEAT_STALE)
-			return respond_literal(c,
-			    MHD_HTTP_SERVICE_UNAVAILABLE,
+			return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 			    "scheduler stalled\n");
 		return respond_literal(c, MHD_HTTP_OK, "ok\n");
 	case ROUTE_PROBE:
@@ -519,9 +520,9 @@ struct http *
 http_start(const struct conf *conf, struct store *store,
     struct tofu_store *tofu, const struct daemon_info *info)
 {
-	struct http	*h;
-	size_t		 i;
-	unsigned	 flags;
+	struct http *h;
+	size_t i;
+	unsigned flags;
 
 	h = xcalloc(1, sizeof *h);
 	h->store = store;
@@ -539,7 +540,7 @@ http_start(const struct conf *conf, struct store *store,
 		const struct listen_addr *l = &conf->listen[i];
 
 		flags = MHD_USE_AUTO_INTERNAL_THREAD | MHD_USE_ERROR_LOG |
-		    MHD_ALLOW_SUSPEND_RESUME;
+		        MHD_ALLOW_SUSPEND_RESUME;
 		if (l->ss.ss_family == AF_INET6)
 			flags |= MHD_USE_IPv6;
 		/* The logger goes first so that no message escapes it. */
@@ -560,7 +561,8 @@ http_start(const struct conf *conf, struct store *store,
 		    MHD_OPTION_END);
 		if (h->d[i] == NULL) {
 			log_warnx("cannot listen on %s (address in use, or "
-			    "not an address of this machine?)", l->text);
+			          "not an address of this machine?)",
+			    l->text);
 			h->nd = i;
 			http_stop(h);
 			return NULL;

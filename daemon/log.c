@@ -22,14 +22,14 @@
 #include "utf8.h"
 
 /* syslog(3) priorities, as journald reads them from a "<N>" prefix. */
-#define PRI_ERR		3
-#define PRI_WARNING	4
-#define PRI_NOTICE	5
-#define PRI_INFO	6
-#define PRI_DEBUG	7
+#define PRI_ERR 3
+#define PRI_WARNING 4
+#define PRI_NOTICE 5
+#define PRI_INFO 6
+#define PRI_DEBUG 7
 
 static enum log_level log_max = LOG_LEVEL_NOTICE;
-static int log_journal;		/* stderr is the journal */
+static int log_journal; /* stderr is the journal */
 
 /*
  * Whether stderr is the stream systemd connected to the journal:
@@ -40,10 +40,10 @@ static int log_journal;		/* stderr is the journal */
 static int
 stderr_is_journal(void)
 {
-	const char	*env = getenv("JOURNAL_STREAM");
-	struct stat	 st;
-	uintmax_t	 dev, ino;
-	char		*end;
+	const char *env = getenv("JOURNAL_STREAM");
+	struct stat st;
+	uintmax_t dev, ino;
+	char *end;
 
 	if (env == NULL || env[0] < '0' || env[0] > '9')
 		return 0;
@@ -73,14 +73,13 @@ log_enabled(enum log_level level)
 }
 
 static void __attribute__((format(printf, 3, 0)))
-log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap,
-    int errnum)
+log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap, int errnum)
 {
-	char		 line[2048];
-	size_t		 i, k, n, start;
-	int		 r;
-	struct timespec	 ts;
-	struct tm	 tm;
+	char line[2048];
+	size_t i, k, n, start;
+	int r;
+	struct timespec ts;
+	struct tm tm;
 
 	if (log_journal) {
 		n = start = (size_t)snprintf(line, sizeof line, "<%d>", pri);
@@ -101,7 +100,8 @@ log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap,
 	if (n >= sizeof line - 1)
 		n = sizeof line - 2;
 	if (errnum != 0) {
-		r = snprintf(line + n, sizeof line - n, ": %s", strerror(errnum));
+		r = snprintf(
+		    line + n, sizeof line - n, ": %s", strerror(errnum));
 		if (r > 0)
 			n += (size_t)r;
 		if (n >= sizeof line - 1)
@@ -126,14 +126,14 @@ log_vwrite(int pri, const char *prefix, const char *fmt, va_list ap,
 	(void)!write(STDERR_FILENO, line, n);
 }
 
-#define LOG_BODY(level, pri, prefix, errnum)			\
-	do {							\
-		va_list ap;					\
-		if (!log_enabled(level))			\
-			return;					\
-		va_start(ap, fmt);				\
-		log_vwrite(pri, prefix, fmt, ap, errnum);	\
-		va_end(ap);					\
+#define LOG_BODY(level, pri, prefix, errnum)                                   \
+	do {                                                                   \
+		va_list ap;                                                    \
+		if (!log_enabled(level))                                       \
+			return;                                                \
+		va_start(ap, fmt);                                             \
+		log_vwrite(pri, prefix, fmt, ap, errnum);                      \
+		va_end(ap);                                                    \
 	} while (0)
 
 void
@@ -171,8 +171,8 @@ log_debug(const char *fmt, ...)
 void
 fatal(const char *fmt, ...)
 {
-	int	 saved = errno;
-	va_list	 ap;
+	int saved = errno;
+	va_list ap;
 
 	va_start(ap, fmt);
 	log_vwrite(PRI_ERR, "fatal: ", fmt, ap, saved);

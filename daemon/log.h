@@ -9,7 +9,7 @@
 enum log_level {
 	LOG_LEVEL_ERR,
 	LOG_LEVEL_WARN,
-	LOG_LEVEL_NOTICE,	/* what the daemon says by default */
+	LOG_LEVEL_NOTICE, /* what the daemon says by default */
 	LOG_LEVEL_INFO,
 	LOG_LEVEL_DEBUG
 };
@@ -22,12 +22,15 @@ enum log_level {
  */
 void log_init(enum log_level max);
 
-void log_warn(const char *, ...) __attribute__((format(printf, 1, 2)));	/* appends strerror(errno) */
+void log_warn(const char *, ...)
+    __attribute__((format(printf, 1, 2))); /* appends strerror(errno) */
 void log_warnx(const char *, ...) __attribute__((format(printf, 1, 2)));
-void log_notice(const char *, ...) __attribute__((format(printf, 1, 2)));	/* events: shown by the daemon by default */
+void log_notice(const char *, ...) __attribute__((
+    format(printf, 1, 2))); /* events: shown by the daemon by default */
 void log_info(const char *, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *, ...) __attribute__((format(printf, 1, 2)));
-void fatal(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));	/* appends strerror(errno) */
+void fatal(const char *, ...) __attribute__((
+    format(printf, 1, 2), noreturn)); /* appends strerror(errno) */
 void fatalx(const char *, ...) __attribute__((format(printf, 1, 2), noreturn));
 
 #endif

@@ -3,9 +3,9 @@
  *
  * Start-up: configuration, signals, TLS library, store (with the capsules
  * and the snapshot loaded, so nobody ever sees it empty after a restart),
- * TOFU store, notifier, the runner (probes on the engine), the scheduler, HTTP endpoint
- * (bound before privileges are dropped); then the scheduler follows the
- * configuration, which becomes the running one. The main thread runs the
+ * TOFU store, notifier, the runner (probes on the engine), the scheduler, HTTP
+ * endpoint (bound before privileges are dropped); then the scheduler follows
+ * the configuration, which becomes the running one. The main thread runs the
  * scheduler, keeps two timers (TOFU entries written or re-read every
  * second, the snapshot saved every minute) and handles signals through a
  * self-pipe: SIGHUP re-reads the configuration (store first, then the
@@ -58,35 +58,45 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define SNAPSHOT_FILE "history.snapshot"	/* in state-dir */
-#define SNAPSHOT_INTERVAL 60			/* seconds between saves */
-#define TOFU_FLUSH_INTERVAL 1			/* seconds between known_hosts checks */
-#define NOTIFY_FILE "notify.state"		/* in state-dir */
+#define SNAPSHOT_FILE "history.snapshot" /* in state-dir */
+#define SNAPSHOT_INTERVAL 60             /* seconds between saves */
+#define TOFU_FLUSH_INTERVAL 1      /* seconds between known_hosts checks */
+#define NOTIFY_FILE "notify.state" /* in state-dir */
 
-static int signal_pipe[2] = { -1, -1 };
+static int signal_pipe[2] = {-1, -1};
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: gemwatch [-dv] [-f FILE]      run the daemon in the foreground\n"
-	    "       gemwatch -n [-f FILE]         check the configuration and exit\n"
-	    "       gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL...\n"
-	    "                                     probe each URL once and report\n"
-	    "       gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -]\n"
-	    "                                     probe a list of capsules, then count\n"
+	    "usage: gemwatch [-dv] [-f FILE]      run the daemon in the "
+	    "foreground\n"
+	    "       gemwatch -n [-f FILE]         check the configuration and "
+	    "exit\n"
+	    "       gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni "
+	    "NAME] URL...\n"
+	    "                                     probe each URL once and "
+	    "report\n"
+	    "       gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | "
+	    "-]\n"
+	    "                                     probe a list of capsules, "
+	    "then count\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
-	    "                                     accept the certificate a capsule presents now\n"
+	    "                                     accept the certificate a "
+	    "capsule presents now\n"
 	    "       gemwatch notify-test [-f FILE] [NAME]\n"
-	    "                                     run the notify commands once with a sample event\n"
+	    "                                     run the notify commands once "
+	    "with a sample event\n"
 	    "       gemwatch -V                   print versions\n"
 	    "       gemwatch -h                   this help\n"
 	    "\n"
 	    "  -f FILE  configuration file (default " DEFAULT_CONF ")\n"
-	    "  -n       check the configuration: print \"configuration OK\" or the errors\n"
+	    "  -n       check the configuration: print \"configuration OK\" or "
+	    "the errors\n"
 	    "  -v       log informational messages; -d also debug detail\n"
 	    "\n"
-	    "Signals: SIGHUP re-reads the configuration, SIGTERM or SIGINT stop.\n"
+	    "Signals: SIGHUP re-reads the configuration, SIGTERM or SIGINT "
+	    "stop.\n"
 	    "See gemwatch(8) and gemwatch.conf(5).\n");
 }
 
@@ -103,9 +113,9 @@ version(void)
 static struct conf *
 load(const char *path)
 {
-	struct conf_errors	 errs = { NULL, 0 };
-	struct conf		*conf;
-	size_t			 i;
+	struct conf_errors errs = {NULL, 0};
+	struct conf *conf;
+	size_t i;
 
 	conf = conf_load(path, &errs);
 	for (i = 0; i < errs.n; i++)
@@ -117,8 +127,8 @@ load(const char *path)
 static void
 on_signal(int sig)
 {
-	int		saved = errno;
-	unsigned char	c = (unsigned char)sig;
+	int saved = errno;
+	unsigned char c = (unsigned char)sig;
 
 	(void)!write(signal_pipe[1], &c, 1);
 	errno = saved;
@@ -162,7 +172,8 @@ check_fd_limit(const struct conf *conf)
 	unsigned long limit = engine_fd_raise();
 
 	if (conf->concurrency > engine_fd_capacity())
-		log_warnx("concurrency %u needs %u file descriptors, but the "
+		log_warnx(
+		    "concurrency %u needs %u file descriptors, but the "
 		    "limit is %lu: probes beyond %u at once will fail; raise "
 		    "the limit (LimitNOFILE=, ulimit -n) or lower concurrency",
 		    conf->concurrency, conf->concurrency + ENGINE_FD_RESERVE,
@@ -171,14 +182,14 @@ check_fd_limit(const struct conf *conf)
 
 /* What the daemon runs on, made by run_daemon and owned by it. */
 struct daemon {
-	const char		*path;		/* the configuration file */
-	struct store		*store;
-	struct tofu_store	*tofu;
-	struct notify		*notify;
-	struct runner		*runner;
-	struct sched		*sched;
-	struct http		*http;
-	char			*snapshot;	/* NULL: not saved */
+	const char *path; /* the configuration file */
+	struct store *store;
+	struct tofu_store *tofu;
+	struct notify *notify;
+	struct runner *runner;
+	struct sched *sched;
+	struct http *http;
+	char *snapshot; /* NULL: not saved */
 };
 
 /*
@@ -193,8 +204,8 @@ struct daemon {
 static void
 apply(struct daemon *d, struct conf *conf)
 {
-	const struct capsule_conf	**mine;
-	size_t				  n;
+	const struct capsule_conf **mine;
+	size_t n;
 
 	dns_servers_set(conf->resolvers, conf->nresolvers);
 	mine = conf_shard(conf, &n);
@@ -210,8 +221,8 @@ apply(struct daemon *d, struct conf *conf)
  * to the notifier (which only decides and queues).
  */
 static void
-publish(void *arg, const struct capsule_conf *cap,
-    const struct probe_result *res)
+publish(
+    void *arg, const struct capsule_conf *cap, const struct probe_result *res)
 {
 	struct daemon *d = arg;
 
@@ -222,13 +233,14 @@ publish(void *arg, const struct capsule_conf *cap,
 static void
 reload(struct daemon *d)
 {
-	struct conf		*conf, *old;
-	size_t			 i;
-	int			 listen_changed = 0;
+	struct conf *conf, *old;
+	size_t i;
+	int listen_changed = 0;
 
 	if ((conf = load(d->path)) == NULL) {
 		log_warnx("reload: %s has errors; keeping the running "
-		    "configuration", d->path);
+		          "configuration",
+		    d->path);
 		store_set_reload(d->store, 0, clock_wall());
 		return;
 	}
@@ -254,12 +266,12 @@ reload(struct daemon *d)
 static void
 serve(struct daemon *d)
 {
-	struct lag	 lag;
-	struct pollfd	 pfd[2];
-	double		 saved, flushed, now;
-	unsigned char	 sigs[64];
-	ssize_t		 n, i;
-	int		 wait_ms, hup, stop = 0;
+	struct lag lag;
+	struct pollfd pfd[2];
+	double saved, flushed, now;
+	unsigned char sigs[64];
+	ssize_t n, i;
+	int wait_ms, hup, stop = 0;
 
 	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
@@ -312,15 +324,15 @@ serve(struct daemon *d)
 static int
 run_daemon(const char *path)
 {
-	struct daemon		 d = { .path = path };
-	struct conf		*conf;
-	const struct passwd	*pw = NULL;
-	struct daemon_info	 info;
+	struct daemon d = {.path = path};
+	struct conf *conf;
+	const struct passwd *pw = NULL;
+	struct daemon_info info;
 	const struct capsule_conf **mine = NULL;
-	size_t			 nmine;
-	enum statedir		 state;
-	char			*notify_state = NULL;
-	int			 probing = 0, rv = 1;
+	size_t nmine;
+	enum statedir state;
+	char *notify_state = NULL;
+	int probing = 0, rv = 1;
 
 	if ((conf = load(path)) == NULL) {
 		log_warnx("%s: configuration has errors; not starting", path);
@@ -361,7 +373,7 @@ run_daemon(const char *path)
 		xasprintf(&d.snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
 		(void)store_load(d.store, d.snapshot);
 	}
-	if (state != STATEDIR_WRITABLE) {	/* read, but never written */
+	if (state != STATEDIR_WRITABLE) { /* read, but never written */
 		free(d.snapshot);
 		d.snapshot = NULL;
 	} else
@@ -383,7 +395,7 @@ run_daemon(const char *path)
 	apply(&d, conf);
 	conf = NULL;
 	store_set_reload(d.store, 1, clock_wall());
-	http_heartbeat(d.http);	/* /healthz answers 200 from here on */
+	http_heartbeat(d.http); /* /healthz answers 200 from here on */
 	sdnotify_ready();
 
 	serve(&d);
@@ -392,10 +404,10 @@ fail:
 	/* The reverse order of start-up. */
 	http_stop(d.http);
 	conf_set_running(NULL);
-	sched_free(d.sched);	/* abandons the probes in flight */
+	sched_free(d.sched); /* abandons the probes in flight */
 	runner_free(d.runner);
-	notify_free(d.notify);	/* after the last result */
-	if (rv == 0 && d.snapshot != NULL)	/* no probe runs any more */
+	notify_free(d.notify);             /* after the last result */
+	if (rv == 0 && d.snapshot != NULL) /* no probe runs any more */
 		(void)store_save(d.store, d.snapshot);
 	free(d.snapshot);
 	tofu_free(d.tofu);
@@ -413,9 +425,9 @@ fail:
 int
 main(int argc, char *argv[])
 {
-	const char	*path = DEFAULT_CONF;
-	struct conf	*conf;
-	int		 ch, check = 0, verbose = 0;
+	const char *path = DEFAULT_CONF;
+	struct conf *conf;
+	int ch, check = 0, verbose = 0;
 
 	if (argc > 1 && strcmp(argv[1], "probe") == 0) {
 		log_init(LOG_LEVEL_WARN);
@@ -465,8 +477,9 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	log_init(verbose == 2 ? LOG_LEVEL_DEBUG :
-	    verbose == 1 ? LOG_LEVEL_INFO : LOG_LEVEL_NOTICE);
+	log_init(verbose == 2   ? LOG_LEVEL_DEBUG
+	         : verbose == 1 ? LOG_LEVEL_INFO
+	                        : LOG_LEVEL_NOTICE);
 	if (check) {
 		if ((conf = conf_load_report(path, stderr)) == NULL)
 			return 1;

@@ -39,35 +39,35 @@
 #include "xmalloc.h"
 
 struct label {
-	const char	*key;
-	const char	*value;
+	const char *key;
+	const char *value;
 };
 
 /* The family being written and the labels every sample starts with. */
 struct emit {
-	struct buf	*b;
-	const char	*name;
-	size_t		 name_len;
-	const char	*help;
-	const char	*type;
-	int		 started;	/* HELP and TYPE written */
-	const char	*prefix;	/* escaped capsule="..",check=".." */
-	size_t		 prefix_len;
+	struct buf *b;
+	const char *name;
+	size_t name_len;
+	const char *help;
+	const char *type;
+	int started;        /* HELP and TYPE written */
+	const char *prefix; /* escaped capsule="..",check=".." */
+	size_t prefix_len;
 };
 
 struct family {
-	const char	*name;		/* /metrics, or NULL */
-	const char	*probe_name;	/* /probe, or NULL */
-	const char	*type;
-	const char	*help;
-	const char	*probe_help;
+	const char *name;       /* /metrics, or NULL */
+	const char *probe_name; /* /probe, or NULL */
+	const char *type;
+	const char *help;
+	const char *probe_help;
 	/* Emit the samples for result r; c (the counters) is NULL for
 	 * /probe. Nothing is emitted for a value that is unknown. */
-	void		(*get)(struct emit *, const struct probe_result *r,
-			    const struct store_check *c);
+	void (*get)(struct emit *, const struct probe_result *r,
+	    const struct store_check *c);
 };
 
-#define NLABELS(a) (sizeof (a) / sizeof (a)[0])
+#define NLABELS(a) (sizeof(a) / sizeof(a)[0])
 
 /*
  * buf_add and buf_addc for the hot path: inline while the buffer has
@@ -94,8 +94,8 @@ putc_(struct buf *b, char c)
 void
 metrics_escape_label(struct buf *b, const char *s)
 {
-	const char	*p, *run, *end = NULL;
-	size_t		 n;
+	const char *p, *run, *end = NULL;
+	size_t n;
 
 	if (s == NULL)
 		return;
@@ -105,8 +105,9 @@ metrics_escape_label(struct buf *b, const char *s)
 		case '"':
 		case '\n':
 			put(b, run, (size_t)(p - run));
-			buf_adds(b, *p == '\\' ? "\\\\" : *p == '"' ? "\\\"" :
-			    "\\n");
+			buf_adds(b, *p == '\\'  ? "\\\\"
+			            : *p == '"' ? "\\\""
+			                        : "\\n");
 			run = ++p;
 			continue;
 		}
@@ -139,8 +140,8 @@ metrics_escape_label(struct buf *b, const char *s)
 static void
 add_int(struct buf *b, int64_t v)
 {
-	char		 tmp[24], *p = tmp + sizeof tmp;
-	uint64_t	 u = v < 0 ? -(uint64_t)v : (uint64_t)v;
+	char tmp[24], *p = tmp + sizeof tmp;
+	uint64_t u = v < 0 ? -(uint64_t)v : (uint64_t)v;
 
 	do {
 		*--p = (char)('0' + u % 10);
@@ -162,11 +163,11 @@ add_int(struct buf *b, int64_t v)
 static int
 add_micros(struct buf *b, double v)
 {
-	char		 k[24], out[40];
-	long long	 i;
-	int		 len, sig, x, o = 0, j;
+	char k[24], out[40];
+	long long i;
+	int len, sig, x, o = 0, j;
 
-	if (!(v > 0 && v < 9e9))	/* v * 1e6 < 2^53 */
+	if (!(v > 0 && v < 9e9)) /* v * 1e6 < 2^53 */
 		return 0;
 	i = llround(v * 1e6);
 	if ((double)i / 1e6 != v)
@@ -183,7 +184,7 @@ add_micros(struct buf *b, double v)
 		;
 	if (sig > 15)
 		return 0;
-	x = len - 7;		/* decimal exponent of v */
+	x = len - 7; /* decimal exponent of v */
 	if (x < -4) {
 		/* 1.5e-05: %g's exponent form below 1e-4. */
 		out[o++] = k[0];
@@ -222,8 +223,8 @@ add_micros(struct buf *b, double v)
 static void
 add_double(struct buf *b, double v)
 {
-	char	tmp[40];
-	int	prec;
+	char tmp[40];
+	int prec;
 
 	if (isnan(v)) {
 		buf_adds(b, "NaN");
@@ -250,8 +251,8 @@ add_double(struct buf *b, double v)
 }
 
 static void
-family_begin(struct emit *e, const char *name, const char *type,
-    const char *help)
+family_begin(
+    struct emit *e, const char *name, const char *type, const char *help)
 {
 	e->name = name;
 	e->name_len = strlen(name);
@@ -263,9 +264,9 @@ family_begin(struct emit *e, const char *name, const char *type,
 static void
 sample_begin(struct emit *e, const struct label *l, size_t n)
 {
-	struct buf	*b = e->b;
-	size_t		 i;
-	int		 comma = 0;
+	struct buf *b = e->b;
+	size_t i;
+	int comma = 0;
 
 	if (!e->started) {
 		buf_adds(b, "# HELP ");
@@ -320,8 +321,8 @@ emit_double(struct emit *e, const struct label *l, size_t n, double v)
 /* ---- getters: one per family, shared by /metrics and /probe ---------- */
 
 static void
-get_success(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_success(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	emit_int(e, NULL, 0, r->success ? 1 : 0);
 }
@@ -329,8 +330,8 @@ get_success(struct emit *e, const struct probe_result *r,
 /* Only an end that says something about close_notify: a body that was
  * never reached, a timeout or a limit leave it unknown. */
 static void
-get_close_notify(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_close_notify(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->end == END_CLOSE_NOTIFY)
 		emit_int(e, NULL, 0, 1);
@@ -339,45 +340,45 @@ get_close_notify(struct emit *e, const struct probe_result *r,
 }
 
 static void
-get_end_info(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_end_info(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label l[] = { { "end", end_name(r->end) } };
+	struct label l[] = {{"end", end_name(r->end)}};
 
 	if (l[0].value != NULL)
 		emit_int(e, l, NLABELS(l), 1);
 }
 
 static void
-get_status(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_status(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->status >= 0)
 		emit_int(e, NULL, 0, r->status);
 }
 
 static void
-get_body_bytes(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_body_bytes(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->body_bytes >= 0)
 		emit_int(e, NULL, 0, r->body_bytes);
 }
 
 static void
-get_total(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_total(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->total >= 0)
 		emit_double(e, NULL, 0, r->total);
 }
 
 static void
-get_phases(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_phases(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label	l[1] = { { "phase", NULL } };
-	int		p;
+	struct label l[1] = {{"phase", NULL}};
+	int p;
 
 	for (p = 0; p < PHASE__COUNT; p++) {
 		if (!(r->dur[p] >= 0))
@@ -388,8 +389,8 @@ get_phases(struct emit *e, const struct probe_result *r,
 }
 
 static void
-get_resolve(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_resolve(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->dur[PHASE_RESOLVE] >= 0)
 		emit_double(e, NULL, 0, r->dur[PHASE_RESOLVE]);
@@ -398,27 +399,26 @@ get_resolve(struct emit *e, const struct probe_result *r,
 /* To the millisecond, Prometheus's own resolution, which also keeps the
  * value short enough for add_micros. */
 static void
-get_time(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_time(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	emit_double(e, NULL, 0, round(r->time * 1e3) / 1e3);
 }
 
 static void
-get_ip_protocol(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_ip_protocol(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->ip_protocol != 0)
 		emit_int(e, NULL, 0, r->ip_protocol);
 }
 
 static void
-get_tls_info(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_tls_info(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	struct label l[] = {
-		{ "version", r->tls_version }, { "cipher", r->tls_cipher }
-	};
+	    {"version", r->tls_version}, {"cipher", r->tls_cipher}};
 
 	if (r->tls_version != NULL)
 		emit_int(e, l, NLABELS(l), 1);
@@ -426,12 +426,12 @@ get_tls_info(struct emit *e, const struct probe_result *r,
 
 /* blackbox_exporter spells versions "TLS 1.3"; GnuTLS says "TLS1.3". */
 static void
-get_tls_version_info(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_tls_version_info(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label	 l[] = { { "version", r->tls_version } };
-	char		 v[16];
-	size_t		 len;
+	struct label l[] = {{"version", r->tls_version}};
+	char v[16];
+	size_t len;
 
 	if (r->tls_version == NULL)
 		return;
@@ -446,38 +446,35 @@ get_tls_version_info(struct emit *e, const struct probe_result *r,
 }
 
 static void
-get_not_after(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_not_after(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->cert.present)
 		emit_int(e, NULL, 0, (int64_t)r->cert.not_after);
 }
 
 static void
-get_not_before(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_not_before(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (r->cert.present)
 		emit_int(e, NULL, 0, (int64_t)r->cert.not_before);
 }
 
 static void
-get_cert_info(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_cert_info(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label l[] = {
-		{ "fingerprint_sha256", r->cert.sha256 },
-		{ "subject", r->cert.subject },
-		{ "issuer", r->cert.issuer }
-	};
+	struct label l[] = {{"fingerprint_sha256", r->cert.sha256},
+	    {"subject", r->cert.subject}, {"issuer", r->cert.issuer}};
 
 	if (r->cert.present)
 		emit_int(e, l, NLABELS(l), 1);
 }
 
 static void
-get_tofu(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_tofu(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	switch (r->cert.tofu) {
 	case TOFU_NEW:
@@ -495,8 +492,8 @@ get_tofu(struct emit *e, const struct probe_result *r,
 }
 
 static void
-get_probes(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_probes(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
 	if (c != NULL)
 		emit_int(e, NULL, 0, (int64_t)c->probes);
@@ -505,11 +502,11 @@ get_probes(struct emit *e, const struct probe_result *r,
 /* Every reason, zeros included, so that rate() sees a series from the
  * start and not only after the first failure of a kind. */
 static void
-get_failures(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_failures(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label	l[1] = { { "reason", NULL } };
-	int		i;
+	struct label l[1] = {{"reason", NULL}};
+	int i;
 
 	if (c == NULL)
 		return;
@@ -520,11 +517,11 @@ get_failures(struct emit *e, const struct probe_result *r,
 }
 
 static void
-get_ends(struct emit *e, const struct probe_result *r,
-    const struct store_check *c)
+get_ends(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
-	struct label	l[1] = { { "end", NULL } };
-	int		i;
+	struct label l[1] = {{"end", NULL}};
+	int i;
 
 	if (c == NULL)
 		return;
@@ -537,92 +534,78 @@ get_ends(struct emit *e, const struct probe_result *r,
 #define LATEST "of the latest finished probe"
 
 static const struct family families[] = {
-	{ "gemini_probe_success", "probe_success", "gauge",
-	  "Whether the latest finished probe succeeded (1) or failed (0).",
-	  "Whether the probe succeeded (1) or failed (0).",
-	  get_success },
-	{ "gemini_close_notify", "probe_gemini_close_notify", "gauge",
-	  "Whether the response " LATEST " ended with a TLS close_notify "
-	  "(1) or without one (0); absent when the end says nothing about it.",
-	  "Whether the response ended with a TLS close_notify (1) or "
-	  "without one (0).",
-	  get_close_notify },
-	{ NULL, "probe_gemini_response_end_info", "gauge", NULL,
-	  "How the response ended: close_notify, premature, reset, timeout, "
-	  "limit or error (value 1).",
-	  get_end_info },
-	{ "gemini_response_status_code", "probe_gemini_status_code", "gauge",
-	  "Gemini status code of the response " LATEST ".",
-	  "Gemini status code of the response.",
-	  get_status },
-	{ "gemini_response_body_bytes", "probe_gemini_body_bytes", "gauge",
-	  "Body size in bytes of the response " LATEST ".",
-	  "Body size in bytes of the response.",
-	  get_body_bytes },
-	{ "gemini_probe_duration_seconds", "probe_duration_seconds", "gauge",
-	  "Duration in seconds " LATEST ", start to end.",
-	  "Duration in seconds of the probe, start to end.",
-	  get_total },
-	{ "gemini_probe_phase_duration_seconds",
-	  "probe_gemini_phase_duration_seconds", "gauge",
-	  "Duration in seconds of each phase reached " LATEST ".",
-	  "Duration in seconds of each phase the probe reached.",
-	  get_phases },
-	{ NULL, "probe_dns_lookup_time_seconds", "gauge", NULL,
-	  "Duration in seconds of the name resolution.",
-	  get_resolve },
-	{ "gemini_probe_timestamp_seconds", NULL, "gauge",
-	  "Unix time when the latest finished probe finished.", NULL,
-	  get_time },
-	{ "gemini_probe_ip_protocol", "probe_ip_protocol", "gauge",
-	  "IP protocol version (4 or 6) " LATEST ".",
-	  "IP protocol version (4 or 6) of the probe.",
-	  get_ip_protocol },
-	{ "gemini_tls_info", "probe_gemini_tls_info", "gauge",
-	  "TLS version and cipher negotiated by the latest finished probe "
-	  "(value 1).",
-	  "TLS version and cipher negotiated (value 1).",
-	  get_tls_info },
-	{ NULL, "probe_tls_version_info", "gauge", NULL,
-	  "TLS version negotiated (value 1).",
-	  get_tls_version_info },
-	{ "gemini_cert_not_after_timestamp_seconds",
-	  "probe_ssl_earliest_cert_expiry", "gauge",
-	  "Expiry (notAfter, Unix time) of the leaf certificate " LATEST ".",
-	  "Expiry (notAfter, Unix time) of the leaf certificate.",
-	  get_not_after },
-	{ "gemini_cert_not_before_timestamp_seconds",
-	  "probe_gemini_cert_not_before_timestamp_seconds", "gauge",
-	  "Start of validity (notBefore, Unix time) of the leaf certificate "
-	  LATEST ".",
-	  "Start of validity (notBefore, Unix time) of the leaf certificate.",
-	  get_not_before },
-	{ "gemini_cert_info", "probe_ssl_last_chain_info", "gauge",
-	  "Leaf certificate " LATEST " (value 1).",
-	  "Leaf certificate: SHA-256 fingerprint, subject, issuer (value 1).",
-	  get_cert_info },
-	{ "gemini_cert_tofu_match", "probe_gemini_cert_tofu_match", "gauge",
-	  "Whether the certificate " LATEST " matches its pin or the "
-	  "first-seen certificate (1) or differs (0).",
-	  "Whether the certificate matches its pin or the first-seen "
-	  "certificate (1) or differs (0).",
-	  get_tofu },
-	{ "gemini_probes_total", NULL, "counter",
-	  "Probes finished.", NULL,
-	  get_probes },
-	{ "gemini_probe_failures_total", NULL, "counter",
-	  "Probes failed, by reason.", NULL,
-	  get_failures },
-	{ "gemini_response_ends_total", NULL, "counter",
-	  "Responses by how they ended.", NULL,
-	  get_ends },
+    {"gemini_probe_success", "probe_success", "gauge",
+        "Whether the latest finished probe succeeded (1) or failed (0).",
+        "Whether the probe succeeded (1) or failed (0).", get_success},
+    {"gemini_close_notify", "probe_gemini_close_notify", "gauge",
+        "Whether the response " LATEST " ended with a TLS close_notify "
+        "(1) or without one (0); absent when the end says nothing about it.",
+        "Whether the response ended with a TLS close_notify (1) or "
+        "without one (0).",
+        get_close_notify},
+    {NULL, "probe_gemini_response_end_info", "gauge", NULL,
+        "How the response ended: close_notify, premature, reset, timeout, "
+        "limit or error (value 1).",
+        get_end_info},
+    {"gemini_response_status_code", "probe_gemini_status_code", "gauge",
+        "Gemini status code of the response " LATEST ".",
+        "Gemini status code of the response.", get_status},
+    {"gemini_response_body_bytes", "probe_gemini_body_bytes", "gauge",
+        "Body size in bytes of the response " LATEST ".",
+        "Body size in bytes of the response.", get_body_bytes},
+    {"gemini_probe_duration_seconds", "probe_duration_seconds", "gauge",
+        "Duration in seconds " LATEST ", start to end.",
+        "Duration in seconds of the probe, start to end.", get_total},
+    {"gemini_probe_phase_duration_seconds",
+        "probe_gemini_phase_duration_seconds", "gauge",
+        "Duration in seconds of each phase reached " LATEST ".",
+        "Duration in seconds of each phase the probe reached.", get_phases},
+    {NULL, "probe_dns_lookup_time_seconds", "gauge", NULL,
+        "Duration in seconds of the name resolution.", get_resolve},
+    {"gemini_probe_timestamp_seconds", NULL, "gauge",
+        "Unix time when the latest finished probe finished.", NULL, get_time},
+    {"gemini_probe_ip_protocol", "probe_ip_protocol", "gauge",
+        "IP protocol version (4 or 6) " LATEST ".",
+        "IP protocol version (4 or 6) of the probe.", get_ip_protocol},
+    {"gemini_tls_info", "probe_gemini_tls_info", "gauge",
+        "TLS version and cipher negotiated by the latest finished probe "
+        "(value 1).",
+        "TLS version and cipher negotiated (value 1).", get_tls_info},
+    {NULL, "probe_tls_version_info", "gauge", NULL,
+        "TLS version negotiated (value 1).", get_tls_version_info},
+    {"gemini_cert_not_after_timestamp_seconds",
+        "probe_ssl_earliest_cert_expiry", "gauge",
+        "Expiry (notAfter, Unix time) of the leaf certificate " LATEST ".",
+        "Expiry (notAfter, Unix time) of the leaf certificate.", get_not_after},
+    {"gemini_cert_not_before_timestamp_seconds",
+        "probe_gemini_cert_not_before_timestamp_seconds", "gauge",
+        "Start of validity (notBefore, Unix time) of the leaf "
+        "certificate " LATEST ".",
+        "Start of validity (notBefore, Unix time) of the leaf certificate.",
+        get_not_before},
+    {"gemini_cert_info", "probe_ssl_last_chain_info", "gauge",
+        "Leaf certificate " LATEST " (value 1).",
+        "Leaf certificate: SHA-256 fingerprint, subject, issuer (value 1).",
+        get_cert_info},
+    {"gemini_cert_tofu_match", "probe_gemini_cert_tofu_match", "gauge",
+        "Whether the certificate " LATEST " matches its pin or the "
+        "first-seen certificate (1) or differs (0).",
+        "Whether the certificate matches its pin or the first-seen "
+        "certificate (1) or differs (0).",
+        get_tofu},
+    {"gemini_probes_total", NULL, "counter", "Probes finished.", NULL,
+        get_probes},
+    {"gemini_probe_failures_total", NULL, "counter",
+        "Probes failed, by reason.", NULL, get_failures},
+    {"gemini_response_ends_total", NULL, "counter",
+        "Responses by how they ended.", NULL, get_ends},
 };
 
 void
 metrics_probe(struct buf *b, const struct probe_result *r)
 {
-	struct emit	 e = { .b = b };
-	size_t		 i;
+	struct emit e = {.b = b};
+	size_t i;
 
 	for (i = 0; i < NLABELS(families); i++) {
 		if (families[i].probe_name == NULL)
@@ -637,11 +620,11 @@ metrics_probe(struct buf *b, const struct probe_result *r)
 static int
 resident_bytes(int64_t *out)
 {
-	char		 text[256], *p, *end;
-	ssize_t		 n;
-	long		 pagesize;
+	char text[256], *p, *end;
+	ssize_t n;
+	long pagesize;
 	unsigned long long pages;
-	int		 fd;
+	int fd;
 
 	if ((fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)) == -1)
 		return -1;
@@ -664,9 +647,9 @@ resident_bytes(int64_t *out)
 static int
 open_fds(int64_t *out)
 {
-	DIR		*d;
-	struct dirent	*de;
-	int64_t		 n = 0;
+	DIR *d;
+	struct dirent *de;
+	int64_t n = 0;
 
 	if ((d = opendir("/proc/self/fd")) == NULL)
 		return -1;
@@ -674,14 +657,14 @@ open_fds(int64_t *out)
 		if (de->d_name[0] != '.')
 			n++;
 	closedir(d);
-	*out = n - 1;	/* not the directory's own descriptor */
+	*out = n - 1; /* not the directory's own descriptor */
 	return 0;
 }
 
 /* Resident memory and open descriptors, or -1 when unknown. */
 struct proc_sample {
-	int64_t	rss;
-	int64_t	fds;
+	int64_t rss;
+	int64_t fds;
 };
 
 static void
@@ -694,10 +677,10 @@ proc_sample(struct proc_sample *p)
 }
 
 static void
-render_process(struct emit *e, const struct daemon_info *info,
-    const struct proc_sample *p)
+render_process(
+    struct emit *e, const struct daemon_info *info, const struct proc_sample *p)
 {
-	struct rusage	ru;
+	struct rusage ru;
 
 	if (info != NULL) {
 		family_begin(e, "process_start_time_seconds", "gauge",
@@ -709,7 +692,7 @@ render_process(struct emit *e, const struct daemon_info *info,
 		    "Total user and system CPU time spent in seconds.");
 		emit_double(e, NULL, 0,
 		    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
-		    (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
+		        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 	}
 	if (p->rss >= 0) {
 		family_begin(e, "process_resident_memory_bytes", "gauge",
@@ -730,14 +713,14 @@ render_process(struct emit *e, const struct daemon_info *info,
 static void
 render_lag(struct emit *e, const struct lag *lag)
 {
-	static const double	 bounds[LAG_NBUCKETS] = LAG_BOUNDS;
-	struct buf		*b = e->b;
-	uint64_t		 cum = 0;
-	size_t			 i;
+	static const double bounds[LAG_NBUCKETS] = LAG_BOUNDS;
+	struct buf *b = e->b;
+	uint64_t cum = 0;
+	size_t i;
 
 	buf_adds(b, "# HELP gemwatch_probe_lag_seconds How late probes started "
-	    "after their due time.\n# TYPE gemwatch_probe_lag_seconds "
-	    "histogram\n");
+	            "after their due time.\n# TYPE gemwatch_probe_lag_seconds "
+	            "histogram\n");
 	for (i = 0; i < LAG_NBUCKETS; i++) {
 		cum += lag->bucket[i];
 		buf_adds(b, "gemwatch_probe_lag_seconds_bucket{le=\"");
@@ -756,8 +739,8 @@ render_lag(struct emit *e, const struct lag *lag)
 	family_begin(e, "gemwatch_probes_late_total", "counter",
 	    "Probes started more than a tenth of their interval late.");
 	emit_int(e, NULL, 0, (int64_t)lag->late);
-	family_begin(e, "gemwatch_probes_in_flight", "gauge",
-	    "Probes in flight now.");
+	family_begin(
+	    e, "gemwatch_probes_in_flight", "gauge", "Probes in flight now.");
 	emit_int(e, NULL, 0, (int64_t)lag->in_flight);
 	family_begin(e, "gemwatch_concurrency", "gauge",
 	    "The most probes allowed in flight (concurrency).");
@@ -768,8 +751,8 @@ render_lag(struct emit *e, const struct lag *lag)
 static void
 render_notify(struct emit *e, struct notify *n)
 {
-	uint64_t	counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
-	int		ev, o;
+	uint64_t counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
+	int ev, o;
 
 	notify_counts(n, counts);
 	family_begin(e, "gemwatch_notify_total", "counter",
@@ -779,10 +762,8 @@ render_notify(struct emit *e, struct notify *n)
 		if (ev == NOTIFY_TEST)
 			continue;
 		for (o = 0; o < NOTIFY_OUTCOME__COUNT; o++) {
-			struct label l[] = {
-				{ "event", notify_event_name(ev) },
-				{ "result", notify_outcome_name(o) }
-			};
+			struct label l[] = {{"event", notify_event_name(ev)},
+			    {"result", notify_outcome_name(o)}};
 
 			emit_int(e, l, NLABELS(l), (int64_t)counts[ev][o]);
 		}
@@ -791,20 +772,19 @@ render_notify(struct emit *e, struct notify *n)
 
 /* The daemon's own metrics (read lock held). */
 static void
-render_daemon(struct emit *e, const struct store *s,
-    const struct daemon_info *info)
+render_daemon(
+    struct emit *e, const struct store *s, const struct daemon_info *info)
 {
-	double	when;
-	int	ok;
+	double when;
+	int ok;
 
 	if (info != NULL) {
-		struct label l[] = {
-			{ "version", info->version },
-			{ "gnutls_version", gnutls_check_version(NULL) }
-		};
+		struct label l[] = {{"version", info->version},
+		    {"gnutls_version", gnutls_check_version(NULL)}};
 
 		family_begin(e, "gemwatch_build_info", "gauge",
-		    "gemwatch version and the GnuTLS version in use (value 1).");
+		    "gemwatch version and the GnuTLS version in use (value "
+		    "1).");
 		emit_int(e, l, NLABELS(l), 1);
 	}
 	family_begin(e, "gemwatch_capsules", "gauge",
@@ -814,29 +794,28 @@ render_daemon(struct emit *e, const struct store *s,
 	family_begin(e, "gemwatch_config_last_reload_successful", "gauge",
 	    "Whether the latest configuration (re)load succeeded.");
 	emit_int(e, NULL, 0, ok ? 1 : 0);
-	family_begin(e,
-	    "gemwatch_config_last_reload_success_timestamp_seconds", "gauge",
-	    "Unix time of the latest successful configuration load.");
+	family_begin(e, "gemwatch_config_last_reload_success_timestamp_seconds",
+	    "gauge", "Unix time of the latest successful configuration load.");
 	emit_double(e, NULL, 0, when);
 	if (info != NULL && info->notify != NULL)
 		render_notify(e, info->notify);
 }
 
 struct prefix {
-	size_t	off;
-	size_t	len;
+	size_t off;
+	size_t len;
 };
 
 /* The capsules' families (read lock held). */
 static void
 render_capsules(struct emit *e, const struct store *s)
 {
-	const struct store_capsule	*cap;
-	const struct store_check	*c;
-	struct buf			 pre;
-	struct prefix			*pfx, *px;
-	size_t				 i, f, n;
-	int				 k;
+	const struct store_capsule *cap;
+	const struct store_check *c;
+	struct buf pre;
+	struct prefix *pfx, *px;
+	size_t i, f, n;
+	int k;
 
 	buf_init(&pre);
 	n = store_count(s);
@@ -860,14 +839,15 @@ render_capsules(struct emit *e, const struct store *s)
 	for (f = 0; f < NLABELS(families); f++) {
 		if (families[f].name == NULL)
 			continue;
-		family_begin(e, families[f].name, families[f].type,
-		    families[f].help);
+		family_begin(
+		    e, families[f].name, families[f].type, families[f].help);
 		for (i = 0; i < n; i++) {
 			cap = store_at(s, i);
 			for (k = 0; k < CHECK__COUNT; k++) {
 				c = &cap->check[k];
-				if (c->last == NULL || (k == CHECK_ERROR_PAGE &&
-				    !cap->has_error_page))
+				if (c->last == NULL ||
+				    (k == CHECK_ERROR_PAGE &&
+				        !cap->has_error_page))
 					continue;
 				px = &pfx[i * CHECK__COUNT + k];
 				e->prefix = pre.data + px->off;
@@ -896,22 +876,22 @@ render_capsules(struct emit *e, const struct store *s)
  * Resident memory and open descriptors are read at most once a second:
  * listing /proc/self/fd took a quarter of a cached render.
  */
-#define METRICS_CACHE_MAX	(4 * 1024 * 1024)
+#define METRICS_CACHE_MAX (4 * 1024 * 1024)
 
 /* The capsules' samples of one render, shared by the scrapes that show
  * it and the cache, each holding a reference. */
 struct metrics_text {
-	atomic_uint	 refs;
-	char		*data;
-	size_t		 len;
+	atomic_uint refs;
+	char *data;
+	size_t len;
 };
 
 struct metrics_cache {
-	pthread_mutex_t	 lock;
-	uint64_t	 fp;
-	struct metrics_text *text;	/* held; NULL: none kept */
+	pthread_mutex_t lock;
+	uint64_t fp;
+	struct metrics_text *text; /* held; NULL: none kept */
 	struct proc_sample proc;
-	double		 proc_at;	/* monotonic, 0: never */
+	double proc_at; /* monotonic, 0: never */
 };
 
 static struct metrics_text *
@@ -941,19 +921,19 @@ metrics_text_data(const struct metrics_text *t, size_t *len)
 static uint64_t
 fingerprint(const struct store *s)
 {
-	const struct store_capsule	*cap;
-	const struct store_check	*c;
-	uint64_t			 h = HASH_INIT;
-	size_t				 i, n = store_count(s);
-	double				 t;
-	int				 k;
+	const struct store_capsule *cap;
+	const struct store_check *c;
+	uint64_t h = HASH_INIT;
+	size_t i, n = store_count(s);
+	double t;
+	int k;
 
 	h = hash_bytes(h, &n, sizeof n);
 	for (i = 0; i < n; i++) {
 		cap = store_at(s, i);
 		h = hash_bytes(h, cap->name, strlen(cap->name) + 1);
-		h = hash_bytes(h, &cap->has_error_page,
-		    sizeof cap->has_error_page);
+		h = hash_bytes(
+		    h, &cap->has_error_page, sizeof cap->has_error_page);
 		for (k = 0; k < CHECK__COUNT; k++) {
 			c = &cap->check[k];
 			t = c->last != NULL ? c->last->time : -1;
@@ -988,13 +968,13 @@ struct metrics_text *
 metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
     struct store *s, const struct daemon_info *info)
 {
-	struct emit		 e = { .b = NULL };
-	struct metrics_text	*t;
-	struct proc_sample	 p;
-	struct lag		 lag;
-	struct buf		 caps;
-	double			 now = clock_mono();
-	uint64_t		 fp;
+	struct emit e = {.b = NULL};
+	struct metrics_text *t;
+	struct proc_sample p;
+	struct lag lag;
+	struct buf caps;
+	double now = clock_mono();
+	uint64_t fp;
 
 	store_rdlock(s);
 	fp = fingerprint(s);
@@ -1032,11 +1012,11 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 }
 
 void
-metrics_render_cached(struct buf *b, struct metrics_cache *mc,
-    struct store *s, const struct daemon_info *info)
+metrics_render_cached(struct buf *b, struct metrics_cache *mc, struct store *s,
+    const struct daemon_info *info)
 {
-	struct metrics_text	*t;
-	struct buf		 rest;
+	struct metrics_text *t;
+	struct buf rest;
 
 	buf_init(&rest);
 	t = metrics_render_shared(&rest, mc, s, info);

@@ -13,9 +13,9 @@ struct notify;
 struct store;
 
 struct daemon_info {
-	const char	*version;
-	double		 start_time;	/* Unix seconds */
-	struct notify	*notify;	/* for gemwatch_notify_total, or NULL */
+	const char *version;
+	double start_time;     /* Unix seconds */
+	struct notify *notify; /* for gemwatch_notify_total, or NULL */
 };
 
 /* The capsules' samples of the last render, reused while they hold. */
@@ -26,8 +26,8 @@ void metrics_cache_free(struct metrics_cache *);
  * Render /metrics from the store (takes the read lock itself), reusing
  * the cache's text while it holds (thread-safe).
  */
-void metrics_render_cached(struct buf *, struct metrics_cache *,
-    struct store *, const struct daemon_info *);
+void metrics_render_cached(struct buf *, struct metrics_cache *, struct store *,
+    const struct daemon_info *);
 /*
  * The same in two parts, so that scrapes share the capsules' samples
  * rather than copy them: the returned text (a reference the caller

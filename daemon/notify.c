@@ -61,114 +61,112 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define NOTIFY_RUNNING_MAX	4	/* commands running at once */
-#define NOTIFY_QUEUE_MAX	256	/* runs waiting; more are dropped */
-#define NOTIFY_RETRIES		2	/* runs after a failed one */
-#define NOTIFY_STOP_WAIT	5.0	/* seconds running commands get at exit */
-#define NOTIFY_TICK_MS		20	/* how often a running child is checked */
-#define NOTIFY_STDERR_MAX	4096	/* bytes of stderr kept */
-#define NOTIFY_LINE_MAX		200	/* bytes of its first line logged */
-#define NOTIFY_VALUE_MAX	1024	/* bytes of one GEMWATCH_* value */
-#define NOTIFY_DETAIL_MAX	120	/* bytes of a message in the summary */
-#define NOTIFY_STATE_MAX	(64 * 1024 * 1024)	/* bytes of the state file */
-#define NOTIFY_STATE_VERSION	1
-#define DAY			86400.0
+#define NOTIFY_RUNNING_MAX 4   /* commands running at once */
+#define NOTIFY_QUEUE_MAX 256   /* runs waiting; more are dropped */
+#define NOTIFY_RETRIES 2       /* runs after a failed one */
+#define NOTIFY_STOP_WAIT 5.0   /* seconds running commands get at exit */
+#define NOTIFY_TICK_MS 20      /* how often a running child is checked */
+#define NOTIFY_STDERR_MAX 4096 /* bytes of stderr kept */
+#define NOTIFY_LINE_MAX 200    /* bytes of its first line logged */
+#define NOTIFY_VALUE_MAX 1024  /* bytes of one GEMWATCH_* value */
+#define NOTIFY_DETAIL_MAX 120  /* bytes of a message in the summary */
+#define NOTIFY_STATE_MAX (64 * 1024 * 1024) /* bytes of the state file */
+#define NOTIFY_STATE_VERSION 1
+#define DAY 86400.0
 
-static const double retry_delay[NOTIFY_RETRIES] = { 5, 30 };
+static const double retry_delay[NOTIFY_RETRIES] = {5, 30};
 
-static const char *event_names[NOTIFY_EVENT__COUNT] = {
-	"down", "up", "close_notify_lost", "close_notify_back",
-	"cert_changed", "cert_expiring", "cert_mismatch", "test"
-};
+static const char *event_names[NOTIFY_EVENT__COUNT] = {"down", "up",
+    "close_notify_lost", "close_notify_back", "cert_changed", "cert_expiring",
+    "cert_mismatch", "test"};
 
 static const char *outcome_names[NOTIFY_OUTCOME__COUNT] = {
-	"ok", "failed", "timeout", "error", "dropped"
-};
+    "ok", "failed", "timeout", "error", "dropped"};
 
 /*
  * A condition debounced as Prometheus' for: does it: open after `after`
  * bad results in a row, closed by the first good one.
  */
 struct streak {
-	unsigned	 bad;		/* bad results in a row */
-	int		 open;		/* its event was sent, not its end */
-	double		 since;		/* the first bad result of the streak */
+	unsigned bad; /* bad results in a row */
+	int open;     /* its event was sent, not its end */
+	double since; /* the first bad result of the streak */
 };
 
 enum streak_change { STREAK_SAME, STREAK_OPENED, STREAK_CLOSED };
 
 /* What is known of one check; persisted. Times are Unix seconds, 0: none. */
 struct nstate {
-	char		*name;
-	enum check	 check;
-	struct streak	 down;		/* failures */
-	double		 down_sent;	/* last down sent (for notify-repeat) */
-	struct streak	 cn;		/* ends without close_notify */
-	char		 cert[SHA256_HEX_LEN + 1];	/* adopted; "" none */
-	double		 cert_since;	/* when it was first presented */
-	char		 cand[SHA256_HEX_LEN + 1];	/* presented instead */
-	unsigned	 cand_n;
-	double		 cand_since;
-	double		 expiring_sent;
-	int		 kept;		/* notify_apply's mark */
+	char *name;
+	enum check check;
+	struct streak down;            /* failures */
+	double down_sent;              /* last down sent (for notify-repeat) */
+	struct streak cn;              /* ends without close_notify */
+	char cert[SHA256_HEX_LEN + 1]; /* adopted; "" none */
+	double cert_since;             /* when it was first presented */
+	char cand[SHA256_HEX_LEN + 1]; /* presented instead */
+	unsigned cand_n;
+	double cand_since;
+	double expiring_sent;
+	int kept; /* notify_apply's mark */
 };
 
 /* One event's document and environment, shared by its commands' jobs. */
 struct payload {
-	unsigned		 refs;	/* under the lock */
-	enum notify_event	 event;
-	char			*label;	/* "down of NAME" for the log */
-	char			*json;
-	size_t			 json_len;
-	char			**envp;
+	unsigned refs; /* under the lock */
+	enum notify_event event;
+	char *label; /* "down of NAME" for the log */
+	char *json;
+	size_t json_len;
+	char **envp;
 };
 
 struct job {
-	struct payload	*p;
-	char		**argv;		/* a copy: a reload may drop the command */
-	unsigned	 tries;		/* runs so far */
-	double		 not_before;	/* monotonic */
-	struct job	*next;
+	struct payload *p;
+	char **argv;       /* a copy: a reload may drop the command */
+	unsigned tries;    /* runs so far */
+	double not_before; /* monotonic */
+	struct job *next;
 };
 
 /* A command running (runner thread only). */
 struct run {
-	struct job	*job;
-	pid_t		 pid;
-	int		 in_fd, err_fd;	/* -1 once closed */
-	size_t		 in_off;
-	char		 err[NOTIFY_STDERR_MAX];
-	size_t		 err_len;
-	double		 deadline;	/* monotonic */
-	int		 timed_out;
+	struct job *job;
+	pid_t pid;
+	int in_fd, err_fd; /* -1 once closed */
+	size_t in_off;
+	char err[NOTIFY_STDERR_MAX];
+	size_t err_len;
+	double deadline; /* monotonic */
+	int timed_out;
 };
 
 struct notify {
-	char		*state_path;	/* NULL: memory only */
+	char *state_path; /* NULL: memory only */
 
-	pthread_mutex_t	 lock;		/* guards everything below */
-	pthread_cond_t	 idle;		/* nothing queued or running */
-	struct nstate	**states;	/* sorted by name, check */
-	size_t		 nstates;
-	char		***cmds;	/* the commands, NULL-terminated argv */
-	size_t		 ncmds;
-	unsigned	 after;
-	double		 repeat;
-	unsigned	 cert_days;
-	double		 timeout;
-	char		**base_env;	/* PATH, HOME ... for every command */
-	size_t		 nbase_env;
-	struct job	*queue, *queue_tail;
-	size_t		 nqueue;
-	size_t		 dropped;	/* since the queue was last full */
-	unsigned	 running;
-	int		 dirty;		/* the state must be saved */
-	int		 stopping;
-	uint64_t	 counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
+	pthread_mutex_t lock;   /* guards everything below */
+	pthread_cond_t idle;    /* nothing queued or running */
+	struct nstate **states; /* sorted by name, check */
+	size_t nstates;
+	char ***cmds; /* the commands, NULL-terminated argv */
+	size_t ncmds;
+	unsigned after;
+	double repeat;
+	unsigned cert_days;
+	double timeout;
+	char **base_env; /* PATH, HOME ... for every command */
+	size_t nbase_env;
+	struct job *queue, *queue_tail;
+	size_t nqueue;
+	size_t dropped; /* since the queue was last full */
+	unsigned running;
+	int dirty; /* the state must be saved */
+	int stopping;
+	uint64_t counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
 
-	int		 started;	/* the runner thread exists */
-	pthread_t	 runner;
-	int		 wake[2];	/* anyone → runner */
+	int started; /* the runner thread exists */
+	pthread_t runner;
+	int wake[2]; /* anyone → runner */
 };
 
 const char *
@@ -195,8 +193,8 @@ notify_outcome_name(enum notify_outcome o)
 static void
 clean_add(struct buf *b, const char *s, size_t max)
 {
-	const unsigned char	*u = (const unsigned char *)s;
-	size_t			 len = strlen(s), i = 0, k, start = b->len;
+	const unsigned char *u = (const unsigned char *)s;
+	size_t len = strlen(s), i = 0, k, start = b->len;
 
 	while (i < len) {
 		if (b->len - start >= max) {
@@ -220,10 +218,10 @@ clean_add(struct buf *b, const char *s, size_t max)
 		}
 		if ((k == 2 && u[i] == 0xc2 && u[i + 1] < 0xa0) ||
 		    (k == 3 && u[i] == 0xe2 && u[i + 1] == 0x80 &&
-		    (u[i + 2] == 0x8e || u[i + 2] == 0x8f ||
-		    (u[i + 2] >= 0xa8 && u[i + 2] <= 0xae))) ||
+		        (u[i + 2] == 0x8e || u[i + 2] == 0x8f ||
+		            (u[i + 2] >= 0xa8 && u[i + 2] <= 0xae))) ||
 		    (k == 3 && u[i] == 0xe2 && u[i + 1] == 0x81 &&
-		    u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9))
+		        u[i + 2] >= 0xa6 && u[i + 2] <= 0xa9))
 			buf_addc(b, '?');
 		else
 			buf_add(b, s + i, k);
@@ -269,20 +267,20 @@ span(double secs, char out[32])
 
 /* What happened, for an event about a check. */
 struct ev {
-	enum notify_event	 event;
-	int			 repeat;	/* a down sent again */
-	double			 since;		/* see the man page; 0: none */
-	const char		*prev_cert;	/* cert_changed/mismatch, or NULL */
+	enum notify_event event;
+	int repeat;            /* a down sent again */
+	double since;          /* see the man page; 0: none */
+	const char *prev_cert; /* cert_changed/mismatch, or NULL */
 };
 
 /* The one-line GEMWATCH_SUMMARY (raw; cleaned by the caller). */
 static void
-summary(struct buf *b, const struct ev *ev, const char *name,
-    enum check check, const struct probe_result *r, double now)
+summary(struct buf *b, const struct ev *ev, const char *name, enum check check,
+    const struct probe_result *r, double now)
 {
-	char	 when[32], date[32];
-	double	 left;
-	long	 days;
+	char when[32], date[32];
+	double left;
+	long days;
 
 	buf_printf(b, "gemwatch: %s%s", name,
 	    check == CHECK_ERROR_PAGE ? " (error page)" : "");
@@ -318,9 +316,10 @@ summary(struct buf *b, const struct ev *ev, const char *name,
 			buf_adds(b, " presents its pinned certificate again");
 		else if (r->cert.tofu == TOFU_CHANGED && r->cert.key_kept == 1)
 			buf_adds(b, " presents a new certificate with the same "
-			    "key");
+			            "key");
 		else if (r->cert.tofu == TOFU_CHANGED)
-			buf_adds(b, " presents a new certificate with a new key");
+			buf_adds(
+			    b, " presents a new certificate with a new key");
 		else
 			buf_adds(b, " presents another certificate");
 		break;
@@ -330,19 +329,20 @@ summary(struct buf *b, const struct ev *ev, const char *name,
 		date[10] = '\0';
 		days = (long)floor(fabs(left) / DAY);
 		if (left < 0)
-			buf_printf(b, ": certificate expired %s%ld day%s ago (%s)",
+			buf_printf(b,
+			    ": certificate expired %s%ld day%s ago (%s)",
 			    days == 0 ? "less than a " : "",
 			    days == 0 ? 1 : days, days > 1 ? "s" : "", date);
 		else if (days == 0)
-			buf_printf(b, ": certificate expires within a day (%s)",
-			    date);
+			buf_printf(
+			    b, ": certificate expires within a day (%s)", date);
 		else
 			buf_printf(b, ": certificate expires in %ld day%s (%s)",
 			    days, days > 1 ? "s" : "", date);
 		break;
 	case NOTIFY_CERT_MISMATCH:
 		buf_adds(b, " presents a certificate that does not match its "
-		    "pinned fingerprint");
+		            "pinned fingerprint");
 		break;
 	case NOTIFY_TEST:
 	case NOTIFY_EVENT__COUNT:
@@ -352,17 +352,29 @@ summary(struct buf *b, const struct ev *ev, const char *name,
 }
 
 enum field {
-	F_EVENT, F_CAPSULE, F_CHECK, F_URL, F_TIME, F_SINCE, F_REASON,
-	F_MESSAGE, F_STATUS, F_META, F_END, F_SUMMARY, F_CERT_SHA256,
-	F_CERT_NOT_AFTER, F_PREVIOUS_CERT_SHA256, F_REPEAT, F__COUNT
+	F_EVENT,
+	F_CAPSULE,
+	F_CHECK,
+	F_URL,
+	F_TIME,
+	F_SINCE,
+	F_REASON,
+	F_MESSAGE,
+	F_STATUS,
+	F_META,
+	F_END,
+	F_SUMMARY,
+	F_CERT_SHA256,
+	F_CERT_NOT_AFTER,
+	F_PREVIOUS_CERT_SHA256,
+	F_REPEAT,
+	F__COUNT
 };
 
 /* JSON key; the variable is GEMWATCH_ and the key in upper case. */
-static const char *field_names[F__COUNT] = {
-	"event", "capsule", "check", "url", "time", "since", "reason",
-	"message", "status", "meta", "end", "summary", "cert_sha256",
-	"cert_not_after", "previous_cert_sha256", "repeat"
-};
+static const char *field_names[F__COUNT] = {"event", "capsule", "check", "url",
+    "time", "since", "reason", "message", "status", "meta", "end", "summary",
+    "cert_sha256", "cert_not_after", "previous_cert_sha256", "repeat"};
 
 /*
  * The payload of an event: the same cleaned values as GEMWATCH_*
@@ -371,14 +383,13 @@ static const char *field_names[F__COUNT] = {
  */
 static struct payload *
 payload_new(const struct notify *n, const struct ev *ev, const char *name,
-    enum check check, const char *url, const struct probe_result *r,
-    double now)
+    enum check check, const char *url, const struct probe_result *r, double now)
 {
-	struct payload	*p;
-	struct buf	 b;
-	char		*v[F__COUNT], t[32], var[64], *text;
-	json_t		*o, *res;
-	size_t		 i, k;
+	struct payload *p;
+	struct buf b;
+	char *v[F__COUNT], t[32], var[64], *text;
+	json_t *o, *res;
+	size_t i, k;
 
 	memset(v, 0, sizeof v);
 	v[F_EVENT] = xstrdup(event_names[ev->event]);
@@ -389,41 +400,44 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	v[F_TIME] = xstrdup(t);
 	rfc3339(ev->since, t);
 	v[F_SINCE] = xstrdup(t);
-	v[F_REASON] = xstrdup(r != NULL && reason_name(r->reason) != NULL ?
-	    reason_name(r->reason) : "");
-	v[F_MESSAGE] = clean(r != NULL ? r->message :
-	    "a test notification from gemwatch notify-test", NOTIFY_VALUE_MAX);
+	v[F_REASON] = xstrdup(r != NULL && reason_name(r->reason) != NULL
+	                          ? reason_name(r->reason)
+	                          : "");
+	v[F_MESSAGE] =
+	    clean(r != NULL ? r->message
+	                    : "a test notification from gemwatch notify-test",
+	        NOTIFY_VALUE_MAX);
 	if (r != NULL && r->status >= 0)
 		xasprintf(&v[F_STATUS], "%d", r->status);
 	else
 		v[F_STATUS] = xstrdup("");
 	v[F_META] = clean(r != NULL ? r->meta : NULL, NOTIFY_VALUE_MAX);
-	v[F_END] = xstrdup(r != NULL && end_name(r->end) != NULL ?
-	    end_name(r->end) : "");
+	v[F_END] = xstrdup(
+	    r != NULL && end_name(r->end) != NULL ? end_name(r->end) : "");
 	buf_init(&b);
 	if (r != NULL)
 		summary(&b, ev, name, check, r, now);
 	else {
-		struct ev test = { NOTIFY_TEST, 0, 0, NULL };
+		struct ev test = {NOTIFY_TEST, 0, 0, NULL};
 
 		summary(&b, &test, name, check, NULL, now);
 	}
 	buf_addc(&b, '\0');
 	v[F_SUMMARY] = clean(b.data, NOTIFY_VALUE_MAX);
 	buf_free(&b);
-	v[F_CERT_SHA256] = xstrdup(r != NULL && r->cert.present ?
-	    r->cert.sha256 : "");
-	rfc3339(r != NULL && r->cert.present ? (double)r->cert.not_after : 0,
-	    t);
+	v[F_CERT_SHA256] =
+	    xstrdup(r != NULL && r->cert.present ? r->cert.sha256 : "");
+	rfc3339(
+	    r != NULL && r->cert.present ? (double)r->cert.not_after : 0, t);
 	v[F_CERT_NOT_AFTER] = xstrdup(t);
-	v[F_PREVIOUS_CERT_SHA256] = xstrdup(ev->prev_cert != NULL ?
-	    ev->prev_cert : "");
+	v[F_PREVIOUS_CERT_SHA256] =
+	    xstrdup(ev->prev_cert != NULL ? ev->prev_cert : "");
 	v[F_REPEAT] = xstrdup(ev->repeat ? "1" : "0");
 
 	p = xcalloc(1, sizeof *p);
 	p->event = ev->event;
-	xasprintf(&p->label, "%s of %s%s", event_names[ev->event],
-	    v[F_CAPSULE], check == CHECK_ERROR_PAGE ? " (error page)" : "");
+	xasprintf(&p->label, "%s of %s%s", event_names[ev->event], v[F_CAPSULE],
+	    check == CHECK_ERROR_PAGE ? " (error page)" : "");
 	p->envp = xcalloc(n->nbase_env + F__COUNT + 1, sizeof *p->envp);
 	for (i = 0; i < n->nbase_env; i++)
 		p->envp[i] = xstrdup(n->base_env[i]);
@@ -455,7 +469,7 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	if (res == NULL || json_object_set_new(o, "result", res) != 0 ||
 	    (text = json_dumps(o, API_DUMP_FLAGS)) == NULL)
 		fatalx("out of memory");
-	xasprintf(&p->json, "%s\n", text);	/* a line, for `read` */
+	xasprintf(&p->json, "%s\n", text); /* a line, for `read` */
 	free(text);
 	p->json_len = strlen(p->json);
 	json_decref(o);
@@ -483,8 +497,8 @@ payload_release(struct payload *p)
 static char **
 argv_copy(char **argv)
 {
-	char	**c;
-	size_t	  i, n;
+	char **c;
+	size_t i, n;
 
 	for (n = 0; argv[n] != NULL; n++)
 		;
@@ -525,17 +539,19 @@ wake_runner(struct notify *n)
 static void
 enqueue(struct notify *n, struct payload *p)
 {
-	struct job	*j;
-	size_t		 i;
+	struct job *j;
+	size_t i;
 
 	p->refs = 1;
 	for (i = 0; i < n->ncmds; i++) {
 		if (n->nqueue >= NOTIFY_QUEUE_MAX) {
 			/* Said once per flood; the runner tells the total. */
 			if (n->dropped++ == 0)
-				log_warnx("notify: %d commands waiting: "
+				log_warnx(
+				    "notify: %d commands waiting: "
 				    "dropping events until they ran (first: "
-				    "%s)", NOTIFY_QUEUE_MAX, p->label);
+				    "%s)",
+				    NOTIFY_QUEUE_MAX, p->label);
 			n->counts[p->event][NOTIFY_DROPPED]++;
 			continue;
 		}
@@ -579,8 +595,8 @@ state_sort_cmp(const void *a, const void *b)
 static struct nstate *
 state_find(struct nstate **v, size_t n, const char *name, enum check check)
 {
-	size_t	lo = 0, hi = n, mid;
-	int	c;
+	size_t lo = 0, hi = n, mid;
+	int c;
 
 	while (lo < hi) {
 		mid = lo + (hi - lo) / 2;
@@ -618,29 +634,27 @@ state_free(struct nstate *st)
 static char *
 state_dump(const struct notify *n)
 {
-	const struct nstate	*st;
-	json_t			*root, *a, *o;
-	char			*text;
-	size_t			 i;
+	const struct nstate *st;
+	json_t *root, *a, *o;
+	char *text;
+	size_t i;
 
 	root = json_pack("{s:i}", "version", NOTIFY_STATE_VERSION);
 	a = json_array();
-	if (root == NULL || a == NULL || json_object_set_new(root, "checks",
-	    a) != 0)
+	if (root == NULL || a == NULL ||
+	    json_object_set_new(root, "checks", a) != 0)
 		fatalx("out of memory");
 	for (i = 0; i < n->nstates; i++) {
 		st = n->states[i];
 		o = json_pack("{s:s, s:s, s:I, s:b, s:f, s:f, s:I, s:b, s:f, "
-		    "s:s, s:f, s:s, s:I, s:f, s:f}",
+		              "s:s, s:f, s:s, s:I, s:f, s:f}",
 		    "capsule", st->name, "check", check_name(st->check),
-		    "fails", (json_int_t)st->down.bad,
-		    "down_open", st->down.open,
-		    "down_since", st->down.since, "down_sent", st->down_sent,
-		    "cn_bad", (json_int_t)st->cn.bad, "cn_open", st->cn.open,
-		    "cn_since", st->cn.since, "cert", st->cert,
-		    "cert_since", st->cert_since, "cand", st->cand,
-		    "cand_n", (json_int_t)st->cand_n,
-		    "cand_since", st->cand_since,
+		    "fails", (json_int_t)st->down.bad, "down_open",
+		    st->down.open, "down_since", st->down.since, "down_sent",
+		    st->down_sent, "cn_bad", (json_int_t)st->cn.bad, "cn_open",
+		    st->cn.open, "cn_since", st->cn.since, "cert", st->cert,
+		    "cert_since", st->cert_since, "cand", st->cand, "cand_n",
+		    (json_int_t)st->cand_n, "cand_since", st->cand_since,
 		    "expiring_sent", st->expiring_sent);
 		if (o == NULL || json_array_append_new(a, o) != 0)
 			fatalx("out of memory");
@@ -686,15 +700,15 @@ jsha(json_t *o, const char *key, char out[SHA256_HEX_LEN + 1])
 static void
 state_load(struct notify *n)
 {
-	struct nstate	*st;
-	struct stat	 sb;
-	json_error_t	 jerr;
-	json_t		*root = NULL, *a, *o;
-	const char	*name, *check;
-	char		*data = NULL;
-	size_t		 i, k, len = 0;
-	ssize_t		 r;
-	int		 fd, c;
+	struct nstate *st;
+	struct stat sb;
+	json_error_t jerr;
+	json_t *root = NULL, *a, *o;
+	const char *name, *check;
+	char *data = NULL;
+	size_t i, k, len = 0;
+	ssize_t r;
+	int fd, c;
 
 	if ((fd = open(n->state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
 	    -1) {
@@ -705,8 +719,8 @@ state_load(struct notify *n)
 	if (fstat(fd, &sb) == -1 || !S_ISREG(sb.st_mode) ||
 	    sb.st_size > NOTIFY_STATE_MAX) {
 		log_warnx("notify: %s is not a regular file of at most %d "
-		    "MiB; starting afresh", n->state_path,
-		    NOTIFY_STATE_MAX / (1024 * 1024));
+		          "MiB; starting afresh",
+		    n->state_path, NOTIFY_STATE_MAX / (1024 * 1024));
 		goto out;
 	}
 	data = xmalloc((size_t)sb.st_size + 1);
@@ -719,14 +733,17 @@ state_load(struct notify *n)
 		len += (size_t)r;
 	}
 	if ((root = json_loadb(data, len, JSON_REJECT_DUPLICATES, &jerr)) ==
-	    NULL || json_integer_value(json_object_get(root, "version")) !=
-	    NOTIFY_STATE_VERSION ||
+	        NULL ||
+	    json_integer_value(json_object_get(root, "version")) !=
+	        NOTIFY_STATE_VERSION ||
 	    !json_is_array(a = json_object_get(root, "checks"))) {
 		log_warnx("notify: %s is not a gemwatch notify state; "
-		    "starting afresh", n->state_path);
+		          "starting afresh",
+		    n->state_path);
 		goto out;
 	}
-	json_array_foreach(a, i, o) {
+	json_array_foreach(a, i, o)
+	{
 		name = json_string_value(json_object_get(o, "capsule"));
 		check = json_string_value(json_object_get(o, "check"));
 		if (name == NULL || check == NULL || name[0] == '\0')
@@ -750,15 +767,15 @@ state_load(struct notify *n)
 		st->cand_n = jcount(o, "cand_n");
 		st->cand_since = jtime(o, "cand_since");
 		st->expiring_sent = jtime(o, "expiring_sent");
-		n->states = xreallocarray(n->states, n->nstates + 1,
-		    sizeof *n->states);
+		n->states =
+		    xreallocarray(n->states, n->nstates + 1, sizeof *n->states);
 		n->states[n->nstates++] = st;
 	}
 	/* Sorted for state_find; a check given twice is kept once. */
 	qsort(n->states, n->nstates, sizeof *n->states, state_sort_cmp);
 	for (i = k = 0; i < n->nstates; i++) {
-		if (k > 0 && state_sort_cmp(&n->states[k - 1],
-		    &n->states[i]) == 0)
+		if (k > 0 &&
+		    state_sort_cmp(&n->states[k - 1], &n->states[i]) == 0)
 			state_free(n->states[i]);
 		else
 			n->states[k++] = n->states[i];
@@ -795,7 +812,7 @@ state_save(struct notify *n)
 	pthread_mutex_unlock(&n->lock);
 	if (file_replace(n->state_path, 0600, state_fill, text) == -1) {
 		pthread_mutex_lock(&n->lock);
-		n->dirty = 1;	/* try again with the next change */
+		n->dirty = 1; /* try again with the next change */
 		pthread_mutex_unlock(&n->lock);
 	}
 	free(text);
@@ -837,12 +854,12 @@ streak_step(struct streak *k, int bad, double t, unsigned after)
 static void
 decide_down(struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev	ev = { NOTIFY_DOWN, 0, 0, NULL };
-	int		bad;
+	struct ev ev = {NOTIFY_DOWN, 0, 0, NULL};
+	int bad;
 
 	/* A failure with its own events says the capsule answers. */
 	bad = !r->success && r->reason != REASON_CLOSE_NOTIFY &&
-	    r->reason != REASON_CERT;
+	      r->reason != REASON_CERT;
 	switch (streak_step(&st->down, bad, r->time, n->after)) {
 	case STREAK_CLOSED:
 		ev.event = NOTIFY_UP;
@@ -863,16 +880,16 @@ decide_down(struct notify *n, struct nstate *st, const struct probe_result *r)
 }
 
 static void
-decide_close_notify(struct notify *n, struct nstate *st,
-    const struct probe_result *r)
+decide_close_notify(
+    struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev ev = { NOTIFY_CLOSE_NOTIFY_LOST, 0, 0, NULL };
+	struct ev ev = {NOTIFY_CLOSE_NOTIFY_LOST, 0, 0, NULL};
 
 	if (r->end != END_CLOSE_NOTIFY && r->end != END_PREMATURE &&
 	    r->end != END_RESET)
-		return;		/* the body was not reached: nothing known */
-	switch (streak_step(&st->cn, r->end != END_CLOSE_NOTIFY, r->time,
-	    n->after)) {
+		return; /* the body was not reached: nothing known */
+	switch (streak_step(
+	    &st->cn, r->end != END_CLOSE_NOTIFY, r->time, n->after)) {
 	case STREAK_CLOSED:
 		ev.event = NOTIFY_CLOSE_NOTIFY_BACK;
 		break;
@@ -888,9 +905,9 @@ decide_close_notify(struct notify *n, struct nstate *st,
 static void
 decide_cert(struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev	 ev = { NOTIFY_CERT_CHANGED, 0, 0, NULL };
-	char		 prev[SHA256_HEX_LEN + 1];
-	double		 left;
+	struct ev ev = {NOTIFY_CERT_CHANGED, 0, 0, NULL};
+	char prev[SHA256_HEX_LEN + 1];
+	double left;
 
 	if (!r->cert.present)
 		return;
@@ -917,7 +934,7 @@ decide_cert(struct notify *n, struct nstate *st, const struct probe_result *r)
 				ev.since = st->cert_since;
 				fire(n, st, &ev, r);
 			} else if (prev[0] != '\0' ||
-			    r->cert.tofu == TOFU_CHANGED)
+			           r->cert.tofu == TOFU_CHANGED)
 				fire(n, st, &ev, r);
 			/* else the first certificate seen: nothing changed */
 		}
@@ -928,14 +945,14 @@ decide_cert(struct notify *n, struct nstate *st, const struct probe_result *r)
 	left = (double)r->cert.not_after - r->time;
 	if (left >= n->cert_days * DAY) {
 		if (st->expiring_sent != 0) {
-			st->expiring_sent = 0;	/* renewed */
+			st->expiring_sent = 0; /* renewed */
 			n->dirty = 1;
 		}
 		return;
 	}
 	if (st->expiring_sent != 0 &&
 	    floor(st->expiring_sent / DAY) == floor(r->time / DAY))
-		return;		/* once per UTC day */
+		return; /* once per UTC day */
 	st->expiring_sent = r->time;
 	ev.event = NOTIFY_CERT_EXPIRING;
 	ev.since = 0;
@@ -944,8 +961,8 @@ decide_cert(struct notify *n, struct nstate *st, const struct probe_result *r)
 }
 
 void
-notify_result(struct notify *n, const struct capsule_conf *c,
-    enum check check, const struct probe_result *r)
+notify_result(struct notify *n, const struct capsule_conf *c, enum check check,
+    const struct probe_result *r)
 {
 	struct nstate *st;
 
@@ -964,14 +981,14 @@ notify_result(struct notify *n, const struct capsule_conf *c,
 void
 notify_test(struct notify *n, const struct capsule_conf *c)
 {
-	struct ev ev = { NOTIFY_TEST, 0, 0, NULL };
+	struct ev ev = {NOTIFY_TEST, 0, 0, NULL};
 
 	pthread_mutex_lock(&n->lock);
 	ev.since = clock_wall();
 	if (n->ncmds > 0)
-		enqueue(n, payload_new(n, &ev, c != NULL ? c->name : "",
-		    CHECK_PAGE, c != NULL ? c->url.text : "", NULL,
-		    clock_wall()));
+		enqueue(
+		    n, payload_new(n, &ev, c != NULL ? c->name : "", CHECK_PAGE,
+		           c != NULL ? c->url.text : "", NULL, clock_wall()));
 	pthread_mutex_unlock(&n->lock);
 }
 
@@ -996,11 +1013,11 @@ set_nonblock(int fd)
 static int
 run_start(struct run *r, struct job *j, double timeout)
 {
-	posix_spawn_file_actions_t	 fa;
-	posix_spawnattr_t		 at;
-	sigset_t			 none, all;
-	int				 in[2] = { -1, -1 }, err[2] = { -1, -1 };
-	int				 rc;
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, all;
+	int in[2] = {-1, -1}, err[2] = {-1, -1};
+	int rc;
 
 	memset(r, 0, sizeof *r);
 	r->job = j;
@@ -1024,19 +1041,20 @@ run_start(struct run *r, struct job *j, double timeout)
 	sigemptyset(&none);
 	sigfillset(&all);
 	if ((rc = posix_spawn_file_actions_adddup2(&fa, in[0], 0)) == 0 &&
-	    (rc = posix_spawn_file_actions_addopen(&fa, 1, "/dev/null",
-	    O_WRONLY, 0)) == 0 &&
+	    (rc = posix_spawn_file_actions_addopen(
+	         &fa, 1, "/dev/null", O_WRONLY, 0)) == 0 &&
 	    (rc = posix_spawn_file_actions_adddup2(&fa, err[1], 2)) == 0 &&
 #ifdef HAVE_POSIX_SPAWN_FILE_ACTIONS_ADDCLOSEFROM_NP
 	    (rc = posix_spawn_file_actions_addclosefrom_np(&fa, 3)) == 0 &&
 #endif
-	    (rc = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP |
-	    POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF)) == 0 &&
+	    (rc = posix_spawnattr_setflags(
+	         &at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+	                  POSIX_SPAWN_SETSIGDEF)) == 0 &&
 	    (rc = posix_spawnattr_setpgroup(&at, 0)) == 0 &&
 	    (rc = posix_spawnattr_setsigmask(&at, &none)) == 0 &&
 	    (rc = posix_spawnattr_setsigdefault(&at, &all)) == 0)
-		rc = posix_spawn(&r->pid, j->argv[0], &fa, &at, j->argv,
-		    j->p->envp);
+		rc = posix_spawn(
+		    &r->pid, j->argv[0], &fa, &at, j->argv, j->p->envp);
 	posix_spawnattr_destroy(&at);
 	posix_spawn_file_actions_destroy(&fa);
 	if (rc != 0)
@@ -1075,19 +1093,19 @@ run_close(int *fd)
 static void
 run_io(struct run *r)
 {
-	const struct payload	*p = r->job->p;
-	char			 scratch[1024];
-	ssize_t			 n;
+	const struct payload *p = r->job->p;
+	char scratch[1024];
+	ssize_t n;
 
 	while (r->in_fd != -1 && r->in_off < p->json_len) {
-		n = write(r->in_fd, p->json + r->in_off,
-		    p->json_len - r->in_off);
+		n = write(
+		    r->in_fd, p->json + r->in_off, p->json_len - r->in_off);
 		if (n == -1 && errno == EINTR)
 			continue;
 		if (n == -1 && errno == EAGAIN)
 			break;
 		if (n <= 0) {
-			run_close(&r->in_fd);	/* it did not read: fine */
+			run_close(&r->in_fd); /* it did not read: fine */
 			break;
 		}
 		r->in_off += (size_t)n;
@@ -1117,7 +1135,7 @@ run_io(struct run *r)
 static char *
 run_errline(const struct run *r)
 {
-	char	*raw, *line, *nl;
+	char *raw, *line, *nl;
 
 	raw = xstrndup(r->err, r->err_len);
 	if ((nl = strpbrk(raw, "\r\n")) != NULL)
@@ -1135,10 +1153,10 @@ run_errline(const struct run *r)
 static void
 run_done(struct notify *n, struct run *r, int status, int spawn_err)
 {
-	struct job		*j = r->job;
-	enum notify_outcome	 o;
-	char			*line = NULL, what[128], retry[64];
-	int			 again;
+	struct job *j = r->job;
+	enum notify_outcome o;
+	char *line = NULL, what[128], retry[64];
+	int again;
 
 	if (spawn_err != 0) {
 		o = NOTIFY_ERROR;
@@ -1146,8 +1164,10 @@ run_done(struct notify *n, struct run *r, int status, int spawn_err)
 		    strerror(spawn_err));
 	} else if (r->timed_out) {
 		o = NOTIFY_TIMEOUT;
-		snprintf(what, sizeof what, "was still running after %gs: "
-		    "killed", n->timeout);
+		snprintf(what, sizeof what,
+		    "was still running after %gs: "
+		    "killed",
+		    n->timeout);
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		o = NOTIFY_OK;
 	else if (WIFEXITED(status)) {
@@ -1168,7 +1188,7 @@ run_done(struct notify *n, struct run *r, int status, int spawn_err)
 	if (spawn_err == 0 && r->err_len > 0)
 		line = run_errline(r);
 	again = j->tries <= NOTIFY_RETRIES && !n->stopping &&
-	    j->p->event != NOTIFY_TEST;
+	        j->p->event != NOTIFY_TEST;
 	if (again)
 		snprintf(retry, sizeof retry, "; trying again in %gs",
 		    retry_delay[j->tries - 1]);
@@ -1220,15 +1240,15 @@ job_take(struct notify *n, double now, double *next)
 static void *
 runner_main(void *arg)
 {
-	struct notify	*n = arg;
-	struct run	 runs[NOTIFY_RUNNING_MAX];
-	struct pollfd	 pfd[1 + 2 * NOTIFY_RUNNING_MAX];
-	struct job	*j, *start[NOTIFY_RUNNING_MAX];
-	double		 now, next, stop_at = 0, timeout;
-	size_t		 i, k, nrun = 0, nstart, np;
-	char		 drain[64];
-	pid_t		 w;
-	int		 status, rc, wait_ms, stopping;
+	struct notify *n = arg;
+	struct run runs[NOTIFY_RUNNING_MAX];
+	struct pollfd pfd[1 + 2 * NOTIFY_RUNNING_MAX];
+	struct job *j, *start[NOTIFY_RUNNING_MAX];
+	double now, next, stop_at = 0, timeout;
+	size_t i, k, nrun = 0, nstart, np;
+	char drain[64];
+	pid_t w;
+	int status, rc, wait_ms, stopping;
 
 	for (;;) {
 		now = clock_mono();
@@ -1240,14 +1260,15 @@ runner_main(void *arg)
 		if (stopping && stop_at == 0)
 			stop_at = now + NOTIFY_STOP_WAIT;
 		while (!stopping && nrun + nstart < NOTIFY_RUNNING_MAX &&
-		    (j = job_take(n, now, &next)) != NULL)
+		       (j = job_take(n, now, &next)) != NULL)
 			start[nstart++] = j;
 		n->running = (unsigned)(nrun + nstart);
 		if (n->running == 0 && n->nqueue == 0)
 			pthread_cond_broadcast(&n->idle);
 		if (n->dropped > 0 && n->nqueue < NOTIFY_QUEUE_MAX / 2) {
 			log_warnx("notify: %zu commands were dropped while "
-			    "the queue was full", n->dropped);
+			          "the queue was full",
+			    n->dropped);
 			n->dropped = 0;
 		}
 		pthread_mutex_unlock(&n->lock);
@@ -1267,7 +1288,7 @@ runner_main(void *arg)
 			pthread_mutex_unlock(&n->lock);
 		}
 		if (nstart > 0)
-			continue;	/* count again what runs and waits */
+			continue; /* count again what runs and waits */
 		if (stopping && nrun == 0)
 			break;
 
@@ -1306,7 +1327,8 @@ runner_main(void *arg)
 				continue;
 			}
 			if (w == -1)
-				status = 0;	/* not ours any more: not knowable */
+				status =
+				    0; /* not ours any more: not knowable */
 			run_io(&runs[i]);
 			run_close(&runs[i].in_fd);
 			run_close(&runs[i].err_fd);
@@ -1319,8 +1341,9 @@ runner_main(void *arg)
 		}
 		now = clock_mono();
 		for (i = 0; i < nrun; i++) {
-			if (!runs[i].timed_out && (now >= runs[i].deadline ||
-			    (stop_at > 0 && now >= stop_at))) {
+			if (!runs[i].timed_out &&
+			    (now >= runs[i].deadline ||
+			        (stop_at > 0 && now >= stop_at))) {
 				/* The group: what it started goes too. */
 				(void)kill(-runs[i].pid, SIGKILL);
 				runs[i].timed_out = 1;
@@ -1369,41 +1392,42 @@ notify_new(const char *state_path)
 static void
 base_env(struct notify *n)
 {
-	static const char	*keep[] = { "TZ", "LANG", "LC_ALL", "TMPDIR" };
-	struct passwd		*pw;
-	const char		*v;
-	size_t			 i;
+	static const char *keep[] = {"TZ", "LANG", "LC_ALL", "TMPDIR"};
+	struct passwd *pw;
+	const char *v;
+	size_t i;
 
 	for (i = 0; i < n->nbase_env; i++)
 		free(n->base_env[i]);
 	free(n->base_env);
-	n->base_env = xcalloc(4 + sizeof keep / sizeof keep[0],
-	    sizeof *n->base_env);
+	n->base_env =
+	    xcalloc(4 + sizeof keep / sizeof keep[0], sizeof *n->base_env);
 	n->nbase_env = 0;
 	v = getenv("PATH");
 	xasprintf(&n->base_env[n->nbase_env++], "PATH=%s",
-	    v != NULL && v[0] != '\0' ? v :
-	    "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+	    v != NULL && v[0] != '\0' ? v
+	                              : "/usr/local/sbin:/usr/local/bin:/usr/"
+	                                "sbin:/usr/bin:/sbin:/bin");
 	/* Whom the commands run as: after the daemon dropped privileges. */
 	if ((pw = getpwuid(geteuid())) != NULL) {
 		xasprintf(&n->base_env[n->nbase_env++], "HOME=%s", pw->pw_dir);
 		xasprintf(&n->base_env[n->nbase_env++], "USER=%s", pw->pw_name);
-		xasprintf(&n->base_env[n->nbase_env++], "LOGNAME=%s",
-		    pw->pw_name);
+		xasprintf(
+		    &n->base_env[n->nbase_env++], "LOGNAME=%s", pw->pw_name);
 	}
 	for (i = 0; i < sizeof keep / sizeof keep[0]; i++)
 		if ((v = getenv(keep[i])) != NULL)
-			xasprintf(&n->base_env[n->nbase_env++], "%s=%s",
-			    keep[i], v);
+			xasprintf(
+			    &n->base_env[n->nbase_env++], "%s=%s", keep[i], v);
 }
 
 void
 notify_apply(struct notify *n, const struct conf *conf)
 {
-	struct nstate	**v, *st;
-	size_t		  i, k, nv = 0;
-	int		  rv;
-	enum check	  check;
+	struct nstate **v, *st;
+	size_t i, k, nv = 0;
+	int rv;
+	enum check check;
 
 	/* The checks to watch: kept by name, new ones start unknown. */
 	v = xcalloc(2 * conf->ncapsules + 1, sizeof *v);
@@ -1460,7 +1484,7 @@ notify_apply(struct notify *n, const struct conf *conf)
 		}
 		n->started = 1;
 	}
-	wake_runner(n);		/* a save may be due */
+	wake_runner(n); /* a save may be due */
 }
 
 void
@@ -1473,8 +1497,8 @@ notify_drain(struct notify *n)
 }
 
 void
-notify_counts(struct notify *n,
-    uint64_t out[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT])
+notify_counts(
+    struct notify *n, uint64_t out[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT])
 {
 	pthread_mutex_lock(&n->lock);
 	memcpy(out, n->counts, sizeof n->counts);
@@ -1484,8 +1508,8 @@ notify_counts(struct notify *n,
 void
 notify_free(struct notify *n)
 {
-	struct job	*j;
-	size_t		 i;
+	struct job *j;
+	size_t i;
 
 	if (n == NULL)
 		return;

@@ -25,17 +25,17 @@ enum notify_event {
 	NOTIFY_CERT_CHANGED,
 	NOTIFY_CERT_EXPIRING,
 	NOTIFY_CERT_MISMATCH,
-	NOTIFY_TEST,		/* gemwatch notify-test only */
+	NOTIFY_TEST, /* gemwatch notify-test only */
 	NOTIFY_EVENT__COUNT
 };
 
 /* What became of one run of one command. */
 enum notify_outcome {
-	NOTIFY_OK,		/* exited 0 */
-	NOTIFY_FAILED,		/* exited non-zero, or killed by a signal */
-	NOTIFY_TIMEOUT,		/* still running at notify-timeout: killed */
-	NOTIFY_ERROR,		/* could not be started */
-	NOTIFY_DROPPED,		/* never run: queue full, or shutting down */
+	NOTIFY_OK,      /* exited 0 */
+	NOTIFY_FAILED,  /* exited non-zero, or killed by a signal */
+	NOTIFY_TIMEOUT, /* still running at notify-timeout: killed */
+	NOTIFY_ERROR,   /* could not be started */
+	NOTIFY_DROPPED, /* never run: queue full, or shutting down */
 	NOTIFY_OUTCOME__COUNT
 };
 
@@ -58,15 +58,15 @@ void notify_apply(struct notify *, const struct conf *);
  * it causes. Thread-safe; never waits for a command or the disk. n may
  * be NULL.
  */
-void notify_result(struct notify *, const struct capsule_conf *c,
-    enum check, const struct probe_result *);
+void notify_result(struct notify *, const struct capsule_conf *c, enum check,
+    const struct probe_result *);
 /* Queue a sample event about c (NULL: no capsule) for every command. */
 void notify_test(struct notify *, const struct capsule_conf *c);
 /* Wait until no command is queued or running. */
 void notify_drain(struct notify *);
 /* How often each event's commands ended how (thread-safe). */
-void notify_counts(struct notify *,
-    uint64_t out[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT]);
+void notify_counts(
+    struct notify *, uint64_t out[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT]);
 /*
  * Stop: commands running get a few seconds to finish, queued ones are
  * dropped, the state is saved; then free. NULL is fine.

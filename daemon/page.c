@@ -23,15 +23,15 @@
 #include "store.h"
 #include "utf8.h"
 
-#define REPLACEMENT	"\xef\xbf\xbd"	/* U+FFFD */
-#define DASH		"\xe2\x80\x94"	/* em dash: "nothing known" */
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
+#define DASH "\xe2\x80\x94"        /* em dash: "nothing known" */
 #define EXPIRY_WARN_DAYS 21
 
 /* Sparkline geometry (CSS pixels) and the most results it draws. */
-#define SPARK_W		120
-#define SPARK_H		24
-#define SPARK_PAD	2
-#define SPARK_MAX	120
+#define SPARK_W 120
+#define SPARK_H 24
+#define SPARK_PAD 2
+#define SPARK_MAX 120
 
 /* Capsule groups in page order. */
 enum group { GROUP_DOWN, GROUP_PENDING, GROUP_UP, GROUP__COUNT };
@@ -76,9 +76,9 @@ static const char css[] =
 static void
 escape(struct buf *b, const char *s, size_t len)
 {
-	const unsigned char	*p = (const unsigned char *)s;
-	const char		*rep;
-	size_t			 i = 0, start = 0, n;
+	const unsigned char *p = (const unsigned char *)s;
+	const char *rep;
+	size_t i = 0, start = 0, n;
 
 	while (i < len) {
 		n = 1;
@@ -136,9 +136,9 @@ html_escape(struct buf *b, const char *s)
 static void
 url_escape(struct buf *b, const char *s)
 {
-	static const char	 hex[] = "0123456789ABCDEF";
-	unsigned char		 c;
-	char			 e[3];
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+	char e[3];
 
 	for (; *s != '\0'; s++) {
 		c = (unsigned char)*s;
@@ -166,9 +166,9 @@ check_used(const struct store_capsule *cap, enum check k)
 static enum group
 capsule_group(const struct store_capsule *cap)
 {
-	const struct store_check	*c;
-	enum group			 g = GROUP_UP;
-	int				 k;
+	const struct store_check *c;
+	enum group g = GROUP_UP;
+	int k;
 
 	for (k = 0; k < CHECK__COUNT; k++) {
 		if (!check_used(cap, k))
@@ -225,8 +225,9 @@ cell_capsule(struct buf *b, const struct store_capsule *cap, enum check k,
 	buf_adds(b, " <a class=\"mute\" href=\"/api/v1/capsules/");
 	url_escape(b, cap->name);
 	buf_adds(b, "\">JSON</a>");
-	url = r != NULL && r->url != NULL ? r->url :
-	    k == CHECK_PAGE ? cap->url : NULL;
+	url = r != NULL && r->url != NULL ? r->url
+	      : k == CHECK_PAGE           ? cap->url
+	                                  : NULL;
 	if (url != NULL) {
 		buf_adds(b, "<br><span class=\"url\">");
 		html_escape(b, url);
@@ -242,7 +243,8 @@ cell_state(struct buf *b, const struct probe_result *r)
 
 	if (r == NULL) {
 		buf_adds(b, "<td><span class=\"s-pending\">pending</span>"
-		    "<br><span class=\"why\">no probe finished yet</span></td>");
+		            "<br><span class=\"why\">no probe finished "
+		            "yet</span></td>");
 		return;
 	}
 	if (r->success) {
@@ -251,7 +253,7 @@ cell_state(struct buf *b, const struct probe_result *r)
 	}
 	reason = reason_name(r->reason);
 	buf_adds(b, "<td><span class=\"s-down\">down</span>"
-	    "<br><span class=\"why\"");
+	            "<br><span class=\"why\"");
 	if (r->message != NULL) {
 		buf_adds(b, " title=\"");
 		html_escape(b, r->message);
@@ -323,9 +325,9 @@ cell_tls(struct buf *b, const struct probe_result *r)
 static void
 cell_cert(struct buf *b, const struct probe_result *r, double now)
 {
-	const struct cert_facts	*cf;
-	long long		 days;
-	char			 when[32];
+	const struct cert_facts *cf;
+	long long days;
+	char when[32];
 
 	if (r == NULL || !r->cert.present) {
 		buf_adds(b, "<td class=\"num\">" DASH "</td>");
@@ -367,9 +369,9 @@ cell_age(struct buf *b, const struct probe_result *r, double now)
 static void
 cell_uptime(struct buf *b, const struct store_check *c)
 {
-	struct probe_result	h;	/* a view: never cleared */
-	size_t			i, n, ok;
-	unsigned long long	permille;
+	struct probe_result h; /* a view: never cleared */
+	size_t i, n, ok;
+	unsigned long long permille;
 
 	ok = n = 0;
 	for (i = 0; store_history_get(c, i, &h) == 0; i++, n++)
@@ -381,8 +383,10 @@ cell_uptime(struct buf *b, const struct store_check *c)
 	}
 	/* Rounded down, so 99.95% never shows as 100%. */
 	permille = (unsigned long long)ok * 1000 / n;
-	buf_printf(b, "<td class=\"num\">%llu.%llu%% <span class=\"mute\">"
-	    "(%zu/%zu)</span></td>", permille / 10, permille % 10, ok, n);
+	buf_printf(b,
+	    "<td class=\"num\">%llu.%llu%% <span class=\"mute\">"
+	    "(%zu/%zu)</span></td>",
+	    permille / 10, permille % 10, ok, n);
 }
 
 /* Where the i-th newest of n results goes: oldest at the left, newest at
@@ -394,10 +398,11 @@ spark_point(const struct probe_result *h, size_t i, size_t n, double max,
 	double t;
 
 	*x = n > 1 ? SPARK_PAD + (double)(n - 1 - i) *
-	    (SPARK_W - 2 * SPARK_PAD) / (double)(n - 1) : SPARK_W / 2.0;
+	                             (SPARK_W - 2 * SPARK_PAD) / (double)(n - 1)
+	           : SPARK_W / 2.0;
 	t = h->total > 0 ? h->total : 0;
 	*y = SPARK_H - SPARK_PAD -
-	    (max > 0 ? t / max * (SPARK_H - 2 * SPARK_PAD) : 0);
+	     (max > 0 ? t / max * (SPARK_H - 2 * SPARK_PAD) : 0);
 }
 
 /* Total durations of the newest results scaled to the largest, as a line;
@@ -406,9 +411,9 @@ spark_point(const struct probe_result *h, size_t i, size_t n, double max,
 static void
 cell_spark(struct buf *b, const struct store_check *c)
 {
-	struct probe_result	h;	/* a view: never cleared */
-	size_t			i, n, nfail;
-	double			max, newest, x, y;
+	struct probe_result h; /* a view: never cleared */
+	size_t i, n, nfail;
+	double max, newest, x, y;
 
 	n = nfail = 0;
 	max = newest = 0;
@@ -425,13 +430,14 @@ cell_spark(struct buf *b, const struct store_check *c)
 		buf_adds(b, "<td>" DASH "</td>");
 		return;
 	}
-	buf_printf(b, "<td><svg class=\"spark\" width=\"%d\" height=\"%d\" "
+	buf_printf(b,
+	    "<td><svg class=\"spark\" width=\"%d\" height=\"%d\" "
 	    "viewBox=\"0 0 %d %d\" role=\"img\" aria-label=\"latency of the "
 	    "last %zu probe%s: newest %.0f ms, max %.0f ms, %zu failed\">"
 	    "<title>latency: newest %.0f ms, max %.0f ms; %zu of %zu failed"
 	    "</title><polyline fill=\"none\" stroke-width=\"1\" points=\"",
-	    SPARK_W, SPARK_H, SPARK_W, SPARK_H, n, n == 1 ? "" : "s",
-	    newest, max * 1000, nfail, newest, max * 1000, nfail, n);
+	    SPARK_W, SPARK_H, SPARK_W, SPARK_H, n, n == 1 ? "" : "s", newest,
+	    max * 1000, nfail, newest, max * 1000, nfail, n);
 	for (i = n; i-- > 0;) {
 		store_history_get(c, i, &h);
 		spark_point(&h, i, n, max, &x, &y);
@@ -444,21 +450,23 @@ cell_spark(struct buf *b, const struct store_check *c)
 			continue;
 		spark_point(&h, i, n, max, &x, &y);
 		buf_printf(b, "<circle%s cx=\"%.1f\" cy=\"%.1f\" r=\"%s\"/>",
-		    h.success ? " fill=\"currentColor\"" : " class=\"fail\"",
-		    x, y, h.success ? "1.5" : "2");
+		    h.success ? " fill=\"currentColor\"" : " class=\"fail\"", x,
+		    y, h.success ? "1.5" : "2");
 	}
 	buf_adds(b, "</svg></td>");
 }
 
 static void
-render_row(struct buf *b, const struct store_capsule *cap, enum check k,
-    double now)
+render_row(
+    struct buf *b, const struct store_capsule *cap, enum check k, double now)
 {
-	const struct store_check	*c = &cap->check[k];
-	const struct probe_result	*r = c->last;
+	const struct store_check *c = &cap->check[k];
+	const struct probe_result *r = c->last;
 
 	buf_printf(b, "<tr class=\"%s\">",
-	    r == NULL ? "pending" : r->success ? "up" : "down");
+	    r == NULL    ? "pending"
+	    : r->success ? "up"
+	                 : "down");
 	cell_capsule(b, cap, k, r);
 	cell_state(b, r);
 	cell_end(b, r);
@@ -474,11 +482,11 @@ render_row(struct buf *b, const struct store_capsule *cap, enum check k,
 void
 page_render(struct buf *b, struct store *s, double now)
 {
-	const struct store_capsule	*cap;
-	struct lag			 lag;
-	size_t				 i, n, count[GROUP__COUNT];
-	int				 g, k;
-	char				 gen[32];
+	const struct store_capsule *cap;
+	struct lag lag;
+	size_t i, n, count[GROUP__COUNT];
+	int g, k;
+	char gen[32];
 
 	format_rfc3339((time_t)now, gen);
 	store_rdlock(s);
@@ -488,14 +496,15 @@ page_render(struct buf *b, struct store *s, double now)
 		count[capsule_group(store_at(s, i))]++;
 
 	buf_adds(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
-	    "<meta charset=\"utf-8\">\n"
-	    "<meta name=\"viewport\" content=\"width=device-width, "
-	    "initial-scale=1\">\n"
-	    "<meta http-equiv=\"refresh\" content=\"30\">\n");
+	            "<meta charset=\"utf-8\">\n"
+	            "<meta name=\"viewport\" content=\"width=device-width, "
+	            "initial-scale=1\">\n"
+	            "<meta http-equiv=\"refresh\" content=\"30\">\n");
 	buf_printf(b, "<title>gemwatch: %zu down, %zu up</title>\n",
 	    count[GROUP_DOWN], count[GROUP_UP]);
 	buf_printf(b, "<style>\n%s</style>\n</head>\n<body>\n", css);
-	buf_printf(b, "<header>\n<h1>gemwatch</h1>\n"
+	buf_printf(b,
+	    "<header>\n<h1>gemwatch</h1>\n"
 	    "<p>%zu capsule%s: <span class=\"s-up\">%zu up</span>, "
 	    "<span class=\"s-down\">%zu down</span>",
 	    n, n == 1 ? "" : "s", count[GROUP_UP], count[GROUP_DOWN]);
@@ -506,32 +515,35 @@ page_render(struct buf *b, struct store *s, double now)
 	store_lag(s, &lag);
 	/* Said while the latest late start is under ten minutes old. */
 	if (lag.late > 0 && clock_mono() - lag.last_late < 600)
-		buf_printf(b, "<p class=\"s-down\">Falling behind: %llu "
+		buf_printf(b,
+		    "<p class=\"s-down\">Falling behind: %llu "
 		    "probes started more than a tenth of their interval late, "
 		    "the latest by %.1f s, with %u of %u allowed in flight "
 		    "(gemwatch_probe_lag_seconds; the log says what to "
-		    "change).</p>\n", (unsigned long long)lag.late,
-		    lag.last_late_by, lag.in_flight, lag.concurrency);
-	buf_printf(b, "<p class=\"mute\">Generated "
+		    "change).</p>\n",
+		    (unsigned long long)lag.late, lag.last_late_by,
+		    lag.in_flight, lag.concurrency);
+	buf_printf(b,
+	    "<p class=\"mute\">Generated "
 	    "<time datetime=\"%s\">%s</time>; refreshes every 30 s.</p>\n"
 	    "<p><a href=\"/metrics\">Prometheus metrics</a> \xc2\xb7 "
 	    "<a href=\"/api/v1/capsules\">JSON API</a></p>\n</header>\n",
 	    gen, gen);
 
 	buf_adds(b, "<main>\n<div class=\"wrap\">\n<table>\n"
-	    "<caption>Capsules and checks, failing first</caption>\n"
-	    "<thead><tr><th scope=\"col\">Capsule</th>"
-	    "<th scope=\"col\">State</th>"
-	    "<th scope=\"col\">Response ended</th>"
-	    "<th scope=\"col\">Status and META</th>"
-	    "<th scope=\"col\">TLS</th>"
-	    "<th scope=\"col\">Cert expires in (days)</th>"
-	    "<th scope=\"col\">Last probe</th>"
-	    "<th scope=\"col\">Uptime</th>"
-	    "<th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n");
+	            "<caption>Capsules and checks, failing first</caption>\n"
+	            "<thead><tr><th scope=\"col\">Capsule</th>"
+	            "<th scope=\"col\">State</th>"
+	            "<th scope=\"col\">Response ended</th>"
+	            "<th scope=\"col\">Status and META</th>"
+	            "<th scope=\"col\">TLS</th>"
+	            "<th scope=\"col\">Cert expires in (days)</th>"
+	            "<th scope=\"col\">Last probe</th>"
+	            "<th scope=\"col\">Uptime</th>"
+	            "<th scope=\"col\">Latency</th></tr></thead>\n<tbody>\n");
 	if (n == 0)
 		buf_adds(b, "<tr><td colspan=\"9\">No capsules configured."
-		    "</td></tr>\n");
+		            "</td></tr>\n");
 	/* One pass per group keeps configuration order within a group. */
 	for (g = 0; g < GROUP__COUNT; g++) {
 		for (i = 0; i < n; i++) {

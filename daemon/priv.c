@@ -14,8 +14,8 @@
 #include "log.h"
 #include "priv.h"
 
-static struct passwd	 priv_pw;
-static char		 priv_name[64];	/* conf.c allows 33 bytes */
+static struct passwd priv_pw;
+static char priv_name[64]; /* conf.c allows 33 bytes */
 
 int
 priv_user(const char *name, const struct passwd **pw)

@@ -76,41 +76,41 @@ enum state {
 };
 
 struct probe {
-	const struct probe_req	*req;
-	struct probe_result	*res;
-	enum state		 state;
-	double			 start;		/* monotonic */
-	double			 deadline;	/* monotonic */
-	double			 timer;		/* deadline, then the bye's */
-	double			 t_resolved, t_connected, t_tls, t_header;
-	int			 fd;
-	int			 fd_new;	/* not yet handed to the engine */
-	gnutls_session_t	 session;
-	int			 io_errno;	/* errno of the last failed recv/send */
-	int			 would_block;	/* the transport said EAGAIN */
-	int			 cancelled;
-	int			 handshaken;
-	const char		*sni;
+	const struct probe_req *req;
+	struct probe_result *res;
+	enum state state;
+	double start;    /* monotonic */
+	double deadline; /* monotonic */
+	double timer;    /* deadline, then the bye's */
+	double t_resolved, t_connected, t_tls, t_header;
+	int fd;
+	int fd_new; /* not yet handed to the engine */
+	gnutls_session_t session;
+	int io_errno;    /* errno of the last failed recv/send */
+	int would_block; /* the transport said EAGAIN */
+	int cancelled;
+	int handshaken;
+	const char *sni;
 
-	struct sockaddr_storage	*addrs;		/* to try in order */
-	size_t			 naddrs, next_addr;
-	int			 connect_err;	/* of the last address tried */
+	struct sockaddr_storage *addrs; /* to try in order */
+	size_t naddrs, next_addr;
+	int connect_err; /* of the last address tried */
 
-	char			*line;		/* the request line being sent */
-	size_t			 line_len, line_off;
-	char			*buf;		/* header, then body chunks */
-	size_t			 have;		/* bytes of header in buf */
-	int64_t			 body;
+	char *line; /* the request line being sent */
+	size_t line_len, line_off;
+	char *buf;   /* header, then body chunks */
+	size_t have; /* bytes of header in buf */
+	int64_t body;
 
-	char			 errmsg[256];	/* detail of END_ERROR */
-	char			*body_kept;	/* only for expect-body */
-	size_t			 body_len;
+	char errmsg[256]; /* detail of END_ERROR */
+	char *body_kept;  /* only for expect-body */
+	size_t body_len;
 	/*
 	 * While expect-body is matched apart, the engine watches the
 	 * matcher's descriptor as the probe's fd; the socket waits in sock.
 	 */
-	struct bodymatch	*match;
-	int			 sock;
+	struct bodymatch *match;
+	int sock;
 };
 
 /* What a step of a state came to. */
@@ -124,18 +124,18 @@ enum step { STEP_NEXT, STEP_IO, STEP_NOW, STEP_RESOLVE, STEP_DONE };
  * the hash, a collision replaces. Certificates with long names are not
  * kept, so the cache stays small whatever servers send.
  */
-#define FACTS_SLOTS	64
-#define FACTS_NAMES_MAX	1024
+#define FACTS_SLOTS 64
+#define FACTS_NAMES_MAX 1024
 
 struct facts_slot {
-	int			 used;
-	unsigned char		 md[32];	/* of the DER */
-	char			*hostname;	/* NULL: none */
-	struct cert_facts	 f;
+	int used;
+	unsigned char md[32]; /* of the DER */
+	char *hostname;       /* NULL: none */
+	struct cert_facts f;
 };
 
-static pthread_mutex_t		 facts_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct facts_slot	 facts[FACTS_SLOTS];
+static pthread_mutex_t facts_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct facts_slot facts[FACTS_SLOTS];
 
 int
 probe_global_init(void)
@@ -156,8 +156,8 @@ probe_global_init(void)
 		return -1;
 	}
 	if ((rv = gnutls_priority_init2(&prio,
-	    "-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0", NULL,
-	    GNUTLS_PRIORITY_INIT_DEF_APPEND)) < 0) {
+	         "-VERS-TLS1.1:-VERS-TLS1.0:-VERS-SSL3.0", NULL,
+	         GNUTLS_PRIORITY_INIT_DEF_APPEND)) < 0) {
 		log_warnx("gnutls priorities: %s", gnutls_strerror(rv));
 		gnutls_certificate_free_credentials(creds);
 		creds = NULL;
@@ -191,8 +191,8 @@ facts_copy(struct cert_facts *dst, const struct cert_facts *src)
 	free(dst->issuer);
 	dst->present = src->present;
 	memcpy(dst->sha256, src->sha256, sizeof dst->sha256);
-	memcpy(dst->pubkey_sha256, src->pubkey_sha256,
-	    sizeof dst->pubkey_sha256);
+	memcpy(
+	    dst->pubkey_sha256, src->pubkey_sha256, sizeof dst->pubkey_sha256);
 	dst->subject = xstrdup(src->subject);
 	dst->issuer = xstrdup(src->issuer);
 	dst->not_before = src->not_before;
@@ -206,11 +206,11 @@ static int
 cert_facts_cached(const unsigned char *der, size_t len, const char *hostname,
     struct cert_facts *f)
 {
-	struct facts_slot	*s;
-	unsigned char		 md[32];
-	const char		*c;
-	unsigned		 h;
-	int			 rv;
+	struct facts_slot *s;
+	unsigned char md[32];
+	const char *c;
+	unsigned h;
+	int rv;
 
 	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, der, len, md) < 0)
 		return cert_facts_from_der(der, len, hostname, f);
@@ -287,8 +287,8 @@ probe_req_for(const struct conf *conf, const struct capsule_conf *c,
 	if (check == CHECK_PAGE) {
 		req->expect_status = c->expect_status;
 		req->require_close_notify = c->require_close_notify;
-		req->expect_body = c->expect_body_src != NULL ?
-		    &c->expect_body : NULL;
+		req->expect_body =
+		    c->expect_body_src != NULL ? &c->expect_body : NULL;
 	} else {
 		/* The error page must fail properly, and say so. */
 		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
@@ -302,8 +302,8 @@ probe_req_for(const struct conf *conf, const struct capsule_conf *c,
 static ssize_t
 probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 {
-	struct probe	*p = ptr;
-	ssize_t		 n;
+	struct probe *p = ptr;
+	ssize_t n;
 
 	n = recv(p->fd, data, len, 0);
 	if (n == -1) {
@@ -318,8 +318,8 @@ probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 static ssize_t
 probe_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 {
-	struct probe	*p = ptr;
-	ssize_t		 n;
+	struct probe *p = ptr;
+	ssize_t n;
 
 	n = send(p->fd, data, len, MSG_NOSIGNAL);
 	if (n == -1) {
@@ -335,8 +335,8 @@ probe_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 static int
 probe_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 {
-	struct probe	*p = ptr;
-	struct pollfd	 pfd;
+	struct probe *p = ptr;
+	struct pollfd pfd;
 
 	pfd.fd = p->fd;
 	pfd.events = POLLIN;
@@ -349,16 +349,17 @@ probe_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 void
 probe_note_fd_shortage(int err)
 {
-	static atomic_llong	last = -FD_SHORTAGE_LOG;
-	long long		now = (long long)clock_mono(), prev;
+	static atomic_llong last = -FD_SHORTAGE_LOG;
+	long long now = (long long)clock_mono(), prev;
 
 	prev = atomic_load(&last);
 	if (now - prev < FD_SHORTAGE_LOG ||
 	    !atomic_compare_exchange_strong(&last, &prev, now))
 		return;
 	log_warnx("gemwatch has run out of file descriptors (%s): probes "
-	    "fail until some are free; raise the limit (LimitNOFILE=, "
-	    "ulimit -n) or lower concurrency", strerror(err));
+	          "fail until some are free; raise the limit (LimitNOFILE=, "
+	          "ulimit -n) or lower concurrency",
+	    strerror(err));
 }
 
 /* A failure that is gemwatch's own, not the capsule's. */
@@ -366,9 +367,11 @@ static void
 fail_local(struct probe *p, enum reason reason, enum stage stage, int err)
 {
 	probe_note_fd_shortage(err);
-	result_fail(p->res, reason, stage, "gemwatch itself is out of file "
+	result_fail(p->res, reason, stage,
+	    "gemwatch itself is out of file "
 	    "descriptors (%s): not the capsule's fault; raise the limit or "
-	    "lower concurrency", strerror(err));
+	    "lower concurrency",
+	    strerror(err));
 }
 
 static void
@@ -378,7 +381,8 @@ fail_wait(struct probe *p, enum stage stage, const char *what)
 		result_fail(p->res, REASON_TIMEOUT, stage, "probe abandoned");
 	else
 		result_fail(p->res, REASON_TIMEOUT, stage,
-		    "deadline of %.3gs passed during %s", p->req->timeout, what);
+		    "deadline of %.3gs passed during %s", p->req->timeout,
+		    what);
 }
 
 /* ---- the end ----------------------------------------------------------- */
@@ -436,12 +440,12 @@ step_bye(struct probe *p)
 static void
 judge(struct probe *p)
 {
-	struct probe_result	*res = p->res;
-	const struct probe_req	*req = p->req;
-	enum reason		 r;
+	struct probe_result *res = p->res;
+	const struct probe_req *req = p->req;
+	enum reason r;
 
 	if (res->reason != REASON_NONE)
-		return;		/* transport or header failure already */
+		return; /* transport or header failure already */
 	if (!status_spec_match(&req->expect_status, res->status)) {
 		result_fail(res, REASON_STATUS, STAGE_HEADER,
 		    "unexpected status %d", res->status);
@@ -484,7 +488,7 @@ judge(struct probe *p)
 		return;
 	}
 	if (req->expect_body != NULL)
-		return;		/* match_begin decides */
+		return; /* match_begin decides */
 	res->success = 1;
 }
 
@@ -495,9 +499,9 @@ judge(struct probe *p)
 static enum step
 conclude(struct probe *p)
 {
-	struct probe_result	*res = p->res;
-	size_t			 i;
-	double			 now = clock_mono();
+	struct probe_result *res = p->res;
+	size_t i;
+	double now = clock_mono();
 
 	res->total = now - p->start;
 	/* Microseconds are plenty, and print short. */
@@ -505,9 +509,8 @@ conclude(struct probe *p)
 		if (res->dur[i] >= 0)
 			res->dur[i] = round(res->dur[i] * 1e6) / 1e6;
 	res->total = round(res->total * 1e6) / 1e6;
-	if (p->session == NULL || !p->handshaken ||
-	    res->end == END_PREMATURE || res->end == END_RESET ||
-	    res->end == END_ERROR || p->cancelled)
+	if (p->session == NULL || !p->handshaken || res->end == END_PREMATURE ||
+	    res->end == END_RESET || res->end == END_ERROR || p->cancelled)
 		return step_done(p);
 	p->state = S_BYE;
 	p->timer = now + BYE_BUDGET;
@@ -518,7 +521,7 @@ conclude(struct probe *p)
 static void
 match_end(struct probe *p)
 {
-	bodymatch_free(p->match);	/* closes its descriptor */
+	bodymatch_free(p->match); /* closes its descriptor */
 	p->match = NULL;
 	p->fd = p->sock;
 	p->sock = -1;
@@ -564,7 +567,7 @@ match_begin(struct probe *p)
 		    "not run or died");
 		return conclude(p);
 	}
-	p->sock = p->fd;	/* still watched by the engine */
+	p->sock = p->fd; /* still watched by the engine */
 	p->fd = bodymatch_fd(p->match);
 	p->fd_new = 1;
 	p->state = S_MATCH;
@@ -601,8 +604,8 @@ note_address(struct probe_result *res, const struct sockaddr_storage *ss)
 		res->port = ntohs(s4->sin_port);
 		res->ip_protocol = 4;
 	}
-	if (inet_ntop(ss->ss_family, addr, res->address,
-	    sizeof res->address) == NULL)
+	if (inet_ntop(ss->ss_family, addr, res->address, sizeof res->address) ==
+	    NULL)
 		res->address[0] = '\0';
 }
 
@@ -614,8 +617,8 @@ connected(struct probe *p)
 {
 	p->t_connected = clock_mono();
 	p->res->dur[PHASE_CONNECT] = p->t_connected - p->t_resolved;
-	(void)setsockopt(p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){ 1 },
-	    sizeof(int));
+	(void)setsockopt(
+	    p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
 	return tls_begin(p);
 }
 
@@ -623,31 +626,31 @@ connected(struct probe *p)
 static enum step
 connect_next(struct probe *p)
 {
-	const struct sockaddr_storage	*ss;
-	socklen_t			 len;
-	int				 err = p->connect_err;
+	const struct sockaddr_storage *ss;
+	socklen_t len;
+	int err = p->connect_err;
 
 	while (p->next_addr < p->naddrs) {
 		ss = &p->addrs[p->next_addr++];
 		if (ss->ss_family != AF_INET && ss->ss_family != AF_INET6)
 			continue;
 		note_address(p->res, ss);
-		p->fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK |
-		    SOCK_CLOEXEC, IPPROTO_TCP);
+		p->fd = socket(ss->ss_family,
+		    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 		p->fd_new = p->fd != -1;
 		if (p->fd == -1) {
 			err = errno;
 			if (err == EMFILE || err == ENFILE) {
-				p->res->dur[PHASE_CONNECT] = clock_mono() -
-				    p->t_resolved;
-				fail_local(p, REASON_CONNECT, STAGE_CONNECT,
-				    err);
+				p->res->dur[PHASE_CONNECT] =
+				    clock_mono() - p->t_resolved;
+				fail_local(
+				    p, REASON_CONNECT, STAGE_CONNECT, err);
 				return finish(p);
 			}
 			continue;
 		}
-		len = ss->ss_family == AF_INET6 ?
-		    sizeof(struct sockaddr_in6) : sizeof(struct sockaddr_in);
+		len = ss->ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
+		                                : sizeof(struct sockaddr_in);
 		if (connect(p->fd, (const struct sockaddr *)ss, len) == 0)
 			return connected(p);
 		if (errno == EINPROGRESS) {
@@ -670,8 +673,8 @@ connect_next(struct probe *p)
 static enum step
 connect_io(struct probe *p)
 {
-	socklen_t	 len = sizeof(int);
-	int		 err = 0;
+	socklen_t len = sizeof(int);
+	int err = 0;
 
 	if (getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
 		err = errno;
@@ -715,12 +718,12 @@ resolve_failed(struct probe *p)
 static enum step
 resolve_begin(struct probe *p)
 {
-	const struct url	*u = p->req->url;
-	struct addrinfo		 hints, *ai, *a;
-	struct sockaddr_storage	 ss[DNS_ADDRS_MAX];
-	char			 port[8];
-	size_t			 n = 0;
-	int			 rv;
+	const struct url *u = p->req->url;
+	struct addrinfo hints, *ai, *a;
+	struct sockaddr_storage ss[DNS_ADDRS_MAX];
+	char port[8];
+	size_t n = 0;
+	int rv;
 
 	if (!u->host_is_ip) {
 		if (strlen(u->host) >= 256) {
@@ -758,10 +761,10 @@ resolve_begin(struct probe *p)
 static enum step
 tls_handshake(struct probe *p)
 {
-	const struct url	*u = p->req->url;
-	const gnutls_datum_t	*peers;
-	unsigned		 npeers = 0;
-	int			 i, rv;
+	const struct url *u = p->req->url;
+	const gnutls_datum_t *peers;
+	unsigned npeers = 0;
+	int i, rv;
 
 	for (i = 0;; i++) {
 		p->would_block = 0;
@@ -780,23 +783,24 @@ tls_handshake(struct probe *p)
 		if (rv == GNUTLS_E_FATAL_ALERT_RECEIVED)
 			result_fail(p->res, REASON_TLS, STAGE_TLS,
 			    "TLS handshake: alert received: %s",
-			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
+			    gnutls_alert_get_name(
+			        gnutls_alert_get(p->session)));
 		else
 			result_fail(p->res, REASON_TLS, STAGE_TLS,
 			    "TLS handshake: %s", gnutls_strerror(rv));
 		return finish(p);
 	}
 	p->handshaken = 1;
-	p->res->tls_version = gnutls_protocol_get_name(
-	    gnutls_protocol_get_version(p->session));
+	p->res->tls_version =
+	    gnutls_protocol_get_name(gnutls_protocol_get_version(p->session));
 	p->res->tls_cipher = gnutls_ciphersuite_get(p->session);
 
 	peers = gnutls_certificate_get_peers(p->session, &npeers);
 	if (peers != NULL && npeers > 0) {
 		if (cert_facts_cached(peers[0].data, peers[0].size,
-		    p->sni != NULL ? p->sni : u->host, &p->res->cert) == -1)
-			log_debug("%s: cannot parse the server certificate",
-			    u->text);
+		        p->sni != NULL ? p->sni : u->host, &p->res->cert) == -1)
+			log_debug(
+			    "%s: cannot parse the server certificate", u->text);
 	}
 	p->t_tls = clock_mono();
 	p->res->dur[PHASE_TLS] = p->t_tls - p->t_connected;
@@ -808,13 +812,13 @@ tls_handshake(struct probe *p)
 static enum step
 tls_begin(struct probe *p)
 {
-	const struct url	*u = p->req->url;
-	const char		*sni;
-	int			 rv;
+	const struct url *u = p->req->url;
+	const char *sni;
+	int rv;
 
 	p->state = S_TLS;
-	if ((rv = gnutls_init(&p->session, GNUTLS_CLIENT | GNUTLS_NONBLOCK |
-	    GNUTLS_NO_SIGNAL)) < 0) {
+	if ((rv = gnutls_init(&p->session,
+	         GNUTLS_CLIENT | GNUTLS_NONBLOCK | GNUTLS_NO_SIGNAL)) < 0) {
 		p->session = NULL;
 		p->res->dur[PHASE_TLS] = clock_mono() - p->t_connected;
 		result_fail(p->res, REASON_TLS, STAGE_TLS, "gnutls_init: %s",
@@ -823,24 +827,24 @@ tls_begin(struct probe *p)
 	}
 	/* System defaults, but never below TLS 1.2. */
 	if ((rv = gnutls_priority_set(p->session, prio)) < 0 ||
-	    (rv = gnutls_credentials_set(p->session, GNUTLS_CRD_CERTIFICATE,
-	    creds)) < 0) {
+	    (rv = gnutls_credentials_set(
+	         p->session, GNUTLS_CRD_CERTIFICATE, creds)) < 0) {
 		p->res->dur[PHASE_TLS] = clock_mono() - p->t_connected;
 		result_fail(p->res, REASON_TLS, STAGE_TLS, "TLS set-up: %s",
 		    gnutls_strerror(rv));
 		return finish(p);
 	}
-	sni = p->req->sni != NULL ? p->req->sni :
-	    (u->host_is_ip ? NULL : u->host);
+	sni = p->req->sni != NULL ? p->req->sni
+	                          : (u->host_is_ip ? NULL : u->host);
 	p->sni = sni;
 	if (sni != NULL && *sni != '\0')
-		gnutls_server_name_set(p->session, GNUTLS_NAME_DNS, sni,
-		    strlen(sni));
+		gnutls_server_name_set(
+		    p->session, GNUTLS_NAME_DNS, sni, strlen(sni));
 	gnutls_transport_set_ptr(p->session, p);
 	gnutls_transport_set_pull_function(p->session, probe_pull);
 	gnutls_transport_set_push_function(p->session, probe_push);
-	gnutls_transport_set_pull_timeout_function(p->session,
-	    probe_pull_timeout);
+	gnutls_transport_set_pull_timeout_function(
+	    p->session, probe_pull_timeout);
 	return tls_handshake(p);
 }
 
@@ -848,19 +852,19 @@ tls_begin(struct probe *p)
 static void
 cert_trust(struct probe *p)
 {
-	struct cert_facts	*c = &p->res->cert;
-	const unsigned char	*pin = p->req->fingerprint;
-	char			 hex[SHA256_HEX_LEN + 1];
+	struct cert_facts *c = &p->res->cert;
+	const unsigned char *pin = p->req->fingerprint;
+	char hex[SHA256_HEX_LEN + 1];
 
 	if (!c->present)
 		return;
 	if (pin != NULL) {
 		hex_encode(pin, 32, hex);
-		c->tofu = strcmp(hex, c->sha256) == 0 ? TOFU_PINNED :
-		    TOFU_MISMATCH;
+		c->tofu =
+		    strcmp(hex, c->sha256) == 0 ? TOFU_PINNED : TOFU_MISMATCH;
 	} else if (p->req->tofu != NULL)
-		tofu_check(p->req->tofu, p->req->url->host, p->req->url->port,
-		    c);
+		tofu_check(
+		    p->req->tofu, p->req->url->host, p->req->url->port, c);
 }
 
 /* ---- request, header, body --------------------------------------------- */
@@ -868,10 +872,10 @@ cert_trust(struct probe *p)
 static enum step
 send_request(struct probe *p)
 {
-	const char	*url = p->req->url->text;
-	size_t		 len;
-	ssize_t		 n;
-	int		 i;
+	const char *url = p->req->url->text;
+	size_t len;
+	ssize_t n;
+	int i;
 
 	if (p->line == NULL) {
 		len = strlen(url);
@@ -916,15 +920,15 @@ send_request(struct probe *p)
 }
 
 /* What a read came to, besides bytes (> 0). */
-#define READ_END	0	/* the response ended: res->end is set */
-#define READ_WAIT	(-1)	/* the transport would block */
-#define READ_YIELD	(-2)	/* GnuTLS keeps saying AGAIN: try again soon */
+#define READ_END 0      /* the response ended: res->end is set */
+#define READ_WAIT (-1)  /* the transport would block */
+#define READ_YIELD (-2) /* GnuTLS keeps saying AGAIN: try again soon */
 
 static ssize_t
 read_chunk(struct probe *p, char *buf, size_t len)
 {
-	ssize_t	 n;
-	int	 i;
+	ssize_t n;
+	int i;
 
 	for (i = 0;; i++) {
 		p->io_errno = 0;
@@ -939,8 +943,7 @@ read_chunk(struct probe *p, char *buf, size_t len)
 		if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED ||
 		    !gnutls_error_is_fatal((int)n)) {
 			if (n != GNUTLS_E_AGAIN && n != GNUTLS_E_INTERRUPTED)
-				log_debug("%s: %s (ignored)",
-				    p->req->url->text,
+				log_debug("%s: %s (ignored)", p->req->url->text,
 				    gnutls_strerror((int)n));
 			if (p->would_block)
 				return READ_WAIT;
@@ -954,8 +957,8 @@ read_chunk(struct probe *p, char *buf, size_t len)
 			p->res->end = END_PREMATURE;
 			break;
 		case GNUTLS_E_PULL_ERROR:
-			p->res->end = p->io_errno == ECONNRESET ? END_RESET :
-			    END_ERROR;
+			p->res->end =
+			    p->io_errno == ECONNRESET ? END_RESET : END_ERROR;
 			break;
 		default:
 			p->res->end = END_ERROR;
@@ -964,7 +967,8 @@ read_chunk(struct probe *p, char *buf, size_t len)
 		if (n == GNUTLS_E_FATAL_ALERT_RECEIVED)
 			snprintf(p->errmsg, sizeof p->errmsg,
 			    "TLS alert received: %s",
-			    gnutls_alert_get_name(gnutls_alert_get(p->session)));
+			    gnutls_alert_get_name(
+			        gnutls_alert_get(p->session)));
 		else if (n == GNUTLS_E_PULL_ERROR)
 			snprintf(p->errmsg, sizeof p->errmsg, "receive: %s",
 			    strerror(p->io_errno));
@@ -998,12 +1002,12 @@ header_ended(struct probe *p)
 static enum step
 read_header(struct probe *p)
 {
-	struct probe_result	*res = p->res;
-	struct gemini_header	 h;
-	const char		*err = NULL;
-	size_t			 rest;
-	ssize_t			 n;
-	int			 hlen;
+	struct probe_result *res = p->res;
+	struct gemini_header h;
+	const char *err = NULL;
+	size_t rest;
+	ssize_t n;
+	int hlen;
 
 	for (;;) {
 		n = read_chunk(p, p->buf + p->have,
@@ -1016,8 +1020,8 @@ read_header(struct probe *p)
 			header_ended(p);
 			result_fail(res, REASON_HEADER, STAGE_HEADER,
 			    "the connection ended (%s) before a complete "
-			    "header; %zu bytes received", end_name(res->end),
-			    p->have);
+			    "header; %zu bytes received",
+			    end_name(res->end), p->have);
 			return finish(p);
 		}
 		p->have += (size_t)n;
@@ -1060,8 +1064,8 @@ body_ended(struct probe *p)
 static enum step
 read_body(struct probe *p)
 {
-	ssize_t	 n;
-	int	 reads;
+	ssize_t n;
+	int reads;
 
 	for (reads = 0; p->res->end == END_NONE; reads++) {
 		if ((uint64_t)p->body > p->req->max_body) {
@@ -1116,7 +1120,7 @@ run(struct probe *p, enum step s)
 			s = read_body(p);
 			break;
 		default:
-			abort();	/* the states above return NEXT only */
+			abort(); /* the states above return NEXT only */
 		}
 	}
 	return wait_of(s);
@@ -1153,8 +1157,8 @@ probe_begin(struct probe *p)
 }
 
 enum probe_wait
-probe_resolved(struct probe *p, const struct sockaddr_storage *addrs,
-    size_t n, const char *error, int local_errno)
+probe_resolved(struct probe *p, const struct sockaddr_storage *addrs, size_t n,
+    const char *error, int local_errno)
 {
 	const struct url *u = p->req->url;
 
@@ -1196,8 +1200,8 @@ probe_io(struct probe *p)
 		return PROBE_WAIT_DONE;
 	default:
 		/* Not waiting on a descriptor (resolving): nothing to do. */
-		return p->state == S_RESOLVE ? PROBE_WAIT_RESOLVE :
-		    PROBE_WAIT_IO;
+		return p->state == S_RESOLVE ? PROBE_WAIT_RESOLVE
+		                             : PROBE_WAIT_IO;
 	}
 	return run(p, s);
 }
@@ -1205,8 +1209,8 @@ probe_io(struct probe *p)
 enum probe_wait
 probe_expire(struct probe *p, int cancelled)
 {
-	struct probe_result	*res = p->res;
-	double			 now = clock_mono();
+	struct probe_result *res = p->res;
+	double now = clock_mono();
 
 	if (cancelled)
 		p->cancelled = 1;
@@ -1249,8 +1253,8 @@ probe_expire(struct probe *p, int cancelled)
 		else
 			result_fail(res, REASON_BODY, STAGE_BODY,
 			    "expect-body match cut off at the deadline of "
-			    "%.3gs (%zu bytes of body)", p->req->timeout,
-			    p->body_len);
+			    "%.3gs (%zu bytes of body)",
+			    p->req->timeout, p->body_len);
 		match_end(p);
 		return run(p, conclude(p));
 	case S_BYE:

@@ -23,20 +23,21 @@ struct conf;
 struct tofu_store;
 
 struct probe_req {
-	const struct url	*url;		/* borrowed */
-	enum check		 check;
-	const char		*sni;		/* NULL: the URL's host, none for IP literals */
-	int			 family;	/* AF_UNSPEC, AF_INET, AF_INET6 */
-	double			 timeout;	/* seconds for the whole probe */
-	size_t			 max_body;	/* bytes */
-	int			 cancel_fd;	/* probe_run only: -1, or readable when the probe must be abandoned */
+	const struct url *url; /* borrowed */
+	enum check check;
+	const char *sni; /* NULL: the URL's host, none for IP literals */
+	int family;      /* AF_UNSPEC, AF_INET, AF_INET6 */
+	double timeout;  /* seconds for the whole probe */
+	size_t max_body; /* bytes */
+	int cancel_fd; /* probe_run only: -1, or readable when the probe must be
+	                  abandoned */
 
 	/* Expectations (SPEC §4). */
-	struct status_spec	 expect_status;
-	int			 require_close_notify;
-	const regex_t		*expect_body;	/* NULL: none */
-	const unsigned char	*fingerprint;	/* 32 bytes, or NULL: TOFU */
-	struct tofu_store	*tofu;		/* NULL: no TOFU */
+	struct status_spec expect_status;
+	int require_close_notify;
+	const regex_t *expect_body;       /* NULL: none */
+	const unsigned char *fingerprint; /* 32 bytes, or NULL: TOFU */
+	struct tofu_store *tofu;          /* NULL: no TOFU */
 };
 
 /* Set the defaults (defaults.h), status 2x, close_notify required. */
@@ -60,10 +61,11 @@ int probe_run(const struct probe_req *, struct probe_result *res);
 
 /* What a probe waits for after a call. */
 enum probe_wait {
-	PROBE_WAIT_IO,		/* probe_fd() to become readable or writable */
-	PROBE_WAIT_RESOLVE,	/* a lookup of the URL's host: then probe_resolved */
-	PROBE_WAIT_NOW,		/* nothing: call probe_io again soon (it yielded) */
-	PROBE_WAIT_DONE		/* the result is complete */
+	PROBE_WAIT_IO,      /* probe_fd() to become readable or writable */
+	PROBE_WAIT_RESOLVE, /* a lookup of the URL's host: then probe_resolved
+	                     */
+	PROBE_WAIT_NOW,     /* nothing: call probe_io again soon (it yielded) */
+	PROBE_WAIT_DONE     /* the result is complete */
 };
 
 struct probe;
@@ -82,7 +84,8 @@ enum probe_wait probe_io(struct probe *);
 enum probe_wait probe_resolved(struct probe *,
     const struct sockaddr_storage *addrs, size_t n, const char *error,
     int local_errno);
-/* probe_timer() passed; cancelled: abandon at once instead ("probe abandoned"). */
+/* probe_timer() passed; cancelled: abandon at once instead ("probe abandoned").
+ */
 enum probe_wait probe_expire(struct probe *, int cancelled);
 /* When probe_expire is due (monotonic seconds). */
 double probe_timer(const struct probe *);

@@ -30,38 +30,37 @@
 #include "xmalloc.h"
 
 /* Subtracted from Prometheus's scrape timeout so the answer arrives in time. */
-#define SCRAPE_TIMEOUT_OFFSET	0.5
-#define PROBE_MIN_TIMEOUT	0.1
+#define SCRAPE_TIMEOUT_OFFSET 0.5
+#define PROBE_MIN_TIMEOUT 0.1
 
 struct probe_route {
-	struct tofu_store	*tofu;
-	pthread_mutex_t		 lock;
-	pthread_cond_t		 cond;
-	unsigned		 probes;	/* in flight */
-	int			 cancel[2];	/* readable: abandon every probe */
+	struct tofu_store *tofu;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	unsigned probes; /* in flight */
+	int cancel[2];   /* readable: abandon every probe */
 };
 
 struct probe_job {
-	struct probe_route	*route;
-	struct conf		*conf;		/* held */
-	struct url		 url;
-	char			*capsule;	/* name, or NULL for ?target= */
-	struct probe_req	 req;
-	struct probe_result	 res;
-	int			 debug;
-	struct buf		 out;
-	atomic_int		 ready;
-	void			(*done)(void *);
-	void			*arg;
+	struct probe_route *route;
+	struct conf *conf; /* held */
+	struct url url;
+	char *capsule; /* name, or NULL for ?target= */
+	struct probe_req req;
+	struct probe_result res;
+	int debug;
+	struct buf out;
+	atomic_int ready;
+	void (*done)(void *);
+	void *arg;
 };
 
 int
-probe_route_params(const char *target, const char *capsule,
-    const char *debug, const char *scrape_timeout, struct probe_params *p,
-    const char **err)
+probe_route_params(const char *target, const char *capsule, const char *debug,
+    const char *scrape_timeout, struct probe_params *p, const char **err)
 {
-	char	*end;
-	double	 t;
+	char *end;
+	double t;
 
 	memset(p, 0, sizeof *p);
 	p->scrape_timeout = -1;
@@ -77,7 +76,8 @@ probe_route_params(const char *target, const char *capsule,
 	if (debug != NULL) {
 		if (strcmp(debug, "true") == 0 || strcmp(debug, "1") == 0)
 			p->debug = 1;
-		else if (strcmp(debug, "false") != 0 && strcmp(debug, "0") != 0) {
+		else if (strcmp(debug, "false") != 0 &&
+		         strcmp(debug, "0") != 0) {
 			*err = "debug must be true or false";
 			goto fail;
 		}
@@ -155,18 +155,18 @@ refuse(struct probe_job *j, unsigned code, const char *why, unsigned *status,
 }
 
 struct probe_job *
-probe_route_job(struct probe_route *r, const char *target,
-    const char *capsule, const char *debug, const char *scrape_timeout,
-    unsigned *status, char **text)
+probe_route_job(struct probe_route *r, const char *target, const char *capsule,
+    const char *debug, const char *scrape_timeout, unsigned *status,
+    char **text)
 {
-	struct probe_params		 p;
-	struct probe_job		*j;
-	const struct conf		*conf;
-	const struct capsule_conf	*cap;
-	const char			*err;
+	struct probe_params p;
+	struct probe_job *j;
+	const struct conf *conf;
+	const struct capsule_conf *cap;
+	const char *err;
 
-	if (probe_route_params(target, capsule, debug, scrape_timeout, &p,
-	    &err) == -1) {
+	if (probe_route_params(
+	        target, capsule, debug, scrape_timeout, &p, &err) == -1) {
 		*status = 400;
 		xasprintf(text, "400 bad request: %s\n", err);
 		return NULL;
@@ -194,8 +194,10 @@ probe_route_job(struct probe_route *r, const char *target,
 		j->url = p.url;
 		if (!allow_probe(conf, &j->url)) {
 			log_info("/probe: %s refused (not a capsule, not in "
-			    "probe-allow)", j->url.text);
-			return refuse(j, 403, "forbidden: target is not a "
+			         "probe-allow)",
+			    j->url.text);
+			return refuse(j, 403,
+			    "forbidden: target is not a "
 			    "configured capsule nor allowed by probe-allow",
 			    status, text);
 		}
@@ -214,8 +216,8 @@ probe_route_job(struct probe_route *r, const char *target,
 	pthread_mutex_lock(&r->lock);
 	if (r->probes >= conf->concurrency) {
 		pthread_mutex_unlock(&r->lock);
-		return refuse(j, 503, "too many probes in flight", status,
-		    text);
+		return refuse(
+		    j, 503, "too many probes in flight", status, text);
 	}
 	r->probes++;
 	pthread_mutex_unlock(&r->lock);
@@ -240,9 +242,9 @@ job_finish(struct probe_job *j)
 static void *
 job_run(void *arg)
 {
-	struct probe_job	*j = arg;
-	json_t			*json;
-	char			*text;
+	struct probe_job *j = arg;
+	json_t *json;
+	char *text;
 
 	probe_run(&j->req, &j->res);
 	if (j->debug) {
@@ -253,11 +255,14 @@ job_run(void *arg)
 		buf_adds(&j->out, "\nMetrics\n\n");
 		metrics_probe(&j->out, &j->res);
 		buf_adds(&j->out, "\nResult\n\n");
-		json = api_result(&j->res, j->capsule ? j->capsule :
-		    j->url.text);
-		/* Text for a terminal: no raw C1 control (nor any non-ASCII). */
+		json =
+		    api_result(&j->res, j->capsule ? j->capsule : j->url.text);
+		/* Text for a terminal: no raw C1 control (nor any non-ASCII).
+		 */
 		text = json ? json_dumps(json, JSON_INDENT(2) |
-		    JSON_REAL_PRECISION(15) | JSON_ENSURE_ASCII) : NULL;
+		                                   JSON_REAL_PRECISION(15) |
+		                                   JSON_ENSURE_ASCII)
+		            : NULL;
 		buf_adds(&j->out, text ? text : "null");
 		buf_addc(&j->out, '\n');
 		free(text);
@@ -271,8 +276,8 @@ job_run(void *arg)
 void
 probe_job_start(struct probe_job *j, void (*done)(void *), void *arg)
 {
-	pthread_attr_t	attr;
-	pthread_t	tid;
+	pthread_attr_t attr;
+	pthread_t tid;
 
 	j->done = done;
 	j->arg = arg;

@@ -16,11 +16,11 @@ struct tofu_store;
 
 /* What a /probe request asks for. */
 struct probe_params {
-	int		 has_url;
-	struct url	 url;		/* ?target=, when has_url */
-	const char	*capsule;	/* ?capsule=, borrowed */
-	int		 debug;		/* ?debug=true */
-	double		 scrape_timeout;	/* seconds, or -1 */
+	int has_url;
+	struct url url;        /* ?target=, when has_url */
+	const char *capsule;   /* ?capsule=, borrowed */
+	int debug;             /* ?debug=true */
+	double scrape_timeout; /* seconds, or -1 */
 };
 
 /*

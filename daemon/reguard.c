@@ -19,8 +19,8 @@
 
 #include "reguard.h"
 
-#define REGUARD_DEPTH_MAX	32	/* groups nested */
-#define REGUARD_COST_MAX	2048	/* nodes regcomp would build */
+#define REGUARD_DEPTH_MAX 32  /* groups nested */
+#define REGUARD_COST_MAX 2048 /* nodes regcomp would build */
 
 /* The number in a "{m,n}" bound, saturated; -1 when not all digits. */
 static int
@@ -205,4 +205,3 @@ reguard_check(const char *re)
 		return "is too complex (repetition counts too large)";
 	return NULL;
 }
-

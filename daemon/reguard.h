@@ -5,7 +5,7 @@
 #ifndef GEMWATCH_REGUARD_H
 #define GEMWATCH_REGUARD_H
 
-#define REGUARD_LEN_MAX	1024	/* bytes in a pattern */
+#define REGUARD_LEN_MAX 1024 /* bytes in a pattern */
 
 /*
  * Why the POSIX extended regex re must not be compiled, as the end of a

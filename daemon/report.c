@@ -24,9 +24,9 @@ report_safe(struct buf *b, const char *s)
 void
 report_text(struct buf *b, const struct probe_result *r)
 {
-	const struct cert_facts	*c = &r->cert;
-	char			 t1[32], t2[32];
-	size_t			 i;
+	const struct cert_facts *c = &r->cert;
+	char t1[32], t2[32];
+	size_t i;
 
 	report_safe(b, r->url);
 	buf_addc(b, '\n');
@@ -51,16 +51,18 @@ report_text(struct buf *b, const struct probe_result *r)
 		buf_adds(b, "\n               issuer ");
 		report_safe(b, c->issuer);
 		buf_printf(b, "%s\n", c->self_signed ? " (self-signed)" : "");
-		buf_printf(b, "               valid %s to %s (%.0f days left)\n",
-		    t1, t2, difftime(c->not_after, time(NULL)) / 86400);
+		buf_printf(b,
+		    "               valid %s to %s (%.0f days left)\n", t1, t2,
+		    difftime(c->not_after, time(NULL)) / 86400);
 		buf_printf(b, "               hostname %s\n",
 		    c->hostname_match ? "matches" : "does not match");
 		buf_printf(b, "               sha256 %s\n", c->sha256);
 		if (c->tofu != TOFU_NONE)
 			buf_printf(b, "               trust: %s%s\n",
-			    tofu_name(c->tofu), c->key_kept == 1 ?
-			    " (same key: a renewal)" : c->key_kept == 0 ?
-			    " (a new key)" : "");
+			    tofu_name(c->tofu),
+			    c->key_kept == 1   ? " (same key: a renewal)"
+			    : c->key_kept == 0 ? " (a new key)"
+			                       : "");
 	}
 	if (r->status >= 0) {
 		buf_printf(b, "  status:      %d ", r->status);
@@ -68,8 +70,8 @@ report_text(struct buf *b, const struct probe_result *r)
 		buf_addc(b, '\n');
 	}
 	if (r->body_bytes >= 0)
-		buf_printf(b, "  body:        %lld bytes\n",
-		    (long long)r->body_bytes);
+		buf_printf(
+		    b, "  body:        %lld bytes\n", (long long)r->body_bytes);
 	buf_printf(b, "  end:         %s\n", end_words(r->end));
 	if (r->success)
 		buf_adds(b, "  result:      OK\n");
@@ -91,24 +93,24 @@ void
 report_stages(struct buf *b, const struct probe_result *r)
 {
 	static const int phase_of[STAGE__COUNT] = {
-		[STAGE_NONE] = -1,
-		[STAGE_RESOLVE] = PHASE_RESOLVE,
-		[STAGE_CONNECT] = PHASE_CONNECT,
-		[STAGE_TLS] = PHASE_TLS,
-		[STAGE_REQUEST] = -1,
-		[STAGE_HEADER] = PHASE_HEADER,
-		[STAGE_BODY] = PHASE_BODY,
+	    [STAGE_NONE] = -1,
+	    [STAGE_RESOLVE] = PHASE_RESOLVE,
+	    [STAGE_CONNECT] = PHASE_CONNECT,
+	    [STAGE_TLS] = PHASE_TLS,
+	    [STAGE_REQUEST] = -1,
+	    [STAGE_HEADER] = PHASE_HEADER,
+	    [STAGE_BODY] = PHASE_BODY,
 	};
-	enum stage	 s;
-	char		 what[96];
-	double		 d;
-	int		 failed, reached;
+	enum stage s;
+	char what[96];
+	double d;
+	int failed, reached;
 
 	for (s = STAGE_RESOLVE; s < STAGE__COUNT; s++) {
 		/* The request has no timer: sent if a header was awaited. */
 		d = phase_of[s] >= 0 ? r->dur[phase_of[s]] : -1;
-		reached = d >= 0 ||
-		    (s == STAGE_REQUEST && r->dur[PHASE_HEADER] >= 0);
+		reached =
+		    d >= 0 || (s == STAGE_REQUEST && r->dur[PHASE_HEADER] >= 0);
 		failed = !r->success && r->stage == s;
 		what[0] = '\0';
 		if (failed)
@@ -127,10 +129,12 @@ report_stages(struct buf *b, const struct probe_result *r)
 			snprintf(what, sizeof what, "status %d", r->status);
 		else if (s == STAGE_BODY && r->body_bytes >= 0)
 			snprintf(what, sizeof what, "%lld bytes, end %s",
-			    (long long)r->body_bytes, end_name(r->end) ?
-			    end_name(r->end) : "none");
-		buf_printf(b, "  %-8s  %s", stage_name(s), failed ? "FAILED" :
-		    reached ? "ok" : "not reached");
+			    (long long)r->body_bytes,
+			    end_name(r->end) ? end_name(r->end) : "none");
+		buf_printf(b, "  %-8s  %s", stage_name(s),
+		    failed    ? "FAILED"
+		    : reached ? "ok"
+		              : "not reached");
 		/* Columns: "FAILED" and "ok" are padded to the same width. */
 		if (d >= 0)
 			buf_printf(b, "%*s%10.6fs", failed ? 1 : 5, "", d);

@@ -13,42 +13,38 @@
 #include "result.h"
 #include "xmalloc.h"
 
-static const char *const check_names[CHECK__COUNT] = { "page", "error_page" };
+static const char *const check_names[CHECK__COUNT] = {"page", "error_page"};
 /* How a response ended: its name, a few words for a table cell (the
  * status page) and a sentence (gemwatch probe, /probe?debug). */
 static const struct {
-	const char	*name, *brief, *words;
+	const char *name, *brief, *words;
 } ends[END__COUNT] = {
-	{ NULL, NULL, "no response body was reached" },
-	{ "close_notify", "complete (close_notify)",
-	    "complete: close_notify received" },
-	{ "premature", "truncated? closed without close_notify",
-	    "the response may be truncated: the connection closed without "
-	    "close_notify" },
-	{ "reset", "truncated? connection reset",
-	    "the response may be truncated: the connection was reset without "
-	    "close_notify" },
-	{ "timeout", "timed out",
-	    "the response may be truncated: it did not end before the "
-	    "deadline" },
-	{ "limit", "stopped at max-body",
-	    "gemwatch stopped reading: the body passed max-body" },
-	{ "error", "TLS error",
-	    "the response may be truncated: a TLS error ended it" },
+    {NULL, NULL, "no response body was reached"},
+    {"close_notify", "complete (close_notify)",
+        "complete: close_notify received"},
+    {"premature", "truncated? closed without close_notify",
+        "the response may be truncated: the connection closed without "
+        "close_notify"},
+    {"reset", "truncated? connection reset",
+        "the response may be truncated: the connection was reset without "
+        "close_notify"},
+    {"timeout", "timed out",
+        "the response may be truncated: it did not end before the "
+        "deadline"},
+    {"limit", "stopped at max-body",
+        "gemwatch stopped reading: the body passed max-body"},
+    {"error", "TLS error",
+        "the response may be truncated: a TLS error ended it"},
 };
-static const char *const reason_names[REASON__COUNT] = {
-	NULL, "resolve", "connect", "tls", "timeout", "header", "status",
-	"close_notify", "cert", "body"
-};
+static const char *const reason_names[REASON__COUNT] = {NULL, "resolve",
+    "connect", "tls", "timeout", "header", "status", "close_notify", "cert",
+    "body"};
 static const char *const stage_names[STAGE__COUNT] = {
-	NULL, "resolve", "connect", "tls", "request", "header", "body"
-};
+    NULL, "resolve", "connect", "tls", "request", "header", "body"};
 static const char *const phase_names[PHASE__COUNT] = {
-	"resolve", "connect", "tls", "header", "body"
-};
+    "resolve", "connect", "tls", "header", "body"};
 static const char *const tofu_names[TOFU__COUNT] = {
-	NULL, "new", "match", "changed", "pinned", "mismatch"
-};
+    NULL, "new", "match", "changed", "pinned", "mismatch"};
 
 void
 result_init(struct probe_result *r)

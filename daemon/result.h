@@ -61,56 +61,58 @@ enum phase {
 };
 
 enum tofu {
-	TOFU_NONE,	/* no certificate, or no TOFU store */
-	TOFU_NEW,	/* first time this host:port was seen; now pinned */
-	TOFU_MATCH,	/* same certificate as first seen */
-	TOFU_CHANGED,	/* differs from the first-seen certificate */
-	TOFU_PINNED,	/* matches the configured fingerprint */
-	TOFU_MISMATCH,	/* differs from the configured fingerprint */
+	TOFU_NONE,     /* no certificate, or no TOFU store */
+	TOFU_NEW,      /* first time this host:port was seen; now pinned */
+	TOFU_MATCH,    /* same certificate as first seen */
+	TOFU_CHANGED,  /* differs from the first-seen certificate */
+	TOFU_PINNED,   /* matches the configured fingerprint */
+	TOFU_MISMATCH, /* differs from the configured fingerprint */
 	TOFU__COUNT
 };
 
 #define SHA256_HEX_LEN 64
 
 struct cert_facts {
-	int	 present;
-	char	 sha256[SHA256_HEX_LEN + 1];	/* of the DER, lower-case hex */
-	char	 pubkey_sha256[SHA256_HEX_LEN + 1];	/* of the SubjectPublicKeyInfo */
-	char	*subject;	/* RFC 4514 */
-	char	*issuer;
-	time_t	 not_before;
-	time_t	 not_after;
-	int	 self_signed;
-	int	 hostname_match;
+	int present;
+	char sha256[SHA256_HEX_LEN + 1]; /* of the DER, lower-case hex */
+	char
+	    pubkey_sha256[SHA256_HEX_LEN + 1]; /* of the SubjectPublicKeyInfo */
+	char *subject;                         /* RFC 4514 */
+	char *issuer;
+	time_t not_before;
+	time_t not_after;
+	int self_signed;
+	int hostname_match;
 	enum tofu tofu;
-	int	 key_kept;	/* with TOFU_CHANGED: 1 same key (renewal), 0 new key, -1 unknown */
+	int key_kept; /* with TOFU_CHANGED: 1 same key (renewal), 0 new key, -1
+	                 unknown */
 };
 
 struct probe_result {
-	enum check	 check;
-	char		*url;		/* canonical URL probed */
-	double		 time;		/* wall clock when the probe finished (Unix seconds) */
-	int		 success;
-	enum reason	 reason;
-	enum stage	 stage;		/* stage where it failed; STAGE_NONE on success */
-	char		*message;	/* human-readable failure detail, or NULL */
+	enum check check;
+	char *url;   /* canonical URL probed */
+	double time; /* wall clock when the probe finished (Unix seconds) */
+	int success;
+	enum reason reason;
+	enum stage stage; /* stage where it failed; STAGE_NONE on success */
+	char *message;    /* human-readable failure detail, or NULL */
 
-	char		 address[46];	/* numeric address connected to, or "" */
-	int		 port;
-	int		 ip_protocol;	/* 4, 6, or 0 when not connected */
+	char address[46]; /* numeric address connected to, or "" */
+	int port;
+	int ip_protocol; /* 4, 6, or 0 when not connected */
 
-	double		 dur[PHASE__COUNT];	/* seconds; < 0 when not reached */
-	double		 total;		/* seconds */
+	double dur[PHASE__COUNT]; /* seconds; < 0 when not reached */
+	double total;             /* seconds */
 
-	const char	*tls_version;	/* static strings from GnuTLS, or NULL */
-	const char	*tls_cipher;	/* IANA name */
+	const char *tls_version; /* static strings from GnuTLS, or NULL */
+	const char *tls_cipher;  /* IANA name */
 
 	struct cert_facts cert;
 
-	int		 status;	/* 10..69, or -1 when no valid header */
-	char		*meta;		/* or NULL */
-	int64_t		 body_bytes;	/* -1 when the body was not reached */
-	enum end	 end;
+	int status;         /* 10..69, or -1 when no valid header */
+	char *meta;         /* or NULL */
+	int64_t body_bytes; /* -1 when the body was not reached */
+	enum end end;
 };
 
 /* Initialise to "nothing known". */
@@ -125,15 +127,15 @@ void result_fail(struct probe_result *, enum reason, enum stage,
 enum reason end_reason(enum end);
 
 const char *check_name(enum check);
-const char *end_name(enum end);	/* NULL for END_NONE */
+const char *end_name(enum end); /* NULL for END_NONE */
 /* How it ended in a few words ("timed out"); NULL for END_NONE. */
 const char *end_brief(enum end);
 /* How it ended in a sentence ("complete: close_notify received"). */
 const char *end_words(enum end);
-const char *reason_name(enum reason);	/* NULL for REASON_NONE */
+const char *reason_name(enum reason); /* NULL for REASON_NONE */
 const char *stage_name(enum stage);
 const char *phase_name(enum phase);
-const char *tofu_name(enum tofu);	/* NULL for TOFU_NONE */
+const char *tofu_name(enum tofu); /* NULL for TOFU_NONE */
 
 /* Format a Unix time as RFC 3339 UTC ("2026-11-28T16:00:00Z"). */
 void format_rfc3339(time_t, char out[32]);

@@ -19,18 +19,18 @@
 #include "xmalloc.h"
 
 struct item {
-	struct runner		*r;
-	struct sched_job	*job;
-	struct probe_req	 req;
-	struct item		*prev, *next;	/* in flight */
+	struct runner *r;
+	struct sched_job *job;
+	struct probe_req req;
+	struct item *prev, *next; /* in flight */
 };
 
 struct runner {
-	struct sched_runner	 runner;	/* first: the runner is this */
-	struct tofu_store	*tofu;
-	struct engine		*engine;	/* NULL once stopped */
-	pthread_mutex_t		 lock;		/* guards the list */
-	struct item		*items;
+	struct sched_runner runner; /* first: the runner is this */
+	struct tofu_store *tofu;
+	struct engine *engine; /* NULL once stopped */
+	pthread_mutex_t lock;  /* guards the list */
+	struct item *items;
 };
 
 static void
@@ -62,8 +62,8 @@ item_done(void *arg, struct probe_result *res)
 static void
 runner_start(struct sched_runner *sr, struct sched_job *job)
 {
-	struct runner	*r = (struct runner *)sr;
-	struct item	*it;
+	struct runner *r = (struct runner *)sr;
+	struct item *it;
 
 	it = xcalloc(1, sizeof *it);
 	it->r = r;
@@ -81,12 +81,12 @@ runner_start(struct sched_runner *sr, struct sched_job *job)
 static void
 runner_stop(struct sched_runner *sr)
 {
-	struct runner	*r = (struct runner *)sr;
-	struct item	*it, *next;
+	struct runner *r = (struct runner *)sr;
+	struct item *it, *next;
 
 	if (r->engine == NULL)
 		return;
-	engine_free(r->engine);	/* no callback comes after it */
+	engine_free(r->engine); /* no callback comes after it */
 	r->engine = NULL;
 	for (it = r->items; it != NULL; it = next) {
 		next = it->next;

@@ -34,10 +34,10 @@
  * were 3% of the daemon's CPU). The rhythm is kept: the next due time
  * follows from the due time, not the start.
  */
-#define SCHED_EARLY	0.02
+#define SCHED_EARLY 0.02
 
 /* Seconds between two warnings that probes start late. */
-#define LAG_LOG_EVERY	600
+#define LAG_LOG_EVERY 600
 
 struct task {
 	/*
@@ -45,44 +45,44 @@ struct task {
 	 * a pointer to it). A reload may move cap to a new configuration
 	 * meanwhile, so the job holds the one it started with.
 	 */
-	struct sched_job		 job;
-	struct conf			*job_conf;	/* job.conf, held */
-	struct sched			*s;
-	const struct capsule_conf	*cap;	/* inside s->conf */
-	enum check			 check;
-	double				 due;	/* monotonic */
-	double				 back_by;	/* due, for sched_done (under lock) */
-	int				 in_flight;
-	int				 removed;
-	struct task			*next;	/* done list (under lock) */
+	struct sched_job job;
+	struct conf *job_conf; /* job.conf, held */
+	struct sched *s;
+	const struct capsule_conf *cap; /* inside s->conf */
+	enum check check;
+	double due;     /* monotonic */
+	double back_by; /* due, for sched_done (under lock) */
+	int in_flight;
+	int removed;
+	struct task *next; /* done list (under lock) */
 };
 
 struct sched {
-	struct lag		 lag;		/* main thread only */
-	double			 lag_logged;	/* when the late warning was last logged */
-	uint64_t		 lag_logged_late;	/* lag.late then */
-	struct sched_runner	*runner;
-	double			(*now)(void);
-	void			(*publish)(void *, const struct capsule_conf *,
-				    const struct probe_result *);
-	void			*publish_arg;
-	struct conf		*conf;		/* held */
+	struct lag lag;           /* main thread only */
+	double lag_logged;        /* when the late warning was last logged */
+	uint64_t lag_logged_late; /* lag.late then */
+	struct sched_runner *runner;
+	double (*now)(void);
+	void (*publish)(
+	    void *, const struct capsule_conf *, const struct probe_result *);
+	void *publish_arg;
+	struct conf *conf; /* held */
 
-	struct task		**tasks;	/* every live task */
-	size_t			 ntasks;
-	struct task		**orphans;	/* removed while in flight */
-	size_t			 norphans;
-	struct task		**heap;		/* tasks waiting, by due */
-	size_t			 nheap;
-	unsigned		 busy;		/* tasks in flight */
+	struct task **tasks; /* every live task */
+	size_t ntasks;
+	struct task **orphans; /* removed while in flight */
+	size_t norphans;
+	struct task **heap; /* tasks waiting, by due */
+	size_t nheap;
+	unsigned busy; /* tasks in flight */
 
-	pthread_mutex_t		 lock;		/* guards the fields below */
-	struct task		*done;
-	int			 stopping;
-	double			 wake_at;	/* when the main thread wakes anyway */
-	int			 starved;	/* probes wait for a free slot */
+	pthread_mutex_t lock; /* guards the fields below */
+	struct task *done;
+	int stopping;
+	double wake_at; /* when the main thread wakes anyway */
+	int starved;    /* probes wait for a free slot */
 
-	int			 wake[2];	/* sched_done → main: run early */
+	int wake[2]; /* sched_done → main: run early */
 };
 
 /* ---- the heap ---------------------------------------------------------- */
@@ -168,16 +168,16 @@ task_cmp(const void *a, const void *b)
 }
 
 struct task_key {
-	const char	*name;
-	enum check	 check;
+	const char *name;
+	enum check check;
 };
 
 static int
 task_key_cmp(const void *key, const void *elem)
 {
-	const struct task_key	*k = key;
-	const struct task	*t = *(struct task *const *)elem;
-	int			 c;
+	const struct task_key *k = key;
+	const struct task *t = *(struct task *const *)elem;
+	int c;
 
 	if ((c = strcmp(k->name, t->cap->name)) != 0)
 		return c;
@@ -188,8 +188,8 @@ task_key_cmp(const void *key, const void *elem)
 static struct task *
 task_find(struct task **v, size_t n, const char *name, enum check check)
 {
-	struct task_key	 k = { name, check };
-	struct task	**p;
+	struct task_key k = {name, check};
+	struct task **p;
 
 	if (n == 0)
 		return NULL;
@@ -212,8 +212,8 @@ orphan_drop(struct sched *s, struct task *t)
 
 struct sched *
 sched_new(struct sched_runner *runner, double (*now)(void),
-    void (*publish)(void *, const struct capsule_conf *,
-    const struct probe_result *),
+    void (*publish)(
+        void *, const struct capsule_conf *, const struct probe_result *),
     void *arg)
 {
 	struct sched *s;
@@ -233,10 +233,10 @@ void
 sched_apply(struct sched *s, struct conf *conf,
     const struct capsule_conf *const *mine, size_t nmine)
 {
-	struct task	**old = s->tasks, *t;
-	size_t		  nold = s->ntasks, i, n = 0, fresh = 0, k;
-	double		  now = s->now();
-	enum check	  check;
+	struct task **old = s->tasks, *t;
+	size_t nold = s->ntasks, i, n = 0, fresh = 0, k;
+	double now = s->now();
+	enum check check;
 
 	/* A kept task's cap moves to a capsule of the same name: the order
 	 * holds while the loop below reuses tasks. */
@@ -256,7 +256,7 @@ sched_apply(struct sched *s, struct conf *conf,
 			t = task_find(old, nold, c->name, check);
 			if (t != NULL) {
 				/* Kept: same place in the schedule. */
-				t->removed = -1;	/* marker: reused */
+				t->removed = -1; /* marker: reused */
 				if (t->due > now + c->interval) {
 					t->due = now + c->interval;
 					pthread_mutex_lock(&s->lock);
@@ -266,8 +266,8 @@ sched_apply(struct sched *s, struct conf *conf,
 			} else {
 				t = xcalloc(1, sizeof *t);
 				t->s = s;
-				t->due = -1;	/* spread below */
-				t->check = check;	/* never changes */
+				t->due = -1;      /* spread below */
+				t->check = check; /* never changes */
 				fresh++;
 			}
 			t->cap = c;
@@ -279,7 +279,7 @@ sched_apply(struct sched *s, struct conf *conf,
 		t = s->tasks[i];
 		if (t->due < 0)
 			t->due = now + t->cap->interval * (double)k++ /
-			    (double)(fresh ? fresh : 1);
+			                   (double)(fresh ? fresh : 1);
 	}
 	/* Tasks dropped by this configuration. */
 	for (i = 0; i < nold; i++) {
@@ -291,8 +291,8 @@ sched_apply(struct sched *s, struct conf *conf,
 		if (t->in_flight) {
 			/* Freed when its probe returns. */
 			t->removed = 1;
-			s->orphans = xreallocarray(s->orphans, s->norphans + 1,
-			    sizeof *s->orphans);
+			s->orphans = xreallocarray(
+			    s->orphans, s->norphans + 1, sizeof *s->orphans);
 			s->orphans[s->norphans++] = t;
 		} else
 			task_free(t);
@@ -317,10 +317,10 @@ sched_apply(struct sched *s, struct conf *conf,
 void
 sched_done(void *job, struct probe_result *res)
 {
-	struct task	*t = job;	/* job is its first member */
-	struct sched	*s = t->s;
-	const char	*name = t->job.cap->name;
-	int		 stopping, wake;
+	struct task *t = job; /* job is its first member */
+	struct sched *s = t->s;
+	const char *name = t->job.cap->name;
+	int stopping, wake;
 
 	pthread_mutex_lock(&s->lock);
 	stopping = s->stopping;
@@ -333,8 +333,8 @@ sched_done(void *job, struct probe_result *res)
 		log_debug("probe %s (%s): %s%s%s", name,
 		    check_name(t->job.check),
 		    res->success ? "ok" : reason_name(res->reason),
-		    res->success ? "" : ": ", res->success ? "" :
-		    (res->message ? res->message : ""));
+		    res->success ? "" : ": ",
+		    res->success ? "" : (res->message ? res->message : ""));
 		s->publish(s->publish_arg, t->job.cap, res);
 	}
 	pthread_mutex_lock(&s->lock);
@@ -350,9 +350,9 @@ sched_done(void *job, struct probe_result *res)
 static void
 collect(struct sched *s)
 {
-	struct task	*t, *next;
-	char		 drain[256];
-	double		 now = s->now();
+	struct task *t, *next;
+	char drain[256];
+	double now = s->now();
 
 	while (read(s->wake[0], drain, sizeof drain) > 0)
 		;
@@ -383,9 +383,9 @@ collect(struct sched *s)
 static void
 lag_count(struct sched *s, const struct task *t, double now)
 {
-	static const double	 bounds[LAG_NBUCKETS] = LAG_BOUNDS;
-	double			 lag = now > t->due ? now - t->due : 0;
-	size_t			 i;
+	static const double bounds[LAG_NBUCKETS] = LAG_BOUNDS;
+	double lag = now > t->due ? now - t->due : 0;
+	size_t i;
 
 	for (i = 0; i < LAG_NBUCKETS && lag > bounds[i]; i++)
 		;
@@ -410,18 +410,21 @@ lag_warn(struct sched *s, double now)
 {
 	uint64_t late = s->lag.late - s->lag_logged_late;
 
-	if (late == 0 || (s->lag_logged > 0 &&
-	    now - s->lag_logged < LAG_LOG_EVERY))
+	if (late == 0 ||
+	    (s->lag_logged > 0 && now - s->lag_logged < LAG_LOG_EVERY))
 		return;
 	if (s->lag.in_flight >= s->lag.concurrency)
-		log_warnx("falling behind: %llu probes started more than a "
+		log_warnx(
+		    "falling behind: %llu probes started more than a "
 		    "tenth of their interval late (the latest by %.1fs) with "
 		    "all %u allowed in flight; raise concurrency (and the "
 		    "file descriptor limit), lengthen interval or timeout, or "
-		    "split the capsules with shard", (unsigned long long)late,
-		    s->lag.last_late_by, s->lag.concurrency);
+		    "split the capsules with shard",
+		    (unsigned long long)late, s->lag.last_late_by,
+		    s->lag.concurrency);
 	else
-		log_warnx("falling behind: %llu probes started more than a "
+		log_warnx(
+		    "falling behind: %llu probes started more than a "
 		    "tenth of their interval late (the latest by %.1fs) with "
 		    "%u of %u in flight: the main loop was held up (a slow "
 		    "reload, or a machine short of CPU)",
@@ -440,9 +443,9 @@ sched_lag(const struct sched *s, struct lag *out)
 int
 sched_run(struct sched *s)
 {
-	struct task	*t;
-	double		 now, wait;
-	unsigned	 concurrency;
+	struct task *t;
+	double now, wait;
+	unsigned concurrency;
 
 	if (s->conf == NULL)
 		return 1000;
@@ -450,11 +453,11 @@ sched_run(struct sched *s)
 	collect(s);
 	now = s->now();
 	while (s->nheap > 0 && s->heap[0]->due <= now + SCHED_EARLY &&
-	    s->busy < concurrency) {
+	       s->busy < concurrency) {
 		t = heap_pop(s);
 		lag_count(s, t, now);
 		t->due += t->cap->interval;
-		if (t->due < now)	/* fell behind: keep the rhythm from now */
+		if (t->due < now) /* fell behind: keep the rhythm from now */
 			t->due = now + t->cap->interval;
 		t->in_flight = 1;
 		t->job_conf = conf_hold(s->conf);

@@ -18,9 +18,9 @@ struct conf;
 
 /* One probe to run, as the scheduler hands it to the runner. */
 struct sched_job {
-	const struct conf		*conf;	/* held until sched_done */
-	const struct capsule_conf	*cap;	/* inside conf */
-	enum check			 check;
+	const struct conf *conf;        /* held until sched_done */
+	const struct capsule_conf *cap; /* inside conf */
+	enum check check;
 };
 
 /*
@@ -32,8 +32,8 @@ struct sched_job {
  * sched_done or none, and what it reports is never published.
  */
 struct sched_runner {
-	void	(*start)(struct sched_runner *, struct sched_job *);
-	void	(*stop)(struct sched_runner *);
+	void (*start)(struct sched_runner *, struct sched_job *);
+	void (*stop)(struct sched_runner *);
 };
 
 struct sched;
@@ -48,7 +48,8 @@ struct lag;
  */
 struct sched *sched_new(struct sched_runner *runner, double (*now)(void),
     void (*publish)(void *arg, const struct capsule_conf *capsule,
-    const struct probe_result *), void *arg);
+        const struct probe_result *),
+    void *arg);
 /*
  * Stop: the probes in flight are abandoned and their results never
  * published (the runner is stopped first); then free everything.

@@ -31,20 +31,20 @@
 #include "sdnotify.h"
 #include "store.h"
 
-#define STATUS_INTERVAL	5.0	/* seconds between looks at the store */
+#define STATUS_INTERVAL 5.0 /* seconds between looks at the store */
 
-static int	 enabled;	/* $NOTIFY_SOCKET is set */
-static double	 wd_every;	/* seconds between WATCHDOG=1; 0: none */
-static double	 wd_next;	/* clock_mono() of the next */
-static double	 status_next;	/* clock_mono() of the next look */
-static char	 status[256];	/* the last STATUS= sent */
+static int enabled;        /* $NOTIFY_SOCKET is set */
+static double wd_every;    /* seconds between WATCHDOG=1; 0: none */
+static double wd_next;     /* clock_mono() of the next */
+static double status_next; /* clock_mono() of the next look */
+static char status[256];   /* the last STATUS= sent */
 
 static void
 notify(const char *state)
 {
 #ifdef HAVE_LIBSYSTEMD
-	static int	warned;
-	int		r;
+	static int warned;
+	int r;
 
 	if (!enabled)
 		return;
@@ -81,13 +81,13 @@ sdnotify_ready(void)
 void
 sdnotify_reloading(void)
 {
-	struct timespec	ts;
-	char		buf[64];
+	struct timespec ts;
+	char buf[64];
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	snprintf(buf, sizeof buf, "RELOADING=1\nMONOTONIC_USEC=%llu",
 	    (unsigned long long)ts.tv_sec * 1000000ULL +
-	    (unsigned long long)ts.tv_nsec / 1000);
+	        (unsigned long long)ts.tv_nsec / 1000);
 	notify(buf);
 }
 
@@ -101,21 +101,22 @@ sdnotify_stopping(void)
 static void
 status_format(struct store *store, char *buf, size_t len)
 {
-	struct store_tally	t;
-	size_t			n;
+	struct store_tally t;
+	size_t n;
 
 	store_tally(store, &t);
 	n = (size_t)snprintf(buf, len, "%zu capsule%s, %zu up, %zu down",
 	    t.capsules, t.capsules == 1 ? "" : "s", t.up, t.down);
 	if (t.pending > 0 && n < len)
-		n += (size_t)snprintf(buf + n, len - n, ", %zu not probed yet",
-		    t.pending);
+		n += (size_t)snprintf(
+		    buf + n, len - n, ", %zu not probed yet", t.pending);
 	if (t.error_pages_failing > 0 && n < len)
 		n += (size_t)snprintf(buf + n, len - n,
 		    ", %zu error page%s failing", t.error_pages_failing,
 		    t.error_pages_failing == 1 ? "" : "s");
 	if (!t.reload_ok && n < len)
-		(void)snprintf(buf + n, len - n, "; the last reload failed, "
+		(void)snprintf(buf + n, len - n,
+		    "; the last reload failed, "
 		    "the previous configuration runs");
 }
 
@@ -131,9 +132,9 @@ ms_until(double when, double now)
 int
 sdnotify_tick(struct store *store, int wait_ms)
 {
-	char	text[sizeof status], state[sizeof status + 8];
-	double	now;
-	int	ms;
+	char text[sizeof status], state[sizeof status + 8];
+	double now;
+	int ms;
 
 	if (!enabled)
 		return wait_ms;

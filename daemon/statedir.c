@@ -29,15 +29,15 @@
 static int
 statedir_make(const char *dir)
 {
-	char	*p, *s;
-	int	 rv = 1;
+	char *p, *s;
+	int rv = 1;
 
 	s = xstrdup(dir);
 	for (p = s + 1; *p != '\0'; p++) {
 		if (*p != '/')
 			continue;
 		*p = '\0';
-		(void)mkdir(s, 0755);	/* an existing parent is fine */
+		(void)mkdir(s, 0755); /* an existing parent is fine */
 		*p = '/';
 	}
 	if (mkdir(s, 0750) == -1)
@@ -49,12 +49,12 @@ statedir_make(const char *dir)
 enum statedir
 statedir_init(const char *dir, const struct passwd *pw)
 {
-	struct passwd	*self;
-	struct statvfs	 vfs;
-	struct stat	 st;
-	char		 user[64];
-	uid_t		 uid = pw != NULL ? pw->pw_uid : geteuid();
-	int		 made;
+	struct passwd *self;
+	struct statvfs vfs;
+	struct stat st;
+	char user[64];
+	uid_t uid = pw != NULL ? pw->pw_uid : geteuid();
+	int made;
 
 	if (pw != NULL)
 		(void)snprintf(user, sizeof user, "%s", pw->pw_name);
@@ -76,27 +76,29 @@ statedir_init(const char *dir, const struct passwd *pw)
 		return STATEDIR_MEMORY;
 	}
 	if (!S_ISDIR(st.st_mode)) {
-		log_warnx("state-dir %s is not a directory; refusing to use it",
-		    dir);
+		log_warnx(
+		    "state-dir %s is not a directory; refusing to use it", dir);
 		return STATEDIR_REFUSED;
 	}
 	if (st.st_uid != uid && st.st_uid != 0) {
 		log_warnx("state-dir %s is owned by uid %u, not by %s or root; "
-		    "refusing to use it", dir, (unsigned)st.st_uid, user);
+		          "refusing to use it",
+		    dir, (unsigned)st.st_uid, user);
 		return STATEDIR_REFUSED;
 	}
 	if (st.st_mode & (S_IWGRP | S_IWOTH)) {
 		log_warnx("state-dir %s is writable by others than its owner "
-		    "(mode %04o); refusing to use it", dir,
-		    (unsigned)(st.st_mode & 07777));
+		          "(mode %04o); refusing to use it",
+		    dir, (unsigned)(st.st_mode & 07777));
 		return STATEDIR_REFUSED;
 	}
 	if ((statvfs(dir, &vfs) == 0 && (vfs.f_flag & ST_RDONLY)) ||
-	    (uid != 0 && (st.st_uid != uid ||
-	    (st.st_mode & (S_IWUSR | S_IXUSR)) != (S_IWUSR | S_IXUSR)))) {
+	    (uid != 0 &&
+	        (st.st_uid != uid || (st.st_mode & (S_IWUSR | S_IXUSR)) !=
+	                                 (S_IWUSR | S_IXUSR)))) {
 		log_warnx("state-dir %s is not writable by %s: the pins and "
-		    "the history in it are read, nothing new is saved", dir,
-		    user);
+		          "the history in it are read, nothing new is saved",
+		    dir, user);
 		return STATEDIR_READONLY;
 	}
 	return STATEDIR_WRITABLE;

@@ -8,9 +8,9 @@
 #include <pwd.h>
 
 enum statedir {
-	STATEDIR_REFUSED,	/* not safe to use: do not start */
-	STATEDIR_MEMORY,	/* could not be made: keep state in memory */
-	STATEDIR_READONLY,	/* read what it holds, write nothing */
+	STATEDIR_REFUSED,  /* not safe to use: do not start */
+	STATEDIR_MEMORY,   /* could not be made: keep state in memory */
+	STATEDIR_READONLY, /* read what it holds, write nothing */
 	STATEDIR_WRITABLE
 };
 

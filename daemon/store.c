@@ -46,8 +46,8 @@ streq(const char *a, const char *b)
 static uint64_t
 hash_str(uint64_t h, const char *s)
 {
-	return s == NULL ? hash_bytes(h, "\377", 1) :
-	    hash_bytes(h, s, strlen(s) + 1);
+	return s == NULL ? hash_bytes(h, "\377", 1)
+	                 : hash_bytes(h, s, strlen(s) + 1);
 }
 
 static uint16_t
@@ -59,15 +59,16 @@ site_port(const struct probe_result *r)
 static uint8_t
 site_ip(const struct probe_result *r)
 {
-	return r->ip_protocol > 0 && r->ip_protocol <= UINT8_MAX ?
-	    (uint8_t)r->ip_protocol : 0;
+	return r->ip_protocol > 0 && r->ip_protocol <= UINT8_MAX
+	           ? (uint8_t)r->ip_protocol
+	           : 0;
 }
 
 static int16_t
 fact_status(const struct probe_result *r)
 {
-	return r->status >= 0 && r->status <= INT16_MAX ?
-	    (int16_t)r->status : -1;
+	return r->status >= 0 && r->status <= INT16_MAX ? (int16_t)r->status
+	                                                : -1;
 }
 
 /* The hash of what a site for r holds (cut to 32 bits, it only spares
@@ -76,11 +77,11 @@ fact_status(const struct probe_result *r)
 static uint32_t
 site_hash(const struct probe_result *r)
 {
-	const struct cert_facts	*cf = &r->cert;
-	uint64_t		 h = HASH_INIT;
-	uint16_t		 port = site_port(r);
-	uint8_t			 ip = site_ip(r), b[3];
-	int64_t			 t[2];
+	const struct cert_facts *cf = &r->cert;
+	uint64_t h = HASH_INIT;
+	uint16_t port = site_port(r);
+	uint8_t ip = site_ip(r), b[3];
+	int64_t t[2];
 
 	h = hash_str(h, r->url);
 	h = hash_str(h, r->tls_version);
@@ -107,9 +108,9 @@ site_hash(const struct probe_result *r)
 static uint32_t
 fact_hash(const struct probe_result *r, uint32_t site)
 {
-	int16_t		status = fact_status(r);
-	uint8_t		b[2];
-	uint64_t	h = HASH_INIT;
+	int16_t status = fact_status(r);
+	uint8_t b[2];
+	uint64_t h = HASH_INIT;
 
 	b[0] = (uint8_t)r->reason;
 	b[1] = (uint8_t)r->stage;
@@ -130,8 +131,8 @@ arreq(const char *site, const char *arr, size_t size)
 }
 
 static int
-site_equal(const struct store_site *s, uint32_t hash,
-    const struct probe_result *r)
+site_equal(
+    const struct store_site *s, uint32_t hash, const struct probe_result *r)
 {
 	const struct cert_facts *cf = &r->cert;
 
@@ -145,12 +146,13 @@ site_equal(const struct store_site *s, uint32_t hash,
 	if (!cf->present)
 		return 1;
 	return arreq(s->sha256, cf->sha256, sizeof cf->sha256) &&
-	    arreq(s->pubkey_sha256, cf->pubkey_sha256,
-	    sizeof cf->pubkey_sha256) &&
-	    streq(s->subject, cf->subject) && streq(s->issuer, cf->issuer) &&
-	    s->not_before == cf->not_before && s->not_after == cf->not_after &&
-	    s->self_signed == (cf->self_signed != 0) &&
-	    s->hostname_match == (cf->hostname_match != 0);
+	       arreq(s->pubkey_sha256, cf->pubkey_sha256,
+	           sizeof cf->pubkey_sha256) &&
+	       streq(s->subject, cf->subject) && streq(s->issuer, cf->issuer) &&
+	       s->not_before == cf->not_before &&
+	       s->not_after == cf->not_after &&
+	       s->self_signed == (cf->self_signed != 0) &&
+	       s->hostname_match == (cf->hostname_match != 0);
 }
 
 static int
@@ -158,9 +160,9 @@ fact_equal(const struct store_fact *f, uint32_t hash, uint32_t shash,
     const struct probe_result *r)
 {
 	return f->hash == hash && f->status == fact_status(r) &&
-	    f->reason == (uint8_t)r->reason && f->stage == (uint8_t)r->stage &&
-	    streq(f->meta, r->meta) && streq(f->message, r->message) &&
-	    site_equal(f->site, shash, r);
+	       f->reason == (uint8_t)r->reason &&
+	       f->stage == (uint8_t)r->stage && streq(f->meta, r->meta) &&
+	       streq(f->message, r->message) && site_equal(f->site, shash, r);
 }
 
 /* Copy s to *p and point *dst at the copy (NULL stays NULL). */
@@ -188,16 +190,16 @@ text_len(const char *s)
 struct store_site *
 store_site_new(const struct probe_result *r)
 {
-	const struct cert_facts	*cf = &r->cert;
-	struct store_site	*s;
-	const char		*subject, *issuer;
-	char			*p;
+	const struct cert_facts *cf = &r->cert;
+	struct store_site *s;
+	const char *subject, *issuer;
+	char *p;
 
 	subject = cf->present ? cf->subject : NULL;
 	issuer = cf->present ? cf->issuer : NULL;
-	s = xcalloc(1, sizeof *s + text_len(r->url) +
-	    text_len(r->tls_version) + text_len(r->tls_cipher) +
-	    text_len(subject) + text_len(issuer));
+	s = xcalloc(1, sizeof *s + text_len(r->url) + text_len(r->tls_version) +
+	                   text_len(r->tls_cipher) + text_len(subject) +
+	                   text_len(issuer));
 	s->hash = site_hash(r);
 	p = s->text;
 	text_put(&p, &s->url, r->url);
@@ -205,8 +207,8 @@ store_site_new(const struct probe_result *r)
 	text_put(&p, &s->tls_cipher, r->tls_cipher);
 	text_put(&p, &s->subject, subject);
 	text_put(&p, &s->issuer, issuer);
-	memcpy(s->address, r->address,
-	    strnlen(r->address, sizeof s->address - 1));
+	memcpy(
+	    s->address, r->address, strnlen(r->address, sizeof s->address - 1));
 	s->port = site_port(r);
 	s->ip_protocol = site_ip(r);
 	if (cf->present) {
@@ -234,8 +236,8 @@ store_site_unref(struct store_site *s)
 struct store_fact *
 store_fact_new(const struct probe_result *r, struct store_site *site)
 {
-	struct store_fact	*f;
-	char			*p;
+	struct store_fact *f;
+	char *p;
 
 	f = xcalloc(1, sizeof *f + text_len(r->meta) + text_len(r->message));
 	f->hash = fact_hash(r, site->hash);
@@ -245,8 +247,8 @@ store_fact_new(const struct probe_result *r, struct store_site *site)
 	text_put(&p, &f->meta, r->meta);
 	text_put(&p, &f->message, r->message);
 	f->status = fact_status(r);
-	f->reason = (unsigned)r->reason < REASON__COUNT ? r->reason :
-	    REASON_NONE;
+	f->reason =
+	    (unsigned)r->reason < REASON__COUNT ? r->reason : REASON_NONE;
 	f->stage = (unsigned)r->stage < STAGE__COUNT ? r->stage : STAGE_NONE;
 	return f;
 }
@@ -262,10 +264,10 @@ store_fact_add(struct store_check *c, struct store_fact *f)
 		if (c->nfacts == c->fact_cap) {
 			c->fact_cap = c->fact_cap ? 2 * c->fact_cap : 2;
 			assert(c->fact_cap <= FACT_MAX + 1);
-			c->facts = xreallocarray(c->facts, c->fact_cap,
-			    sizeof *c->facts);
-			c->free_slots = xreallocarray(c->free_slots,
-			    c->fact_cap, sizeof *c->free_slots);
+			c->facts = xreallocarray(
+			    c->facts, c->fact_cap, sizeof *c->facts);
+			c->free_slots = xreallocarray(
+			    c->free_slots, c->fact_cap, sizeof *c->free_slots);
 		}
 		i = c->nfacts++;
 	}
@@ -310,10 +312,10 @@ store_recent_use(struct store_check *c, uint32_t i)
 static uint32_t
 fact_intern(struct store_check *c, const struct probe_result *r)
 {
-	struct store_fact	*f;
-	struct store_site	*site = NULL;
-	uint32_t		 shash, fhash, i;
-	size_t			 k;
+	struct store_fact *f;
+	struct store_site *site = NULL;
+	uint32_t shash, fhash, i;
+	size_t k;
 
 	shash = site_hash(r);
 	fhash = fact_hash(r, shash);
@@ -372,9 +374,9 @@ fact_view(const struct store_fact *f, struct probe_result *v)
 static uint16_t
 dur_pack(double d)
 {
-	if (!(d >= 0))		/* negative or NaN: not reached */
+	if (!(d >= 0)) /* negative or NaN: not reached */
 		return DUR16_NONE;
-	if (d >= 1e12)		/* saturated long before; no overflow below */
+	if (d >= 1e12) /* saturated long before; no overflow below */
 		return DUR16_MAX;
 	return dur16_from_us((uint64_t)llround(d * 1e6));
 }
@@ -388,13 +390,13 @@ dur_unpack(uint16_t v)
 }
 
 void
-store_entry_make(struct store_entry *e, const struct probe_result *r,
-    uint32_t fact)
+store_entry_make(
+    struct store_entry *e, const struct probe_result *r, uint32_t fact)
 {
-	double		t = r->time, s;
-	uint64_t	body;
-	unsigned	ms;
-	int		p;
+	double t = r->time, s;
+	uint64_t body;
+	unsigned ms;
+	int p;
 
 	memset(e, 0, sizeof *e);
 	if (!(t >= 0))
@@ -418,8 +420,8 @@ store_entry_make(struct store_entry *e, const struct probe_result *r,
 	e->body_hi = (unsigned)(body >> 32);
 	e->success = r->success != 0;
 	e->end = (unsigned)r->end < END__COUNT ? r->end : END_NONE;
-	e->tofu = (unsigned)r->cert.tofu < TOFU__COUNT ? r->cert.tofu :
-	    TOFU_NONE;
+	e->tofu =
+	    (unsigned)r->cert.tofu < TOFU__COUNT ? r->cert.tofu : TOFU_NONE;
 	e->key_kept = r->cert.key_kept < 0 ? 0 : r->cert.key_kept ? 2 : 1;
 	assert(fact <= FACT_MAX);
 	e->fact = fact;
@@ -429,8 +431,8 @@ static void
 entry_view(const struct store_check *c, const struct store_entry *e,
     struct probe_result *v)
 {
-	uint64_t	body;
-	int		p;
+	uint64_t body;
+	int p;
 
 	result_init(v);
 	v->check = c->check;
@@ -453,13 +455,12 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 size_t
 store_ring_slot(const struct store_check *c, size_t i)
 {
-	return i <= c->ring_head ? c->ring_head - i :
-	    c->ring_head + c->ring_count - i;
+	return i <= c->ring_head ? c->ring_head - i
+	                         : c->ring_head + c->ring_count - i;
 }
 
 void
-store_ring_push(struct store_check *c, size_t cap,
-    const struct store_entry *e)
+store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 {
 	if (cap == 0) {
 		store_fact_unref(c, e->fact);
@@ -482,15 +483,15 @@ store_ring_push(struct store_check *c, size_t cap,
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
-	struct store_entry	*nr = NULL;
-	size_t			 keep, i;
+	struct store_entry *nr = NULL;
+	size_t keep, i;
 
 	if (c->ring == NULL || oldcap == newcap)
 		return;
 	keep = c->ring_count < newcap ? c->ring_count : newcap;
 	if (newcap > 0) {
 		nr = xcalloc(newcap, sizeof *nr);
-		for (i = 0; i < keep; i++)	/* oldest first */
+		for (i = 0; i < keep; i++) /* oldest first */
 			nr[keep - 1 - i] = c->ring[store_ring_slot(c, i)];
 	}
 	for (i = keep; i < c->ring_count; i++)
@@ -537,8 +538,8 @@ store_check_free(struct store_check *c)
 }
 
 void
-store_last_set(struct store_check *c, const struct probe_result *r,
-    uint32_t fact)
+store_last_set(
+    struct store_check *c, const struct probe_result *r, uint32_t fact)
 {
 	struct probe_result *l;
 
@@ -572,8 +573,8 @@ capsule_free(struct store_capsule *cap)
 struct store *
 store_new(void)
 {
-	struct store	*s;
-	int		 error;
+	struct store *s;
+	int error;
 
 	s = xcalloc(1, sizeof *s);
 	if ((error = pthread_rwlock_init(&s->lock, NULL)) != 0)
@@ -647,8 +648,8 @@ store_find(const struct store *s, const char *name)
 
 	if (s->ncaps == 0 || name == NULL)
 		return NULL;
-	p = bsearch(name, s->byname, s->ncaps, sizeof *s->byname,
-	    byname_key_cmp);
+	p = bsearch(
+	    name, s->byname, s->ncaps, sizeof *s->byname, byname_key_cmp);
 	return p != NULL ? *p : NULL;
 }
 
@@ -656,10 +657,10 @@ void
 store_sync(struct store *s, unsigned history,
     const struct capsule_conf *const *mine, size_t nmine)
 {
-	struct store_capsule		*caps, *old;
-	const struct capsule_conf	*cc;
-	unsigned char			*taken;
-	size_t				 i, k, n, newcap;
+	struct store_capsule *caps, *old;
+	const struct capsule_conf *cc;
+	unsigned char *taken;
+	size_t i, k, n, newcap;
 
 	store_wrlock(s);
 	newcap = history;
@@ -718,8 +719,8 @@ static void
 log_changes(const struct store_capsule *cap, const struct store_check *c,
     const struct probe_result *res)
 {
-	const struct store_site	*prev = c->cert_site;
-	const char		*what, *reason;
+	const struct store_site *prev = c->cert_site;
+	const char *what, *reason;
 
 	what = res->check == CHECK_ERROR_PAGE ? " (error_page)" : "";
 	if (c->last == NULL || c->last->success != res->success) {
@@ -733,8 +734,8 @@ log_changes(const struct store_capsule *cap, const struct store_check *c,
 				log_notice("capsule %s%s: down (%s: %s)",
 				    cap->name, what, reason, res->message);
 			else
-				log_notice("capsule %s%s: down (%s)",
-				    cap->name, what, reason);
+				log_notice("capsule %s%s: down (%s)", cap->name,
+				    what, reason);
 		}
 	}
 
@@ -744,31 +745,34 @@ log_changes(const struct store_capsule *cap, const struct store_check *c,
 			log_notice("capsule %s%s: close_notify lost (%s)",
 			    cap->name, what, end_name(res->end));
 		else if (c->cn_end != END_CLOSE_NOTIFY &&
-		    res->end == END_CLOSE_NOTIFY)
-			log_notice("capsule %s%s: close_notify back",
-			    cap->name, what);
+		         res->end == END_CLOSE_NOTIFY)
+			log_notice(
+			    "capsule %s%s: close_notify back", cap->name, what);
 	}
 
 	if (!res->cert.present || prev == NULL)
 		return;
 	if (!arreq(prev->sha256, res->cert.sha256, sizeof res->cert.sha256))
 		log_notice("capsule %s%s: certificate changed "
-		    "(sha256 %s \xe2\x86\x92 %.*s, %s)", cap->name, what,
-		    prev->sha256, (int)strnlen(res->cert.sha256,
-		    sizeof res->cert.sha256), res->cert.sha256,
+		           "(sha256 %s \xe2\x86\x92 %.*s, %s)",
+		    cap->name, what, prev->sha256,
+		    (int)strnlen(res->cert.sha256, sizeof res->cert.sha256),
+		    res->cert.sha256,
 		    res->cert.pubkey_sha256[0] != '\0' &&
-		    arreq(prev->pubkey_sha256, res->cert.pubkey_sha256,
-		    sizeof res->cert.pubkey_sha256) ? "same key" : "new key");
+		            arreq(prev->pubkey_sha256, res->cert.pubkey_sha256,
+		                sizeof res->cert.pubkey_sha256)
+		        ? "same key"
+		        : "new key");
 }
 
 void
 store_put(struct store *s, const char *name, const struct probe_result *res)
 {
-	struct store_capsule	*cap;
-	struct store_check	*c;
-	struct store_site	*site;
-	struct store_entry	 e;
-	uint32_t		 fact;
+	struct store_capsule *cap;
+	struct store_check *c;
+	struct store_site *site;
+	struct store_entry e;
+	uint32_t fact;
 
 	if ((unsigned)res->check >= CHECK__COUNT)
 		return;
@@ -783,7 +787,7 @@ store_put(struct store *s, const char *name, const struct probe_result *res)
 	c = &cap->check[res->check];
 	log_changes(cap, c, res);
 
-	fact = fact_intern(c, res);	/* the ring's reference */
+	fact = fact_intern(c, res); /* the ring's reference */
 	store_last_set(c, res, fact);
 	store_entry_make(&e, res, fact);
 	store_ring_push(c, s->history, &e);
@@ -844,9 +848,9 @@ store_reload_status(const struct store *s, double *when)
 void
 store_tally(struct store *s, struct store_tally *t)
 {
-	const struct store_capsule	*c;
-	const struct probe_result	*r;
-	size_t				 i;
+	const struct store_capsule *c;
+	const struct probe_result *r;
+	size_t i;
 
 	memset(t, 0, sizeof *t);
 	store_rdlock(s);
@@ -880,8 +884,8 @@ store_at(const struct store *s, size_t i)
 }
 
 int
-store_history_get(const struct store_check *c, size_t i,
-    struct probe_result *view)
+store_history_get(
+    const struct store_check *c, size_t i, struct probe_result *view)
 {
 	if (c->ring == NULL || i >= c->ring_count)
 		return -1;

@@ -14,7 +14,7 @@
 
 #include "result.h"
 
-#define STORE_RECENT	4
+#define STORE_RECENT 4
 
 struct capsule_conf;
 struct lag;
@@ -25,30 +25,30 @@ struct store_site;
 struct store_check {
 	/* The latest result, NULL before the first. Its strings belong to
 	 * the store: never result_clear it. */
-	struct probe_result	*last;
-	uint64_t		 probes;
-	uint64_t		 failures[REASON__COUNT];
-	uint64_t		 ends[END__COUNT];
-	size_t			 ring_count;	/* results in the history */
+	struct probe_result *last;
+	uint64_t probes;
+	uint64_t failures[REASON__COUNT];
+	uint64_t ends[END__COUNT];
+	size_t ring_count; /* results in the history */
 
 	/* Private to the store. */
-	struct store_entry	*ring;		/* capacity = store's history */
-	size_t			 ring_head;	/* index of the newest */
-	struct store_fact	**facts;	/* what results share, by index */
-	uint32_t		*free_slots;	/* indexes of NULL facts */
-	uint32_t		 nfacts, fact_cap, nfree;
-	uint32_t		 last_fact;	/* last's */
-	uint32_t		 recent[STORE_RECENT];	/* facts used lately */
-	struct store_site	*cert_site;	/* the newest with a certificate */
-	uint8_t			 cn_end;	/* the newest end telling close_notify */
-	uint8_t			 check;		/* enum check */
+	struct store_entry *ring;  /* capacity = store's history */
+	size_t ring_head;          /* index of the newest */
+	struct store_fact **facts; /* what results share, by index */
+	uint32_t *free_slots;      /* indexes of NULL facts */
+	uint32_t nfacts, fact_cap, nfree;
+	uint32_t last_fact;            /* last's */
+	uint32_t recent[STORE_RECENT]; /* facts used lately */
+	struct store_site *cert_site;  /* the newest with a certificate */
+	uint8_t cn_end;                /* the newest end telling close_notify */
+	uint8_t check;                 /* enum check */
 };
 
 struct store_capsule {
-	char			*name;
-	char			*url;
-	int			 has_error_page;
-	struct store_check	 check[CHECK__COUNT];
+	char *name;
+	char *url;
+	int has_error_page;
+	struct store_check check[CHECK__COUNT];
 };
 
 struct store;
@@ -93,19 +93,19 @@ struct store_capsule *store_find(const struct store *, const char *name);
  * store and valid while the read lock is held: never result_clear it.
  * Times keep milliseconds and durations microseconds.
  */
-int store_history_get(const struct store_check *, size_t i,
-    struct probe_result *view);
+int store_history_get(
+    const struct store_check *, size_t i, struct probe_result *view);
 /* Reload status (read lock held): returns ok, sets *when. */
 int store_reload_status(const struct store *, double *when);
 
 /* The whole store in a few numbers, for a one-line summary. */
 struct store_tally {
-	size_t	capsules;
-	size_t	up;		/* the page's latest probe succeeded */
-	size_t	down;		/* ... failed */
-	size_t	pending;	/* ... not probed yet */
-	size_t	error_pages_failing;	/* error-path's latest probe failed */
-	int	reload_ok;	/* the latest (re)load succeeded */
+	size_t capsules;
+	size_t up;                  /* the page's latest probe succeeded */
+	size_t down;                /* ... failed */
+	size_t pending;             /* ... not probed yet */
+	size_t error_pages_failing; /* error-path's latest probe failed */
+	int reload_ok;              /* the latest (re)load succeeded */
 };
 /* Fill t (takes the read lock itself). */
 void store_tally(struct store *, struct store_tally *t);
@@ -126,7 +126,7 @@ int store_save(struct store *, const char *path);
 int store_load(struct store *, const char *path);
 /* store_load's parser: restore from buf[0..len); -1 with the problem in
  * err (errlen bytes) when it is unusable, and then the store is unchanged. */
-int store_restore(struct store *, const void *buf, size_t len, char *err,
-    size_t errlen);
+int store_restore(
+    struct store *, const void *buf, size_t len, char *err, size_t errlen);
 
 #endif

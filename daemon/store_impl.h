@@ -21,11 +21,11 @@
 #include "lag.h"
 #include "store.h"
 
-#define FACT_NONE	UINT32_MAX
-#define FACT_MAX	((1U << 24) - 1)	/* entry.fact is 24 bits */
-#define BODY_BITS	37
-#define BODY_NONE	((UINT64_C(1) << BODY_BITS) - 1)	/* no body */
-#define MS_PER_S	1000
+#define FACT_NONE UINT32_MAX
+#define FACT_MAX ((1U << 24) - 1) /* entry.fact is 24 bits */
+#define BODY_BITS 37
+#define BODY_NONE ((UINT64_C(1) << BODY_BITS) - 1) /* no body */
+#define MS_PER_S 1000
 
 /*
  * Durations take 16 bits, a small float of microseconds: codes below 2048
@@ -34,15 +34,15 @@
  * (0.025%) of what was measured, up to 50 days (then saturated).
  * DUR16_NONE when the phase was not reached.
  */
-#define DUR16_NONE	0xffffU
-#define DUR16_MAX	0xfffeU
+#define DUR16_NONE 0xffffU
+#define DUR16_MAX 0xfffeU
 
 /* Microseconds (>= 0) as a 16-bit duration, rounded to the nearest. */
 static inline uint16_t
 dur16_from_us(uint64_t us)
 {
-	uint64_t	m;
-	unsigned	e = 1;
+	uint64_t m;
+	unsigned e = 1;
 
 	if (us < 2048)
 		return (uint16_t)us;
@@ -72,62 +72,62 @@ dur16_us(uint16_t v)
 }
 
 struct store {
-	pthread_rwlock_t	  lock;
-	struct store_capsule	 *caps;		/* in configuration order */
-	size_t			  ncaps;
-	struct store_capsule	**byname;	/* caps sorted by name */
-	size_t			  history;	/* ring capacity */
-	int			  reload_ok;	/* latest reload */
-	pthread_mutex_t		  lag_lock;	/* guards lag */
-	struct lag		  lag;		/* the scheduler's, as main last set it */
-	double			  reload_success;	/* when one last worked */
+	pthread_rwlock_t lock;
+	struct store_capsule *caps; /* in configuration order */
+	size_t ncaps;
+	struct store_capsule **byname; /* caps sorted by name */
+	size_t history;                /* ring capacity */
+	int reload_ok;                 /* latest reload */
+	pthread_mutex_t lag_lock;      /* guards lag */
+	struct lag lag;        /* the scheduler's, as main last set it */
+	double reload_success; /* when one last worked */
 };
 
 /* One result of a history: 28 bytes. */
 struct store_entry {
-	uint32_t	time;			/* Unix seconds */
-	uint32_t	body_lo;		/* body_bytes, low 32 bits */
-	unsigned	fact:24;		/* index in the check's facts */
-	unsigned	end:3;
-	unsigned	tofu:3;
-	unsigned	key_kept:2;		/* cert.key_kept + 1 */
-	uint16_t	ms:10;			/* of time */
-	uint16_t	success:1;
-	uint16_t	body_hi:5;		/* body_bytes >> 32 */
-	uint16_t	dur[PHASE__COUNT + 1];	/* phases, total: DUR16 */
+	uint32_t time;      /* Unix seconds */
+	uint32_t body_lo;   /* body_bytes, low 32 bits */
+	unsigned fact : 24; /* index in the check's facts */
+	unsigned end : 3;
+	unsigned tofu : 3;
+	unsigned key_kept : 2; /* cert.key_kept + 1 */
+	uint16_t ms : 10;      /* of time */
+	uint16_t success : 1;
+	uint16_t body_hi : 5;           /* body_bytes >> 32 */
+	uint16_t dur[PHASE__COUNT + 1]; /* phases, total: DUR16 */
 };
 
 struct store_site {
-	uint32_t	 refs;
-	uint32_t	 hash;
-	const char	*url;		/* these point into text[], or NULL */
-	const char	*tls_version;
-	const char	*tls_cipher;
-	const char	*subject;
-	const char	*issuer;
-	int64_t		 not_before;
-	int64_t		 not_after;
-	uint16_t	 port;
-	uint8_t		 ip_protocol;
-	uint8_t		 cert_present;
-	uint8_t		 self_signed;
-	uint8_t		 hostname_match;
-	char		 address[46];
-	char		 sha256[SHA256_HEX_LEN + 1];
-	char		 pubkey_sha256[SHA256_HEX_LEN + 1];
-	char		 text[];
+	uint32_t refs;
+	uint32_t hash;
+	const char *url; /* these point into text[], or NULL */
+	const char *tls_version;
+	const char *tls_cipher;
+	const char *subject;
+	const char *issuer;
+	int64_t not_before;
+	int64_t not_after;
+	uint16_t port;
+	uint8_t ip_protocol;
+	uint8_t cert_present;
+	uint8_t self_signed;
+	uint8_t hostname_match;
+	char address[46];
+	char sha256[SHA256_HEX_LEN + 1];
+	char pubkey_sha256[SHA256_HEX_LEN + 1];
+	char text[];
 };
 
 struct store_fact {
-	uint32_t		 refs;
-	uint32_t		 hash;
-	struct store_site	*site;	/* one reference */
-	const char		*meta;	/* into text[], or NULL */
-	const char		*message;
-	int16_t			 status;
-	uint8_t			 reason;
-	uint8_t			 stage;
-	char			 text[];
+	uint32_t refs;
+	uint32_t hash;
+	struct store_site *site; /* one reference */
+	const char *meta;        /* into text[], or NULL */
+	const char *message;
+	int16_t status;
+	uint8_t reason;
+	uint8_t stage;
+	char text[];
 };
 
 void store_wrlock(struct store *);
@@ -138,23 +138,23 @@ void store_check_free(struct store_check *);
 struct store_site *store_site_new(const struct probe_result *r);
 void store_site_unref(struct store_site *);
 /* A new fact (refs 0) for r on site (which gains a reference). */
-struct store_fact *store_fact_new(const struct probe_result *r,
-    struct store_site *site);
+struct store_fact *store_fact_new(
+    const struct probe_result *r, struct store_site *site);
 /* Put f in a free slot of c's table; returns its index. */
 uint32_t store_fact_add(struct store_check *, struct store_fact *f);
 void store_fact_unref(struct store_check *, uint32_t);
 /* The entry for r, whose fact is index fact. */
-void store_entry_make(struct store_entry *, const struct probe_result *r,
-    uint32_t fact);
+void store_entry_make(
+    struct store_entry *, const struct probe_result *r, uint32_t fact);
 /* Append e (its fact reference passes to the ring) to a ring of cap. */
-void store_ring_push(struct store_check *, size_t cap,
-    const struct store_entry *e);
+void store_ring_push(
+    struct store_check *, size_t cap, const struct store_entry *e);
 /* Slot of the i-th newest entry. */
 size_t store_ring_slot(const struct store_check *, size_t i);
 /* Make fact i the most recently used of c's (a candidate for the next). */
 void store_recent_use(struct store_check *, uint32_t i);
 /* Make r (with the strings of fact, one more reference) c's last. */
-void store_last_set(struct store_check *, const struct probe_result *r,
-    uint32_t fact);
+void store_last_set(
+    struct store_check *, const struct probe_result *r, uint32_t fact);
 
 #endif

@@ -4,9 +4,9 @@
  * start, so a restart loses nothing (store.h). The file is binary and
  * compact (under 30 bytes per history entry: 33 MiB for 10,000 capsules
  * with `history 120`); it is written through file_replace (a temporary
- * file, fsynced and renamed over PATH), so it is always whole. A file that cannot be used is moved aside
- * to PATH.corrupt and the daemon starts with an empty store. Loading
- * checks everything before it changes anything.
+ * file, fsynced and renamed over PATH), so it is always whole. A file that
+ * cannot be used is moved aside to PATH.corrupt and the daemon starts with an
+ * empty store. Loading checks everything before it changes anything.
  *
  * Format, version 1. uv is an unsigned LEB128 varint (at most 10 bytes),
  * sv a signed one (zigzag, then uv), str a uv n then n - 1 bytes without
@@ -61,15 +61,15 @@
 #include "store_impl.h"
 #include "xmalloc.h"
 
-#define MAGIC		"gemwatch snapshot\n"
-#define MAGIC_LEN	(sizeof MAGIC - 1)
+#define MAGIC "gemwatch snapshot\n"
+#define MAGIC_LEN (sizeof MAGIC - 1)
 #define SNAPSHOT_VERSION 1
-#define TRAILER_LEN	8
-#define STR_MAX		65536	/* longer strings are corrupt */
+#define TRAILER_LEN 8
+#define STR_MAX 65536 /* longer strings are corrupt */
 /* Certificate times, as GnuTLS reports them: year 1 to 9999. */
-#define CERT_TIME_MIN	INT64_C(-62135596800)
-#define CERT_TIME_MAX	INT64_C(253402300799)
-#define DUR_MAX		1e9	/* seconds; no probe takes 30 years */
+#define CERT_TIME_MIN INT64_C(-62135596800)
+#define CERT_TIME_MAX INT64_C(253402300799)
+#define DUR_MAX 1e9 /* seconds; no probe takes 30 years */
 
 static unsigned
 entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
@@ -82,18 +82,18 @@ entry_flags(int success, unsigned end, unsigned tofu, unsigned key_kept1)
 /* Bytes go through buf (hashed on the way out) to fp: a million small
  * fwrite calls would cost more than the encoding. */
 struct writer {
-	struct store	*store;
-	FILE		*fp;
-	uint64_t	 hash;
-	size_t		 len;
-	unsigned char	 buf[65536];
+	struct store *store;
+	FILE *fp;
+	uint64_t hash;
+	size_t len;
+	unsigned char buf[65536];
 };
 
 static void
 w_flush(struct writer *w)
 {
 	w->hash = hash_bytes(w->hash, w->buf, w->len);
-	(void)fwrite(w->buf, 1, w->len, w->fp);	/* errors: ferror later */
+	(void)fwrite(w->buf, 1, w->len, w->fp); /* errors: ferror later */
 	w->len = 0;
 }
 
@@ -115,8 +115,8 @@ w_bytes(struct writer *w, const void *p, size_t len)
 static void
 w_uv(struct writer *w, uint64_t v)
 {
-	unsigned char	b[10];
-	size_t		n = 0;
+	unsigned char b[10];
+	size_t n = 0;
 
 	do {
 		b[n] = (unsigned char)(v & 0x7f);
@@ -151,9 +151,9 @@ w_str(struct writer *w, const char *s)
 static void
 w_f64(struct writer *w, double d)
 {
-	unsigned char	b[8];
-	uint64_t	u;
-	int		i;
+	unsigned char b[8];
+	uint64_t u;
+	int i;
 
 	memcpy(&u, &d, sizeof u);
 	for (i = 0; i < 8; i++)
@@ -163,8 +163,8 @@ w_f64(struct writer *w, double d)
 
 /* A check's sites, numbered in the order the facts first use them. */
 struct site_num {
-	const struct store_site	*site;
-	uint64_t		 first;	/* order of first use, then number */
+	const struct store_site *site;
+	uint64_t first; /* order of first use, then number */
 };
 
 static int
@@ -190,7 +190,7 @@ site_number(const struct site_num *v, size_t n, const struct store_site *s)
 {
 	size_t lo = 0, hi = n, mid;
 
-	while (lo < hi) {	/* v is sorted by site */
+	while (lo < hi) { /* v is sorted by site */
 		mid = lo + (hi - lo) / 2;
 		if (v[mid].site < s)
 			lo = mid + 1;
@@ -234,13 +234,13 @@ dur_us(uint16_t d)
 static void
 w_check(struct writer *w, const struct store_check *c)
 {
-	const struct probe_result	*l = c->last;
-	const struct store_entry	*e;
-	struct site_num			*sites, **order;
-	uint32_t			*fmap, i;
-	size_t				 nsites = 0, k, n;
-	int64_t				 prev = 0, t;
-	int				 p;
+	const struct probe_result *l = c->last;
+	const struct store_entry *e;
+	struct site_num *sites, **order;
+	uint32_t *fmap, i;
+	size_t nsites = 0, k, n;
+	int64_t prev = 0, t;
+	int p;
 
 	w_uv(w, c->check);
 	w_uv(w, c->probes);
@@ -281,8 +281,9 @@ w_check(struct writer *w, const struct store_check *c)
 		order[k]->first = k;
 	}
 	free(order);
-	w_uv(w, c->cert_site != NULL ?
-	    site_number(sites, nsites, c->cert_site) + 1 : 0);
+	w_uv(w, c->cert_site != NULL
+	            ? site_number(sites, nsites, c->cert_site) + 1
+	            : 0);
 
 	/* Facts, renumbered without the free slots. */
 	fmap = xcalloc(c->nfacts + 1, sizeof *fmap);
@@ -308,10 +309,12 @@ w_check(struct writer *w, const struct store_check *c)
 		w_f64(w, l->total);
 		w_sv(w, l->body_bytes);
 		w_uv(w, entry_flags(l->success,
-		    (unsigned)l->end < END__COUNT ? l->end : END_NONE,
-		    (unsigned)l->cert.tofu < TOFU__COUNT ? l->cert.tofu :
-		    TOFU_NONE, l->cert.key_kept < 0 ? 0 :
-		    l->cert.key_kept ? 2 : 1));
+		            (unsigned)l->end < END__COUNT ? l->end : END_NONE,
+		            (unsigned)l->cert.tofu < TOFU__COUNT ? l->cert.tofu
+		                                                 : TOFU_NONE,
+		            l->cert.key_kept < 0 ? 0
+		            : l->cert.key_kept   ? 2
+		                                 : 1));
 	}
 
 	w_uv(w, c->ring_count);
@@ -323,8 +326,9 @@ w_check(struct writer *w, const struct store_check *c)
 		prev = t;
 		for (p = 0; p <= PHASE__COUNT; p++)
 			w_uv(w, dur_us(e->dur[p]));
-		w_uv(w, ((uint64_t)e->body_hi << 32 | e->body_lo) == BODY_NONE ?
-		    0 : ((uint64_t)e->body_hi << 32 | e->body_lo) + 1);
+		w_uv(w, ((uint64_t)e->body_hi << 32 | e->body_lo) == BODY_NONE
+		            ? 0
+		            : ((uint64_t)e->body_hi << 32 | e->body_lo) + 1);
 		w_uv(w, entry_flags(e->success, e->end, e->tofu, e->key_kept));
 	}
 	free(fmap);
@@ -345,9 +349,9 @@ check_saved(const struct store_capsule *cap, int k)
 static void
 w_store(struct writer *w, struct store *s)
 {
-	const struct store_capsule	*cap;
-	size_t				 i;
-	int				 k, n;
+	const struct store_capsule *cap;
+	size_t i;
+	int k, n;
 
 	w_bytes(w, MAGIC, MAGIC_LEN);
 	w_uv(w, SNAPSHOT_VERSION);
@@ -372,25 +376,25 @@ w_store(struct writer *w, struct store *s)
 static int
 w_file(FILE *fp, void *arg)
 {
-	struct writer	*w = arg;
-	unsigned char	 trailer[TRAILER_LEN];
-	int		 i;
+	struct writer *w = arg;
+	unsigned char trailer[TRAILER_LEN];
+	int i;
 
 	w->fp = fp;
-	(void)setvbuf(fp, NULL, _IONBF, 0);	/* w has the buffer */
+	(void)setvbuf(fp, NULL, _IONBF, 0); /* w has the buffer */
 	w_store(w, w->store);
 	w_flush(w);
 	for (i = 0; i < TRAILER_LEN; i++)
 		trailer[i] = (unsigned char)(w->hash >> (8 * i));
-	(void)fwrite(trailer, 1, sizeof trailer, fp);	/* ferror: later */
+	(void)fwrite(trailer, 1, sizeof trailer, fp); /* ferror: later */
 	return 0;
 }
 
 int
 store_save(struct store *s, const char *path)
 {
-	struct writer	*w;
-	int		 rv;
+	struct writer *w;
+	int rv;
 
 	w = xcalloc(1, sizeof *w);
 	w->hash = HASH_INIT;
@@ -404,10 +408,10 @@ store_save(struct store *s, const char *path)
 
 /* A cursor over the file; the first problem sticks and stops every read. */
 struct reader {
-	const unsigned char	*p, *end;
-	char			*err;
-	size_t			 errlen;
-	int			 bad;
+	const unsigned char *p, *end;
+	char *err;
+	size_t errlen;
+	int bad;
 };
 
 static void bad(struct reader *, const char *, ...)
@@ -429,8 +433,8 @@ bad(struct reader *r, const char *fmt, ...)
 static uint64_t
 r_uv(struct reader *r)
 {
-	uint64_t	v = 0;
-	unsigned	shift;
+	uint64_t v = 0;
+	unsigned shift;
 
 	for (shift = 0; !r->bad; shift += 7) {
 		if (r->p == r->end) {
@@ -457,7 +461,7 @@ r_sv(struct reader *r)
 {
 	uint64_t u = r_uv(r);
 
-	return u & 1 ? (int64_t)~(u >> 1) : (int64_t)(u >> 1);
+	return u & 1 ? (int64_t) ~(u >> 1) : (int64_t)(u >> 1);
 }
 
 /* A number that must be at most max. */
@@ -521,9 +525,9 @@ r_arr(struct reader *r, char *out, size_t size, const char *what)
 static double
 r_f64(struct reader *r)
 {
-	uint64_t	u = 0;
-	double		d;
-	int		i;
+	uint64_t u = 0;
+	double d;
+	int i;
 
 	if (r->bad || r->end - r->p < 8) {
 		bad(r, "truncated");
@@ -583,10 +587,10 @@ r_flags(struct reader *r, struct probe_result *res)
 static struct store_site *
 r_site(struct reader *r)
 {
-	struct store_site	*s;
-	struct probe_result	 res;
-	struct cert_facts	*cf = &res.cert;
-	char			*tv, *tc;
+	struct store_site *s;
+	struct probe_result res;
+	struct cert_facts *cf = &res.cert;
+	char *tv, *tc;
 
 	result_init(&res);
 	res.url = r_str(r, STR_MAX, "url");
@@ -620,13 +624,13 @@ r_site(struct reader *r)
 static void
 r_check(struct reader *r, struct store_check *c, size_t cap)
 {
-	struct store_site	**sites = NULL;
-	struct store_fact	 *f;
-	struct store_entry	  e;
-	struct probe_result	  res;
-	uint64_t		  n, nsites = 0, nfacts = 0, i, fi, v;
-	int64_t			  t = 0, dt;
-	int			  p;
+	struct store_site **sites = NULL;
+	struct store_fact *f;
+	struct store_entry e;
+	struct probe_result res;
+	uint64_t n, nsites = 0, nfacts = 0, i, fi, v;
+	int64_t t = 0, dt;
+	int p;
 
 	c->probes = r_uv(r);
 	n = r_max(r, REASON__COUNT, "number of failure reasons");
@@ -662,8 +666,8 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		res.meta = r_str(r, STR_MAX, "meta");
 		res.message = r_str(r, STR_MAX, "message");
 		if (v >= nsites)
-			bad(r, "fact %llu: no site %llu",
-			    (unsigned long long)i, (unsigned long long)v);
+			bad(r, "fact %llu: no site %llu", (unsigned long long)i,
+			    (unsigned long long)v);
 		if (res.status < -1 || res.status > 99)
 			bad(r, "status %d out of range", res.status);
 		if (!r->bad) {
@@ -708,7 +712,8 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		for (p = 0; p <= PHASE__COUNT; p++) {
 			v = r_max(r, UINT32_MAX, "duration");
 			if (p < PHASE__COUNT)
-				res.dur[p] = v == 0 ? -1 : (double)(v - 1) / 1e6;
+				res.dur[p] =
+				    v == 0 ? -1 : (double)(v - 1) / 1e6;
 			else
 				res.total = v == 0 ? -1 : (double)(v - 1) / 1e6;
 		}
@@ -722,7 +727,7 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		if (r->bad)
 			break;
 		store_entry_make(&e, &res, (uint32_t)fi);
-		e.time = (uint32_t)(t / MS_PER_S);	/* exactly, not via double */
+		e.time = (uint32_t)(t / MS_PER_S); /* exactly, not via double */
 		e.ms = (unsigned)(t % MS_PER_S);
 		c->facts[fi]->refs++;
 		store_ring_push(c, cap, &e);
@@ -742,17 +747,17 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 }
 
 int
-store_restore(struct store *s, const void *buf, size_t len, char *err,
-    size_t errlen)
+store_restore(
+    struct store *s, const void *buf, size_t len, char *err, size_t errlen)
 {
-	struct reader		 r;
-	struct store_capsule	*cap;
-	struct store_check	*staged, scratch, *c;
-	unsigned char		*seen, *filled;
-	uint64_t		 version, ncaps, nchecks, i, j, k, hash;
-	char			*name;
-	size_t			 idx;
-	int			 rv = -1;
+	struct reader r;
+	struct store_capsule *cap;
+	struct store_check *staged, scratch, *c;
+	unsigned char *seen, *filled;
+	uint64_t version, ncaps, nchecks, i, j, k, hash;
+	char *name;
+	size_t idx;
+	int rv = -1;
 
 	r.p = buf;
 	r.end = r.p + len;
@@ -791,8 +796,8 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 		bad(&r, "checksum mismatch (truncated or damaged)");
 		return -1;
 	}
-	(void)r_uv(&r);		/* saved_at */
-	(void)r_uv(&r);		/* history when saved */
+	(void)r_uv(&r); /* saved_at */
+	(void)r_uv(&r); /* history when saved */
 
 	store_wrlock(s);
 	staged = xcalloc(s->ncaps * CHECK__COUNT + 1, sizeof *staged);
@@ -813,10 +818,10 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 		nchecks = r_max(&r, CHECK__COUNT, "number of checks");
 		for (j = 0; j < nchecks && !r.bad; j++) {
 			k = r_max(&r, CHECK__COUNT - 1, "check");
-			if (cap != NULL && (k == CHECK_PAGE ||
-			    cap->has_error_page)) {
+			if (cap != NULL &&
+			    (k == CHECK_PAGE || cap->has_error_page)) {
 				idx = (size_t)(cap - s->caps) * CHECK__COUNT +
-				    (size_t)k;
+				      (size_t)k;
 				c = &staged[idx];
 				if (filled[idx]) {
 					bad(&r, "check %s twice",
@@ -825,7 +830,7 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 				}
 				filled[idx] = 1;
 			} else
-				c = &scratch;	/* not configured: read, drop */
+				c = &scratch; /* not configured: read, drop */
 			store_check_init(c, (enum check)k);
 			if (!r.bad)
 				r_check(&r, c, s->history);
@@ -865,10 +870,10 @@ store_restore(struct store *s, const void *buf, size_t len, char *err,
 int
 store_load(struct store *s, const char *path)
 {
-	struct stat	 st;
-	void		*map = MAP_FAILED;
-	char		 err[256], *aside;
-	int		 fd, rv;
+	struct stat st;
+	void *map = MAP_FAILED;
+	char err[256], *aside;
+	int fd, rv;
 
 	if ((fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC)) == -1) {
 		if (errno == ENOENT) {
@@ -885,18 +890,17 @@ store_load(struct store *s, const char *path)
 	}
 	if (st.st_size == 0)
 		snprintf(err, sizeof err, "empty file");
-	else if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd,
-	    0)) == MAP_FAILED) {
-		log_warn("snapshot %s: mmap; starting with an empty history",
-		    path);
+	else if ((map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE,
+	              fd, 0)) == MAP_FAILED) {
+		log_warn(
+		    "snapshot %s: mmap; starting with an empty history", path);
 		close(fd);
 		return -1;
 	}
 	close(fd);
 	rv = -1;
 	if (map != MAP_FAILED) {
-		rv = store_restore(s, map, (size_t)st.st_size, err,
-		    sizeof err);
+		rv = store_restore(s, map, (size_t)st.st_size, err, sizeof err);
 		munmap(map, (size_t)st.st_size);
 	}
 	if (rv == 0) {
@@ -907,10 +911,12 @@ store_load(struct store *s, const char *path)
 	xasprintf(&aside, "%s.corrupt", path);
 	if (rename(path, aside) == 0)
 		log_warnx("snapshot %s: %s; moved aside to %s, starting with "
-		    "an empty history", path, err, aside);
+		          "an empty history",
+		    path, err, aside);
 	else
 		log_warn("snapshot %s: %s; starting with an empty history; "
-		    "rename to %s", path, err, aside);
+		         "rename to %s",
+		    path, err, aside);
 	free(aside);
 	return -1;
 }

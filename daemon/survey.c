@@ -24,10 +24,10 @@ blank(char c)
 int
 survey_line(const char *buf, size_t len, struct url *u, const char **err)
 {
-	char		 word[SURVEY_LINE_MAX + 16];
-	const char	*s = buf, *end, *p;
-	size_t		 n, colons = 0, k;
-	int		 slash = 0, bracket = 0;
+	char word[SURVEY_LINE_MAX + 16];
+	const char *s = buf, *end, *p;
+	size_t n, colons = 0, k;
+	int slash = 0, bracket = 0;
 
 	memset(u, 0, sizeof *u);
 	if (len > SURVEY_LINE_MAX) {
@@ -105,8 +105,8 @@ census_free(struct census *c)
 void
 census_add(struct census *c, const struct probe_result *r)
 {
-	const struct cert_facts	*f = &r->cert;
-	size_t			 i;
+	const struct cert_facts *f = &r->cert;
+	size_t i;
 
 	c->capsules++;
 	if (r->success)
@@ -119,17 +119,16 @@ census_add(struct census *c, const struct probe_result *r)
 			c->ends[r->end]++;
 		c->classes[r->status / 10]++;
 		if (c->nlatency == c->latency_cap) {
-			c->latency_cap = c->latency_cap ? c->latency_cap * 2 :
-			    256;
-			c->latency = xreallocarray(c->latency, c->latency_cap,
-			    sizeof *c->latency);
+			c->latency_cap =
+			    c->latency_cap ? c->latency_cap * 2 : 256;
+			c->latency = xreallocarray(
+			    c->latency, c->latency_cap, sizeof *c->latency);
 		}
 		c->latency[c->nlatency++] = r->total;
 		c->sorted = 0;
 	}
 	if (r->tls_version != NULL) {
-		for (i = 0; i < SURVEY_TLS_NAMES && c->tls[i].name != NULL;
-		    i++)
+		for (i = 0; i < SURVEY_TLS_NAMES && c->tls[i].name != NULL; i++)
 			if (strcmp(c->tls[i].name, r->tls_version) == 0)
 				break;
 		if (i == SURVEY_TLS_NAMES)
@@ -188,17 +187,19 @@ add_share(struct buf *b, size_t n, size_t of)
 void
 census_text(struct buf *b, struct census *c)
 {
-	static const double	 ps[] = { 50, 90, 99 };
-	enum end		 e;
-	enum reason		 r;
-	size_t			 i;
-	const char		*sep;
+	static const double ps[] = {50, 90, 99};
+	enum end e;
+	enum reason r;
+	size_t i;
+	const char *sep;
 
-	buf_printf(b, "census: %zu capsules probed in %.1fs", c->capsules,
-	    c->seconds);
+	buf_printf(
+	    b, "census: %zu capsules probed in %.1fs", c->capsules, c->seconds);
 	if (c->bad_lines > 0 || c->duplicates > 0)
-		buf_printf(b, " (%zu lines skipped as unusable, %zu "
-		    "duplicates)", c->bad_lines, c->duplicates);
+		buf_printf(b,
+		    " (%zu lines skipped as unusable, %zu "
+		    "duplicates)",
+		    c->bad_lines, c->duplicates);
 	buf_printf(b, "\n  answered:        %zu", c->answered);
 	add_share(b, c->answered, c->capsules);
 	buf_printf(b, "; succeeded %zu\n", c->succeeded);
@@ -212,8 +213,7 @@ census_text(struct buf *b, struct census *c)
 	buf_adds(b, "  failures:       ");
 	sep = "";
 	for (r = REASON_RESOLVE; r < REASON__COUNT; r++) {
-		buf_printf(b, "%s %s %zu", sep, reason_name(r),
-		    c->failures[r]);
+		buf_printf(b, "%s %s %zu", sep, reason_name(r), c->failures[r]);
 		sep = ",";
 	}
 	buf_adds(b, "\n  TLS versions:   ");
@@ -228,10 +228,12 @@ census_text(struct buf *b, struct census *c)
 		buf_adds(b, " none");
 	buf_adds(b, "\n  status classes: ");
 	for (i = 1; i <= 6; i++)
-		buf_printf(b, " %zux %zu%s", i, c->classes[i], i < 6 ? "," : "");
-	buf_printf(b, "\n  certificates:    %zu: self-signed %zu, expired %zu, "
-	    "hostname mismatched %zu\n", c->certs, c->self_signed, c->expired,
-	    c->mismatched);
+		buf_printf(
+		    b, " %zux %zu%s", i, c->classes[i], i < 6 ? "," : "");
+	buf_printf(b,
+	    "\n  certificates:    %zu: self-signed %zu, expired %zu, "
+	    "hostname mismatched %zu\n",
+	    c->certs, c->self_signed, c->expired, c->mismatched);
 	buf_adds(b, "  latency:        ");
 	if (c->nlatency == 0)
 		buf_adds(b, " none answered\n");
@@ -240,8 +242,10 @@ census_text(struct buf *b, struct census *c)
 			buf_printf(b, " p%.0f %.3fs%s", ps[i],
 			    census_latency(c, ps[i]),
 			    i + 1 < sizeof ps / sizeof ps[0] ? "," : "\n");
-	buf_printf(b, "%zu out of %zu servers that answered send "
-	    "close_notify.\n", c->ends[END_CLOSE_NOTIFY], c->answered);
+	buf_printf(b,
+	    "%zu out of %zu servers that answered send "
+	    "close_notify.\n",
+	    c->ends[END_CLOSE_NOTIFY], c->answered);
 }
 
 /* Set key to n in o; -1 out of memory. */
@@ -254,13 +258,13 @@ set_count(json_t *o, const char *key, size_t n)
 json_t *
 census_json(struct census *c)
 {
-	json_t		*doc, *o, *x;
-	enum end	 e;
-	enum reason	 r;
-	size_t		 i;
-	char		 name[8];
-	double		 v;
-	int		 bad = 0;
+	json_t *doc, *o, *x;
+	enum end e;
+	enum reason r;
+	size_t i;
+	char name[8];
+	double v;
+	int bad = 0;
 
 	if ((doc = json_object()) == NULL || (o = json_object()) == NULL ||
 	    json_object_set_new(doc, "census", o) == -1)
@@ -305,12 +309,12 @@ census_json(struct census *c)
 	if ((x = json_object()) == NULL ||
 	    json_object_set_new(o, "latency", x) == -1)
 		goto fail;
-	bad |= json_object_set_new(x, "p50", (v = census_latency(c, 50)) < 0 ?
-	    json_null() : json_real(v));
-	bad |= json_object_set_new(x, "p90", (v = census_latency(c, 90)) < 0 ?
-	    json_null() : json_real(v));
-	bad |= json_object_set_new(x, "p99", (v = census_latency(c, 99)) < 0 ?
-	    json_null() : json_real(v));
+	bad |= json_object_set_new(x, "p50",
+	    (v = census_latency(c, 50)) < 0 ? json_null() : json_real(v));
+	bad |= json_object_set_new(x, "p90",
+	    (v = census_latency(c, 90)) < 0 ? json_null() : json_real(v));
+	bad |= json_object_set_new(x, "p99",
+	    (v = census_latency(c, 99)) < 0 ? json_null() : json_real(v));
 	if (bad)
 		goto fail;
 	return doc;

@@ -14,8 +14,8 @@
 #include "result.h"
 #include "url.h"
 
-#define SURVEY_LINE_MAX 4096	/* bytes in one line of a capsule list */
-#define SURVEY_TLS_NAMES 8	/* TLS versions counted apart */
+#define SURVEY_LINE_MAX 4096 /* bytes in one line of a capsule list */
+#define SURVEY_TLS_NAMES 8   /* TLS versions counted apart */
 
 /*
  * Parse one line (without its newline). Returns 1 and fills *u (free with
@@ -27,25 +27,25 @@
 int survey_line(const char *buf, size_t len, struct url *u, const char **err);
 
 struct census {
-	double	 now;		/* Unix time certificates expire against */
-	size_t	 capsules;	/* probed */
-	size_t	 succeeded;
-	size_t	 answered;	/* a valid header arrived */
-	size_t	 ends[END__COUNT];	/* of those that answered */
-	size_t	 failures[REASON__COUNT];
-	size_t	 classes[7];	/* [1] .. [6]: 1x .. 6x, of those that answered */
+	double now;      /* Unix time certificates expire against */
+	size_t capsules; /* probed */
+	size_t succeeded;
+	size_t answered;         /* a valid header arrived */
+	size_t ends[END__COUNT]; /* of those that answered */
+	size_t failures[REASON__COUNT];
+	size_t classes[7]; /* [1] .. [6]: 1x .. 6x, of those that answered */
 	struct {
-		const char	*name;	/* static, from GnuTLS */
-		size_t		 n;
-	}	 tls[SURVEY_TLS_NAMES];
-	size_t	 tls_other;	/* versions beyond SURVEY_TLS_NAMES names */
-	size_t	 certs, self_signed, expired, mismatched;
-	double	*latency;	/* total seconds of those that answered */
-	size_t	 nlatency, latency_cap;
-	int	 sorted;	/* latency is in order */
+		const char *name; /* static, from GnuTLS */
+		size_t n;
+	} tls[SURVEY_TLS_NAMES];
+	size_t tls_other; /* versions beyond SURVEY_TLS_NAMES names */
+	size_t certs, self_signed, expired, mismatched;
+	double *latency; /* total seconds of those that answered */
+	size_t nlatency, latency_cap;
+	int sorted; /* latency is in order */
 	/* Set by the caller, reported as they are. */
-	size_t	 bad_lines, duplicates;
-	double	 seconds;	/* the survey's wall time */
+	size_t bad_lines, duplicates;
+	double seconds; /* the survey's wall time */
 };
 
 void census_init(struct census *, double now);

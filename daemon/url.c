@@ -26,12 +26,12 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define URL_SCHEME	"gemini://"
-#define URL_SCHEME_LEN	(sizeof(URL_SCHEME) - 1)
+#define URL_SCHEME "gemini://"
+#define URL_SCHEME_LEN (sizeof(URL_SCHEME) - 1)
 /* Input this long cannot shrink to a URL of URL_MAX bytes. */
-#define URL_INPUT_MAX	4096
-#define URL_HOST_MAX	253	/* DNS limits */
-#define URL_LABEL_MAX	63
+#define URL_INPUT_MAX 4096
+#define URL_HOST_MAX 253 /* DNS limits */
+#define URL_LABEL_MAX 63
 
 static const char *url_err_long = "URL longer than 1024 bytes";
 
@@ -67,10 +67,10 @@ url_check_name(const char *name, int *is_ip, const char **err)
 			continue;
 		}
 		if ((name[i] < 'a' || name[i] > 'z') &&
-		    (name[i] < '0' || name[i] > '9') &&
-		    name[i] != '-' && name[i] != '_') {
+		    (name[i] < '0' || name[i] > '9') && name[i] != '-' &&
+		    name[i] != '_') {
 			*err = "host name may only contain letters, digits, "
-			    "'-', '.' and '_'";
+			       "'-', '.' and '_'";
 			return -1;
 		}
 		if (name[i] < '0' || name[i] > '9')
@@ -119,7 +119,7 @@ url_host_name(const char *p, size_t n, int *is_ip, const char **err)
 		if (n > URL_HOST_MAX * 4 ||
 		    gnutls_idna_map(p, n, &out, 0) != GNUTLS_E_SUCCESS) {
 			*err = "host name cannot be converted to an IDNA "
-			    "A-label";
+			       "A-label";
 			return NULL;
 		}
 		name = xstrndup((const char *)out.data, out.size);

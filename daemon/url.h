@@ -8,15 +8,15 @@
 
 #include <stddef.h>
 
-#define URL_MAX 1024	/* longest URL a request may carry (bytes) */
-#define URL_PATTERN_MAX 255	/* bytes in a probe-allow pattern */
+#define URL_MAX 1024        /* longest URL a request may carry (bytes) */
+#define URL_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
 
 struct url {
-	char	*host;		/* lower-case; IPv6 literal without brackets */
-	int	 port;		/* 1965 unless given */
-	int	 host_is_ip;	/* host is an IPv4 or IPv6 literal: no SNI */
-	char	*path;		/* "/..." including any "?query", never empty */
-	char	*text;		/* canonical absolute URL, at most URL_MAX bytes */
+	char *host;     /* lower-case; IPv6 literal without brackets */
+	int port;       /* 1965 unless given */
+	int host_is_ip; /* host is an IPv4 or IPv6 literal: no SNI */
+	char *path;     /* "/..." including any "?query", never empty */
+	char *text;     /* canonical absolute URL, at most URL_MAX bytes */
 };
 
 /*

@@ -11,7 +11,7 @@
 #include "buf.h"
 #include "utf8.h"
 
-#define REPLACEMENT "\xef\xbf\xbd"	/* U+FFFD */
+#define REPLACEMENT "\xef\xbf\xbd" /* U+FFFD */
 
 static int
 cont(unsigned char c)
@@ -22,9 +22,9 @@ cont(unsigned char c)
 size_t
 utf8_char_len(const char *s, size_t len)
 {
-	const unsigned char	*p = (const unsigned char *)s;
-	unsigned char		 lo = 0x80, hi = 0xbf;
-	size_t			 n, i;
+	const unsigned char *p = (const unsigned char *)s;
+	unsigned char lo = 0x80, hi = 0xbf;
+	size_t n, i;
 
 	if (len == 0)
 		return 0;
@@ -35,15 +35,15 @@ utf8_char_len(const char *s, size_t len)
 	else if (p[0] >= 0xe0 && p[0] <= 0xef) {
 		n = 3;
 		if (p[0] == 0xe0)
-			lo = 0xa0;	/* overlong */
+			lo = 0xa0; /* overlong */
 		else if (p[0] == 0xed)
-			hi = 0x9f;	/* surrogates */
+			hi = 0x9f; /* surrogates */
 	} else if (p[0] >= 0xf0 && p[0] <= 0xf4) {
 		n = 4;
 		if (p[0] == 0xf0)
-			lo = 0x90;	/* overlong */
+			lo = 0x90; /* overlong */
 		else if (p[0] == 0xf4)
-			hi = 0x8f;	/* above U+10FFFF */
+			hi = 0x8f; /* above U+10FFFF */
 	} else
 		return 0;
 	if (len < n || p[1] < lo || p[1] > hi)
@@ -109,8 +109,8 @@ utf8_control_len(const char *s, size_t len)
 void
 utf8_escape_text(struct buf *b, const char *s, size_t len)
 {
-	const unsigned char	*p = (const unsigned char *)s;
-	size_t			 i = 0, start = 0, n = 0, k;
+	const unsigned char *p = (const unsigned char *)s;
+	size_t i = 0, start = 0, n = 0, k;
 
 	while (i < len) {
 		k = p[i] < 0x80 ? 1 : utf8_char_len(s + i, len - i);
@@ -123,7 +123,7 @@ utf8_escape_text(struct buf *b, const char *s, size_t len)
 		if (p[i] == '\\') {
 			buf_adds(b, "\\\\");
 			i++;
-		} else if (k == 0)	/* an ill-formed byte */
+		} else if (k == 0) /* an ill-formed byte */
 			buf_printf(b, "\\x%02x", p[i++]);
 		else
 			for (; n > 0; n--)

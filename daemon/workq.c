@@ -17,33 +17,33 @@
 #include "xmalloc.h"
 
 struct workq_item {
-	void			(*fn)(void *, int);
-	void			*arg;
-	struct workq_item	*next;
+	void (*fn)(void *, int);
+	void *arg;
+	struct workq_item *next;
 };
 
 struct workq {
-	pthread_mutex_t		 lock;		/* guards the fields below */
-	pthread_cond_t		 cond;
-	struct workq_item	*head, *tail;
-	int			 stopping;
-	pthread_t		*threads;
-	unsigned		 nthreads;
+	pthread_mutex_t lock; /* guards the fields below */
+	pthread_cond_t cond;
+	struct workq_item *head, *tail;
+	int stopping;
+	pthread_t *threads;
+	unsigned nthreads;
 };
 
 static void *
 workq_main(void *arg)
 {
-	struct workq		*q = arg;
-	struct workq_item	*item;
-	void			(*fn)(void *, int);
-	void			*fnarg;
+	struct workq *q = arg;
+	struct workq_item *item;
+	void (*fn)(void *, int);
+	void *fnarg;
 
 	for (;;) {
 		pthread_mutex_lock(&q->lock);
 		while (q->head == NULL && !q->stopping)
 			pthread_cond_wait(&q->cond, &q->lock);
-		if ((item = q->head) == NULL) {	/* stopping, nothing left */
+		if ((item = q->head) == NULL) { /* stopping, nothing left */
 			pthread_mutex_unlock(&q->lock);
 			return NULL;
 		}
@@ -60,8 +60,8 @@ workq_main(void *arg)
 struct workq *
 workq_new(unsigned nthreads)
 {
-	struct workq	*q;
-	unsigned	 i;
+	struct workq *q;
+	unsigned i;
 
 	q = xcalloc(1, sizeof *q);
 	pthread_mutex_init(&q->lock, NULL);
@@ -105,8 +105,8 @@ workq_push(struct workq *q, void (*fn)(void *, int), void *arg)
 void
 workq_stop(struct workq *q)
 {
-	struct workq_item	*item, *next;
-	unsigned		 i;
+	struct workq_item *item, *next;
+	unsigned i;
 
 	pthread_mutex_lock(&q->lock);
 	if (q->stopping) {

@@ -14,8 +14,8 @@ struct workq *workq_new(unsigned nthreads);
  * Run fn(arg, 0) on one of the threads, after the work queued before it;
  * once the queue is stopped, fn(arg, 1) from here at once. Thread-safe.
  */
-void workq_push(struct workq *, void (*fn)(void *arg, int cancelled),
-    void *arg);
+void workq_push(
+    struct workq *, void (*fn)(void *arg, int cancelled), void *arg);
 /*
  * Stop: call fn(arg, 1) from here for every item not started yet, wait
  * for those running and join the threads. Items pushed from now on are

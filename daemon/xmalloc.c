@@ -85,8 +85,8 @@ xvasprintf(char **ret, const char *fmt, va_list ap)
 int
 xasprintf(char **ret, const char *fmt, ...)
 {
-	va_list	 ap;
-	int	 n;
+	va_list ap;
+	int n;
 
 	va_start(ap, fmt);
 	n = xvasprintf(ret, fmt, ap);

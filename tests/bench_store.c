@@ -29,7 +29,7 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define START	1795881600.0	/* 2026-11-28T16:00:00Z */
+#define START 1795881600.0 /* 2026-11-28T16:00:00Z */
 
 static double
 now_mono(void)
@@ -52,8 +52,8 @@ allocated(void)
 static long
 rss_kib(void)
 {
-	FILE	*f;
-	long	 pages = 0, rss = 0;
+	FILE *f;
+	long pages = 0, rss = 0;
 
 	if ((f = fopen("/proc/self/statm", "r")) == NULL)
 		return -1;
@@ -66,8 +66,8 @@ rss_kib(void)
 static struct conf *
 mkconf(size_t n, unsigned history)
 {
-	struct conf	*conf;
-	size_t		 i;
+	struct conf *conf;
+	size_t i;
 
 	conf = xcalloc(1, sizeof *conf);
 	conf->history = history;
@@ -117,10 +117,10 @@ mkresult(struct probe_result *r, size_t i, unsigned round)
 	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
 	r->cert.present = 1;
 	snprintf(r->cert.sha256, sizeof r->cert.sha256, "%064zx", i * 977);
-	snprintf(r->cert.pubkey_sha256, sizeof r->cert.pubkey_sha256,
-	    "%064zx", i * 983);
-	xasprintf(&r->cert.subject, "CN=capsule-%05zu.example.org,O=Example",
-	    i);
+	snprintf(r->cert.pubkey_sha256, sizeof r->cert.pubkey_sha256, "%064zx",
+	    i * 983);
+	xasprintf(
+	    &r->cert.subject, "CN=capsule-%05zu.example.org,O=Example", i);
 	r->cert.issuer = xstrdup(r->cert.subject);
 	r->cert.not_before = 1700000000;
 	r->cert.not_after = 1900000000;
@@ -142,9 +142,9 @@ mkresult(struct probe_result *r, size_t i, unsigned round)
 static void
 fill(struct store *s, const struct conf *conf, unsigned rounds)
 {
-	struct probe_result	 r;
-	size_t			 i;
-	unsigned		 k;
+	struct probe_result r;
+	size_t i;
+	unsigned k;
 
 	for (k = 0; k < rounds; k++)
 		for (i = 0; i < conf->ncapsules; i++) {
@@ -159,14 +159,14 @@ static int keep;
 static void
 bench(size_t n, unsigned history, const char *dir)
 {
-	struct conf	*conf = mkconf(n, history);
+	struct conf *conf = mkconf(n, history);
 	const struct capsule_conf **mine;
-	size_t		 nmine;
-	struct store	*s, *t;
-	struct stat	 st;
-	size_t		 before, after, entries;
-	double		 t0, tput, tsave, tload;
-	char		*path;
+	size_t nmine;
+	struct store *s, *t;
+	struct stat st;
+	size_t before, after, entries;
+	double t0, tput, tsave, tload;
+	char *path;
 
 	mine = conf_shard(conf, &nmine);
 	before = allocated();
@@ -178,7 +178,7 @@ bench(size_t n, unsigned history, const char *dir)
 	after = allocated();
 	entries = n * history;
 	printf("%6zu capsules x %u: %10zu bytes (%.1f MiB), %.0f per capsule, "
-	    "%.1f per entry all included; %.2f us per put; RSS %ld KiB\n",
+	       "%.1f per entry all included; %.2f us per put; RSS %ld KiB\n",
 	    n, history, after - before, (double)(after - before) / 1048576,
 	    (double)(after - before) / (double)n,
 	    (double)(after - before) / (double)(entries ? entries : 1),
@@ -197,11 +197,12 @@ bench(size_t n, unsigned history, const char *dir)
 		if (store_load(t, path) != 0)
 			fatalx("store_load failed");
 		tload = now_mono() - t0;
-		printf("        snapshot: %lld bytes (%.1f MiB, %.1f per entry), "
+		printf(
+		    "        snapshot: %lld bytes (%.1f MiB, %.1f per entry), "
 		    "saved in %.3f s, loaded in %.3f s\n",
 		    (long long)st.st_size, (double)st.st_size / 1048576,
-		    (double)st.st_size / (double)(entries ? entries : 1),
-		    tsave, tload);
+		    (double)st.st_size / (double)(entries ? entries : 1), tsave,
+		    tload);
 		store_free(t);
 		if (!keep)
 			unlink(path);
@@ -215,13 +216,13 @@ bench(size_t n, unsigned history, const char *dir)
 int
 main(int argc, char *argv[])
 {
-	static const size_t	 dflt[] = { 100, 1000, 10000 };
-	const char		*dir = NULL;
-	unsigned		 history = 120;
-	size_t			 i;
-	int			 ch;
+	static const size_t dflt[] = {100, 1000, 10000};
+	const char *dir = NULL;
+	unsigned history = 120;
+	size_t i;
+	int ch;
 
-	log_init(LOG_LEVEL_ERR);	/* no "capsule up" lines */
+	log_init(LOG_LEVEL_ERR); /* no "capsule up" lines */
 	while ((ch = getopt(argc, argv, "h:ks:")) != -1) {
 		switch (ch) {
 		case 'h':
@@ -235,7 +236,7 @@ main(int argc, char *argv[])
 			break;
 		default:
 			fprintf(stderr, "usage: bench_store [-k] [-h history] "
-			    "[-s dir] [N...]\n");
+			                "[-s dir] [N...]\n");
 			return 2;
 		}
 	}

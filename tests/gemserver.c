@@ -40,22 +40,22 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
-#define MAX_CONNS	2000		/* concurrent connections */
-#define HOLD_MS		120000		/* longest any stall is held */
-#define REQUEST_MS	30000		/* time for handshake and request */
-#define LINGER_MS	2000		/* time for the client to close after us */
-#define PLAIN_WAIT_MS	500		/* plain mode: wait for more after data */
-#define SEND_TIMEOUT_S	120		/* a blocked send gives up after this */
-#define STOP_WAIT_MS	5000		/* time for threads to end at exit */
-#define THREAD_STACK	(512 * 1024)
-#define MAX_URL		1024
-#define REQUEST_MAX	(MAX_URL + 2)	/* URL + CRLF */
-#define CHAIN_LEN	50
-#define HUGE_EXT_SIZE	60000		/* payload of the huge extension */
-#define HUGE_EXT_OID	"1.3.6.1.4.1.55555.1.1"
-#define BIG_DEFAULT	(5ULL * 1024 * 1024)
-#define BIG_CHUNK	16384
-#define DAY		(24 * 60 * 60)
+#define MAX_CONNS 2000     /* concurrent connections */
+#define HOLD_MS 120000     /* longest any stall is held */
+#define REQUEST_MS 30000   /* time for handshake and request */
+#define LINGER_MS 2000     /* time for the client to close after us */
+#define PLAIN_WAIT_MS 500  /* plain mode: wait for more after data */
+#define SEND_TIMEOUT_S 120 /* a blocked send gives up after this */
+#define STOP_WAIT_MS 5000  /* time for threads to end at exit */
+#define THREAD_STACK (512 * 1024)
+#define MAX_URL 1024
+#define REQUEST_MAX (MAX_URL + 2) /* URL + CRLF */
+#define CHAIN_LEN 50
+#define HUGE_EXT_SIZE 60000 /* payload of the huge extension */
+#define HUGE_EXT_OID "1.3.6.1.4.1.55555.1.1"
+#define BIG_DEFAULT (5ULL * 1024 * 1024)
+#define BIG_CHUNK 16384
+#define DAY (24 * 60 * 60)
 
 enum mode {
 	MODE_NORMAL,
@@ -67,16 +67,8 @@ enum mode {
 	MODE_NEVER_READ
 };
 
-static const char *mode_names[] = {
-	"normal",
-	"tls12",
-	"plain",
-	"stall-handshake",
-	"accept-close",
-	"never-speak",
-	"never-read",
-	NULL
-};
+static const char *mode_names[] = {"normal", "tls12", "plain",
+    "stall-handshake", "accept-close", "never-speak", "never-read", NULL};
 
 enum certmode {
 	CERT_SELFSIGNED,
@@ -87,124 +79,100 @@ enum certmode {
 };
 
 static const char *certmode_names[] = {
-	"selfsigned",
-	"expired",
-	"chain50",
-	"huge",
-	"notyet",
-	NULL
-};
+    "selfsigned", "expired", "chain50", "huge", "notyet", NULL};
 
 struct conn {
-	int			 fd;
-	gnutls_session_t	 session;
-	int			 cut;		/* cut the next record short */
-	int			 cut_done;	/* drop everything from now on */
+	int fd;
+	gnutls_session_t session;
+	int cut;      /* cut the next record short */
+	int cut_done; /* drop everything from now on */
 
-	char			 line[REQUEST_MAX + 1];	/* request line */
-	size_t			 linelen;
-	char			 url[REQUEST_MAX + 1];	/* split copy */
+	char line[REQUEST_MAX + 1]; /* request line */
+	size_t linelen;
+	char url[REQUEST_MAX + 1]; /* split copy */
 
-	pthread_t		 tid;
-	struct conn		*prev;
-	struct conn		*next;
+	pthread_t tid;
+	struct conn *prev;
+	struct conn *next;
 };
 
 struct route {
-	const char	*path;
-	int		 prefix;
-	void		(*fn)(struct conn *, const char *, const char *);
+	const char *path;
+	int prefix;
+	void (*fn)(struct conn *, const char *, const char *);
 };
 
-static int			 opt_family = AF_INET;
-static int			 opt_port;
-static enum mode		 opt_mode = MODE_NORMAL;
-static enum certmode		 opt_certmode = CERT_SELFSIGNED;
-static const char		*opt_cn = "localhost";
-static const char		*opt_keyfile;
-static const char		*opt_certfile;
-static const char		*opt_portfile;
+static int opt_family = AF_INET;
+static int opt_port;
+static enum mode opt_mode = MODE_NORMAL;
+static enum certmode opt_certmode = CERT_SELFSIGNED;
+static const char *opt_cn = "localhost";
+static const char *opt_keyfile;
+static const char *opt_certfile;
+static const char *opt_portfile;
 
-static gnutls_certificate_credentials_t	 xcred;
-static gnutls_priority_t		 tls12_prio;
+static gnutls_certificate_credentials_t xcred;
+static gnutls_priority_t tls12_prio;
 
-static volatile sig_atomic_t	 got_signal;
-static int			 signal_pipe[2] = { -1, -1 };
-static atomic_int		 stopping;
+static volatile sig_atomic_t got_signal;
+static int signal_pipe[2] = {-1, -1};
+static atomic_int stopping;
 
-static pthread_mutex_t		 conns_lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t		 conns_cond = PTHREAD_COND_INITIALIZER;
-static struct conn		*conns;	/* live connections */
-static struct conn		*done;	/* finished, to be joined */
-static int			 nconns;
+static pthread_mutex_t conns_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t conns_cond = PTHREAD_COND_INITIALIZER;
+static struct conn *conns; /* live connections */
+static struct conn *done;  /* finished, to be joined */
+static int nconns;
 
-static const char ok_body[] =
-    "# hello\n"
-    "\n"
-    "This is the gemwatch test server.\n"
-    "=> /ok Again\n";
+static const char ok_body[] = "# hello\n"
+                              "\n"
+                              "This is the gemwatch test server.\n"
+                              "=> /ok Again\n";
 
-static void	h_ok(struct conn *, const char *, const char *);
-static void	h_premature(struct conn *, const char *, const char *);
-static void	h_midrecord(struct conn *, const char *, const char *);
-static void	h_reset(struct conn *, const char *, const char *);
-static void	h_stall_header(struct conn *, const char *, const char *);
-static void	h_stall_body(struct conn *, const char *, const char *);
-static void	h_trickle(struct conn *, const char *, const char *);
-static void	h_malformed(struct conn *, const char *, const char *);
-static void	h_malformed2(struct conn *, const char *, const char *);
-static void	h_badstatus(struct conn *, const char *, const char *);
-static void	h_meta1024(struct conn *, const char *, const char *);
-static void	h_meta1025(struct conn *, const char *, const char *);
-static void	h_nocrlf(struct conn *, const char *, const char *);
-static void	h_lfonly(struct conn *, const char *, const char *);
-static void	h_nothing(struct conn *, const char *, const char *);
-static void	h_nothing_premature(struct conn *, const char *, const char *);
-static void	h_status(struct conn *, const char *, const char *);
-static void	h_error_premature(struct conn *, const char *, const char *);
-static void	h_big(struct conn *, const char *, const char *);
-static void	h_sni(struct conn *, const char *, const char *);
-static void	h_request(struct conn *, const char *, const char *);
-static void	h_garbage(struct conn *, const char *, const char *);
-static void	h_alert(struct conn *, const char *, const char *);
-static void	h_keyupdate(struct conn *, const char *, const char *);
-static void	h_endless(struct conn *, const char *, const char *);
-static void	h_body(struct conn *, const char *, const char *);
-static void	h_meta(struct conn *, const char *, const char *);
-static void	h_slow_header(struct conn *, const char *, const char *);
+static void h_ok(struct conn *, const char *, const char *);
+static void h_premature(struct conn *, const char *, const char *);
+static void h_midrecord(struct conn *, const char *, const char *);
+static void h_reset(struct conn *, const char *, const char *);
+static void h_stall_header(struct conn *, const char *, const char *);
+static void h_stall_body(struct conn *, const char *, const char *);
+static void h_trickle(struct conn *, const char *, const char *);
+static void h_malformed(struct conn *, const char *, const char *);
+static void h_malformed2(struct conn *, const char *, const char *);
+static void h_badstatus(struct conn *, const char *, const char *);
+static void h_meta1024(struct conn *, const char *, const char *);
+static void h_meta1025(struct conn *, const char *, const char *);
+static void h_nocrlf(struct conn *, const char *, const char *);
+static void h_lfonly(struct conn *, const char *, const char *);
+static void h_nothing(struct conn *, const char *, const char *);
+static void h_nothing_premature(struct conn *, const char *, const char *);
+static void h_status(struct conn *, const char *, const char *);
+static void h_error_premature(struct conn *, const char *, const char *);
+static void h_big(struct conn *, const char *, const char *);
+static void h_sni(struct conn *, const char *, const char *);
+static void h_request(struct conn *, const char *, const char *);
+static void h_garbage(struct conn *, const char *, const char *);
+static void h_alert(struct conn *, const char *, const char *);
+static void h_keyupdate(struct conn *, const char *, const char *);
+static void h_endless(struct conn *, const char *, const char *);
+static void h_body(struct conn *, const char *, const char *);
+static void h_meta(struct conn *, const char *, const char *);
+static void h_slow_header(struct conn *, const char *, const char *);
 
-static const struct route routes[] = {
-	{ "/", 0, h_ok },
-	{ "/ok", 0, h_ok },
-	{ "/premature", 0, h_premature },
-	{ "/midrecord", 0, h_midrecord },
-	{ "/reset", 0, h_reset },
-	{ "/stall-header", 0, h_stall_header },
-	{ "/stall-body", 0, h_stall_body },
-	{ "/trickle", 0, h_trickle },
-	{ "/malformed", 0, h_malformed },
-	{ "/malformed2", 0, h_malformed2 },
-	{ "/badstatus", 0, h_badstatus },
-	{ "/meta1024", 0, h_meta1024 },
-	{ "/meta1025", 0, h_meta1025 },
-	{ "/nocrlf", 0, h_nocrlf },
-	{ "/lfonly", 0, h_lfonly },
-	{ "/nothing", 0, h_nothing },
-	{ "/nothing-premature", 0, h_nothing_premature },
-	{ "/status/", 1, h_status },
-	{ "/error-premature/", 1, h_error_premature },
-	{ "/big", 0, h_big },
-	{ "/sni", 0, h_sni },
-	{ "/request", 0, h_request },
-	{ "/garbage-after-close", 0, h_garbage },
-	{ "/alert-mid-body", 0, h_alert },
-	{ "/keyupdate-flood", 0, h_keyupdate },
-	{ "/endless-header", 0, h_endless },
-	{ "/body", 0, h_body },
-	{ "/meta", 0, h_meta },
-	{ "/slow-header", 0, h_slow_header },
-	{ NULL, 0, NULL }
-};
+static const struct route routes[] = {{"/", 0, h_ok}, {"/ok", 0, h_ok},
+    {"/premature", 0, h_premature}, {"/midrecord", 0, h_midrecord},
+    {"/reset", 0, h_reset}, {"/stall-header", 0, h_stall_header},
+    {"/stall-body", 0, h_stall_body}, {"/trickle", 0, h_trickle},
+    {"/malformed", 0, h_malformed}, {"/malformed2", 0, h_malformed2},
+    {"/badstatus", 0, h_badstatus}, {"/meta1024", 0, h_meta1024},
+    {"/meta1025", 0, h_meta1025}, {"/nocrlf", 0, h_nocrlf},
+    {"/lfonly", 0, h_lfonly}, {"/nothing", 0, h_nothing},
+    {"/nothing-premature", 0, h_nothing_premature}, {"/status/", 1, h_status},
+    {"/error-premature/", 1, h_error_premature}, {"/big", 0, h_big},
+    {"/sni", 0, h_sni}, {"/request", 0, h_request},
+    {"/garbage-after-close", 0, h_garbage}, {"/alert-mid-body", 0, h_alert},
+    {"/keyupdate-flood", 0, h_keyupdate}, {"/endless-header", 0, h_endless},
+    {"/body", 0, h_body}, {"/meta", 0, h_meta},
+    {"/slow-header", 0, h_slow_header}, {NULL, 0, NULL}};
 
 static void
 usage(void)
@@ -247,10 +215,9 @@ usage(void)
 	exit(2);
 }
 
-static void __attribute__((format(printf, 1, 2)))
-warnx_(const char *fmt, ...)
+static void __attribute__((format(printf, 1, 2))) warnx_(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	va_start(ap, fmt);
 	fprintf(stderr, "gemserver: ");
@@ -262,7 +229,7 @@ warnx_(const char *fmt, ...)
 static long long
 now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ((long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
@@ -271,7 +238,7 @@ now_ms(void)
 static int
 name_lookup(const char **names, const char *name)
 {
-	int	i;
+	int i;
 
 	for (i = 0; names[i] != NULL; i++) {
 		if (strcmp(names[i], name) == 0)
@@ -287,16 +254,16 @@ name_lookup(const char **names, const char *name)
 static int
 write_file_atomic(const char *path, const void *buf, size_t len, mode_t perm)
 {
-	char		*tmp = NULL;
-	const char	*p = buf;
-	ssize_t		 n;
-	int		 fd = -1;
+	char *tmp = NULL;
+	const char *p = buf;
+	ssize_t n;
+	int fd = -1;
 
 	if (asprintf(&tmp, "%s.tmp", path) == -1) {
 		tmp = NULL;
 		goto fail;
 	}
-	fd = open(tmp, O_WRONLY|O_CREAT|O_TRUNC|O_CLOEXEC, perm);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, perm);
 	if (fd == -1)
 		goto fail;
 	while (len > 0) {
@@ -333,7 +300,7 @@ fail:
 static int
 key_generate(gnutls_x509_privkey_t *key)
 {
-	int	r;
+	int r;
 
 	if ((r = gnutls_x509_privkey_init(key)) < 0)
 		goto fail;
@@ -354,16 +321,16 @@ fail:
 static int
 key_load(const char *path, gnutls_x509_privkey_t *key)
 {
-	gnutls_datum_t	data = { NULL, 0 };
-	int		r;
+	gnutls_datum_t data = {NULL, 0};
+	int r;
 
 	*key = NULL;
 	if ((r = gnutls_load_file(path, &data)) < 0)
 		goto fail;
 	if ((r = gnutls_x509_privkey_init(key)) < 0)
 		goto fail;
-	r = gnutls_x509_privkey_import2(*key, &data, GNUTLS_X509_FMT_PEM,
-	    NULL, 0);
+	r = gnutls_x509_privkey_import2(
+	    *key, &data, GNUTLS_X509_FMT_PEM, NULL, 0);
 	if (r < 0)
 		goto fail;
 	gnutls_free(data.data);
@@ -381,8 +348,8 @@ fail:
 static int
 key_save(const char *path, gnutls_x509_privkey_t key)
 {
-	gnutls_datum_t	data = { NULL, 0 };
-	int		r;
+	gnutls_datum_t data = {NULL, 0};
+	int r;
 
 	r = gnutls_x509_privkey_export2(key, GNUTLS_X509_FMT_PEM, &data);
 	if (r < 0) {
@@ -397,15 +364,15 @@ key_save(const char *path, gnutls_x509_privkey_t key)
 static int
 certs_load(const char *path, gnutls_x509_crt_t **certs, unsigned int *n)
 {
-	gnutls_datum_t	data = { NULL, 0 };
-	int		r;
+	gnutls_datum_t data = {NULL, 0};
+	int r;
 
 	*certs = NULL;
 	*n = 0;
 	if ((r = gnutls_load_file(path, &data)) < 0)
 		goto fail;
-	r = gnutls_x509_crt_list_import2(certs, n, &data, GNUTLS_X509_FMT_PEM,
-	    0);
+	r = gnutls_x509_crt_list_import2(
+	    certs, n, &data, GNUTLS_X509_FMT_PEM, 0);
 	if (r < 0)
 		goto fail;
 	gnutls_free(data.data);
@@ -422,15 +389,15 @@ fail:
 static int
 certs_save(const char *path, gnutls_x509_crt_t *certs, unsigned int n)
 {
-	gnutls_datum_t	 data;
-	char		*buf = NULL, *p;
-	size_t		 len = 0;
-	unsigned int	 i;
-	int		 r;
+	gnutls_datum_t data;
+	char *buf = NULL, *p;
+	size_t len = 0;
+	unsigned int i;
+	int r;
 
 	for (i = 0; i < n; i++) {
-		r = gnutls_x509_crt_export2(certs[i], GNUTLS_X509_FMT_PEM,
-		    &data);
+		r = gnutls_x509_crt_export2(
+		    certs[i], GNUTLS_X509_FMT_PEM, &data);
 		if (r < 0) {
 			warnx_("exporting certificate: %s", gnutls_strerror(r));
 			goto fail;
@@ -463,11 +430,11 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
     time_t not_after, int ca, int huge, gnutls_x509_privkey_t key,
     gnutls_x509_crt_t issuer, gnutls_x509_privkey_t issuer_key)
 {
-	gnutls_x509_crt_t	 crt = NULL;
-	unsigned char		 serial[16], id[64], ip[16];
-	unsigned char		*ext = NULL;
-	size_t			 idlen;
-	int			 r, iplen = 0;
+	gnutls_x509_crt_t crt = NULL;
+	unsigned char serial[16], id[64], ip[16];
+	unsigned char *ext = NULL;
+	size_t idlen;
+	int r, iplen = 0;
 
 	if ((r = gnutls_x509_crt_init(&crt)) < 0) {
 		crt = NULL;
@@ -478,7 +445,7 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 
 	if ((r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0)
 		goto fail;
-	serial[0] = (serial[0] & 0x7f) | 0x40;	/* positive, minimal DER */
+	serial[0] = (serial[0] & 0x7f) | 0x40; /* positive, minimal DER */
 	if ((r = gnutls_x509_crt_set_serial(crt, serial, sizeof serial)) < 0)
 		goto fail;
 
@@ -487,8 +454,8 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 	if ((r = gnutls_x509_crt_set_expiration_time(crt, not_after)) < 0)
 		goto fail;
 
-	r = gnutls_x509_crt_set_dn_by_oid(crt, GNUTLS_OID_X520_COMMON_NAME, 0,
-	    cn, strlen(cn));
+	r = gnutls_x509_crt_set_dn_by_oid(
+	    crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn));
 	if (r < 0)
 		goto fail;
 	r = gnutls_x509_crt_set_dn_by_oid(crt,
@@ -502,20 +469,20 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 	if (ca) {
 		if ((r = gnutls_x509_crt_set_basic_constraints(crt, 1, -1)) < 0)
 			goto fail;
-		r = gnutls_x509_crt_set_key_usage(crt,
-		    GNUTLS_KEY_KEY_CERT_SIGN|GNUTLS_KEY_CRL_SIGN|
-		    GNUTLS_KEY_DIGITAL_SIGNATURE);
+		r = gnutls_x509_crt_set_key_usage(
+		    crt, GNUTLS_KEY_KEY_CERT_SIGN | GNUTLS_KEY_CRL_SIGN |
+		             GNUTLS_KEY_DIGITAL_SIGNATURE);
 		if (r < 0)
 			goto fail;
 	} else {
 		if ((r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0)
 			goto fail;
-		r = gnutls_x509_crt_set_key_usage(crt,
-		    GNUTLS_KEY_DIGITAL_SIGNATURE);
+		r = gnutls_x509_crt_set_key_usage(
+		    crt, GNUTLS_KEY_DIGITAL_SIGNATURE);
 		if (r < 0)
 			goto fail;
-		r = gnutls_x509_crt_set_key_purpose_oid(crt,
-		    GNUTLS_KP_TLS_WWW_SERVER, 0);
+		r = gnutls_x509_crt_set_key_purpose_oid(
+		    crt, GNUTLS_KP_TLS_WWW_SERVER, 0);
 		if (r < 0)
 			goto fail;
 		r = gnutls_x509_crt_set_subject_alt_name(crt,
@@ -549,8 +516,8 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 		ext[2] = (HUGE_EXT_SIZE >> 8) & 0xff;
 		ext[3] = HUGE_EXT_SIZE & 0xff;
 		memset(ext + 4, 'G', HUGE_EXT_SIZE);
-		r = gnutls_x509_crt_set_extension_by_oid(crt, HUGE_EXT_OID,
-		    ext, HUGE_EXT_SIZE + 4, 0);
+		r = gnutls_x509_crt_set_extension_by_oid(
+		    crt, HUGE_EXT_OID, ext, HUGE_EXT_SIZE + 4, 0);
 		free(ext);
 		ext = NULL;
 		if (r < 0)
@@ -565,8 +532,8 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 		goto fail;
 	if (issuer != NULL) {
 		idlen = sizeof id;
-		r = gnutls_x509_crt_get_subject_key_id(issuer, id, &idlen,
-		    NULL);
+		r = gnutls_x509_crt_get_subject_key_id(
+		    issuer, id, &idlen, NULL);
 		if (r < 0)
 			goto fail;
 	}
@@ -576,8 +543,8 @@ cert_make(gnutls_x509_crt_t *out, const char *cn, time_t not_before,
 	if (issuer == NULL)
 		r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0);
 	else {
-		r = gnutls_x509_crt_sign2(crt, issuer, issuer_key,
-		    GNUTLS_DIG_SHA256, 0);
+		r = gnutls_x509_crt_sign2(
+		    crt, issuer, issuer_key, GNUTLS_DIG_SHA256, 0);
 	}
 	if (r < 0)
 		goto fail;
@@ -597,7 +564,7 @@ fail:
 static void
 certs_free(gnutls_x509_crt_t *certs, unsigned int n)
 {
-	unsigned int	i;
+	unsigned int i;
 
 	if (certs == NULL)
 		return;
@@ -613,15 +580,15 @@ certs_free(gnutls_x509_crt_t *certs, unsigned int n)
  * and ends with the root, in the order the server presents them.
  */
 static int
-certs_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t **certs,
-    unsigned int *n)
+certs_generate(
+    gnutls_x509_privkey_t key, gnutls_x509_crt_t **certs, unsigned int *n)
 {
-	gnutls_x509_crt_t	*list;
-	gnutls_x509_privkey_t	 cakeys[CHAIN_LEN - 1];
-	time_t			 now = time(NULL), nb, na;
-	char			 name[64];
-	unsigned int		 count, i, idx;
-	int			 ret = -1;
+	gnutls_x509_crt_t *list;
+	gnutls_x509_privkey_t cakeys[CHAIN_LEN - 1];
+	time_t now = time(NULL), nb, na;
+	char name[64];
+	unsigned int count, i, idx;
+	int ret = -1;
 
 	memset(cakeys, 0, sizeof cakeys);
 	count = opt_certmode == CERT_CHAIN50 ? CHAIN_LEN : 1;
@@ -647,7 +614,7 @@ certs_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t **certs,
 
 	if (opt_certmode != CERT_CHAIN50) {
 		if (cert_make(&list[0], opt_cn, nb, na, 0,
-		    opt_certmode == CERT_HUGE, key, NULL, NULL) != 0)
+		        opt_certmode == CERT_HUGE, key, NULL, NULL) != 0)
 			goto out;
 		ret = 0;
 		goto out;
@@ -668,12 +635,12 @@ certs_generate(gnutls_x509_privkey_t key, gnutls_x509_crt_t **certs,
 			    "gemserver test intermediate %u", i);
 		}
 		if (cert_make(&list[idx], name, nb, na, 1, 0, cakeys[i],
-		    i == 0 ? NULL : list[idx + 1],
-		    i == 0 ? NULL : cakeys[i - 1]) != 0)
+		        i == 0 ? NULL : list[idx + 1],
+		        i == 0 ? NULL : cakeys[i - 1]) != 0)
 			goto out;
 	}
 	if (cert_make(&list[0], opt_cn, nb, na, 0, 0, key, list[1],
-	    cakeys[count - 2]) != 0)
+	        cakeys[count - 2]) != 0)
 		goto out;
 	ret = 0;
 
@@ -696,11 +663,11 @@ out:
 static int
 setup_credentials(void)
 {
-	gnutls_x509_privkey_t	 key = NULL;
-	gnutls_x509_crt_t	*certs = NULL;
-	unsigned int		 ncerts = 0;
-	const char		*err;
-	int			 r, ret = -1;
+	gnutls_x509_privkey_t key = NULL;
+	gnutls_x509_crt_t *certs = NULL;
+	unsigned int ncerts = 0;
+	const char *err;
+	int r, ret = -1;
 
 	if (opt_keyfile != NULL && access(opt_keyfile, F_OK) == 0) {
 		if (key_load(opt_keyfile, &key) != 0)
@@ -728,15 +695,15 @@ setup_credentials(void)
 		xcred = NULL;
 		goto out;
 	}
-	if ((r = gnutls_certificate_set_x509_key(xcred, certs, ncerts,
-	    key)) < 0) {
+	if ((r = gnutls_certificate_set_x509_key(xcred, certs, ncerts, key)) <
+	    0) {
 		warnx_("setting key and certificate: %s", gnutls_strerror(r));
 		goto out;
 	}
 
 	if (opt_mode == MODE_TLS12) {
-		r = gnutls_priority_init(&tls12_prio,
-		    "NORMAL:-VERS-ALL:+VERS-TLS1.2", &err);
+		r = gnutls_priority_init(
+		    &tls12_prio, "NORMAL:-VERS-ALL:+VERS-TLS1.2", &err);
 		if (r < 0) {
 			warnx_("priority: %s at %s", gnutls_strerror(r), err);
 			tls12_prio = NULL;
@@ -764,9 +731,9 @@ out:
 static int
 conn_pause(struct conn *c, long long ms)
 {
-	struct pollfd	pfd;
-	long long	deadline = now_ms() + ms, left;
-	int		r;
+	struct pollfd pfd;
+	long long deadline = now_ms() + ms, left;
+	int r;
 
 	for (;;) {
 		if (atomic_load(&stopping))
@@ -783,8 +750,8 @@ conn_pause(struct conn *c, long long ms)
 				continue;
 			return (1);
 		}
-		if (r > 0 && (pfd.revents & (POLLRDHUP|POLLHUP|POLLERR|
-		    POLLNVAL)))
+		if (r > 0 &&
+		    (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR | POLLNVAL)))
 			return (1);
 	}
 }
@@ -803,11 +770,11 @@ conn_hold(struct conn *c)
 static void
 conn_linger(struct conn *c)
 {
-	struct pollfd	pfd;
-	char		buf[4096];
-	long long	deadline, left;
-	ssize_t		n;
-	int		r;
+	struct pollfd pfd;
+	char buf[4096];
+	long long deadline, left;
+	ssize_t n;
+	int r;
 
 	shutdown(c->fd, SHUT_WR);
 	deadline = now_ms() + LINGER_MS;
@@ -841,7 +808,7 @@ conn_linger(struct conn *c)
 static void
 conn_reset(struct conn *c)
 {
-	struct linger	l = { 1, 0 };
+	struct linger l = {1, 0};
 
 	setsockopt(c->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 }
@@ -849,8 +816,8 @@ conn_reset(struct conn *c)
 static int
 raw_write(int fd, const void *buf, size_t len)
 {
-	const char	*p = buf;
-	ssize_t		 n;
+	const char *p = buf;
+	ssize_t n;
 
 	while (len > 0) {
 		n = send(fd, p, len, MSG_NOSIGNAL);
@@ -874,8 +841,8 @@ raw_write(int fd, const void *buf, size_t len)
 static ssize_t
 tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 {
-	struct conn	*c = ptr;
-	ssize_t		 n;
+	struct conn *c = ptr;
+	ssize_t n;
 
 	do
 		n = recv(c->fd, buf, len, 0);
@@ -888,9 +855,9 @@ tls_pull(gnutls_transport_ptr_t ptr, void *buf, size_t len)
 static int
 tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 {
-	struct conn	*c = ptr;
-	struct pollfd	 pfd;
-	int		 r, timeout;
+	struct conn *c = ptr;
+	struct pollfd pfd;
+	int r, timeout;
 
 	if (ms == GNUTLS_INDEFINITE_TIMEOUT)
 		timeout = -1;
@@ -912,11 +879,11 @@ tls_pull_timeout(gnutls_transport_ptr_t ptr, unsigned int ms)
 static ssize_t
 tls_vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 {
-	struct conn	*c = ptr;
-	const char	*p;
-	size_t		 total = 0, limit, left, piece;
-	ssize_t		 n;
-	int		 i, flags;
+	struct conn *c = ptr;
+	const char *p;
+	size_t total = 0, limit, left, piece;
+	ssize_t n;
+	int i, flags;
 
 	for (i = 0; i < iovcnt; i++)
 		total += iov[i].iov_len;
@@ -947,7 +914,7 @@ tls_vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 				if (errno == EINTR)
 					continue;
 				if (errno == EAGAIN || errno == EWOULDBLOCK)
-					errno = ETIMEDOUT;	/* SO_SNDTIMEO */
+					errno = ETIMEDOUT; /* SO_SNDTIMEO */
 				gnutls_transport_set_errno(c->session, errno);
 				return (-1);
 			}
@@ -964,8 +931,8 @@ tls_vec_push(gnutls_transport_ptr_t ptr, const giovec_t *iov, int iovcnt)
 static int
 tls_write(struct conn *c, const void *buf, size_t len)
 {
-	const char	*p = buf;
-	ssize_t		 n;
+	const char *p = buf;
+	ssize_t n;
 
 	while (len > 0) {
 		n = gnutls_record_send(c->session, p, len);
@@ -985,16 +952,15 @@ tls_puts(struct conn *c, const char *s)
 	return (tls_write(c, s, strlen(s)));
 }
 
-static int
-tls_printf(struct conn *c, const char *fmt, ...)
+static int tls_printf(struct conn *c, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
 static int
 tls_printf(struct conn *c, const char *fmt, ...)
 {
-	va_list	 ap;
-	char	*s;
-	int	 len, r;
+	va_list ap;
+	char *s;
+	int len, r;
 
 	va_start(ap, fmt);
 	len = vasprintf(&s, fmt, ap);
@@ -1010,7 +976,7 @@ tls_printf(struct conn *c, const char *fmt, ...)
 static void
 end_bye(struct conn *c)
 {
-	int	r;
+	int r;
 
 	do
 		r = gnutls_bye(c->session, GNUTLS_SHUT_WR);
@@ -1045,9 +1011,9 @@ hexval(int ch)
 static char *
 percent_decode(const char *s, size_t len, size_t *outlen)
 {
-	char	*out, *o;
-	size_t	 i;
-	int	 hi, lo;
+	char *out, *o;
+	size_t i;
+	int hi, lo;
 
 	if ((o = out = malloc(len + 1)) == NULL)
 		return (NULL);
@@ -1076,8 +1042,8 @@ percent_decode(const char *s, size_t len, size_t *outlen)
 static char *
 query_get(const char *query, const char *name, size_t *outlen)
 {
-	const char	*p = query, *end, *eq;
-	size_t		 nlen = strlen(name);
+	const char *p = query, *end, *eq;
+	size_t nlen = strlen(name);
 
 	if (query == NULL)
 		return (NULL);
@@ -1104,8 +1070,8 @@ static unsigned long long
 query_num(const char *query, const char *name, unsigned long long def,
     unsigned long long max)
 {
-	char			*s, *end;
-	unsigned long long	 v;
+	char *s, *end;
+	unsigned long long v;
 
 	if ((s = query_get(query, name, NULL)) == NULL)
 		return (def);
@@ -1125,9 +1091,9 @@ query_num(const char *query, const char *name, unsigned long long def,
 static int
 read_request(struct conn *c)
 {
-	long long	 deadline = now_ms() + REQUEST_MS, left;
-	char		*nl;
-	ssize_t		 n;
+	long long deadline = now_ms() + REQUEST_MS, left;
+	char *nl;
+	ssize_t n;
 
 	c->linelen = 0;
 	while (c->linelen < REQUEST_MAX) {
@@ -1135,8 +1101,8 @@ read_request(struct conn *c)
 		if (left <= 0)
 			return (-1);
 		gnutls_record_set_timeout(c->session, (unsigned int)left);
-		n = gnutls_record_recv(c->session, c->line + c->linelen,
-		    REQUEST_MAX - c->linelen);
+		n = gnutls_record_recv(
+		    c->session, c->line + c->linelen, REQUEST_MAX - c->linelen);
 		if (n < 0 && !gnutls_error_is_fatal((int)n))
 			continue;
 		if (n <= 0)
@@ -1163,8 +1129,8 @@ read_request(struct conn *c)
 static int
 parse_url(struct conn *c, const char **path, const char **query)
 {
-	char	*p, *s;
-	size_t	 len;
+	char *p, *s;
+	size_t len;
 
 	memcpy(c->url, c->line, c->linelen + 1);
 
@@ -1172,8 +1138,8 @@ parse_url(struct conn *c, const char **path, const char **query)
 		return (-1);
 	for (s = c->url; s < p; s++) {
 		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
-		    (*s >= '0' && *s <= '9') || *s == '+' || *s == '-' ||
-		    *s == '.'))
+		        (*s >= '0' && *s <= '9') || *s == '+' || *s == '-' ||
+		        *s == '.'))
 			return (-1);
 	}
 	p += 3;
@@ -1220,8 +1186,8 @@ h_premature(struct conn *c, const char *arg, const char *query)
 	(void)arg;
 	(void)query;
 	if (send_header(c, "20 text/gemini\r\n") != 0 ||
-	    tls_puts(c, "# premature\nThis body ends without close_notify.\n")
-	    != 0)
+	    tls_puts(
+	        c, "# premature\nThis body ends without close_notify.\n") != 0)
 		return;
 	end_premature(c);
 }
@@ -1235,9 +1201,10 @@ h_midrecord(struct conn *c, const char *arg, const char *query)
 	    tls_puts(c, "# midrecord\nThe next record is cut in half.\n") != 0)
 		return;
 	c->cut = 1;
-	if (tls_puts(c, "Only the first half of the bytes of this record "
-	    "reach the client before the TCP connection is closed, so the "
-	    "client sees a truncated record.\n") != 0)
+	if (tls_puts(c,
+	        "Only the first half of the bytes of this record "
+	        "reach the client before the TCP connection is closed, so the "
+	        "client sees a truncated record.\n") != 0)
 		return;
 	end_premature(c);
 }
@@ -1250,7 +1217,7 @@ h_reset(struct conn *c, const char *arg, const char *query)
 	if (send_header(c, "20 text/gemini\r\n") != 0 ||
 	    tls_puts(c, "# reset\nThis body is cut by a TCP reset") != 0)
 		return;
-	conn_pause(c, 50);	/* let the data reach the client first */
+	conn_pause(c, 50); /* let the data reach the client first */
 	conn_reset(c);
 }
 
@@ -1277,8 +1244,8 @@ h_stall_body(struct conn *c, const char *arg, const char *query)
 static void
 h_trickle(struct conn *c, const char *arg, const char *query)
 {
-	unsigned long long	ms, n, i;
-	char			ch;
+	unsigned long long ms, n, i;
+	char ch;
 
 	(void)arg;
 	ms = query_num(query, "ms", 300, HOLD_MS);
@@ -1328,9 +1295,9 @@ h_badstatus(struct conn *c, const char *arg, const char *query)
 static void
 send_meta_len(struct conn *c, size_t metalen)
 {
-	static const char	 prefix[] = "text/gemini; x=";
-	char			*buf;
-	size_t			 len = 3 + metalen + 2;
+	static const char prefix[] = "text/gemini; x=";
+	char *buf;
+	size_t len = 3 + metalen + 2;
 
 	if ((buf = malloc(len)) == NULL)
 		return;
@@ -1411,8 +1378,8 @@ h_not_found(struct conn *c)
 static int
 send_status(struct conn *c, const char *arg)
 {
-	const char	*meta;
-	int		 code;
+	const char *meta;
+	int code;
 
 	if (arg[0] < '0' || arg[0] > '9' || arg[1] < '0' || arg[1] > '9' ||
 	    arg[2] != '\0') {
@@ -1469,9 +1436,9 @@ h_error_premature(struct conn *c, const char *arg, const char *query)
 static void
 h_big(struct conn *c, const char *arg, const char *query)
 {
-	char			*buf;
-	unsigned long long	 left, i;
-	size_t			 n;
+	char *buf;
+	unsigned long long left, i;
+	size_t n;
 
 	(void)arg;
 	left = query_num(query, "bytes", BIG_DEFAULT, ULLONG_MAX);
@@ -1497,10 +1464,10 @@ out:
 static void
 h_sni(struct conn *c, const char *arg, const char *query)
 {
-	char		*name;
-	size_t		 len = 256;
-	unsigned int	 type;
-	int		 r;
+	char *name;
+	size_t len = 256;
+	unsigned int type;
+	int r;
 
 	(void)arg;
 	(void)query;
@@ -1540,9 +1507,9 @@ h_request(struct conn *c, const char *arg, const char *query)
 static void
 h_garbage(struct conn *c, const char *arg, const char *query)
 {
-	static const char	garbage[] =
+	static const char garbage[] =
 	    "GARBAGE AFTER CLOSE_NOTIFY: these bytes are not TLS records!!!!\n";
-	int			r;
+	int r;
 
 	_Static_assert(sizeof garbage - 1 == 64, "garbage is 64 bytes");
 
@@ -1564,7 +1531,7 @@ h_garbage(struct conn *c, const char *arg, const char *query)
 static void
 h_alert(struct conn *c, const char *arg, const char *query)
 {
-	int	r;
+	int r;
 
 	(void)arg;
 	(void)query;
@@ -1572,8 +1539,8 @@ h_alert(struct conn *c, const char *arg, const char *query)
 	    tls_puts(c, "# alert\nThis body is ended by a fatal alert.\n") != 0)
 		return;
 	do {
-		r = gnutls_alert_send(c->session, GNUTLS_AL_FATAL,
-		    GNUTLS_A_INTERNAL_ERROR);
+		r = gnutls_alert_send(
+		    c->session, GNUTLS_AL_FATAL, GNUTLS_A_INTERNAL_ERROR);
 	} while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
 	conn_linger(c);
 }
@@ -1581,7 +1548,7 @@ h_alert(struct conn *c, const char *arg, const char *query)
 static void
 h_keyupdate(struct conn *c, const char *arg, const char *query)
 {
-	int	i, r, tls13;
+	int i, r, tls13;
 
 	(void)arg;
 	(void)query;
@@ -1592,7 +1559,8 @@ h_keyupdate(struct conn *c, const char *arg, const char *query)
 		if (tls13) {
 			do
 				r = gnutls_session_key_update(c->session, 0);
-			while (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
+			while (
+			    r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED);
 			if (r < 0)
 				return;
 		}
@@ -1605,8 +1573,8 @@ h_keyupdate(struct conn *c, const char *arg, const char *query)
 static void
 h_endless(struct conn *c, const char *arg, const char *query)
 {
-	char		buf[1024];
-	long long	deadline = now_ms() + HOLD_MS;
+	char buf[1024];
+	long long deadline = now_ms() + HOLD_MS;
 
 	(void)arg;
 	(void)query;
@@ -1625,8 +1593,8 @@ h_endless(struct conn *c, const char *arg, const char *query)
 static void
 h_body(struct conn *c, const char *arg, const char *query)
 {
-	char	*text;
-	size_t	 len = 0;
+	char *text;
+	size_t len = 0;
 
 	(void)arg;
 	text = query_get(query, "text", &len);
@@ -1644,8 +1612,8 @@ out:
 static void
 h_meta(struct conn *c, const char *arg, const char *query)
 {
-	char	*text, *hdr;
-	size_t	 len = 0, i, n = 0;
+	char *text, *hdr;
+	size_t len = 0, i, n = 0;
 
 	(void)arg;
 	text = query_get(query, "text", &len);
@@ -1668,7 +1636,7 @@ out:
 static void
 h_slow_header(struct conn *c, const char *arg, const char *query)
 {
-	unsigned long long	ms;
+	unsigned long long ms;
 
 	ms = query_num(query, "ms", 2000, HOLD_MS);
 	if (conn_pause(c, (long long)ms) != 0) {
@@ -1681,9 +1649,9 @@ h_slow_header(struct conn *c, const char *arg, const char *query)
 static void
 dispatch(struct conn *c)
 {
-	const struct route	*r;
-	const char		*path, *query;
-	size_t			 len;
+	const struct route *r;
+	const char *path, *query;
+	size_t len;
 
 	if (parse_url(c, &path, &query) != 0) {
 		if (send_header(c, "59 bad request\r\n") == 0)
@@ -1711,11 +1679,11 @@ dispatch(struct conn *c)
 static void
 serve_plain(struct conn *c)
 {
-	static const char	 response[] = "20 text/gemini\r\nhello\r\n";
-	struct pollfd		 pfd;
-	long long		 deadline = now_ms() + REQUEST_MS, left;
-	ssize_t			 n;
-	int			 r, got = 0;
+	static const char response[] = "20 text/gemini\r\nhello\r\n";
+	struct pollfd pfd;
+	long long deadline = now_ms() + REQUEST_MS, left;
+	ssize_t n;
+	int r, got = 0;
 
 	c->linelen = 0;
 	while (c->linelen < REQUEST_MAX) {
@@ -1732,8 +1700,8 @@ serve_plain(struct conn *c)
 			continue;
 		if (r <= 0 || atomic_load(&stopping))
 			break;
-		n = recv(c->fd, c->line + c->linelen, REQUEST_MAX - c->linelen,
-		    0);
+		n = recv(
+		    c->fd, c->line + c->linelen, REQUEST_MAX - c->linelen, 0);
 		if (n <= 0)
 			break;
 		c->linelen += n;
@@ -1751,7 +1719,7 @@ serve_plain(struct conn *c)
 static void
 serve_tls(struct conn *c)
 {
-	int	r;
+	int r;
 
 	if ((r = gnutls_init(&c->session, GNUTLS_SERVER)) < 0) {
 		c->session = NULL;
@@ -1769,8 +1737,8 @@ serve_tls(struct conn *c)
 	gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
 	gnutls_transport_set_ptr(c->session, c);
 	gnutls_transport_set_pull_function(c->session, tls_pull);
-	gnutls_transport_set_pull_timeout_function(c->session,
-	    tls_pull_timeout);
+	gnutls_transport_set_pull_timeout_function(
+	    c->session, tls_pull_timeout);
 	gnutls_transport_set_vec_push_function(c->session, tls_vec_push);
 	gnutls_handshake_set_timeout(c->session, REQUEST_MS);
 
@@ -1840,7 +1808,7 @@ conn_finish(struct conn *c)
 static void
 conns_reap(void)
 {
-	struct conn	*c, *next;
+	struct conn *c, *next;
 
 	pthread_mutex_lock(&conns_lock);
 	c = done;
@@ -1857,8 +1825,8 @@ conns_reap(void)
 static void *
 conn_thread(void *arg)
 {
-	struct conn	*c = arg;
-	struct timeval	 tv = { SEND_TIMEOUT_S, 0 };
+	struct conn *c = arg;
+	struct timeval tv = {SEND_TIMEOUT_S, 0};
 
 	setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 
@@ -1892,10 +1860,10 @@ conn_thread(void *arg)
 static void
 conn_start(int fd)
 {
-	struct conn	*c;
-	pthread_attr_t	 attr;
-	sigset_t	 set, oset;
-	int		 r;
+	struct conn *c;
+	pthread_attr_t attr;
+	sigset_t set, oset;
+	int r;
 
 	pthread_mutex_lock(&conns_lock);
 	if (nconns >= MAX_CONNS) {
@@ -1941,9 +1909,9 @@ conn_start(int fd)
 static int
 conns_stop(void)
 {
-	struct conn	*c;
-	struct timespec	 ts;
-	int		 left;
+	struct conn *c;
+	struct timespec ts;
+	int left;
 
 	atomic_store(&stopping, 1);
 	clock_gettime(CLOCK_REALTIME, &ts);
@@ -1971,7 +1939,7 @@ conns_stop(void)
 static void
 on_signal(int sig)
 {
-	int	saved = errno;
+	int saved = errno;
 
 	(void)sig;
 	got_signal = 1;
@@ -1984,11 +1952,11 @@ on_signal(int sig)
 static int
 listen_socket(int *port)
 {
-	struct sockaddr_storage	 ss;
-	struct sockaddr_in	*sin = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6	*sin6 = (struct sockaddr_in6 *)&ss;
-	socklen_t		 slen;
-	int			 fd, one = 1;
+	struct sockaddr_storage ss;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+	socklen_t slen;
+	int fd, one = 1;
 
 	memset(&ss, 0, sizeof ss);
 	if (opt_family == AF_INET) {
@@ -2003,7 +1971,7 @@ listen_socket(int *port)
 		slen = sizeof *sin6;
 	}
 
-	if ((fd = socket(opt_family, SOCK_STREAM|SOCK_CLOEXEC, 0)) == -1) {
+	if ((fd = socket(opt_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1) {
 		warnx_("socket: %s", strerror(errno));
 		return (-1);
 	}
@@ -2034,11 +2002,11 @@ fail:
 int
 main(int argc, char **argv)
 {
-	struct sigaction	 sa;
-	struct pollfd		 pfd[2];
-	char			*end, buf[32];
-	long			 l;
-	int			 ch, lfd = -1, fd, port, left, ret = 1;
+	struct sigaction sa;
+	struct pollfd pfd[2];
+	char *end, buf[32];
+	long l;
+	int ch, lfd = -1, fd, port, left, ret = 1;
 
 	while ((ch = getopt(argc, argv, "46C:c:hK:m:n:P:p:")) != -1) {
 		switch (ch) {
@@ -2089,7 +2057,7 @@ main(int argc, char **argv)
 		usage();
 
 	signal(SIGPIPE, SIG_IGN);
-	if (pipe2(signal_pipe, O_CLOEXEC|O_NONBLOCK) == -1) {
+	if (pipe2(signal_pipe, O_CLOEXEC | O_NONBLOCK) == -1) {
 		warnx_("pipe: %s", strerror(errno));
 		return (1);
 	}
@@ -2108,7 +2076,8 @@ main(int argc, char **argv)
 	fflush(stdout);
 	if (opt_portfile != NULL) {
 		snprintf(buf, sizeof buf, "%d\n", port);
-		if (write_file_atomic(opt_portfile, buf, strlen(buf), 0644) != 0)
+		if (write_file_atomic(opt_portfile, buf, strlen(buf), 0644) !=
+		    0)
 			goto out;
 	}
 

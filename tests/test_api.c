@@ -21,7 +21,8 @@
 static void
 good_result(struct probe_result *r)
 {
-	good_result_for(r, "example.org", 1795881600.75); /* 2026-11-28T16:00:00Z */
+	good_result_for(
+	    r, "example.org", 1795881600.75); /* 2026-11-28T16:00:00Z */
 	r->cert.hostname_match = 0;
 	r->cert.tofu = TOFU_CHANGED;
 	r->cert.key_kept = 1;
@@ -33,8 +34,8 @@ good_result(struct probe_result *r)
 static json_t *
 roundtrip(const struct probe_result *r, const char *capsule)
 {
-	json_t	*j, *back;
-	char	*text;
+	json_t *j, *back;
+	char *text;
 
 	if ((j = api_result(r, capsule)) == NULL)
 		return NULL;
@@ -50,7 +51,7 @@ roundtrip(const struct probe_result *r, const char *capsule)
 static const char *
 sget(json_t *o, const char *path)
 {
-	char	 key[64];
+	char key[64];
 	const char *dot;
 
 	while ((dot = strchr(path, '.')) != NULL) {
@@ -64,8 +65,8 @@ sget(json_t *o, const char *path)
 static json_t *
 get(json_t *o, const char *path)
 {
-	char		 key[64];
-	const char	*dot;
+	char key[64];
+	const char *dot;
 
 	while (o != NULL && (dot = strchr(path, '.')) != NULL) {
 		snprintf(key, sizeof key, "%.*s", (int)(dot - path), path);
@@ -92,16 +93,14 @@ real_is(json_t *o, const char *path, double want)
 static void
 test_full(void)
 {
-	static const char *const keys[] = {
-		"capsule", "check", "url", "time", "success", "error",
-		"address", "port", "ip_protocol", "durations", "tls", "cert",
-		"status", "meta", "body_bytes", "end", NULL
-	};
-	struct probe_result	 r;
-	json_t			*j, *o;
-	char			*text;
-	size_t			 i;
-	int			 all;
+	static const char *const keys[] = {"capsule", "check", "url", "time",
+	    "success", "error", "address", "port", "ip_protocol", "durations",
+	    "tls", "cert", "status", "meta", "body_bytes", "end", NULL};
+	struct probe_result r;
+	json_t *j, *o;
+	char *text;
+	size_t i;
+	int all;
 
 	good_result(&r);
 	j = roundtrip(&r, "example");
@@ -131,14 +130,20 @@ test_full(void)
 	is_str(sget(j, "tls.cipher"), "TLS_AES_256_GCM_SHA384", "tls.cipher");
 	o = get(j, "cert");
 	is_int(json_object_size(o), 10, "cert has 10 fields");
-	is_str(sget(j, "cert.sha256"), "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa", "cert.sha256");
-	is_str(sget(j, "cert.pubkey_sha256"), "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb", "cert.pubkey_sha256");
+	is_str(sget(j, "cert.sha256"),
+	    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+	    "cert.sha256");
+	is_str(sget(j, "cert.pubkey_sha256"),
+	    "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb",
+	    "cert.pubkey_sha256");
 	is_str(sget(j, "cert.subject"), "CN=example.org", "cert.subject");
 	is_str(sget(j, "cert.issuer"), "CN=example.org", "cert.issuer");
-	is_str(sget(j, "cert.not_before"), "2023-11-14T22:13:20Z", "not_before");
+	is_str(
+	    sget(j, "cert.not_before"), "2023-11-14T22:13:20Z", "not_before");
 	is_str(sget(j, "cert.not_after"), "2027-01-15T08:00:00Z", "not_after");
 	ok(json_is_true(get(j, "cert.self_signed")), "self_signed true");
-	ok(json_is_false(get(j, "cert.hostname_match")), "hostname_match false");
+	ok(json_is_false(get(j, "cert.hostname_match")),
+	    "hostname_match false");
 	is_str(sget(j, "cert.tofu"), "changed", "cert.tofu");
 	ok(json_is_true(get(j, "cert.key_kept")), "key_kept true");
 	is_int(json_integer_value(get(j, "status")), 20, "status");
@@ -151,7 +156,7 @@ test_full(void)
 	j = api_result(&r, "example");
 	text = json_dumps(j, API_DUMP_FLAGS);
 	ok(text != NULL && strstr(text, "\"total\":0.106}") != NULL &&
-	    strstr(text, "\"resolve\":0.001,") != NULL,
+	        strstr(text, "\"resolve\":0.001,") != NULL,
 	    "durations print as 0.106 and 0.001");
 	ok(text != NULL && strchr(text, '\n') == NULL, "compact");
 	free(text);
@@ -174,15 +179,14 @@ test_full(void)
 static void
 test_nulls(void)
 {
-	static const char *const nulls[] = {
-		"address", "port", "ip_protocol", "durations.connect",
-		"durations.tls", "durations.header", "durations.body", "tls",
-		"cert", "status", "meta", "body_bytes", "end", NULL
-	};
-	struct probe_result	 r;
-	json_t			*j;
-	size_t			 i;
-	int			 all;
+	static const char *const nulls[] = {"address", "port", "ip_protocol",
+	    "durations.connect", "durations.tls", "durations.header",
+	    "durations.body", "tls", "cert", "status", "meta", "body_bytes",
+	    "end", NULL};
+	struct probe_result r;
+	json_t *j;
+	size_t i;
+	int all;
 
 	result_init(&r);
 	r.check = CHECK_ERROR_PAGE;
@@ -190,14 +194,16 @@ test_nulls(void)
 	r.time = 1795881600;
 	r.dur[PHASE_RESOLVE] = 0.5;
 	r.total = 0.5;
-	result_fail(&r, REASON_RESOLVE, STAGE_RESOLVE, "Name or service not known");
+	result_fail(
+	    &r, REASON_RESOLVE, STAGE_RESOLVE, "Name or service not known");
 	j = roundtrip(&r, "nowhere");
 	ok(j != NULL, "failed result serialises");
 	is_str(sget(j, "check"), "error_page", "check error_page");
 	ok(json_is_false(get(j, "success")), "success false");
 	is_str(sget(j, "error.reason"), "resolve", "error.reason");
 	is_str(sget(j, "error.stage"), "resolve", "error.stage");
-	is_str(sget(j, "error.message"), "Name or service not known", "error.message");
+	is_str(sget(j, "error.message"), "Name or service not known",
+	    "error.message");
 	all = 1;
 	for (i = 0; nulls[i] != NULL; i++)
 		if (!is_null(j, nulls[i])) {
@@ -213,7 +219,8 @@ test_nulls(void)
 	r.success = 0;
 	j = roundtrip(&r, "x");
 	ok(is_null(j, "error.reason") && is_null(j, "error.stage") &&
-	    is_null(j, "error.message"), "unknown error parts are null");
+	        is_null(j, "error.message"),
+	    "unknown error parts are null");
 	ok(is_null(j, "url") && is_null(j, "durations.total"),
 	    "url and total null when unknown");
 	json_decref(j);
@@ -223,17 +230,19 @@ test_nulls(void)
 static void
 test_utf8(void)
 {
-	struct probe_result	 r;
-	json_t			*j;
+	struct probe_result r;
+	json_t *j;
 
 	good_result(&r);
 	free(r.meta);
-	r.meta = xstrdup("text/gemini; title=caf\xc3\xa9 \xff\xfe \xed\xa0\x80!");
+	r.meta =
+	    xstrdup("text/gemini; title=caf\xc3\xa9 \xff\xfe \xed\xa0\x80!");
 	free(r.cert.subject);
 	r.cert.subject = xstrdup("CN=\xc0\xaf");
 	j = roundtrip(&r, "bad");
 	ok(j != NULL, "invalid UTF-8 still makes valid JSON");
-	is_str(sget(j, "meta"), "text/gemini; title=caf\xc3\xa9 "
+	is_str(sget(j, "meta"),
+	    "text/gemini; title=caf\xc3\xa9 "
 	    "\xef\xbf\xbd\xef\xbf\xbd \xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbd!",
 	    "invalid bytes and a surrogate become U+FFFD, valid text kept");
 	is_str(sget(j, "cert.subject"), "CN=\xef\xbf\xbd\xef\xbf\xbd",
@@ -245,9 +254,9 @@ test_utf8(void)
 static struct store *
 mkstore(void)
 {
-	struct conf		 conf;
-	struct capsule_conf	 caps[2];
-	struct store		*s = store_new();
+	struct conf conf;
+	struct capsule_conf caps[2];
+	struct store *s = store_new();
 
 	memset(&conf, 0, sizeof conf);
 	memset(caps, 0, sizeof caps);
@@ -267,11 +276,11 @@ mkstore(void)
 static void
 test_capsules(void)
 {
-	struct store		*s = mkstore();
-	struct probe_result	 r;
-	json_t			*j, *c, *h;
-	char			*text;
-	int			 i;
+	struct store *s = mkstore();
+	struct probe_result r;
+	json_t *j, *c, *h;
+	char *text;
+	int i;
 
 	good_result(&r);
 	for (i = 1; i <= 4; i++) {
@@ -301,8 +310,8 @@ test_capsules(void)
 	    "every reason counted, zeros too");
 	is_int(json_integer_value(get(c, "counters.failures.close_notify")), 0,
 	    "failures.close_notify 0");
-	is_int(json_object_size(get(c, "counters.ends")), 6,
-	    "every end counted");
+	is_int(
+	    json_object_size(get(c, "counters.ends")), 6, "every end counted");
 	ok(is_null(c, "error_page"), "error_page null without error-path");
 	ok(get(c, "history") == NULL, "no history in the list");
 
@@ -313,9 +322,10 @@ test_capsules(void)
 	is_int(json_integer_value(get(c, "counters.probes")), 4, "probes 4");
 	is_int(json_integer_value(get(c, "counters.ends.close_notify")), 4,
 	    "ends.close_notify 4");
-	is_str(sget(c, "error_page.last.check"), "error_page",
-	    "error_page.last");
-	is_int(json_integer_value(get(c, "error_page.counters.failures.status")),
+	is_str(
+	    sget(c, "error_page.last.check"), "error_page", "error_page.last");
+	is_int(
+	    json_integer_value(get(c, "error_page.counters.failures.status")),
 	    1, "error_page.counters.failures.status");
 	ok(get(c, "error_page.history") == NULL, "no history in the list");
 	json_decref(j);
@@ -328,12 +338,14 @@ test_capsules(void)
 	is_str(sget(j, "name"), "two", "name");
 	h = json_object_get(j, "history");
 	is_int(json_array_size(h), 3, "history of 3 (capacity)");
-	is_int(json_integer_value(json_object_get(json_array_get(h, 0),
-	    "status")), 24, "newest first");
-	is_int(json_integer_value(json_object_get(json_array_get(h, 2),
-	    "status")), 22, "oldest last");
-	is_str(json_string_value(json_object_get(json_array_get(h, 0),
-	    "time")), "2026-11-28T16:00:04Z", "history entries are results");
+	is_int(
+	    json_integer_value(json_object_get(json_array_get(h, 0), "status")),
+	    24, "newest first");
+	is_int(
+	    json_integer_value(json_object_get(json_array_get(h, 2), "status")),
+	    22, "oldest last");
+	is_str(json_string_value(json_object_get(json_array_get(h, 0), "time")),
+	    "2026-11-28T16:00:04Z", "history entries are results");
 	h = get(j, "error_page.history");
 	is_int(json_array_size(h), 1, "error_page history");
 	json_decref(j);
@@ -342,7 +354,8 @@ test_capsules(void)
 	j = json_loads(text != NULL ? text : "", 0, NULL);
 	free(text);
 	ok(json_is_array(get(j, "history")) &&
-	    json_array_size(get(j, "history")) == 0, "empty history is []");
+	        json_array_size(get(j, "history")) == 0,
+	    "empty history is []");
 	ok(is_null(j, "error_page"), "error_page null");
 	json_decref(j);
 	store_free(s);

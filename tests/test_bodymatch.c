@@ -20,7 +20,7 @@
 #include "tap.h"
 #include "xmalloc.h"
 
-#define BIG	200000
+#define BIG 200000
 
 /* Whether every child of this process has been reaped. */
 static int
@@ -32,14 +32,14 @@ no_children(void)
 int
 main(void)
 {
-	regex_t			 hello, slow;
-	struct bodymatch	*bm;
-	struct pollfd		 pfd;
-	enum bodymatch_state	 st;
-	double			 t0, took;
-	char			*big;
-	size_t			 i;
-	int			 cancel[2];
+	regex_t hello, slow;
+	struct bodymatch *bm;
+	struct pollfd pfd;
+	enum bodymatch_state st;
+	double t0, took;
+	char *big;
+	size_t i;
+	int cancel[2];
 
 	if (regcomp(&hello, "^hel+o", REG_EXTENDED | REG_NOSUB) != 0 ||
 	    regcomp(&slow, ".+foo", REG_EXTENDED | REG_NOSUB) != 0)
@@ -61,7 +61,8 @@ main(void)
 	t0 = clock_mono();
 	st = bodymatch_run(&slow, big, BIG, t0 + 0.3, -1);
 	took = clock_mono() - t0;
-	is_int(st, BODYMATCH_TIMEOUT, ".+foo on 200 kB: cut off at the "
+	is_int(st, BODYMATCH_TIMEOUT,
+	    ".+foo on 200 kB: cut off at the "
 	    "deadline");
 	ok(took >= 0.3 && took < 5.0, "after 0.3s (%.3fs)", took);
 	ok(no_children(), "the matcher cut off is reaped");
@@ -89,7 +90,8 @@ main(void)
 	bodymatch_free(bm);
 	ok(no_children(), "freed: reaped");
 	bm = bodymatch_start(&slow, big, BIG);
-	is_int(bodymatch_result(bm), BODYMATCH_RUNNING, "a long match: running");
+	is_int(
+	    bodymatch_result(bm), BODYMATCH_RUNNING, "a long match: running");
 	bodymatch_free(bm);
 	ok(no_children(), "freed while running: killed and reaped");
 	bodymatch_free(NULL);

@@ -1005,7 +1005,8 @@ test_capped_errors(void)
 		    "the first error first");
 		is_str(errs.msg[199], CONF_NAME ":200: unknown directive \"x\"",
 		    "the 200th error 200th");
-		is_str(errs.msg[200], CONF_NAME ": 199800 more errors not shown",
+		is_str(errs.msg[200],
+		    CONF_NAME ": 199800 more errors not shown",
 		    "then the count of the others");
 	}
 	conf_errors_free(&errs);
@@ -1018,8 +1019,10 @@ test_capped_errors(void)
 	c = conf_parse(CONF_NAME, b.data, b.len, &errs);
 	ok(c == NULL && errs.n == 201, "capped again (%zu)", errs.n);
 	if (errs.n == 201) {
-		is_str(errs.msg[0], CONF_NAME ":2: duplicate capsule name \"d\" "
-		    "(first defined at line 1)", "a late error, early in the file, "
+		is_str(errs.msg[0],
+		    CONF_NAME ":2: duplicate capsule name \"d\" "
+		              "(first defined at line 1)",
+		    "a late error, early in the file, "
 		    "is kept");
 		for (i = 1; i < 200; i++) {
 			snprintf(want, sizeof want,
@@ -1361,7 +1364,8 @@ test_state_directory(void)
 	setenv("STATE_DIRECTORY", "/var/lib/gw-test", 1);
 	fd = open(path, O_WRONLY | O_TRUNC);
 	ok(fd != -1 && write(fd, named, sizeof named - 1) ==
-	    (ssize_t)(sizeof named - 1), "rewrite with a state-dir");
+	                   (ssize_t)(sizeof named - 1),
+	    "rewrite with a state-dir");
 	close(fd);
 	c = conf_load(path, &errs);
 	is_str(c ? c->state_dir : NULL, "/srv/named",
@@ -1390,12 +1394,14 @@ test_notify(void)
 		ok(c->notify_repeat == 0, "notify-repeat off by default");
 		is_int(c->notify_cert_days, 14, "default notify-cert-days 14");
 		ok(c->notify_timeout == 30, "default notify-timeout 30s");
-		is_int(c->capsules[0].notify, 1, "a capsule notifies by default");
+		is_int(
+		    c->capsules[0].notify, 1, "a capsule notifies by default");
 	}
 	conf_free(c);
 
 	c = parse_ok("notify /usr/local/bin/mail-me ops@example.org\n"
-	             "notify /bin/sh -c \"logger -t gemwatch \\\"$GEMWATCH_SUMMARY\\\"\"\n"
+	             "notify /bin/sh -c \"logger -t gemwatch "
+	             "\\\"$GEMWATCH_SUMMARY\\\"\"\n"
 	             "notify-after 3\n"
 	             "notify-repeat 4h\n"
 	             "notify-cert-days 0\n"
@@ -1443,9 +1449,9 @@ test_notify(void)
 	    CONF_NAME ":1: notify-repeat must be at least 1s");
 	error_is("notify-repeat 31d\n",
 	    CONF_NAME ":1: notify-repeat must be at most 30d");
-	error_is("notify-repeat never\n", CONF_NAME
-	    ":1: invalid duration \"never\" for notify-repeat "
-	    "(expected a number with ms, s, m, h or d)");
+	error_is("notify-repeat never\n",
+	    CONF_NAME ":1: invalid duration \"never\" for notify-repeat "
+	              "(expected a number with ms, s, m, h or d)");
 	error_is("notify-cert-days 3651\n",
 	    CONF_NAME ":1: notify-cert-days must be between 0 and 3650");
 	error_is("notify-timeout 0\n",
@@ -1490,8 +1496,8 @@ test_notify(void)
 }
 
 static int
-resolver_is(const struct sockaddr_storage *ss, int family, const char *addr,
-    int port)
+resolver_is(
+    const struct sockaddr_storage *ss, int family, const char *addr, int port)
 {
 	struct listen_addr l;
 
@@ -1511,7 +1517,8 @@ test_resolvers(void)
 
 	c = parse_ok("");
 	if (c != NULL)
-		is_int(c->nresolvers, 0, "no resolver by default: resolv.conf's");
+		is_int(
+		    c->nresolvers, 0, "no resolver by default: resolv.conf's");
 	conf_free(c);
 
 	c = parse_ok("resolver 127.0.0.1:5353 192.0.2.1\n"

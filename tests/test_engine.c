@@ -25,11 +25,11 @@
 
 #define N 20
 
-static pthread_mutex_t	lock = PTHREAD_MUTEX_INITIALIZER;
-static pthread_cond_t	cond = PTHREAD_COND_INITIALIZER;
-static int		ndone, on_main;
-static enum reason	reasons[N];
-static pthread_t	main_thread;
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+static int ndone, on_main;
+static enum reason reasons[N];
+static pthread_t main_thread;
 
 static void
 done(void *arg, struct probe_result *res)
@@ -49,8 +49,8 @@ done(void *arg, struct probe_result *res)
 static int
 wait_done(int n, double secs)
 {
-	double	end = clock_mono() + secs;
-	int	got;
+	double end = clock_mono() + secs;
+	int got;
 
 	pthread_mutex_lock(&lock);
 	while (ndone < n && clock_mono() < end) {
@@ -67,9 +67,9 @@ wait_done(int n, double secs)
 static int
 listener(int *port)
 {
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof sin;
-	int			fd;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd;
 
 	memset(&sin, 0, sizeof sin);
 	sin.sin_family = AF_INET;
@@ -86,14 +86,14 @@ listener(int *port)
 int
 main(void)
 {
-	struct engine		*e;
-	struct probe_req	 reqs[N];
-	struct url		 u, wrong;
-	const char		*err;
-	char			 text[64];
-	double			 t0;
-	size_t			 i;
-	int			 fd, port;
+	struct engine *e;
+	struct probe_req reqs[N];
+	struct url u, wrong;
+	const char *err;
+	char text[64];
+	double t0;
+	size_t i;
+	int fd, port;
 
 	main_thread = pthread_self();
 	if (probe_global_init() == -1 || (fd = listener(&port)) == -1) {
@@ -103,7 +103,7 @@ main(void)
 	snprintf(text, sizeof text, "gemini://127.0.0.1:%d/", port);
 	if (url_parse(text, strlen(text), &u, &err) == -1 ||
 	    url_parse("gemini://[::1]:1/", strlen("gemini://[::1]:1/"), &wrong,
-	    &err) == -1) {
+	        &err) == -1) {
 		ok(0, "URLs");
 		return done_testing();
 	}
@@ -122,13 +122,16 @@ main(void)
 	engine_set_max(e, 12);
 	is_int(engine_in_flight(e), 12, "a higher bound starts waiting probes");
 	is_int(engine_waiting(e), N - 12, "and fewer wait");
-	usleep(200000);	/* let the loops reach the handshakes */
+	usleep(200000); /* let the loops reach the handshakes */
 	t0 = clock_mono();
 	engine_free(e);
 	/* The probes' deadline is 30 s: this says whether it waited. */
-	ok(clock_mono() - t0 < 5.0, "engine_free does not wait on the peers "
-	    "(%.3fs)", clock_mono() - t0);
-	is_int(wait_done(1, 0.2), 0, "engine_free calls no done: an abandoned "
+	ok(clock_mono() - t0 < 5.0,
+	    "engine_free does not wait on the peers "
+	    "(%.3fs)",
+	    clock_mono() - t0);
+	is_int(wait_done(1, 0.2), 0,
+	    "engine_free calls no done: an abandoned "
 	    "probe says nothing");
 
 	/* Probes that end: done once each, on a loop thread, FIFO beyond 2. */
@@ -143,8 +146,9 @@ main(void)
 	is_int(on_main, 0, "done runs on a loop thread, never in engine_start");
 	for (i = 0; i < 6; i++)
 		is_int(reasons[i], i % 2 ? REASON_RESOLVE : REASON_TIMEOUT,
-		    "probe %zu: %s", i, i % 2 ? "an IPv6 literal with -4: resolve"
-		    : "a handshake that never ends: timeout");
+		    "probe %zu: %s", i,
+		    i % 2 ? "an IPv6 literal with -4: resolve"
+		          : "a handshake that never ends: timeout");
 	is_int(engine_in_flight(e), 0, "nothing in flight at the end");
 	engine_free(e);
 

@@ -1,9 +1,9 @@
 /*
  * Unit tests for daemon/file.c: file_replace makes a new file or replaces
- * an old one whole, with the mode asked for less the umask; a fill that gives up leaves
- * the old file as it was; a link at the target or at a temporary-looking
- * name is never followed; no temporary file is left behind, whatever
- * happened; a missing directory is an error with a warning.
+ * an old one whole, with the mode asked for less the umask; a fill that gives
+ * up leaves the old file as it was; a link at the target or at a
+ * temporary-looking name is never followed; no temporary file is left behind,
+ * whatever happened; a missing directory is an error with a warning.
  */
 #include "config.h"
 
@@ -39,9 +39,9 @@ fill_fail(FILE *fp, void *arg)
 static const char *
 slurp(const char *p)
 {
-	static char	 buf[256];
-	ssize_t		 n;
-	int		 fd;
+	static char buf[256];
+	ssize_t n;
+	int fd;
 
 	buf[0] = '\0';
 	if ((fd = open(p, O_RDONLY | O_NOFOLLOW)) == -1)
@@ -56,9 +56,9 @@ slurp(const char *p)
 static int
 entries(void)
 {
-	DIR		*d;
-	struct dirent	*e;
-	int		 n = 0;
+	DIR *d;
+	struct dirent *e;
+	int n = 0;
 
 	if ((d = opendir(dir)) == NULL)
 		return -1;
@@ -72,9 +72,9 @@ entries(void)
 int
 main(void)
 {
-	char		 path[200], tmp[220], victim[220], other[220];
-	const char	*out;
-	struct stat	 st;
+	char path[200], tmp[220], victim[220], other[220];
+	const char *out;
+	struct stat st;
 
 	(void)umask(002);
 	if (mkdtemp(dir) == NULL) {
@@ -133,12 +133,12 @@ main(void)
 	is_str(slurp(other), "four\n", "the second name is not written to");
 
 	capture_begin();
-	is_int(file_replace("/nonexistent/dir/state", 0644, fill_text, "x"),
-	    -1, "a missing directory fails");
+	is_int(file_replace("/nonexistent/dir/state", 0644, fill_text, "x"), -1,
+	    "a missing directory fails");
 	out = capture_end();
 	ok(strstr(out, "warning: /nonexistent/dir/state: creating a temporary "
-	    "file: No such file or directory") != NULL, "with a warning: %s",
-	    out);
+	               "file: No such file or directory") != NULL,
+	    "with a warning: %s", out);
 
 	unlink(path);
 	unlink(other);

@@ -28,18 +28,16 @@ test_valid(void)
 		int status;
 		const char *meta;
 	} t[] = {
-		{ "10 Enter a search term\r\n", 10, "Enter a search term" },
-		{ "11 Password\r\n", 11, "Password" },
-		{ "20 text/gemini; lang=en\r\n", 20, "text/gemini; lang=en" },
-		{ "31 gemini://example.org/new\r\n", 31,
-		    "gemini://example.org/new" },
-		{ "44 60\r\n", 44, "60" },
-		{ "51 Not found\r\n", 51, "Not found" },
-		{ "62 certificate not valid\r\n", 62,
-		    "certificate not valid" },
-		{ "69 \r\n", 69, "" },
-		{ "20 \r\n", 20, "" },
-		{ "20  two spaces\r\n", 20, " two spaces" },
+	    {"10 Enter a search term\r\n", 10, "Enter a search term"},
+	    {"11 Password\r\n", 11, "Password"},
+	    {"20 text/gemini; lang=en\r\n", 20, "text/gemini; lang=en"},
+	    {"31 gemini://example.org/new\r\n", 31, "gemini://example.org/new"},
+	    {"44 60\r\n", 44, "60"},
+	    {"51 Not found\r\n", 51, "Not found"},
+	    {"62 certificate not valid\r\n", 62, "certificate not valid"},
+	    {"69 \r\n", 69, ""},
+	    {"20 \r\n", 20, ""},
+	    {"20  two spaces\r\n", 20, " two spaces"},
 	};
 	struct gemini_header h;
 	const char *err;
@@ -67,26 +65,25 @@ test_malformed(void)
 		const char *in;
 		const char *err;
 	} t[] = {
-		{ "2 text/gemini\r\n",
-		    "header does not start with a two-digit status code" },
-		{ "200 text/gemini\r\n", "status code has more than two digits" },
-		{ "20text/gemini\r\n", "status code is not followed by a space" },
-		{ "20\ttext/gemini\r\n",
-		    "status code is not followed by a space" },
-		{ "20\r\n", "status code is not followed by a space" },
-		{ "20 text/gemini\n", "header ends in LF without CR" },
-		{ "20 text/gemini\rX\n", "CR in header not followed by LF" },
-		{ "20 text/gemini\r\r\n", "CR in header not followed by LF" },
-		{ "00 zero\r\n", "status code is not in the classes 1x to 6x" },
-		{ "02 zero\r\n", "status code is not in the classes 1x to 6x" },
-		{ "70 seven\r\n", "status code is not in the classes 1x to 6x" },
-		{ "99 nine\r\n", "status code is not in the classes 1x to 6x" },
-		{ "x0 text\r\n",
-		    "header does not start with a two-digit status code" },
-		{ " 20 text\r\n",
-		    "header does not start with a two-digit status code" },
-		{ "HTTP/1.1 200 OK\r\n",
-		    "header does not start with a two-digit status code" },
+	    {"2 text/gemini\r\n",
+	        "header does not start with a two-digit status code"},
+	    {"200 text/gemini\r\n", "status code has more than two digits"},
+	    {"20text/gemini\r\n", "status code is not followed by a space"},
+	    {"20\ttext/gemini\r\n", "status code is not followed by a space"},
+	    {"20\r\n", "status code is not followed by a space"},
+	    {"20 text/gemini\n", "header ends in LF without CR"},
+	    {"20 text/gemini\rX\n", "CR in header not followed by LF"},
+	    {"20 text/gemini\r\r\n", "CR in header not followed by LF"},
+	    {"00 zero\r\n", "status code is not in the classes 1x to 6x"},
+	    {"02 zero\r\n", "status code is not in the classes 1x to 6x"},
+	    {"70 seven\r\n", "status code is not in the classes 1x to 6x"},
+	    {"99 nine\r\n", "status code is not in the classes 1x to 6x"},
+	    {"x0 text\r\n",
+	        "header does not start with a two-digit status code"},
+	    {" 20 text\r\n",
+	        "header does not start with a two-digit status code"},
+	    {"HTTP/1.1 200 OK\r\n",
+	        "header does not start with a two-digit status code"},
 	};
 	struct gemini_header h;
 	const char *err;
@@ -156,7 +153,8 @@ test_meta_limit(void)
 	int r, bad;
 
 	b = long_header(1024, &len);
-	is_int(len, GEMINI_HEADER_MAX, "1024-byte META makes the longest header");
+	is_int(
+	    len, GEMINI_HEADER_MAX, "1024-byte META makes the longest header");
 	is_int(gemini_header_parse(b, len, &h, &err), 1029,
 	    "1024-byte META: valid");
 	is_int(h.meta_len, 1024, "1024-byte META: meta_len");
@@ -174,7 +172,8 @@ test_meta_limit(void)
 			bad = (int)i + 1;
 		free(p);
 	}
-	is_int(bad, 0, "1024-byte META: every prefix needs more (first "
+	is_int(bad, 0,
+	    "1024-byte META: every prefix needs more (first "
 	    "failing prefix + 1)");
 	free(b);
 
@@ -233,20 +232,20 @@ test_status_spec(void)
 		const char *in;
 		const char *err;
 	} bad[] = {
-		{ "", "empty status list" },
-		{ "20,", "empty item in status list" },
-		{ ",20", "empty item in status list" },
-		{ "20,,31", "empty item in status list" },
-		{ "200", "a status must be a code like 20 or a class like 2x" },
-		{ "2", "a status must be a code like 20 or a class like 2x" },
-		{ "20, 31", "a status must be a code like 20 or a class like 2x" },
-		{ " 20", "a status must be a code like 20 or a class like 2x" },
-		{ "2y", "a status must be a code like 20 or a class like 2x" },
-		{ "xx", "a status must be in the classes 1x to 6x" },
-		{ "09", "a status must be in the classes 1x to 6x" },
-		{ "7x", "a status must be in the classes 1x to 6x" },
-		{ "70", "a status must be in the classes 1x to 6x" },
-		{ "x2", "a status must be in the classes 1x to 6x" },
+	    {"", "empty status list"},
+	    {"20,", "empty item in status list"},
+	    {",20", "empty item in status list"},
+	    {"20,,31", "empty item in status list"},
+	    {"200", "a status must be a code like 20 or a class like 2x"},
+	    {"2", "a status must be a code like 20 or a class like 2x"},
+	    {"20, 31", "a status must be a code like 20 or a class like 2x"},
+	    {" 20", "a status must be a code like 20 or a class like 2x"},
+	    {"2y", "a status must be a code like 20 or a class like 2x"},
+	    {"xx", "a status must be in the classes 1x to 6x"},
+	    {"09", "a status must be in the classes 1x to 6x"},
+	    {"7x", "a status must be in the classes 1x to 6x"},
+	    {"70", "a status must be in the classes 1x to 6x"},
+	    {"x2", "a status must be in the classes 1x to 6x"},
 	};
 	struct status_spec s;
 	const char *err;
@@ -263,7 +262,8 @@ test_status_spec(void)
 	ok(!status_spec_match(&s, 19) && !status_spec_match(&s, 30),
 	    "default: not 19 nor 30");
 	ok(!status_spec_match(&s, -1) && !status_spec_match(&s, 100) &&
-	    !status_spec_match(&s, 1000), "out of range never matches");
+	        !status_spec_match(&s, 1000),
+	    "out of range never matches");
 
 	is_int(status_spec_parse("20", 2, &s, &err), 0, "\"20\" parses");
 	n = 0;
@@ -274,7 +274,7 @@ test_status_spec(void)
 
 	is_int(status_spec_parse("5X", 2, &s, &err), 0, "\"5X\" parses");
 	ok(status_spec_match(&s, 50) && status_spec_match(&s, 59) &&
-	    !status_spec_match(&s, 60) && !status_spec_match(&s, 49),
+	        !status_spec_match(&s, 60) && !status_spec_match(&s, 49),
 	    "\"5X\": 50..59");
 
 	is_int(status_spec_parse("20,31,4x", 8, &s, &err), 0,
@@ -284,13 +284,14 @@ test_status_spec(void)
 		n += status_spec_match(&s, code);
 	is_int(n, 12, "\"20,31,4x\": twelve codes");
 	ok(status_spec_match(&s, 20) && status_spec_match(&s, 31) &&
-	    status_spec_match(&s, 40) && status_spec_match(&s, 49) &&
-	    !status_spec_match(&s, 30) && !status_spec_match(&s, 21),
+	        status_spec_match(&s, 40) && status_spec_match(&s, 49) &&
+	        !status_spec_match(&s, 30) && !status_spec_match(&s, 21),
 	    "\"20,31,4x\": the right ones");
 
 	is_int(status_spec_parse("1x,6x", 5, &s, &err), 0, "\"1x,6x\" parses");
 	ok(status_spec_match(&s, 10) && status_spec_match(&s, 69) &&
-	    !status_spec_match(&s, 20), "\"1x,6x\": bits across both words");
+	        !status_spec_match(&s, 20),
+	    "\"1x,6x\": bits across both words");
 
 	/* len shorter than the string. */
 	is_int(status_spec_parse("20,31", 2, &s, &err), 0,
@@ -301,8 +302,9 @@ test_status_spec(void)
 	for (i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		status_spec_default(&s);
 		err = "";
-		is_int(status_spec_parse(bad[i].in, strlen(bad[i].in), &s,
-		    &err), -1, "bad spec \"%s\": -1", bad[i].in);
+		is_int(
+		    status_spec_parse(bad[i].in, strlen(bad[i].in), &s, &err),
+		    -1, "bad spec \"%s\": -1", bad[i].in);
 		is_str(err, bad[i].err, "bad spec \"%s\": message", bad[i].in);
 		ok(status_spec_match(&s, 20) && !status_spec_match(&s, 31),
 		    "bad spec \"%s\": spec left alone", bad[i].in);

@@ -42,9 +42,9 @@ capture(void)
 static const char *
 captured(void)
 {
-	static char	 buf[8192];
-	ssize_t		 n;
-	int		 fd;
+	static char buf[8192];
+	ssize_t n;
+	int fd;
 
 	dup2(saved_stderr, STDERR_FILENO);
 	if ((fd = open(path, O_RDONLY)) == -1)
@@ -59,23 +59,23 @@ captured(void)
 static void
 set_journal_stream(const char *f)
 {
-	struct stat	 st;
-	char		 v[64];
+	struct stat st;
+	char v[64];
 
 	if (stat(f, &st) == -1) {
 		perror(f);
 		exit(99);
 	}
-	snprintf(v, sizeof v, "%ju:%ju", (uintmax_t)st.st_dev,
-	    (uintmax_t)st.st_ino);
+	snprintf(
+	    v, sizeof v, "%ju:%ju", (uintmax_t)st.st_dev, (uintmax_t)st.st_ino);
 	setenv("JOURNAL_STREAM", v, 1);
 }
 
 static int
 matches(const char *text, const char *re)
 {
-	regex_t	 r;
-	int	 m;
+	regex_t r;
+	int m;
 
 	if (regcomp(&r, re, REG_EXTENDED | REG_NOSUB | REG_NEWLINE) != 0)
 		return 0;
@@ -95,7 +95,9 @@ log_all(void)
 	log_info("some info");
 	log_debug("some detail");
 	log_notice("control\ncharacters stay on one line");
-	log_notice("no CSI: [\x1b[2J] [\xc2\x9b" "2J] [\x9b" "2J] [caf\xc3\xa9]");
+	log_notice("no CSI: [\x1b[2J] [\xc2\x9b"
+	           "2J] [\x9b"
+	           "2J] [caf\xc3\xa9]");
 	return captured();
 }
 
@@ -103,8 +105,8 @@ log_all(void)
 static const char *
 log_fatal(void)
 {
-	pid_t	pid;
-	int	status = -1;
+	pid_t pid;
+	int status = -1;
 
 	capture();
 	if ((pid = fork()) == 0) {
@@ -112,8 +114,8 @@ log_fatal(void)
 		fatalx("the end");
 	}
 	waitpid(pid, &status, 0);
-	is_int(WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1,
-	    "fatalx exits 1");
+	is_int(
+	    WIFEXITED(status) ? WEXITSTATUS(status) : -1, 1, "fatalx exits 1");
 	return captured();
 }
 
@@ -122,8 +124,8 @@ log_fatal(void)
 int
 main(void)
 {
-	const char	*out;
-	int		 fd;
+	const char *out;
+	int fd;
 
 	if ((fd = mkstemp(path)) == -1 || close(fd) == -1 ||
 	    (fd = mkstemp(other)) == -1 || close(fd) == -1 ||

@@ -42,9 +42,9 @@ render_fresh(struct buf *b, struct store *s, const struct daemon_info *info)
 static void
 sync_names(struct store *s, size_t n, char **names, char **eps)
 {
-	struct conf		 conf;
-	struct capsule_conf	*caps;
-	size_t			 i;
+	struct conf conf;
+	struct capsule_conf *caps;
+	size_t i;
 
 	memset(&conf, 0, sizeof conf);
 	caps = xcalloc(n, sizeof *caps);
@@ -86,8 +86,8 @@ timeout_result(struct probe_result *r)
 static int
 has_line(const char *text, const char *line)
 {
-	size_t		 n = strlen(line);
-	const char	*p = text;
+	size_t n = strlen(line);
+	const char *p = text;
 
 	while ((p = strstr(p, line)) != NULL) {
 		if ((p == text || p[-1] == '\n') && p[n] == '\n')
@@ -100,8 +100,8 @@ has_line(const char *text, const char *line)
 static int
 count(const char *text, const char *needle)
 {
-	int		 n = 0;
-	const char	*p = text;
+	int n = 0;
+	const char *p = text;
 
 	while ((p = strstr(p, needle)) != NULL) {
 		n++;
@@ -111,7 +111,7 @@ count(const char *text, const char *needle)
 }
 
 #define LINE(text, line) ok(has_line((text), (line)), "line: %s", (line))
-#define NOLINE(text, prefix) \
+#define NOLINE(text, prefix)                                                   \
 	ok(strstr((text), (prefix)) == NULL, "absent: %s", (prefix))
 
 /* Every sample line's family must be contiguous and follow its TYPE. */
@@ -119,8 +119,8 @@ count(const char *text, const char *needle)
 static int
 sample_of(const char *p, size_t len, const char *cur)
 {
-	static const char	*suffix[] = { "", "_bucket", "_sum", "_count" };
-	size_t			 n = strlen(cur), i;
+	static const char *suffix[] = {"", "_bucket", "_sum", "_count"};
+	size_t n = strlen(cur), i;
 
 	if (len < n || strncmp(p, cur, n) != 0)
 		return 0;
@@ -134,9 +134,9 @@ sample_of(const char *p, size_t len, const char *cur)
 static int
 grouped(const char *text)
 {
-	char		 seen[64][96], cur[96] = "";
-	const char	*p, *e;
-	size_t		 nseen = 0, i, len;
+	char seen[64][96], cur[96] = "";
+	const char *p, *e;
+	size_t nseen = 0, i, len;
 
 	for (p = text; *p; p = e + 1) {
 		if ((e = strchr(p, '\n')) == NULL)
@@ -148,7 +148,7 @@ grouped(const char *text)
 			for (i = 0; i < nseen; i++)
 				if (strlen(seen[i]) == len &&
 				    strncmp(seen[i], p + 7, len) == 0)
-					return 0;	/* TYPE twice */
+					return 0; /* TYPE twice */
 			memcpy(cur, p + 7, len);
 			cur[len] = '\0';
 			strcpy(seen[nseen++], cur);
@@ -172,9 +172,9 @@ promtool_available(void)
 static void
 promtool_check(const char *text, const char *what)
 {
-	char	 path[] = "/tmp/test_metrics.XXXXXX", cmd[128];
-	FILE	*f;
-	int	 fd, rc;
+	char path[] = "/tmp/test_metrics.XXXXXX", cmd[128];
+	FILE *f;
+	int fd, rc;
 
 	if (!promtool_available()) {
 		printf("ok %d - # SKIP promtool not installed (%s)\n", ++tap_n,
@@ -215,34 +215,31 @@ test_escape(void)
 static void
 test_render(void)
 {
-	static const char *const families[] = {
-		"gemini_probe_success", "gemini_close_notify",
-		"gemini_response_status_code", "gemini_response_body_bytes",
-		"gemini_probe_duration_seconds",
-		"gemini_probe_phase_duration_seconds",
-		"gemini_probe_timestamp_seconds", "gemini_probe_ip_protocol",
-		"gemini_tls_info", "gemini_cert_not_after_timestamp_seconds",
-		"gemini_cert_not_before_timestamp_seconds", "gemini_cert_info",
-		"gemini_cert_tofu_match", "gemini_probes_total",
-		"gemini_probe_failures_total", "gemini_response_ends_total",
-		"gemwatch_build_info", "gemwatch_capsules",
-		"gemwatch_config_last_reload_successful",
-		"gemwatch_config_last_reload_success_timestamp_seconds",
-		"gemwatch_notify_total",
-		"process_start_time_seconds", "process_cpu_seconds_total",
-		"process_resident_memory_bytes", "process_open_fds", NULL
-	};
-	char			*names[] = { "a", "b", WEIRD, "d" };
-	char			*eps[] = { NULL, "/nope", NULL, NULL };
-	struct daemon_info	 info = { "0.1.0", 1764345000.25,
-				     notify_new(NULL) };
-	struct store		*s = store_new();
-	struct probe_result	 r;
-	struct buf		 b;
-	char			 want[512], *text, *first;
-	const char		*p, *prev;
-	size_t			 i;
-	int			 inorder, once, fds1, fds2, pfd[2];
+	static const char *const families[] = {"gemini_probe_success",
+	    "gemini_close_notify", "gemini_response_status_code",
+	    "gemini_response_body_bytes", "gemini_probe_duration_seconds",
+	    "gemini_probe_phase_duration_seconds",
+	    "gemini_probe_timestamp_seconds", "gemini_probe_ip_protocol",
+	    "gemini_tls_info", "gemini_cert_not_after_timestamp_seconds",
+	    "gemini_cert_not_before_timestamp_seconds", "gemini_cert_info",
+	    "gemini_cert_tofu_match", "gemini_probes_total",
+	    "gemini_probe_failures_total", "gemini_response_ends_total",
+	    "gemwatch_build_info", "gemwatch_capsules",
+	    "gemwatch_config_last_reload_successful",
+	    "gemwatch_config_last_reload_success_timestamp_seconds",
+	    "gemwatch_notify_total", "process_start_time_seconds",
+	    "process_cpu_seconds_total", "process_resident_memory_bytes",
+	    "process_open_fds", NULL};
+	char *names[] = {"a", "b", WEIRD, "d"};
+	char *eps[] = {NULL, "/nope", NULL, NULL};
+	struct daemon_info info = {"0.1.0", 1764345000.25, notify_new(NULL)};
+	struct store *s = store_new();
+	struct probe_result r;
+	struct buf b;
+	char want[512], *text, *first;
+	const char *p, *prev;
+	size_t i;
+	int inorder, once, fds1, fds2, pfd[2];
 
 	sync_names(s, 4, names, eps);
 	store_set_reload(s, 1, 1764345000);
@@ -268,7 +265,7 @@ test_render(void)
 	r.tls_cipher = NULL;
 	r.dur[PHASE_BODY] = -1;
 	store_put(s, "b", &r);
-	r.check = CHECK_PAGE;	/* not an error page: "d" stays without */
+	r.check = CHECK_PAGE; /* not an error page: "d" stays without */
 	store_put(s, "nosuch", &r);
 	result_clear(&r);
 
@@ -279,79 +276,118 @@ test_render(void)
 	/* A good probe: every family, exact values. */
 	LINE(text, "gemini_probe_success{capsule=\"a\",check=\"page\"} 1");
 	LINE(text, "gemini_close_notify{capsule=\"a\",check=\"page\"} 1");
-	LINE(text, "gemini_response_status_code{capsule=\"a\",check=\"page\"} 20");
-	LINE(text, "gemini_response_body_bytes{capsule=\"a\",check=\"page\"} 1234");
-	LINE(text, "gemini_probe_duration_seconds{capsule=\"a\",check=\"page\"} 0.106");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check=\"page\",phase=\"resolve\"} 0.001");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check=\"page\",phase=\"connect\"} 0.02");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check=\"page\",phase=\"tls\"} 0.051");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check=\"page\",phase=\"header\"} 0.03");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check=\"page\",phase=\"body\"} 0.004");
-	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"a\",check=\"page\"} 1764345600.5");
+	LINE(text,
+	    "gemini_response_status_code{capsule=\"a\",check=\"page\"} 20");
+	LINE(text,
+	    "gemini_response_body_bytes{capsule=\"a\",check=\"page\"} 1234");
+	LINE(text, "gemini_probe_duration_seconds{capsule=\"a\",check=\"page\"}"
+	           " 0.106");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
+	           "\"page\",phase=\"resolve\"} 0.001");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
+	           "\"page\",phase=\"connect\"} 0.02");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
+	           "\"page\",phase=\"tls\"} 0.051");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
+	           "\"page\",phase=\"header\"} 0.03");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
+	           "\"page\",phase=\"body\"} 0.004");
+	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"a\",check="
+	           "\"page\"} 1764345600.5");
 	LINE(text, "gemini_probe_ip_protocol{capsule=\"a\",check=\"page\"} 4");
-	LINE(text, "gemini_tls_info{capsule=\"a\",check=\"page\",version=\"TLS1.3\",cipher=\"TLS_AES_256_GCM_SHA384\"} 1");
-	LINE(text, "gemini_cert_not_after_timestamp_seconds{capsule=\"a\",check=\"page\"} 1800000000");
-	LINE(text, "gemini_cert_not_before_timestamp_seconds{capsule=\"a\",check=\"page\"} 1700000000");
-	LINE(text, "gemini_cert_info{capsule=\"a\",check=\"page\",fingerprint_sha256=\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",subject=\"CN=a.example\",issuer=\"CN=a.example\"} 1");
+	LINE(text, "gemini_tls_info{capsule=\"a\",check=\"page\",version="
+	           "\"TLS1.3\",cipher=\"TLS_AES_256_GCM_SHA384\"} 1");
+	LINE(text, "gemini_cert_not_after_timestamp_seconds{capsule=\"a\","
+	           "check=\"page\"} 1800000000");
+	LINE(text, "gemini_cert_not_before_timestamp_seconds{capsule=\"a\","
+	           "check=\"page\"} 1700000000");
+	LINE(text,
+	    "gemini_cert_info{capsule=\"a\",check=\"page\",fingerprint_sha256="
+	    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "\",subject=\"CN=a.example\",issuer=\"CN=a.example\"} 1");
 	LINE(text, "gemini_cert_tofu_match{capsule=\"a\",check=\"page\"} 1");
 	LINE(text, "gemini_probes_total{capsule=\"a\",check=\"page\"} 1");
-	LINE(text, "gemini_response_ends_total{capsule=\"a\",check=\"page\",end=\"close_notify\"} 1");
-	LINE(text, "gemini_response_ends_total{capsule=\"a\",check=\"page\",end=\"premature\"} 0");
+	LINE(text, "gemini_response_ends_total{capsule=\"a\",check=\"page\","
+	           "end=\"close_notify\"} 1");
+	LINE(text, "gemini_response_ends_total{capsule=\"a\",check=\"page\","
+	           "end=\"premature\"} 0");
 	is_int(count(text, "{capsule=\"a\",check=\"error_page\""), 0,
 	    "no error_page series for a capsule without error-path");
 
 	/* Every reason and every end, zeros included, per series. */
 	for (i = REASON_NONE + 1; i < REASON__COUNT; i++) {
-		snprintf(want, sizeof want, "gemini_probe_failures_total"
+		snprintf(want, sizeof want,
+		    "gemini_probe_failures_total"
 		    "{capsule=\"a\",check=\"page\",reason=\"%s\"} 0",
 		    reason_name(i));
 		LINE(text, want);
 	}
 	for (i = END_NONE + 1; i < END__COUNT; i++) {
-		snprintf(want, sizeof want, "gemini_response_ends_total"
+		snprintf(want, sizeof want,
+		    "gemini_response_ends_total"
 		    "{capsule=\"b\",check=\"page\",end=\"%s\"} 0",
 		    end_name(i));
 		LINE(text, want);
 	}
-	LINE(text, "gemini_probe_failures_total{capsule=\"b\",check=\"page\",reason=\"timeout\"} 1");
+	LINE(text, "gemini_probe_failures_total{capsule=\"b\",check=\"page\","
+	           "reason=\"timeout\"} 1");
 	is_int(count(text, "gemini_probe_failures_total{"),
 	    4 * (REASON__COUNT - 1), "failure counters: 4 series x 9 reasons");
-	is_int(count(text, "gemini_response_ends_total{"),
-	    4 * (END__COUNT - 1), "end counters: 4 series x 6 ends");
+	is_int(count(text, "gemini_response_ends_total{"), 4 * (END__COUNT - 1),
+	    "end counters: 4 series x 6 ends");
 
 	/* A timeout before the header: only what is known. */
 	LINE(text, "gemini_probe_success{capsule=\"b\",check=\"page\"} 0");
 	NOLINE(text, "gemini_close_notify{capsule=\"b\",check=\"page\"}");
-	NOLINE(text, "gemini_response_status_code{capsule=\"b\",check=\"page\"}");
-	NOLINE(text, "gemini_response_body_bytes{capsule=\"b\",check=\"page\"}");
-	NOLINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check=\"page\",phase=\"connect\"}");
+	NOLINE(
+	    text, "gemini_response_status_code{capsule=\"b\",check=\"page\"}");
+	NOLINE(
+	    text, "gemini_response_body_bytes{capsule=\"b\",check=\"page\"}");
+	NOLINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check="
+	             "\"page\",phase=\"connect\"}");
 	NOLINE(text, "gemini_tls_info{capsule=\"b\",check=\"page\"");
 	NOLINE(text, "gemini_cert_info{capsule=\"b\",check=\"page\"");
-	NOLINE(text, "gemini_cert_not_after_timestamp_seconds{capsule=\"b\",check=\"page\"");
+	NOLINE(text, "gemini_cert_not_after_timestamp_seconds{capsule=\"b\","
+	             "check=\"page\"");
 	NOLINE(text, "gemini_cert_tofu_match{capsule=\"b\",check=\"page\"");
 	LINE(text, "gemini_probe_ip_protocol{capsule=\"b\",check=\"page\"} 6");
-	LINE(text, "gemini_probe_duration_seconds{capsule=\"b\",check=\"page\"} 0.1");
-	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check=\"page\",phase=\"resolve\"} 0.30000000000000004");
-	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"b\",check=\"page\"} 1764345601");
+	LINE(text,
+	    "gemini_probe_duration_seconds{capsule=\"b\",check=\"page\"} 0.1");
+	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check="
+	           "\"page\",phase=\"resolve\"} 0.30000000000000004");
+	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"b\",check="
+	           "\"page\"} 1764345601");
 
 	/* The error page: without close_notify, a changed certificate. */
 	LINE(text, "gemini_close_notify{capsule=\"b\",check=\"error_page\"} 0");
-	LINE(text, "gemini_probe_success{capsule=\"b\",check=\"error_page\"} 0");
-	LINE(text, "gemini_response_status_code{capsule=\"b\",check=\"error_page\"} 51");
-	LINE(text, "gemini_response_body_bytes{capsule=\"b\",check=\"error_page\"} 0");
-	LINE(text, "gemini_cert_tofu_match{capsule=\"b\",check=\"error_page\"} 0");
-	LINE(text, "gemini_tls_info{capsule=\"b\",check=\"error_page\",version=\"TLS1.3\",cipher=\"\"} 1");
-	NOLINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check=\"error_page\",phase=\"body\"}");
-	LINE(text, "gemini_probe_failures_total{capsule=\"b\",check=\"error_page\",reason=\"close_notify\"} 1");
-	LINE(text, "gemini_response_ends_total{capsule=\"b\",check=\"error_page\",end=\"premature\"} 1");
+	LINE(
+	    text, "gemini_probe_success{capsule=\"b\",check=\"error_page\"} 0");
+	LINE(text, "gemini_response_status_code{capsule=\"b\",check=\"error_"
+	           "page\"} 51");
+	LINE(text,
+	    "gemini_response_body_bytes{capsule=\"b\",check=\"error_page\"} 0");
+	LINE(text,
+	    "gemini_cert_tofu_match{capsule=\"b\",check=\"error_page\"} 0");
+	LINE(text, "gemini_tls_info{capsule=\"b\",check=\"error_page\",version="
+	           "\"TLS1.3\",cipher=\"\"} 1");
+	NOLINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check="
+	             "\"error_page\",phase=\"body\"}");
+	LINE(text, "gemini_probe_failures_total{capsule=\"b\",check=\"error_"
+	           "page\",reason=\"close_notify\"} 1");
+	LINE(text, "gemini_response_ends_total{capsule=\"b\",check=\"error_"
+	           "page\",end=\"premature\"} 1");
 	ok(strstr(text, "gemini_probe_success{capsule=\"b\",check=\"page\"} 0\n"
-	    "gemini_probe_success{capsule=\"b\",check=\"error_page\"} 0\n")
-	    != NULL, "page then error_page within a family");
+	                "gemini_probe_success{capsule=\"b\",check=\"error_"
+	                "page\"} 0\n") != NULL,
+	    "page then error_page within a family");
 
 	/* Escaped names and a huge timestamp. */
-	LINE(text, "gemini_probe_success{capsule=\"we\\\"ird\\\\name\\nx\",check=\"page\"} 1");
-	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"we\\\"ird\\\\name\\nx\",check=\"page\"} 1e+21");
-	is_int(count(text, "capsule=\"d\""), 0, "no samples for a capsule without results");
+	LINE(text, "gemini_probe_success{capsule=\"we\\\"ird\\\\name\\nx\","
+	           "check=\"page\"} 1");
+	LINE(text, "gemini_probe_timestamp_seconds{capsule="
+	           "\"we\\\"ird\\\\name\\nx\",check=\"page\"} 1e+21");
+	is_int(count(text, "capsule=\"d\""), 0,
+	    "no samples for a capsule without results");
 
 	/* Order of families, HELP and TYPE once each. */
 	inorder = once = 1;
@@ -372,7 +408,8 @@ test_render(void)
 	ok(inorder, "families in the specified order");
 	ok(grouped(text), "each family's samples together after its TYPE");
 	ok(strstr(text, "# HELP gemini_probe_success Whether the latest "
-	    "finished probe") != NULL, "HELP says latest finished probe");
+	                "finished probe") != NULL,
+	    "HELP says latest finished probe");
 	LINE(text, "# TYPE gemini_probes_total counter");
 	LINE(text, "# TYPE gemini_probe_failures_total counter");
 	LINE(text, "# TYPE gemini_response_ends_total counter");
@@ -381,22 +418,26 @@ test_render(void)
 	    "no /probe-only family in /metrics");
 
 	/* The daemon's own. */
-	snprintf(want, sizeof want, "gemwatch_build_info{version=\"0.1.0\","
-	    "gnutls_version=\"%s\"} 1", gnutls_check_version(NULL));
+	snprintf(want, sizeof want,
+	    "gemwatch_build_info{version=\"0.1.0\","
+	    "gnutls_version=\"%s\"} 1",
+	    gnutls_check_version(NULL));
 	LINE(text, want);
 	LINE(text, "gemwatch_capsules 4");
 	LINE(text, "gemwatch_config_last_reload_successful 1");
-	LINE(text, "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
+	LINE(text,
+	    "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
 	LINE(text, "process_start_time_seconds 1764345000.25");
 	/* Every event but notify-test's, every outcome, zeros included. */
 	is_int(count(text, "\ngemwatch_notify_total{"), 7 * 5,
 	    "gemwatch_notify_total: 7 events by 5 outcomes");
 	LINE(text, "gemwatch_notify_total{event=\"down\",result=\"ok\"} 0");
-	LINE(text, "gemwatch_notify_total{event=\"cert_mismatch\",result=\"dropped\"} 0");
+	LINE(text, "gemwatch_notify_total{event=\"cert_mismatch\",result="
+	           "\"dropped\"} 0");
 	is_int(count(text, "event=\"test\""), 0, "no notify-test series");
 	ok(strstr(text, "\nprocess_cpu_seconds_total ") != NULL, "cpu seconds");
 	ok(strstr(text, "\nprocess_resident_memory_bytes ") != NULL &&
-	    atol(strstr(text, "\nprocess_resident_memory_bytes ") + 31) > 0,
+	        atol(strstr(text, "\nprocess_resident_memory_bytes ") + 31) > 0,
 	    "resident memory > 0");
 	fds1 = atoi(strstr(text, "\nprocess_open_fds ") + 18);
 	promtool_check(text, "/metrics");
@@ -410,7 +451,8 @@ test_render(void)
 	fds2 = atoi(strstr(text, "\nprocess_open_fds ") + 18);
 	is_int(fds2 - fds1, 2, "process_open_fds counts a new pipe");
 	LINE(text, "gemwatch_config_last_reload_successful 0");
-	LINE(text, "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
+	LINE(text,
+	    "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
 	close(pfd[0]);
 	close(pfd[1]);
 	buf_free(&b);
@@ -422,9 +464,9 @@ test_render(void)
 static void
 test_probe(void)
 {
-	struct probe_result	 r;
-	struct buf		 b;
-	char			*text;
+	struct probe_result r;
+	struct buf b;
+	char *text;
 
 	good_result(&r);
 	buf_init(&b);
@@ -436,7 +478,10 @@ test_probe(void)
 	LINE(text, "probe_ip_protocol 4");
 	LINE(text, "probe_ssl_earliest_cert_expiry 1800000000");
 	LINE(text, "probe_tls_version_info{version=\"TLS 1.3\"} 1");
-	LINE(text, "probe_ssl_last_chain_info{fingerprint_sha256=\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\",subject=\"CN=a.example\",issuer=\"CN=a.example\"} 1");
+	LINE(text,
+	    "probe_ssl_last_chain_info{fingerprint_sha256="
+	    "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	    "\",subject=\"CN=a.example\",issuer=\"CN=a.example\"} 1");
 	LINE(text, "probe_gemini_close_notify 1");
 	LINE(text, "probe_gemini_status_code 20");
 	LINE(text, "probe_gemini_body_bytes 1234");
@@ -444,7 +489,8 @@ test_probe(void)
 	LINE(text, "probe_gemini_response_end_info{end=\"close_notify\"} 1");
 	LINE(text, "probe_gemini_cert_not_before_timestamp_seconds 1700000000");
 	LINE(text, "probe_gemini_cert_tofu_match 1");
-	LINE(text, "probe_gemini_tls_info{version=\"TLS1.3\",cipher=\"TLS_AES_256_GCM_SHA384\"} 1");
+	LINE(text, "probe_gemini_tls_info{version=\"TLS1.3\",cipher=\"TLS_AES_"
+	           "256_GCM_SHA384\"} 1");
 	LINE(text, "# TYPE probe_success gauge");
 	is_int(count(text, "capsule="), 0, "no capsule label in /probe");
 	is_int(count(text, "gemini_probe"), 0, "no /metrics names in /probe");
@@ -484,10 +530,10 @@ test_probe(void)
 static void
 test_numbers(void)
 {
-	struct store		*s = store_new();
-	char			*names[1] = { "n" };
-	struct probe_result	 r;
-	struct buf		 b;
+	struct store *s = store_new();
+	char *names[1] = {"n"};
+	struct probe_result r;
+	struct buf b;
 
 	good_result(&r);
 	r.dur[PHASE_RESOLVE] = 3e-06;
@@ -499,18 +545,24 @@ test_numbers(void)
 	r.time = 1764345600.1234567;
 	buf_init(&b);
 	metrics_probe(&b, &r);
-	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"resolve\"} 3e-06");
-	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"connect\"} 1.2e-05");
-	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"tls\"} 0.000329");
-	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"header\"} 12.000001");
-	LINE(b.data, "probe_gemini_phase_duration_seconds{phase=\"body\"} 0.0001");
+	LINE(b.data,
+	    "probe_gemini_phase_duration_seconds{phase=\"resolve\"} 3e-06");
+	LINE(b.data,
+	    "probe_gemini_phase_duration_seconds{phase=\"connect\"} 1.2e-05");
+	LINE(b.data,
+	    "probe_gemini_phase_duration_seconds{phase=\"tls\"} 0.000329");
+	LINE(b.data,
+	    "probe_gemini_phase_duration_seconds{phase=\"header\"} 12.000001");
+	LINE(b.data,
+	    "probe_gemini_phase_duration_seconds{phase=\"body\"} 0.0001");
 	LINE(b.data, "probe_duration_seconds 123456.5");
 	buf_free(&b);
 
 	sync_names(s, 1, names, NULL);
 	store_put(s, "n", &r);
 	render_fresh(&b, s, NULL);
-	LINE(b.data, "gemini_probe_timestamp_seconds{capsule=\"n\",check=\"page\"} 1764345600.123");
+	LINE(b.data, "gemini_probe_timestamp_seconds{capsule=\"n\",check="
+	             "\"page\"} 1764345600.123");
 	buf_free(&b);
 	store_free(s);
 	result_clear(&r);
@@ -532,13 +584,13 @@ upto_process(struct buf *b)
 static void
 test_cache(void)
 {
-	struct metrics_cache	*mc = metrics_cache_new();
-	struct store		*s = store_new();
-	char			*names[2] = { "a", "b" }, *renamed[2] = { "a", "c" };
-	char			*fresh, *cached;
-	struct probe_result	 r;
-	struct buf		 b;
-	int			 step;
+	struct metrics_cache *mc = metrics_cache_new();
+	struct store *s = store_new();
+	char *names[2] = {"a", "b"}, *renamed[2] = {"a", "c"};
+	char *fresh, *cached;
+	struct probe_result r;
+	struct buf b;
+	int step;
 
 	sync_names(s, 2, names, NULL);
 	good_result(&r);
@@ -558,9 +610,11 @@ test_cache(void)
 		metrics_render_cached(&b, mc, s, NULL);
 		cached = upto_process(&b);
 		buf_free(&b);
-		is_str(cached, fresh, "cached render %d is a fresh render", step);
+		is_str(
+		    cached, fresh, "cached render %d is a fresh render", step);
 		if (step == 1)
-			LINE(cached, "gemini_response_status_code{capsule=\"b\",check=\"page\"} 31");
+			LINE(cached, "gemini_response_status_code{capsule="
+			             "\"b\",check=\"page\"} 31");
 		if (step >= 2)
 			NOLINE(cached, "capsule=\"b\"");
 		free(fresh);
@@ -579,15 +633,15 @@ test_cache(void)
 static void
 test_shared(void)
 {
-	struct metrics_cache	*mc = metrics_cache_new();
-	struct store		*s = store_new();
-	char			*names[2] = { "a", "b" };
-	struct metrics_text	*t1, *t2, *t3;
-	struct probe_result	 r;
-	struct buf		 b, rest1, rest2, rest3, whole;
-	const char		*d1, *d2, *d3;
-	char			*got, *want;
-	size_t			 n1, n2, n3;
+	struct metrics_cache *mc = metrics_cache_new();
+	struct store *s = store_new();
+	char *names[2] = {"a", "b"};
+	struct metrics_text *t1, *t2, *t3;
+	struct probe_result r;
+	struct buf b, rest1, rest2, rest3, whole;
+	const char *d1, *d2, *d3;
+	char *got, *want;
+	size_t n1, n2, n3;
 
 	sync_names(s, 2, names, NULL);
 	good_result(&r);
@@ -644,19 +698,19 @@ now(void)
 static void
 test_big(void)
 {
-	const size_t		 n = 2000;
-	char			**names = xcalloc(n, sizeof *names);
-	struct daemon_info	 info = { "0.1.0", 0, NULL };
-	struct store		*s = store_new();
-	struct probe_result	 r;
-	struct buf		 b;
-	double			 t0, dt;
-	size_t			 i;
+	const size_t n = 2000;
+	char **names = xcalloc(n, sizeof *names);
+	struct daemon_info info = {"0.1.0", 0, NULL};
+	struct store *s = store_new();
+	struct probe_result r;
+	struct buf b;
+	double t0, dt;
+	size_t i;
 
 	for (i = 0; i < n; i++)
 		xasprintf(&names[i], "capsule-%05zu.example.org", i);
-	sync_names(s, n, names, names);	/* every one with an error page */
-	log_init(LOG_LEVEL_ERR);	/* 20,000 "up" lines */
+	sync_names(s, n, names, names); /* every one with an error page */
+	log_init(LOG_LEVEL_ERR);        /* 20,000 "up" lines */
 	good_result(&r);
 	for (i = 0; i < n; i++) {
 		r.check = CHECK_PAGE;
@@ -672,8 +726,8 @@ test_big(void)
 	render_fresh(&b, s, &info);
 	dt = now() - t0;
 	/* A figure, not a verdict: timing belongs to tests/bench. */
-	printf("# %zu capsules x 2 checks: %zu bytes in %.3f s\n", n, b.len,
-	    dt);
+	printf(
+	    "# %zu capsules x 2 checks: %zu bytes in %.3f s\n", n, b.len, dt);
 	is_int(count(b.data, "\ngemini_probes_total{"), 2 * n,
 	    "a probes_total sample per capsule and check");
 	buf_free(&b);

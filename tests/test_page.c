@@ -21,17 +21,17 @@
 
 #include "tap.h"
 
-#define NOW	1795881600.0	/* 2026-11-28T16:00:00Z */
-#define DAY	86400
+#define NOW 1795881600.0 /* 2026-11-28T16:00:00Z */
+#define DAY 86400
 
-#define HOSTILE_META	"<script>alert(\"x\")</script>&'"
-#define ESCAPED_META \
+#define HOSTILE_META "<script>alert(\"x\")</script>&'"
+#define ESCAPED_META                                                           \
 	"&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;&#39;"
-#define HOSTILE_SUBJECT	"CN=<img src=x onerror=alert(1)>"
-#define ESCAPED_SUBJECT	"CN=&lt;img src=x onerror=alert(1)&gt;"
-#define HOSTILE_NAME	"<b>\"&"
-#define ESCAPED_NAME	"&lt;b&gt;&quot;&amp;"
-#define FFFD		"\xef\xbf\xbd"
+#define HOSTILE_SUBJECT "CN=<img src=x onerror=alert(1)>"
+#define ESCAPED_SUBJECT "CN=&lt;img src=x onerror=alert(1)&gt;"
+#define HOSTILE_NAME "<b>\"&"
+#define ESCAPED_NAME "&lt;b&gt;&quot;&amp;"
+#define FFFD "\xef\xbf\xbd"
 
 static char *
 escaped(const char *s)
@@ -58,9 +58,9 @@ is_escaped(const char *in, const char *want, const char *what)
 static char *
 row_of(const char *doc, const char *head, const char **at)
 {
-	struct buf	 b;
-	const char	*p, *end;
-	char		*key;
+	struct buf b;
+	const char *p, *end;
+	char *key;
 
 	buf_init(&b);
 	buf_printf(&b, "<th scope=\"row\">%s", head);
@@ -93,15 +93,18 @@ test_escape(void)
 	is_escaped("caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x98\x80",
 	    "caf\xc3\xa9 \xe2\x86\x92 \xf0\x9f\x98\x80", "valid UTF-8 kept");
 	is_escaped("a\tb", "a\tb", "tab kept");
-	is_escaped("a\x01" "b\nc\x7f", "a" FFFD "b" FFFD "c" FFFD,
-	    "C0 controls and DEL replaced");
+	is_escaped("a\x01"
+	           "b\nc\x7f",
+	    "a" FFFD "b" FFFD "c" FFFD, "C0 controls and DEL replaced");
 	is_escaped("x\xc2\x85y", "x" FFFD "y", "C1 control replaced");
-	is_escaped("a\xff" "b", "a" FFFD "b", "invalid byte replaced");
+	is_escaped("a\xff"
+	           "b",
+	    "a" FFFD "b", "invalid byte replaced");
 	is_escaped("\xc0\xaf", FFFD FFFD, "overlong form replaced");
 	is_escaped("\xed\xa0\x80", FFFD FFFD FFFD, "surrogate replaced");
 	is_escaped("end\xe2\x82", "end" FFFD FFFD, "truncated sequence");
-	is_escaped("\xe2\x82<", FFFD FFFD "&lt;",
-	    "escape after a truncated sequence");
+	is_escaped(
+	    "\xe2\x82<", FFFD FFFD "&lt;", "escape after a truncated sequence");
 
 	{
 		struct buf b;
@@ -126,9 +129,11 @@ safe_text(const char *s)
 	for (i = 0; s[i] != '\0'; i++) {
 		if (strchr("<>\"'", s[i]) != NULL)
 			return 0;
-		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') || s[i] == 0x7f)
+		if (((unsigned char)s[i] < 0x20 && s[i] != '\t') ||
+		    s[i] == 0x7f)
 			return 0;
-		if ((unsigned char)s[i] == 0xc2 && (unsigned char)s[i + 1] >= 0x80 &&
+		if ((unsigned char)s[i] == 0xc2 &&
+		    (unsigned char)s[i + 1] >= 0x80 &&
 		    (unsigned char)s[i + 1] < 0xa0)
 			return 0;
 		if (s[i] == '&' && strncmp(s + i, "&amp;", 5) != 0 &&
@@ -146,13 +151,11 @@ safe_text(const char *s)
 static void
 test_escape_all(void)
 {
-	static const unsigned char	 v[] = {
-		0x01, 0x09, 0x0a, 0x1f, ' ', '"', '&', '\'', '<', '>', 'a',
-		0x7f, 0x80, 0x85, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2, 0xc3, 0xdf,
-		0xe0, 0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff
-	};
-	char				 in[4], *out;
-	size_t				 a, b, c, n = sizeof v, bad = 0, tried = 0;
+	static const unsigned char v[] = {0x01, 0x09, 0x0a, 0x1f, ' ', '"', '&',
+	    '\'', '<', '>', 'a', 0x7f, 0x80, 0x85, 0x9f, 0xa0, 0xbf, 0xc0, 0xc2,
+	    0xc3, 0xdf, 0xe0, 0xe2, 0xed, 0xef, 0xf0, 0xf4, 0xf5, 0xff};
+	char in[4], *out;
+	size_t a, b, c, n = sizeof v, bad = 0, tried = 0;
 
 	for (a = 0; a < n; a++)
 		for (b = 0; b <= n; b++)
@@ -199,13 +202,13 @@ put(struct store *s, const char *name, enum check check, double when,
 static void
 test_render(void)
 {
-	struct capsule_conf	 caps[4];
-	struct conf		 conf;
-	struct probe_result	 r;
-	struct store		*s;
-	struct buf		 b;
-	char			*doc, *alpha, *bravo, *charlie, *delta, *delta_err;
-	const char		*pa, *pb, *pc, *pd, *pe;
+	struct capsule_conf caps[4];
+	struct conf conf;
+	struct probe_result r;
+	struct store *s;
+	struct buf b;
+	char *doc, *alpha, *bravo, *charlie, *delta, *delta_err;
+	const char *pa, *pb, *pc, *pd, *pe;
 
 	memset(caps, 0, sizeof caps);
 	caps[0].name = "alpha";
@@ -272,8 +275,8 @@ test_render(void)
 	 * fine, the error page ends without close_notify. */
 	put(s, "delta", CHECK_PAGE, NOW - 30, 1, 0.08, END_CLOSE_NOTIFY, 20,
 	    "text/gemini");
-	put(s, "delta", CHECK_ERROR_PAGE, NOW - 30, 0, 0.09, END_PREMATURE,
-	    51, "Not found");
+	put(s, "delta", CHECK_ERROR_PAGE, NOW - 30, 0, 0.09, END_PREMATURE, 51,
+	    "Not found");
 
 	buf_init(&b);
 	page_render(&b, s, NOW);
@@ -282,12 +285,13 @@ test_render(void)
 	ok(strncmp(doc, "<!DOCTYPE html>\n", 16) == 0,
 	    "document starts with <!DOCTYPE html>");
 	ok(strstr(doc, "</html>\n") != NULL &&
-	    strcmp(doc + strlen(doc) - 8, "</html>\n") == 0,
+	        strcmp(doc + strlen(doc) - 8, "</html>\n") == 0,
 	    "document ends with </html>");
 	ok(strstr(doc, "<meta http-equiv=\"refresh\" content=\"30\">") != NULL,
 	    "refreshes itself every 30 s");
 	ok(strstr(doc, "<meta name=\"viewport\" content=\"width=device-width, "
-	    "initial-scale=1\">") != NULL, "viewport for phones");
+	               "initial-scale=1\">") != NULL,
+	    "viewport for phones");
 	ok(strstr(doc, "prefers-color-scheme:dark") != NULL, "dark scheme");
 	ok(strstr(doc, "<script") == NULL, "no <script> at all");
 	ok(strstr(doc, "<img") == NULL, "no injected <img>");
@@ -298,8 +302,9 @@ test_render(void)
 	    "table in a scrolling wrapper");
 
 	ok(strstr(doc, HOSTILE_META) == NULL, "raw hostile META absent");
-	ok(strstr(doc, "title=\"" ESCAPED_META "\">" ESCAPED_META "</span>")
-	    != NULL, "escaped META in text and title attribute");
+	ok(strstr(doc, "title=\"" ESCAPED_META "\">" ESCAPED_META "</span>") !=
+	        NULL,
+	    "escaped META in text and title attribute");
 	ok(strstr(doc, HOSTILE_SUBJECT) == NULL, "raw hostile subject absent");
 	ok(strstr(doc, "title=\"" ESCAPED_SUBJECT ", not after ") != NULL,
 	    "escaped subject in the title attribute");
@@ -318,12 +323,13 @@ test_render(void)
 	    "link to /api/v1/capsules");
 	ok(strstr(doc, "href=\"/api/v1/capsules/alpha\"") != NULL,
 	    "link to a capsule's JSON");
-	ok(strstr(doc, "<p>4 capsules: <span class=\"s-up\">1 up</span>, "
-	    "<span class=\"s-down\">2 down</span>, "
-	    "<span class=\"s-pending\">1 pending</span></p>") != NULL,
+	ok(strstr(doc,
+	       "<p>4 capsules: <span class=\"s-up\">1 up</span>, "
+	       "<span class=\"s-down\">2 down</span>, "
+	       "<span class=\"s-pending\">1 pending</span></p>") != NULL,
 	    "header counts");
 	ok(strstr(doc, "Generated <time datetime=\"2026-11-28T16:00:00Z\">"
-	    "2026-11-28T16:00:00Z</time>") != NULL,
+	               "2026-11-28T16:00:00Z</time>") != NULL,
 	    "generated time in RFC 3339 UTC");
 
 	alpha = row_of(doc, "alpha", &pa);
@@ -345,22 +351,25 @@ test_render(void)
 	ok(strstr(alpha, "<td>complete (close_notify)</td>") != NULL,
 	    "alpha ended complete (close_notify)");
 	ok(strstr(alpha, "<td>20 <span class=\"meta\"") != NULL &&
-	    strstr(alpha, ">text/gemini; lang=en</span>") != NULL,
+	        strstr(alpha, ">text/gemini; lang=en</span>") != NULL,
 	    "alpha status and META");
 	ok(strstr(alpha, "<td>TLS1.3</td>") != NULL, "alpha TLS version");
 	ok(strstr(alpha, "<td class=\"num warn\" title=\"CN=alpha.example, "
-	    "not after 2026-12-08T17:00:00Z\">10</td>") != NULL,
+	                 "not after 2026-12-08T17:00:00Z\">10</td>") != NULL,
 	    "alpha certificate: 10 days, highlighted under 21");
 	ok(strstr(alpha, ">12s ago</time>") != NULL, "alpha probed 12s ago");
 	ok(strstr(alpha, "<td class=\"num\">66.6% <span class=\"mute\">(2/3)"
-	    "</span></td>") != NULL, "alpha uptime 2 of 3, rounded down");
-	ok(strstr(alpha, "<svg class=\"spark\" width=\"120\" height=\"24\"")
-	    != NULL, "alpha has a sparkline");
+	                 "</span></td>") != NULL,
+	    "alpha uptime 2 of 3, rounded down");
+	ok(strstr(alpha, "<svg class=\"spark\" width=\"120\" height=\"24\"") !=
+	        NULL,
+	    "alpha has a sparkline");
 	ok(strstr(alpha, "<polyline fill=\"none\" stroke-width=\"1\" "
-	    "points=\"2.0,12.0 60.0,2.0 118.0,12.0\"/>") != NULL,
+	                 "points=\"2.0,12.0 60.0,2.0 118.0,12.0\"/>") != NULL,
 	    "sparkline points: oldest left, scaled to the max");
-	ok(strstr(alpha, "<circle class=\"fail\" cx=\"60.0\" cy=\"2.0\"")
-	    != NULL, "the failure is a red dot");
+	ok(strstr(alpha, "<circle class=\"fail\" cx=\"60.0\" cy=\"2.0\"") !=
+	        NULL,
+	    "the failure is a red dot");
 	ok(strstr(alpha, "1 of 3 failed") != NULL, "sparkline title");
 
 	ok(strncmp(bravo, "<tr class=\"down\">", 17) == 0, "bravo row is down");
@@ -369,9 +378,10 @@ test_render(void)
 	ok(strstr(bravo, ">close_notify at body: closed ") != NULL,
 	    "bravo failure reason, stage and message");
 	ok(strstr(bravo, "<td class=\"warn\">truncated? closed without "
-	    "close_notify</td>") != NULL, "bravo ended without close_notify");
+	                 "close_notify</td>") != NULL,
+	    "bravo ended without close_notify");
 	ok(strstr(bravo, ">-3 expired<br><span class=\"bad\">certificate "
-	    "changed</span></td>") != NULL,
+	                 "changed</span></td>") != NULL,
 	    "bravo certificate expired (2 days 5 s ago = -3), changed");
 	ok(strstr(bravo, "<td class=\"num bad\"") != NULL,
 	    "expired certificate highlighted");
@@ -389,9 +399,11 @@ test_render(void)
 	ok(strncmp(delta_err, "<tr class=\"down\">", 17) == 0,
 	    "delta error page is down");
 	ok(strstr(delta_err, "<td>51 <span class=\"meta\" title=\"Not found\">"
-	    "Not found</span></td>") != NULL, "error page status 51");
-	ok(strstr(delta, "<td title=\"TLS_AES_256_GCM_SHA384\">TLS1.3</td>")
-	    != NULL, "TLS cipher in the title");
+	                     "Not found</span></td>") != NULL,
+	    "error page status 51");
+	ok(strstr(delta, "<td title=\"TLS_AES_256_GCM_SHA384\">TLS1.3</td>") !=
+	        NULL,
+	    "TLS cipher in the title");
 	ok(strstr(delta_err, "href=\"/api/v1/capsules/delta\"") != NULL,
 	    "error page row links the capsule's JSON");
 
@@ -408,8 +420,8 @@ out:
 static void
 test_empty(void)
 {
-	struct store	*s;
-	struct buf	 b;
+	struct store *s;
+	struct buf b;
 
 	s = store_new();
 	buf_init(&b);

@@ -31,9 +31,9 @@
 
 #include "tap.h"
 
-#define MAXFLY		256
-#define MAXSTARTS	8192
-#define MAXPUB		8192
+#define MAXFLY 256
+#define MAXSTARTS 8192
+#define MAXPUB 8192
 
 /* ---- the clock ----------------------------------------------------------- */
 
@@ -48,20 +48,20 @@ fake_now(void)
 /* ---- the runner ---------------------------------------------------------- */
 
 struct start {
-	char		name[16];
-	enum check	check;
-	double		t;
+	char name[16];
+	enum check check;
+	double t;
 };
 
 struct fake {
-	struct sched_runner	 r;	/* first */
-	struct sched_job	*fly[MAXFLY];
-	double			 ends[MAXFLY];	/* < 0: never */
-	size_t			 nfly, maxfly;
-	struct start		 starts[MAXSTARTS];
-	size_t			 nstarts;
-	int			 stops;
-	int			 report_abandoned;	/* sched_done at stop */
+	struct sched_runner r; /* first */
+	struct sched_job *fly[MAXFLY];
+	double ends[MAXFLY]; /* < 0: never */
+	size_t nfly, maxfly;
+	struct start starts[MAXSTARTS];
+	size_t nstarts;
+	int stops;
+	int report_abandoned; /* sched_done at stop */
 };
 
 static double
@@ -77,9 +77,9 @@ duration(const char *name)
 static void
 fake_start(struct sched_runner *r, struct sched_job *job)
 {
-	struct fake	*f = (struct fake *)r;
-	struct start	*st;
-	double		 d = duration(job->cap->name);
+	struct fake *f = (struct fake *)r;
+	struct start *st;
+	double d = duration(job->cap->name);
 
 	if (f->nfly == MAXFLY || f->nstarts == MAXSTARTS)
 		abort();
@@ -97,8 +97,8 @@ fake_start(struct sched_runner *r, struct sched_job *job)
 static void
 fake_end(struct fake *f, size_t i, int abandoned)
 {
-	struct sched_job	*job = f->fly[i];
-	struct probe_result	 res;
+	struct sched_job *job = f->fly[i];
+	struct probe_result res;
 
 	f->fly[i] = f->fly[--f->nfly];
 	f->ends[i] = f->ends[f->nfly];
@@ -137,8 +137,8 @@ fake_init(struct fake *f)
 static size_t
 starts_of(const struct fake *f, const char *name, double *t, size_t max)
 {
-	enum check	check = CHECK_PAGE;
-	size_t		i, n = 0;
+	enum check check = CHECK_PAGE;
+	size_t i, n = 0;
 
 	if (name[0] == '~') {
 		check = CHECK_ERROR_PAGE;
@@ -157,13 +157,13 @@ starts_of(const struct fake *f, const char *name, double *t, size_t max)
 /* ---- publishing ---------------------------------------------------------- */
 
 struct published {
-	char	names[MAXPUB][16];
-	size_t	n;
+	char names[MAXPUB][16];
+	size_t n;
 };
 
 static void
-publish(void *arg, const struct capsule_conf *cap,
-    const struct probe_result *res)
+publish(
+    void *arg, const struct capsule_conf *cap, const struct probe_result *res)
 {
 	struct published *p = arg;
 
@@ -187,19 +187,19 @@ published_of(const struct published *p, const char *name)
 /* ---- the main loop ------------------------------------------------------- */
 
 struct world {
-	struct fake		 f;
-	struct published	 pub;
-	struct sched		*s;
-	struct conf		*conf;		/* the test's reference */
-	double			 wake_at;	/* when sched_run asked to run */
-	unsigned		 runs;		/* sched_run calls that started probes */
-	unsigned		 woken;		/* sched_fd readable */
+	struct fake f;
+	struct published pub;
+	struct sched *s;
+	struct conf *conf; /* the test's reference */
+	double wake_at;    /* when sched_run asked to run */
+	unsigned runs;     /* sched_run calls that started probes */
+	unsigned woken;    /* sched_fd readable */
 };
 
 static int
 readable(int fd)
 {
-	struct pollfd pfd = { fd, POLLIN, 0 };
+	struct pollfd pfd = {fd, POLLIN, 0};
 
 	return poll(&pfd, 1, 0) == 1;
 }
@@ -207,9 +207,9 @@ readable(int fd)
 static struct conf *
 parse(const char *text)
 {
-	struct conf_errors	 errs = { NULL, 0 };
-	struct conf		*conf;
-	size_t			 i;
+	struct conf_errors errs = {NULL, 0};
+	struct conf *conf;
+	size_t i;
 
 	if ((conf = conf_parse("test.conf", text, strlen(text), &errs)) ==
 	    NULL) {
@@ -225,8 +225,8 @@ parse(const char *text)
 static void
 world_apply(struct world *w, const char *text)
 {
-	const struct capsule_conf	**mine;
-	size_t				  n;
+	const struct capsule_conf **mine;
+	size_t n;
 
 	conf_free(w->conf);
 	w->conf = parse(text);
@@ -257,9 +257,9 @@ world_free(struct world *w)
 static void
 world_run(struct world *w, double until)
 {
-	double	next;
-	size_t	i, before;
-	int	ms, fd = sched_fd(w->s);
+	double next;
+	size_t i, before;
+	int ms, fd = sched_fd(w->s);
 
 	while (clock_now < until) {
 		if (clock_now >= w->wake_at || readable(fd)) {
@@ -281,7 +281,7 @@ world_run(struct world *w, double until)
 			break;
 		}
 		clock_now = next;
-		for (i = 0; i < w->f.nfly; )
+		for (i = 0; i < w->f.nfly;)
 			if (w->f.ends[i] >= 0 && w->f.ends[i] <= clock_now)
 				fake_end(&w->f, i, 0);
 			else
@@ -292,13 +292,14 @@ world_run(struct world *w, double until)
 static char *
 capsules(const char *head, const char *prefix, int n, const char *opts)
 {
-	char	*text, *line;
-	int	 i;
+	char *text, *line;
+	int i;
 
 	text = xstrdup(head);
 	for (i = 0; i < n; i++) {
-		xasprintf(&line, "%scapsule gemini://127.0.0.1/%d name=%s%02d%s\n",
-		    text, i, prefix, i, opts);
+		xasprintf(&line,
+		    "%scapsule gemini://127.0.0.1/%d name=%s%02d%s\n", text, i,
+		    prefix, i, opts);
 		free(text);
 		text = line;
 	}
@@ -316,11 +317,11 @@ near(double got, double want, double within)
 static void
 test_spread(void)
 {
-	struct world	 w;
-	char		*text = capsules("interval 10s\n", "c", 10, "");
-	double		 t[16];
-	size_t		 i, n;
-	int		 good = 1, rhythm = 1;
+	struct world w;
+	char *text = capsules("interval 10s\n", "c", 10, "");
+	double t[16];
+	size_t i, n;
+	int good = 1, rhythm = 1;
 
 	world_init(&w, text);
 	world_run(&w, 1000 + 10);
@@ -333,7 +334,7 @@ test_spread(void)
 			good = 0;
 	}
 	ok(good, "10 capsules at 10s: first probes 1 s apart over the first "
-	    "interval");
+	         "interval");
 	world_run(&w, 1000 + 100 - 0.5);
 	for (i = 0; i < 10; i++) {
 		char name[8];
@@ -349,9 +350,11 @@ test_spread(void)
 	}
 	ok(good, "each capsule probed once per interval (10 in 100 s)");
 	ok(rhythm, "every 10 s, the rhythm kept");
-	is_int(w.pub.n, w.f.nstarts - w.f.nfly, "every finished probe "
+	is_int(w.pub.n, w.f.nstarts - w.f.nfly,
+	    "every finished probe "
 	    "published");
-	is_int(w.woken, 0, "finished probes due later did not wake the main "
+	is_int(w.woken, 0,
+	    "finished probes due later did not wake the main "
 	    "thread");
 	world_free(&w);
 	free(text);
@@ -360,23 +363,25 @@ test_spread(void)
 static void
 test_batch(void)
 {
-	struct world	 w;
-	char		*text = capsules("interval 1s\nconcurrency 200\n", "b",
-	    100, "");
-	double		 t[4];
-	size_t		 i, n;
-	int		 early = 1, rhythm = 1;
+	struct world w;
+	char *text = capsules("interval 1s\nconcurrency 200\n", "b", 100, "");
+	double t[4];
+	size_t i, n;
+	int early = 1, rhythm = 1;
 
 	world_init(&w, text);
 	world_run(&w, 1000 + 2 - 0.001);
-	ok(w.f.nstarts >= 200 && w.runs <= 80, "200 probes due 10 ms apart "
-	    "started in %u wake-ups, not one each", w.runs);
+	ok(w.f.nstarts >= 200 && w.runs <= 80,
+	    "200 probes due 10 ms apart "
+	    "started in %u wake-ups, not one each",
+	    w.runs);
 	for (i = 0; i < 100; i++) {
 		char name[8];
 
 		snprintf(name, sizeof name, "b%02zu", i);
 		n = starts_of(&w.f, name, t, 4);
-		/* Due at 0.01 i, then 1 s later: never more than 20 ms early. */
+		/* Due at 0.01 i, then 1 s later: never more than 20 ms early.
+		 */
 		if (n < 2 || t[0] < 1000 + 0.01 * (double)i - 0.0201 ||
 		    t[1] < 1001 + 0.01 * (double)i - 0.0201)
 			early = 0;
@@ -392,18 +397,20 @@ test_batch(void)
 static void
 test_overrun(void)
 {
-	struct world	 w;
-	double		 t[16];
-	size_t		 n;
+	struct world w;
+	double t[16];
+	size_t n;
 
 	/* slow00 takes 2.5 s, its interval is 1 s. */
 	world_init(&w, "interval 1s\n"
-	    "capsule gemini://127.0.0.1/ name=slow00\n");
+	               "capsule gemini://127.0.0.1/ name=slow00\n");
 	world_run(&w, 1000 + 6);
 	n = starts_of(&w.f, "slow00", t, 16);
 	ok(n == 3 && near(t[0], 1000, 0.01) && near(t[1], 1002.5, 0.01) &&
-	    near(t[2], 1005, 0.01), "an overrun probe is repeated when it "
-	    "returns, once, not for each slot it missed (%zu starts)", n);
+	        near(t[2], 1005, 0.01),
+	    "an overrun probe is repeated when it "
+	    "returns, once, not for each slot it missed (%zu starts)",
+	    n);
 	is_int(w.f.maxfly, 1, "never two probes of one check at once");
 	world_free(&w);
 }
@@ -411,16 +418,16 @@ test_overrun(void)
 static void
 test_reload(void)
 {
-	struct world	 w;
-	double		 t[16];
-	size_t		 i, n, pub_a;
-	int		 refs;
+	struct world w;
+	double t[16];
+	size_t i, n, pub_a;
+	int refs;
 
 	/* a, b, c due at 0, 3.33, 6.67; a's probe hangs. */
 	world_init(&w, "interval 10s\n"
-	    "capsule gemini://127.0.0.1/a name=hunga\n"
-	    "capsule gemini://127.0.0.1/b name=b\n"
-	    "capsule gemini://127.0.0.1/c name=c\n");
+	               "capsule gemini://127.0.0.1/a name=hunga\n"
+	               "capsule gemini://127.0.0.1/b name=b\n"
+	               "capsule gemini://127.0.0.1/c name=c\n");
 	world_run(&w, 1000 + 5);
 	is_int(starts_of(&w.f, "hunga", t, 16), 1, "before: hunga started");
 	is_int(starts_of(&w.f, "b", t, 16), 1, "before: b started");
@@ -428,24 +435,24 @@ test_reload(void)
 
 	/* Drop hunga (in flight), keep b and c, add d and c's error page. */
 	world_apply(&w, "interval 10s\n"
-	    "capsule gemini://127.0.0.1/b name=b\n"
-	    "capsule gemini://127.0.0.1/c name=c error-path=/nope\n"
-	    "capsule gemini://127.0.0.1/d name=d\n");
+	                "capsule gemini://127.0.0.1/b name=b\n"
+	                "capsule gemini://127.0.0.1/c name=c error-path=/nope\n"
+	                "capsule gemini://127.0.0.1/d name=d\n");
 	world_run(&w, 1000 + 30 - 0.5);
 	n = starts_of(&w.f, "b", t, 16);
 	ok(n == 3 && near(t[1], 1000 + 10 / 3.0 + 10, 0.02),
-	    "b kept its place: due 10 s after its first probe (%zu starts)",
-	    n);
+	    "b kept its place: due 10 s after its first probe (%zu starts)", n);
 	n = starts_of(&w.f, "c", t, 16);
 	ok(n == 3 && near(t[0], 1000 + 20 / 3.0, 0.02),
 	    "c kept its first due time, before it had ever run");
-	is_int(starts_of(&w.f, "hunga", t, 16), 1, "hunga is not probed "
+	is_int(starts_of(&w.f, "hunga", t, 16), 1,
+	    "hunga is not probed "
 	    "again");
 	/* The new checks' first probes spread over the interval from the
 	 * reload, in configuration order: c's error page, then d, 5 s later. */
 	n = starts_of(&w.f, "~c", t, 16);
 	ok(n == 3 && near(t[0], 1005, 0.02), "c's new error page: first "
-	    "probe at the reload");
+	                                     "probe at the reload");
 	n = starts_of(&w.f, "d", t, 16);
 	ok(n == 2 && near(t[0], 1010, 0.02) && near(t[1], 1020, 0.02),
 	    "d: first probe half an interval later, then once per interval");
@@ -459,13 +466,16 @@ test_reload(void)
 	ok(i < w.f.nfly, "hunga's probe is still in flight");
 	fake_end(&w.f, i, 0);
 	world_run(&w, 1000 + 31);
-	is_int(published_of(&w.pub, "hunga"), pub_a + 1, "a dropped task's "
+	is_int(published_of(&w.pub, "hunga"), pub_a + 1,
+	    "a dropped task's "
 	    "last result is still handed on (the store drops it)");
-	is_int(starts_of(&w.f, "hunga", t, 16), 1, "and it is not probed "
+	is_int(starts_of(&w.f, "hunga", t, 16), 1,
+	    "and it is not probed "
 	    "again");
 	sched_free(w.s);
 	refs = (int)atomic_load(&w.conf->refs);
-	is_int(refs, 1, "after sched_free only the test holds the "
+	is_int(refs, 1,
+	    "after sched_free only the test holds the "
 	    "configuration");
 	conf_free(w.conf);
 }
@@ -473,38 +483,41 @@ test_reload(void)
 static void
 test_interval_shortened(void)
 {
-	struct world	 w;
-	double		 t[16];
-	size_t		 n;
+	struct world w;
+	double t[16];
+	size_t n;
 
 	world_init(&w, "interval 60s\n"
-	    "capsule gemini://127.0.0.1/ name=x\n");
+	               "capsule gemini://127.0.0.1/ name=x\n");
 	world_run(&w, 1000 + 1);
 	world_apply(&w, "interval 5s\n"
-	    "capsule gemini://127.0.0.1/ name=x\n");
+	                "capsule gemini://127.0.0.1/ name=x\n");
 	world_run(&w, 1000 + 12);
 	n = starts_of(&w.f, "x", t, 16);
 	ok(n == 3 && near(t[1], 1006, 0.02) && near(t[2], 1011, 0.02),
 	    "a reload that shortens the interval brings the next probe "
-	    "forward (%zu starts)", n);
+	    "forward (%zu starts)",
+	    n);
 	world_free(&w);
 }
 
 static void
 test_hung(void)
 {
-	struct world	 w;
-	double		 t[64];
+	struct world w;
+	double t[64];
 
 	world_init(&w, "interval 1s\nconcurrency 2\n"
-	    "capsule gemini://127.0.0.1/h name=hung0\n"
-	    "capsule gemini://127.0.0.1/a name=a\n"
-	    "capsule gemini://127.0.0.1/b name=b\n");
+	               "capsule gemini://127.0.0.1/h name=hung0\n"
+	               "capsule gemini://127.0.0.1/a name=a\n"
+	               "capsule gemini://127.0.0.1/b name=b\n");
 	world_run(&w, 1000 + 20);
-	is_int(starts_of(&w.f, "hung0", t, 64), 1, "the hung probe started "
+	is_int(starts_of(&w.f, "hung0", t, 64), 1,
+	    "the hung probe started "
 	    "once");
-	ok(starts_of(&w.f, "a", t, 64) >= 19 && starts_of(&w.f, "b", t, 64) >=
-	    19, "the others kept going in the one slot left (%zu, %zu)",
+	ok(starts_of(&w.f, "a", t, 64) >= 19 &&
+	        starts_of(&w.f, "b", t, 64) >= 19,
+	    "the others kept going in the one slot left (%zu, %zu)",
 	    starts_of(&w.f, "a", t, 64), starts_of(&w.f, "b", t, 64));
 	is_int(w.f.maxfly, 2, "never more than concurrency 2 in flight");
 	world_free(&w);
@@ -513,22 +526,22 @@ test_hung(void)
 static void
 test_wake(void)
 {
-	struct world	 w;
+	struct world w;
 
 	/* concurrency 1, two capsules: b waits for the slot. */
 	world_init(&w, "interval 10s\nconcurrency 1\n"
-	    "capsule gemini://127.0.0.1/a name=slowa\n"
-	    "capsule gemini://127.0.0.1/b name=b\n");
-	w.wake_at = 1e9;	/* the loop below plays the main thread */
+	               "capsule gemini://127.0.0.1/a name=slowa\n"
+	               "capsule gemini://127.0.0.1/b name=b\n");
+	w.wake_at = 1e9; /* the loop below plays the main thread */
 	(void)sched_run(w.s);
-	clock_now += 5.1;	/* b became due; slowa still runs */
+	clock_now += 5.1; /* b became due; slowa still runs */
 	(void)sched_run(w.s);
 	is_int(w.f.nstarts, 1, "concurrency 1: b waits for the slot");
 	ok(!readable(sched_fd(w.s)), "nothing to wake for yet");
 	while (w.f.nfly > 0)
 		fake_end(&w.f, 0, 0);
 	ok(readable(sched_fd(w.s)), "a probe finished while another waits "
-	    "for its slot: the main thread is woken");
+	                            "for its slot: the main thread is woken");
 	(void)sched_run(w.s);
 	is_int(w.f.nstarts, 2, "and b starts");
 	ok(!readable(sched_fd(w.s)), "sched_run drained the wake-up");
@@ -538,11 +551,10 @@ test_wake(void)
 static void
 test_stop(int report)
 {
-	struct world	 w;
-	char		*text = capsules("interval 10s\nconcurrency 8\n", "hung",
-	    12, "");
-	size_t		 pub;
-	int		 refs;
+	struct world w;
+	char *text = capsules("interval 10s\nconcurrency 8\n", "hung", 12, "");
+	size_t pub;
+	int refs;
 
 	world_init(&w, text);
 	w.f.report_abandoned = report;
@@ -551,8 +563,10 @@ test_stop(int report)
 	pub = w.pub.n;
 	sched_free(w.s);
 	is_int(w.f.stops, 1, "sched_free stopped the runner");
-	is_int(w.pub.n, pub, report ? "abandoned probes that reported were "
-	    "not published" : "abandoned probes published nothing");
+	is_int(w.pub.n, pub,
+	    report ? "abandoned probes that reported were "
+	             "not published"
+	           : "abandoned probes published nothing");
 	refs = (int)atomic_load(&w.conf->refs);
 	is_int(refs, 1, "every job's hold on the configuration released");
 	conf_free(w.conf);
@@ -564,23 +578,23 @@ test_stop(int report)
  * read lock: the main thread's sched_run must not wait for it.
  */
 struct blocking {
-	pthread_mutex_t	 lock;
-	pthread_cond_t	 cond;
-	int		 publishing, ran, timed_out;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	int publishing, ran, timed_out;
 	struct sched_job *job;
 };
 
 static void
-publish_blocking(void *arg, const struct capsule_conf *cap,
-    const struct probe_result *r)
+publish_blocking(
+    void *arg, const struct capsule_conf *cap, const struct probe_result *r)
 {
-	struct blocking	*b = arg;
-	struct timespec	 until;
+	struct blocking *b = arg;
+	struct timespec until;
 
 	(void)cap;
 	(void)r;
 	clock_gettime(CLOCK_REALTIME, &until);
-	until.tv_sec += 10;	/* only if sched_run waits for us: a failure */
+	until.tv_sec += 10; /* only if sched_run waits for us: a failure */
 	pthread_mutex_lock(&b->lock);
 	b->publishing = 1;
 	pthread_cond_broadcast(&b->cond);
@@ -594,8 +608,8 @@ publish_blocking(void *arg, const struct capsule_conf *cap,
 static void *
 finisher(void *arg)
 {
-	struct blocking		*b = arg;
-	struct probe_result	 res;
+	struct blocking *b = arg;
+	struct probe_result res;
 
 	result_init(&res);
 	res.success = 1;
@@ -606,13 +620,13 @@ finisher(void *arg)
 static void
 test_publish_outside_lock(void)
 {
-	struct blocking	 b;
-	struct fake	 f;
-	struct sched	*s;
-	struct conf	*conf;
+	struct blocking b;
+	struct fake f;
+	struct sched *s;
+	struct conf *conf;
 	const struct capsule_conf **mine;
-	size_t		 n;
-	pthread_t	 tid;
+	size_t n;
+	pthread_t tid;
 
 	memset(&b, 0, sizeof b);
 	pthread_mutex_init(&b.lock, NULL);
@@ -621,8 +635,8 @@ test_publish_outside_lock(void)
 	clock_now = 1000;
 	s = sched_new(&f.r, fake_now, publish_blocking, &b);
 	conf = parse("interval 1s\n"
-	    "capsule gemini://127.0.0.1/a name=a\n"
-	    "capsule gemini://127.0.0.1/b name=b\n");
+	             "capsule gemini://127.0.0.1/a name=a\n"
+	             "capsule gemini://127.0.0.1/b name=b\n");
 	mine = conf_shard(conf, &n);
 	sched_apply(s, conf_hold(conf), mine, n);
 	free(mine);
@@ -646,7 +660,7 @@ test_publish_outside_lock(void)
 	pthread_join(tid, NULL);
 	ok(!b.timed_out, "sched_run ran while a result was being published");
 	is_int(f.nstarts, 2, "and started b meanwhile");
-	f.nfly = 0;	/* b's job is abandoned silently */
+	f.nfly = 0; /* b's job is abandoned silently */
 	sched_free(s);
 	conf_free(conf);
 	pthread_cond_destroy(&b.cond);

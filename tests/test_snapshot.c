@@ -35,19 +35,19 @@ static char dir[] = "/tmp/test_snapshot.XXXXXX";
 static char path[200], aside[256];
 
 struct testconf {
-	struct conf		conf;
-	struct capsule_conf	caps[MAXCAPS];
+	struct conf conf;
+	struct capsule_conf caps[MAXCAPS];
 };
 
 /* Capsules given as "name url [error-path]" strings. */
 static struct store *
 mkstore(unsigned history, const char *const *spec)
 {
-	struct testconf	 t;
-	struct store	*s = store_new();
-	char		 name[64], url[128], ep[64];
-	size_t		 i;
-	int		 n;
+	struct testconf t;
+	struct store *s = store_new();
+	char name[64], url[128], ep[64];
+	size_t i;
+	int n;
 
 	memset(&t, 0, sizeof t);
 	t.conf.history = history;
@@ -69,12 +69,11 @@ mkstore(unsigned history, const char *const *spec)
 	return s;
 }
 
-static const char *const spec_ab[] = {
-	"alpha gemini://alpha.example/", "beta gemini://beta.example/ /nope",
-	"gamma gemini://gamma.example/", NULL
-};
+static const char *const spec_ab[] = {"alpha gemini://alpha.example/",
+    "beta gemini://beta.example/ /nope", "gamma gemini://gamma.example/", NULL};
 
-/* ---- results ------------------------------------------------------------------ */
+/* ---- results
+ * ------------------------------------------------------------------ */
 
 static void
 result(struct probe_result *r, enum check check, double time, int n,
@@ -82,8 +81,8 @@ result(struct probe_result *r, enum check check, double time, int n,
 {
 	result_init(r);
 	r->check = check;
-	r->url = xstrdup(check == CHECK_PAGE ? "gemini://alpha.example/" :
-	    "gemini://alpha.example/nope");
+	r->url = xstrdup(check == CHECK_PAGE ? "gemini://alpha.example/"
+	                                     : "gemini://alpha.example/nope");
 	r->time = time;
 	r->success = 1;
 	snprintf(r->address, sizeof r->address, "192.0.2.%d", n % 3 + 1);
@@ -110,8 +109,8 @@ result(struct probe_result *r, enum check check, double time, int n,
 		r->cert.tofu = n == 0 ? TOFU_NEW : TOFU_MATCH;
 	}
 	r->status = check == CHECK_PAGE ? 20 : 51;
-	r->meta = xstrdup(check == CHECK_PAGE ? "text/gemini; lang=en" :
-	    "Not found");
+	r->meta =
+	    xstrdup(check == CHECK_PAGE ? "text/gemini; lang=en" : "Not found");
 	r->body_bytes = check == CHECK_PAGE ? 1000 + n : 0;
 	r->end = END_CLOSE_NOTIFY;
 	if (n % 4 == 3) {
@@ -125,8 +124,8 @@ result(struct probe_result *r, enum check check, double time, int n,
 static void
 fill(struct store *s)
 {
-	struct probe_result	r;
-	int			i;
+	struct probe_result r;
+	int i;
 
 	for (i = 0; i < 9; i++) {
 		result(&r, CHECK_PAGE, 1795881600.125 + 60 * i, i,
@@ -172,9 +171,9 @@ file_exists(const char *p)
 static int
 temporary_left(void)
 {
-	DIR		*d;
-	struct dirent	*e;
-	int		 found = 0;
+	DIR *d;
+	struct dirent *e;
+	int found = 0;
 
 	if ((d = opendir(dir)) == NULL)
 		return 1;
@@ -199,9 +198,9 @@ write_file(const char *p, const void *data, size_t len)
 static unsigned char *
 read_file(const char *p, size_t *len)
 {
-	unsigned char	*data;
-	FILE		*f;
-	long		 n;
+	unsigned char *data;
+	FILE *f;
+	long n;
 
 	*len = 0;
 	if ((f = fopen(p, "r")) == NULL)
@@ -215,18 +214,19 @@ read_file(const char *p, size_t *len)
 	return data;
 }
 
-/* ---- tests -------------------------------------------------------------------- */
+/* ---- tests
+ * -------------------------------------------------------------------- */
 
 static void
 test_roundtrip(void)
 {
-	struct store			*a, *b;
-	const struct store_check	*c;
-	struct probe_result		 r;
-	const char			*out;
-	char				*ja, *jb;
-	const char			*names[] = { "alpha", "beta", "gamma" };
-	size_t				 i;
+	struct store *a, *b;
+	const struct store_check *c;
+	struct probe_result r;
+	const char *out;
+	char *ja, *jb;
+	const char *names[] = {"alpha", "beta", "gamma"};
+	size_t i;
 
 	a = mkstore(5, spec_ab);
 	capture_begin();
@@ -249,7 +249,8 @@ test_roundtrip(void)
 		ja = capsule_json(a, names[i]);
 		jb = capsule_json(b, names[i]);
 		if (!ok(strcmp(ja, jb) == 0,
-		    "the same /api/v1/capsules/%s with its history", names[i]))
+		        "the same /api/v1/capsules/%s with its history",
+		        names[i]))
 			printf("#   saved  %s\n#   loaded %s\n", ja, jb);
 		free(ja);
 		free(jb);
@@ -268,7 +269,7 @@ test_roundtrip(void)
 	ok(store_history_get(c, 0, &r) == 0 && r.time == 1795881600.125 + 480,
 	    "alpha: history keeps milliseconds");
 	ok(store_history_get(c, 1, &r) == 0 &&
-	    fabs(r.dur[PHASE_HEADER] - 9.87654321) <= 9.87654321 / 4096,
+	        fabs(r.dur[PHASE_HEADER] - 9.87654321) <= 9.87654321 / 4096,
 	    "alpha: long phase within 1/4096");
 	c = &store_find(b, "beta")->check[CHECK_ERROR_PAGE];
 	is_int(c->probes, 9, "beta error page: probes");
@@ -288,7 +289,7 @@ test_roundtrip(void)
 	out = capture_end();
 	is_str(out, "", "nothing logged after a restart when nothing changed");
 	capture_begin();
-	result(&r, CHECK_PAGE, 1795882260, 3, "d");	/* premature */
+	result(&r, CHECK_PAGE, 1795882260, 3, "d"); /* premature */
 	store_put(b, "beta", &r);
 	result_clear(&r);
 	out = capture_end();
@@ -300,14 +301,15 @@ test_roundtrip(void)
 	result_clear(&r);
 	out = capture_end();
 	ok(strstr(out, "capsule alpha: certificate changed (sha256 cccc") !=
-	    NULL, "a certificate change is seen across the restart");
+	        NULL,
+	    "a certificate change is seen across the restart");
 
 	/* Saving the loaded store gives the same file. */
 	{
-		unsigned char	*f1, *f2;
-		size_t		 n1, n2;
-		char		 p2[300];
-		struct store	*c2 = mkstore(5, spec_ab);
+		unsigned char *f1, *f2;
+		size_t n1, n2;
+		char p2[300];
+		struct store *c2 = mkstore(5, spec_ab);
 
 		snprintf(p2, sizeof p2, "%s/again", dir);
 		store_load(c2, path);
@@ -315,8 +317,9 @@ test_roundtrip(void)
 		f1 = read_file(path, &n1);
 		f2 = read_file(p2, &n2);
 		/* saved_at may differ by a second: compare past the header. */
-		ok(n1 == n2 && n1 > 40 && memcmp(f1 + 30, f2 + 30,
-		    n1 - 38) == 0, "a loaded store saves the same data");
+		ok(n1 == n2 && n1 > 40 &&
+		        memcmp(f1 + 30, f2 + 30, n1 - 38) == 0,
+		    "a loaded store saves the same data");
 		free(f1);
 		free(f2);
 		unlink(p2);
@@ -329,13 +332,12 @@ test_roundtrip(void)
 static void
 test_new_config(void)
 {
-	static const char *const spec[] = {
-		"delta gemini://delta.example/", "beta gemini://beta.example/",
-		"alpha gemini://alpha.example/ /nope", NULL
-	};
-	struct store			*s = mkstore(3, spec);
-	const struct store_check	*c;
-	struct probe_result		 r;
+	static const char *const spec[] = {"delta gemini://delta.example/",
+	    "beta gemini://beta.example/",
+	    "alpha gemini://alpha.example/ /nope", NULL};
+	struct store *s = mkstore(3, spec);
+	const struct store_check *c;
+	struct probe_result r;
 
 	is_int(store_load(s, path), 0, "load into another configuration");
 	store_rdlock(s);
@@ -374,10 +376,10 @@ test_new_config(void)
 static int
 load_bad(const void *data, size_t len, const char *want, const char *what)
 {
-	struct store	*s = mkstore(5, spec_ab);
-	const char	*out;
-	char		 line[512];
-	int		 rv, empty;
+	struct store *s = mkstore(5, spec_ab);
+	const char *out;
+	char line[512];
+	int rv, empty;
 
 	unlink(aside);
 	write_file(path, data, len);
@@ -387,14 +389,15 @@ load_bad(const void *data, size_t len, const char *want, const char *what)
 	is_int(rv, -1, "%s: refused", what);
 	snprintf(line, sizeof line, "warning: snapshot %s: %s", path, want);
 	if (!ok(strstr(out, line) != NULL, "%s: logged with the file's name",
-	    what))
+	        what))
 		printf("#   logged: %s#   wanted: %s\n", out, line);
 	ok(strstr(out, "moved aside to") != NULL && file_exists(aside) &&
-	    !file_exists(path), "%s: moved aside to .corrupt", what);
+	        !file_exists(path),
+	    "%s: moved aside to .corrupt", what);
 	store_rdlock(s);
 	empty = store_find(s, "alpha")->check[CHECK_PAGE].probes == 0 &&
-	    store_find(s, "alpha")->check[CHECK_PAGE].last == NULL &&
-	    store_find(s, "beta")->check[CHECK_ERROR_PAGE].ring_count == 0;
+	        store_find(s, "alpha")->check[CHECK_PAGE].last == NULL &&
+	        store_find(s, "beta")->check[CHECK_ERROR_PAGE].ring_count == 0;
 	store_unlock(s);
 	ok(empty, "%s: the store starts empty", what);
 	store_free(s);
@@ -404,8 +407,8 @@ load_bad(const void *data, size_t len, const char *want, const char *what)
 static uint64_t
 fnv64(const unsigned char *p, size_t len)
 {
-	uint64_t	h = UINT64_C(14695981039346656037);
-	size_t		i;
+	uint64_t h = UINT64_C(14695981039346656037);
+	size_t i;
 
 	for (i = 0; i < len; i++) {
 		h ^= p[i];
@@ -418,8 +421,8 @@ fnv64(const unsigned char *p, size_t len)
 static void
 fix_trailer(unsigned char *data, size_t len)
 {
-	uint64_t	h = fnv64(data, len - 8);
-	int		i;
+	uint64_t h = fnv64(data, len - 8);
+	int i;
 
 	for (i = 0; i < 8; i++)
 		data[len - 8 + (size_t)i] = (unsigned char)(h >> (8 * i));
@@ -428,11 +431,11 @@ fix_trailer(unsigned char *data, size_t len)
 static void
 test_bad_files(void)
 {
-	struct store	*s;
-	unsigned char	*good, *data;
-	size_t		 len, i, refused, loaded;
-	char		 err[256];
-	const char	*out;
+	struct store *s;
+	unsigned char *good, *data;
+	size_t len, i, refused, loaded;
+	char err[256];
+	const char *out;
 
 	good = read_file(path, &len);
 	ok(good != NULL && len > 100, "a good snapshot to damage");
@@ -447,7 +450,7 @@ test_bad_files(void)
 	load_bad("this is not a snapshot\n", 23, "not a gemwatch snapshot",
 	    "another file");
 	memcpy(data, good, len);
-	data[18] = 2;		/* the version, right after the magic */
+	data[18] = 2; /* the version, right after the magic */
 	load_bad(data, len, "unsupported version 2 (this gemwatch reads 1)",
 	    "a newer version");
 	{
@@ -457,8 +460,10 @@ test_bad_files(void)
 		more[len - 8] = 7;
 		memcpy(more + len - 7, good + len - 8, 8);
 		fix_trailer(more, len + 1);
-		load_bad(more, len + 1, "1 bytes of garbage after the last "
-		    "capsule", "bytes after the last capsule");
+		load_bad(more, len + 1,
+		    "1 bytes of garbage after the last "
+		    "capsule",
+		    "bytes after the last capsule");
 		free(more);
 	}
 
@@ -478,7 +483,7 @@ test_bad_files(void)
 	    "save into a missing directory fails");
 	out = capture_end();
 	ok(strstr(out, "warning: /nonexistent/dir/history.snapshot: creating "
-	    "a temporary file: No such file or directory") != NULL,
+	               "a temporary file: No such file or directory") != NULL,
 	    "with a warning");
 
 	/* Every truncation, and every byte damaged past the checksum, is
@@ -498,8 +503,10 @@ test_bad_files(void)
 		else
 			refused++;
 	}
-	ok(refused > 0 && loaded > 0, "damaged bytes: %zu refused, %zu "
-	    "loaded as other values", refused, loaded);
+	ok(refused > 0 && loaded > 0,
+	    "damaged bytes: %zu refused, %zu "
+	    "loaded as other values",
+	    refused, loaded);
 	{
 		char *j = api_capsules(s);
 
@@ -516,11 +523,11 @@ test_bad_files(void)
 static void
 test_links(void)
 {
-	struct store	*s = mkstore(5, spec_ab);
-	char		 tmp[300], victim[300], buf[64];
-	struct stat	 st;
-	ssize_t		 n;
-	int		 fd;
+	struct store *s = mkstore(5, spec_ab);
+	char tmp[300], victim[300], buf[64];
+	struct stat st;
+	ssize_t n;
+	int fd;
 
 	snprintf(tmp, sizeof tmp, "%s.tmp", path);
 	snprintf(victim, sizeof victim, "%s/victim", dir);

@@ -26,17 +26,17 @@
 #define MAXCAPS 8
 
 struct testconf {
-	struct conf		conf;
-	struct capsule_conf	caps[MAXCAPS];
+	struct conf conf;
+	struct capsule_conf caps[MAXCAPS];
 };
 
 /* Capsules given as "name url [error-path]" strings. */
 static void
 mkconf(struct testconf *t, unsigned history, const char *const *spec)
 {
-	char	name[64], url[128], ep[64];
-	size_t	i;
-	int	n;
+	char name[64], url[128], ep[64];
+	size_t i;
+	int n;
 
 	memset(t, 0, sizeof *t);
 	t->conf.history = history;
@@ -86,8 +86,8 @@ mkres(struct probe_result *r, enum check check, double time, int status,
 	r->end = end;
 	r->success = 1;
 	if (end != END_CLOSE_NOTIFY && end != END_NONE)
-		result_fail(r, end_reason(end), STAGE_BODY, "ended: %s",
-		    end_name(end));
+		result_fail(
+		    r, end_reason(end), STAGE_BODY, "ended: %s", end_name(end));
 }
 
 static void
@@ -113,22 +113,22 @@ check_of(struct store *s, const char *name, enum check k)
 static const char *
 times(const struct store_check *c)
 {
-	static char		out[256];
-	struct probe_result	r;
-	size_t			i, n = 0;
+	static char out[256];
+	struct probe_result r;
+	size_t i, n = 0;
 
 	out[0] = '\0';
 	for (i = 0; store_history_get(c, i, &r) == 0 && n < 200; i++)
-		n += (size_t)snprintf(out + n, sizeof out - n, "%s%g",
-		    i ? " " : "", r.time);
+		n += (size_t)snprintf(
+		    out + n, sizeof out - n, "%s%g", i ? " " : "", r.time);
 	return out;
 }
 
 static const char *
 names(struct store *s)
 {
-	static char	out[256];
-	size_t		i, n = 0;
+	static char out[256];
+	size_t i, n = 0;
 
 	out[0] = '\0';
 	for (i = 0; i < store_count(s) && n < 200; i++)
@@ -140,19 +140,15 @@ names(struct store *s)
 static void
 test_sync_and_history(void)
 {
-	static const char *const first[] = {
-		"a gemini://a.example/", "b gemini://b.example/ /nope",
-		"c gemini://c.example/", NULL
-	};
-	static const char *const second[] = {
-		"c gemini://c.example/new", "a gemini://a.example/",
-		"d gemini://d.example/", NULL
-	};
-	struct store			*s = store_new();
-	const struct store_check	*c;
-	struct probe_result		 view;
-	double				 when = -1;
-	int				 i;
+	static const char *const first[] = {"a gemini://a.example/",
+	    "b gemini://b.example/ /nope", "c gemini://c.example/", NULL};
+	static const char *const second[] = {"c gemini://c.example/new",
+	    "a gemini://a.example/", "d gemini://d.example/", NULL};
+	struct store *s = store_new();
+	const struct store_check *c;
+	struct probe_result view;
+	double when = -1;
+	int i;
 
 	is_int(store_count(s), 0, "new store is empty");
 	is_int(store_reload_status(s, &when), 1, "reload ok initially");
@@ -195,13 +191,12 @@ test_sync_and_history(void)
 	put(s, "a", CHECK_ERROR_PAGE, 6, 51, END_CLOSE_NOTIFY);
 	ok(check_of(s, "a", CHECK_ERROR_PAGE)->last == NULL,
 	    "error_page result of a capsule without error-path ignored");
-	is_int(check_of(s, "a", CHECK_ERROR_PAGE)->probes, 0,
-	    "and not counted");
+	is_int(
+	    check_of(s, "a", CHECK_ERROR_PAGE)->probes, 0, "and not counted");
 	put(s, "b", CHECK_ERROR_PAGE, 7, 51, END_CLOSE_NOTIFY);
 	is_int(check_of(s, "b", CHECK_ERROR_PAGE)->probes, 1,
 	    "error_page result of b counted");
-	is_int(check_of(s, "b", CHECK_PAGE)->probes, 0,
-	    "and not as its page");
+	is_int(check_of(s, "b", CHECK_PAGE)->probes, 0, "and not as its page");
 	put(s, "c", CHECK_PAGE, 8, 20, END_CLOSE_NOTIFY);
 
 	/* Reload: b removed, d added, c's URL changed, history shrinks. */
@@ -253,8 +248,7 @@ test_sync_and_history(void)
 	put(s, "b", CHECK_ERROR_PAGE, 13, 51, END_CLOSE_NOTIFY);
 	{
 		static const char *const noep[] = {
-			"b gemini://b.example/", NULL
-		};
+		    "b gemini://b.example/", NULL};
 		sync_with(s, 2, noep);
 	}
 	is_int(store_at(s, 0)->has_error_page, 0, "error page removed");
@@ -278,15 +272,13 @@ test_sync_and_history(void)
 static void
 test_shard(void)
 {
-	static const char *const spec[] = {
-		"alpha gemini://a/", "beta gemini://b/", "gamma gemini://c/",
-		"delta gemini://d/", "epsilon gemini://e/", "zeta gemini://f/",
-		NULL
-	};
-	struct testconf	 t;
-	struct store	*s = store_new();
-	size_t		 i, in = 0;
-	int		 good = 1;
+	static const char *const spec[] = {"alpha gemini://a/",
+	    "beta gemini://b/", "gamma gemini://c/", "delta gemini://d/",
+	    "epsilon gemini://e/", "zeta gemini://f/", NULL};
+	struct testconf t;
+	struct store *s = store_new();
+	size_t i, in = 0;
+	int good = 1;
 
 	mkconf(&t, 5, spec);
 	t.conf.shard_k = 1;
@@ -305,7 +297,6 @@ test_shard(void)
 	freeconf(&t);
 	store_free(s);
 }
-
 
 /* A history's duration: within 1/4096 of what was measured. */
 static int
@@ -338,8 +329,8 @@ put_cert(struct store *s, const char *name, double time, const char *sha,
 		snprintf(r.cert.pubkey_sha256, sizeof r.cert.pubkey_sha256,
 		    "%s", key);
 	} else
-		result_fail(&r, REASON_CONNECT, STAGE_CONNECT,
-		    "connection refused");
+		result_fail(
+		    &r, REASON_CONNECT, STAGE_CONNECT, "connection refused");
 	store_put(s, name, &r);
 	result_clear(&r);
 }
@@ -347,11 +338,9 @@ put_cert(struct store *s, const char *name, double time, const char *sha,
 static void
 test_log(void)
 {
-	static const char *const spec[] = {
-		"a gemini://a.example/ /nope", NULL
-	};
-	struct store	*s = store_new();
-	const char	*out;
+	static const char *const spec[] = {"a gemini://a.example/ /nope", NULL};
+	struct store *s = store_new();
+	const char *out;
 
 	sync_with(s, 4, spec);
 
@@ -369,8 +358,9 @@ test_log(void)
 	capture_begin();
 	put(s, "a", CHECK_PAGE, 3, 20, END_PREMATURE);
 	out = capture_end();
-	ok(strstr(out, " capsule a: down (close_notify: ended: premature)\n")
-	    != NULL, "down with reason and message");
+	ok(strstr(out, " capsule a: down (close_notify: ended: premature)\n") !=
+	        NULL,
+	    "down with reason and message");
 	ok(strstr(out, " capsule a: close_notify lost (premature)\n") != NULL,
 	    "close_notify lost");
 	is_int(count_lines(out), 2, "two lines");
@@ -406,7 +396,7 @@ test_log(void)
 	put_cert(s, "a", 11, "bbbb", "kkkk");
 	out = capture_end();
 	ok(strstr(out, " capsule a: certificate changed "
-	    "(sha256 aaaa \xe2\x86\x92 bbbb, same key)\n") != NULL,
+	               "(sha256 aaaa \xe2\x86\x92 bbbb, same key)\n") != NULL,
 	    "certificate change across a result without one, same key");
 	is_int(count_lines(out), 3, "down, up, changed");
 
@@ -453,7 +443,7 @@ full_result(struct probe_result *r, double time, const char *subject)
 	r->cert.key_kept = 1;
 	r->status = 20;
 	r->meta = xstrdup("text/gemini; lang=en");
-	r->body_bytes = 5000000000LL;	/* more than 32 bits */
+	r->body_bytes = 5000000000LL; /* more than 32 bits */
 	r->end = END_CLOSE_NOTIFY;
 }
 
@@ -467,10 +457,10 @@ live_facts(const struct store_check *c)
 static void
 test_views(void)
 {
-	static const char *const spec[] = { "a gemini://a.example/", NULL };
-	struct store			*s = store_new();
-	const struct store_check	*c;
-	struct probe_result		 r, v;
+	static const char *const spec[] = {"a gemini://a.example/", NULL};
+	struct store *s = store_new();
+	const struct store_check *c;
+	struct probe_result r, v;
 
 	sync_with(s, 4, spec);
 	full_result(&r, 1795881600.75, "CN=example.org");
@@ -488,9 +478,11 @@ test_views(void)
 	is_int(v.port, 1965, "port");
 	is_int(v.ip_protocol, 6, "ip_protocol");
 	ok(v.dur[PHASE_RESOLVE] == 0.000123, "below 2.048 ms, a duration is "
-	    "exact to the microsecond");
-	ok(near(v.dur[PHASE_CONNECT], 0.02) && near(v.dur[PHASE_TLS], 0.051234) &&
-	    near(v.dur[PHASE_HEADER], 0.03), "above, within 1/4096");
+	                                     "exact to the microsecond");
+	ok(near(v.dur[PHASE_CONNECT], 0.02) &&
+	        near(v.dur[PHASE_TLS], 0.051234) &&
+	        near(v.dur[PHASE_HEADER], 0.03),
+	    "above, within 1/4096");
 	ok(v.dur[PHASE_TLS] != 0.051234, "(and not exact: the test can tell)");
 	ok(v.dur[PHASE_BODY] < 0, "a phase not reached stays negative");
 	ok(near(v.total, 0.106789), "total");
@@ -513,7 +505,8 @@ test_views(void)
 	ok(v.body_bytes == 5000000000LL, "body_bytes past 32 bits");
 	is_int(v.end, END_CLOSE_NOTIFY, "end");
 	ok(c->last->time == 1795881600.75 && c->last->total == 0.106789 &&
-	    c->last->body_bytes == 5000000000LL, "last keeps its numbers");
+	        c->last->body_bytes == 5000000000LL,
+	    "last keeps its numbers");
 	is_str(c->last->cert.subject, "CN=example.org", "last's strings");
 	ok(c->last->url == v.url, "last and history share the url");
 	result_clear(&r);
@@ -522,7 +515,7 @@ test_views(void)
 	mkres(&r, CHECK_PAGE, 1795881700, -1, END_NONE);
 	result_fail(&r, REASON_CONNECT, STAGE_CONNECT, "connection refused");
 	r.cert.key_kept = 0;
-	r.total = 1e9;		/* more than fits: kept as the most */
+	r.total = 1e9; /* more than fits: kept as the most */
 	r.dur[PHASE_CONNECT] = 10.0001234;
 	r.dur[PHASE_RESOLVE] = 0.5;
 	store_put(s, "a", &r);
@@ -549,8 +542,8 @@ test_views(void)
 	/* From a microsecond to a week, every duration comes back within
 	 * its bound, and a longer one never comes back shorter. */
 	{
-		double	d, prev = -1;
-		int	bad = 0, backwards = 0;
+		double d, prev = -1;
+		int bad = 0, backwards = 0;
 
 		full_result(&r, 1795881700, "CN=example.org");
 		for (d = 1e-6; d < 7 * 86400; d *= 1.0137) {
@@ -574,11 +567,11 @@ test_views(void)
 static void
 test_sharing(void)
 {
-	static const char *const spec[] = { "a gemini://a.example/", NULL };
-	struct store			*s = store_new();
-	const struct store_check	*c;
-	struct probe_result		 r, v;
-	int				 i;
+	static const char *const spec[] = {"a gemini://a.example/", NULL};
+	struct store *s = store_new();
+	const struct store_check *c;
+	struct probe_result r, v;
+	int i;
 
 	sync_with(s, 120, spec);
 	c = check_of(s, "a", CHECK_PAGE);
@@ -625,8 +618,9 @@ test_sharing(void)
 	}
 	is_int(live_facts(c), 120, "distinct messages: one fact per entry");
 	ok(store_history_get(c, 0, &v) == 0 && v.message != NULL &&
-	    strcmp(v.message, "a status 51 response carried a 199-byte body")
-	    == 0, "each entry keeps its own message");
+	        strcmp(v.message,
+	            "a status 51 response carried a 199-byte body") == 0,
+	    "each entry keeps its own message");
 	for (i = 0; i < 130; i++) {
 		full_result(&r, 4000 + i, "CN=new.example.org");
 		store_put(s, "a", &r);
@@ -647,8 +641,8 @@ test_sharing(void)
 #define NTHREAD_PUTS 2000
 
 struct writer {
-	struct store	*s;
-	int		 id;
+	struct store *s;
+	int id;
 };
 
 static atomic_int writers_done;
@@ -656,9 +650,9 @@ static atomic_int writers_done;
 static void *
 writer_main(void *arg)
 {
-	struct writer	*w = arg;
-	char		 name[8];
-	int		 i;
+	struct writer *w = arg;
+	char name[8];
+	int i;
 
 	for (i = 0; i < NTHREAD_PUTS; i++) {
 		snprintf(name, sizeof name, "t%d", (i + w->id) % 4);
@@ -671,19 +665,20 @@ writer_main(void *arg)
 static void *
 reader_main(void *arg)
 {
-	struct store			*s = arg;
-	const struct store_capsule	*cap;
-	struct probe_result		 r;
-	size_t				 i, j;
-	unsigned long			 sum = 0, *bad;
+	struct store *s = arg;
+	const struct store_capsule *cap;
+	struct probe_result r;
+	size_t i, j;
+	unsigned long sum = 0, *bad;
 
 	bad = xcalloc(1, sizeof *bad);
 	while (!atomic_load(&writers_done)) {
 		store_rdlock(s);
 		for (i = 0; i < store_count(s); i++) {
 			cap = store_at(s, i);
-			for (j = 0; store_history_get(&cap->check[0], j, &r)
-			    == 0; j++) {
+			for (j = 0;
+			     store_history_get(&cap->check[0], j, &r) == 0;
+			     j++) {
 				if (r.url == NULL)
 					(*bad)++;
 				else
@@ -699,20 +694,18 @@ reader_main(void *arg)
 static void
 test_threads(void)
 {
-	static const char *const spec[] = {
-		"t0 gemini://0/", "t1 gemini://1/", "t2 gemini://2/",
-		"t3 gemini://3/", NULL
-	};
-	struct store	*s = store_new();
-	struct writer	 w[2];
-	pthread_t	 wt[2], rt;
-	unsigned long	*bad;
-	uint64_t	 total = 0;
-	size_t		 i;
-	int		 hist_ok = 1;
+	static const char *const spec[] = {"t0 gemini://0/", "t1 gemini://1/",
+	    "t2 gemini://2/", "t3 gemini://3/", NULL};
+	struct store *s = store_new();
+	struct writer w[2];
+	pthread_t wt[2], rt;
+	unsigned long *bad;
+	uint64_t total = 0;
+	size_t i;
+	int hist_ok = 1;
 
 	sync_with(s, 16, spec);
-	capture_begin();	/* the first "up" of each capsule */
+	capture_begin(); /* the first "up" of each capsule */
 	pthread_create(&rt, NULL, reader_main, s);
 	for (i = 0; i < 2; i++) {
 		w[i].s = s;
@@ -741,15 +734,15 @@ test_threads(void)
 static void
 test_tally(void)
 {
-	static const char *const spec[] = { "a gemini://a/ /nope",
-	    "b gemini://b/", "c gemini://c/", "d gemini://d/ /nope", NULL };
-	struct store		*s = store_new();
-	struct store_tally	 t;
+	static const char *const spec[] = {"a gemini://a/ /nope",
+	    "b gemini://b/", "c gemini://c/", "d gemini://d/ /nope", NULL};
+	struct store *s = store_new();
+	struct store_tally t;
 
 	sync_with(s, 4, spec);
 	store_tally(s, &t);
 	ok(t.capsules == 4 && t.up == 0 && t.down == 0 && t.pending == 4 &&
-	    t.error_pages_failing == 0 && t.reload_ok == 1,
+	        t.error_pages_failing == 0 && t.reload_ok == 1,
 	    "tally: 4 capsules, none probed yet");
 	capture_begin();
 	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);

@@ -18,59 +18,62 @@ test_valid(void)
 		int port, is_ip;
 		const char *path, *text;
 	} t[] = {
-		{ "gemini://example.org/", "example.org", 1965, 0, "/",
-		    "gemini://example.org/" },
-		{ "gemini://example.org", "example.org", 1965, 0, "/",
-		    "gemini://example.org/" },
-		{ "gemini://example.org:1966/x", "example.org", 1966, 0, "/x",
-		    "gemini://example.org:1966/x" },
-		{ "gemini://example.org:1965/", "example.org", 1965, 0, "/",
-		    "gemini://example.org/" },
-		{ "gemini://example.org:01966", "example.org", 1966, 0, "/",
-		    "gemini://example.org:1966/" },
-		{ "gemini://example.org:1", "example.org", 1, 0, "/",
-		    "gemini://example.org:1/" },
-		{ "gemini://example.org:65535", "example.org", 65535, 0, "/",
-		    "gemini://example.org:65535/" },
-		{ "GEMINI://Example.ORG/Path/To", "example.org", 1965, 0,
-		    "/Path/To", "gemini://example.org/Path/To" },
-		{ "Gemini://my_host-1.example/", "my_host-1.example", 1965, 0,
-		    "/", "gemini://my_host-1.example/" },
-		{ "gemini://example.org/search?q=a%20b&x=1", "example.org",
-		    1965, 0, "/search?q=a%20b&x=1",
-		    "gemini://example.org/search?q=a%20b&x=1" },
-		{ "gemini://example.org?query", "example.org", 1965, 0,
-		    "/?query", "gemini://example.org/?query" },
-		{ "gemini://example.org/a/../b/./c//", "example.org", 1965, 0,
-		    "/a/../b/./c//", "gemini://example.org/a/../b/./c//" },
-		{ "gemini://example.org/caf\xc3\xa9", "example.org", 1965, 0,
-		    "/caf%C3%A9", "gemini://example.org/caf%C3%A9" },
-		{ "gemini://192.0.2.7/", "192.0.2.7", 1965, 1, "/",
-		    "gemini://192.0.2.7/" },
-		{ "gemini://192.0.2.7:1966/", "192.0.2.7", 1966, 1, "/",
-		    "gemini://192.0.2.7:1966/" },
-		{ "gemini://[::1]/", "::1", 1965, 1, "/", "gemini://[::1]/" },
-		{ "gemini://[::1]:1965/", "::1", 1965, 1, "/",
-		    "gemini://[::1]/" },
-		{ "gemini://[::1]:1966", "::1", 1966, 1, "/",
-		    "gemini://[::1]:1966/" },
-		{ "gemini://[2001:DB8:0:0::7]/x", "2001:db8::7", 1965, 1, "/x",
-		    "gemini://[2001:db8::7]/x" },
-		{ "gemini://b\xc3\xbc" "cher.example/", "xn--bcher-kva.example",
-		    1965, 0, "/", "gemini://xn--bcher-kva.example/" },
-		{ "gemini://B\xc3\x9c" "CHER.example:1966/", "xn--bcher-kva.example",
-		    1966, 0, "/", "gemini://xn--bcher-kva.example:1966/" },
-		{ "gemini://\xe2\x98\x83.net/", "xn--n3h.net", 1965, 0, "/",
-		    "gemini://xn--n3h.net/" },
-		{ "gemini://xn--bcher-kva.example/", "xn--bcher-kva.example",
-		    1965, 0, "/", "gemini://xn--bcher-kva.example/" },
-		/* Names that only look like hex numbers. */
-		{ "gemini://0x.example/", "0x.example", 1965, 0, "/",
-		    "gemini://0x.example/" },
-		{ "gemini://0x7f.example/", "0x7f.example", 1965, 0, "/",
-		    "gemini://0x7f.example/" },
-		{ "gemini://deadbeef/", "deadbeef", 1965, 0, "/",
-		    "gemini://deadbeef/" },
+	    {"gemini://example.org/", "example.org", 1965, 0, "/",
+	        "gemini://example.org/"},
+	    {"gemini://example.org", "example.org", 1965, 0, "/",
+	        "gemini://example.org/"},
+	    {"gemini://example.org:1966/x", "example.org", 1966, 0, "/x",
+	        "gemini://example.org:1966/x"},
+	    {"gemini://example.org:1965/", "example.org", 1965, 0, "/",
+	        "gemini://example.org/"},
+	    {"gemini://example.org:01966", "example.org", 1966, 0, "/",
+	        "gemini://example.org:1966/"},
+	    {"gemini://example.org:1", "example.org", 1, 0, "/",
+	        "gemini://example.org:1/"},
+	    {"gemini://example.org:65535", "example.org", 65535, 0, "/",
+	        "gemini://example.org:65535/"},
+	    {"GEMINI://Example.ORG/Path/To", "example.org", 1965, 0, "/Path/To",
+	        "gemini://example.org/Path/To"},
+	    {"Gemini://my_host-1.example/", "my_host-1.example", 1965, 0, "/",
+	        "gemini://my_host-1.example/"},
+	    {"gemini://example.org/search?q=a%20b&x=1", "example.org", 1965, 0,
+	        "/search?q=a%20b&x=1",
+	        "gemini://example.org/search?q=a%20b&x=1"},
+	    {"gemini://example.org?query", "example.org", 1965, 0, "/?query",
+	        "gemini://example.org/?query"},
+	    {"gemini://example.org/a/../b/./c//", "example.org", 1965, 0,
+	        "/a/../b/./c//", "gemini://example.org/a/../b/./c//"},
+	    {"gemini://example.org/caf\xc3\xa9", "example.org", 1965, 0,
+	        "/caf%C3%A9", "gemini://example.org/caf%C3%A9"},
+	    {"gemini://192.0.2.7/", "192.0.2.7", 1965, 1, "/",
+	        "gemini://192.0.2.7/"},
+	    {"gemini://192.0.2.7:1966/", "192.0.2.7", 1966, 1, "/",
+	        "gemini://192.0.2.7:1966/"},
+	    {"gemini://[::1]/", "::1", 1965, 1, "/", "gemini://[::1]/"},
+	    {"gemini://[::1]:1965/", "::1", 1965, 1, "/", "gemini://[::1]/"},
+	    {"gemini://[::1]:1966", "::1", 1966, 1, "/",
+	        "gemini://[::1]:1966/"},
+	    {"gemini://[2001:DB8:0:0::7]/x", "2001:db8::7", 1965, 1, "/x",
+	        "gemini://[2001:db8::7]/x"},
+	    {"gemini://b\xc3\xbc"
+	     "cher.example/",
+	        "xn--bcher-kva.example", 1965, 0, "/",
+	        "gemini://xn--bcher-kva.example/"},
+	    {"gemini://B\xc3\x9c"
+	     "CHER.example:1966/",
+	        "xn--bcher-kva.example", 1966, 0, "/",
+	        "gemini://xn--bcher-kva.example:1966/"},
+	    {"gemini://\xe2\x98\x83.net/", "xn--n3h.net", 1965, 0, "/",
+	        "gemini://xn--n3h.net/"},
+	    {"gemini://xn--bcher-kva.example/", "xn--bcher-kva.example", 1965,
+	        0, "/", "gemini://xn--bcher-kva.example/"},
+	    /* Names that only look like hex numbers. */
+	    {"gemini://0x.example/", "0x.example", 1965, 0, "/",
+	        "gemini://0x.example/"},
+	    {"gemini://0x7f.example/", "0x7f.example", 1965, 0, "/",
+	        "gemini://0x7f.example/"},
+	    {"gemini://deadbeef/", "deadbeef", 1965, 0, "/",
+	        "gemini://deadbeef/"},
 	};
 	struct url u, c;
 	const char *err;
@@ -79,7 +82,7 @@ test_valid(void)
 	for (i = 0; i < sizeof(t) / sizeof(t[0]); i++) {
 		err = "";
 		if (!ok(url_parse(t[i].in, strlen(t[i].in), &u, &err) == 0,
-		    "%s parses", t[i].text)) {
+		        "%s parses", t[i].text)) {
 			printf("#   error: %s\n", err);
 			continue;
 		}
@@ -105,89 +108,97 @@ test_invalid(void)
 	static const struct {
 		const char *in, *err;
 	} t[] = {
-		{ "", "only gemini:// URLs are supported" },
-		{ "https://example.org/", "only gemini:// URLs are supported" },
-		{ "gopher://example.org/", "only gemini:// URLs are supported" },
-		{ "gemini:example.org", "only gemini:// URLs are supported" },
-		{ "gemini:/example.org/", "only gemini:// URLs are supported" },
-		{ "example.org/", "only gemini:// URLs are supported" },
-		{ "//example.org/", "only gemini:// URLs are supported" },
-		{ "gemini://", "URL has no host" },
-		{ "gemini:///path", "URL has no host" },
-		{ "gemini://:1965/", "URL has no host" },
-		{ "gemini://user@example.org/",
-		    "userinfo is not allowed in gemini URLs" },
-		{ "gemini://user:pw@example.org/",
-		    "userinfo is not allowed in gemini URLs" },
-		{ "gemini://example.org/#top",
-		    "fragments are not allowed in gemini URLs" },
-		{ "gemini://example.org#",
-		    "fragments are not allowed in gemini URLs" },
-		{ "gemini://example.org:0/", "port must be a number from 1 to "
-		    "65535" },
-		{ "gemini://example.org:65536/", "port must be a number from 1 "
-		    "to 65535" },
-		{ "gemini://example.org:abc/", "port must be a number from 1 "
-		    "to 65535" },
-		{ "gemini://example.org:/", "port must be a number from 1 to "
-		    "65535" },
-		{ "gemini://example.org:-1/", "port must be a number from 1 to "
-		    "65535" },
-		{ "gemini://example.org:+1965/", "port must be a number from 1 "
-		    "to 65535" },
-		{ "gemini://example.org:1965:1965/", "port must be a number "
-		    "from 1 to 65535" },
-		{ "gemini://example.org:99999999999999999999/", "port must be "
-		    "a number from 1 to 65535" },
-		{ "gemini://example.org/a b", "URL contains a blank or a "
-		    "control character" },
-		{ " gemini://example.org/", "URL contains a blank or a control "
-		    "character" },
-		{ "gemini://example.org/\r\n", "URL contains a blank or a "
-		    "control character" },
-		{ "gemini://example.org/\x7f", "URL contains a blank or a "
-		    "control character" },
-		{ "gemini://exa%6dple.org/", "host name may only contain "
-		    "letters, digits, '-', '.' and '_'" },
-		{ "gemini://exa!mple.org/", "host name may only contain "
-		    "letters, digits, '-', '.' and '_'" },
-		{ "gemini://example..org/", "host name has an empty label" },
-		{ "gemini://.example.org/", "host name has an empty label" },
-		{ "gemini://example.org./", "host name has an empty label" },
-		{ "gemini://10.1/", "invalid IPv4 address" },
-		{ "gemini://192.0.2.256/", "invalid IPv4 address" },
-		{ "gemini://1965/", "invalid IPv4 address" },
-		{ "gemini://0177.0.0.1/", "invalid IPv4 address" },
-		{ "gemini://0x7f000001/", "invalid IPv4 address" },
-		{ "gemini://0X7F000001/", "invalid IPv4 address" },
-		{ "gemini://0x7f.0x0.0x0.0x1/", "invalid IPv4 address" },
-		{ "gemini://0x7f.1/", "invalid IPv4 address" },
-		{ "gemini://127.0.0.0x1/", "invalid IPv4 address" },
-		{ "gemini://0x7f.0.0.1:1965/", "invalid IPv4 address" },
-		{ "gemini://[::1/", "IPv6 address without a closing ']'" },
-		{ "gemini://[::g]/", "invalid IPv6 address" },
-		{ "gemini://[]/", "invalid IPv6 address" },
-		{ "gemini://[1.2.3.4]/", "invalid IPv6 address" },
-		{ "gemini://[fe80::1%25eth0]/", "invalid IPv6 address" },
-		{ "gemini://[1:2:3:4:5:6:7:8:9]/", "invalid IPv6 address" },
-		{ "gemini://::1/", "URL has no host" },
-		{ "gemini://[::1]x/", "unexpected characters after the IPv6 "
-		    "address" },
-		{ "gemini://[::1]:0/", "port must be a number from 1 to "
-		    "65535" },
-		{ "gemini://b\xfc" "cher.example/", "host name is not valid "
-		    "UTF-8" },
-		{ "gemini://b\xc3" "cher.example/", "host name is not valid "
-		    "UTF-8" },
-		{ "gemini://\xc0\xae.example/", "host name is not valid "
-		    "UTF-8" },
-		{ "gemini://\xed\xa0\x80.example/", "host name is not valid "
-		    "UTF-8" },
-		{ "gemini://-b\xc3\xbc" "cher.example/", "host name cannot be "
-		    "converted to an IDNA A-label" },
-		{ "gemini://0123456789012345678901234567890123456789"
-		  "0123456789012345678901234.example/", "host name label longer "
-		    "than 63 bytes" },
+	    {"", "only gemini:// URLs are supported"},
+	    {"https://example.org/", "only gemini:// URLs are supported"},
+	    {"gopher://example.org/", "only gemini:// URLs are supported"},
+	    {"gemini:example.org", "only gemini:// URLs are supported"},
+	    {"gemini:/example.org/", "only gemini:// URLs are supported"},
+	    {"example.org/", "only gemini:// URLs are supported"},
+	    {"//example.org/", "only gemini:// URLs are supported"},
+	    {"gemini://", "URL has no host"},
+	    {"gemini:///path", "URL has no host"},
+	    {"gemini://:1965/", "URL has no host"},
+	    {"gemini://user@example.org/",
+	        "userinfo is not allowed in gemini URLs"},
+	    {"gemini://user:pw@example.org/",
+	        "userinfo is not allowed in gemini URLs"},
+	    {"gemini://example.org/#top",
+	        "fragments are not allowed in gemini URLs"},
+	    {"gemini://example.org#",
+	        "fragments are not allowed in gemini URLs"},
+	    {"gemini://example.org:0/", "port must be a number from 1 to "
+	                                "65535"},
+	    {"gemini://example.org:65536/", "port must be a number from 1 "
+	                                    "to 65535"},
+	    {"gemini://example.org:abc/", "port must be a number from 1 "
+	                                  "to 65535"},
+	    {"gemini://example.org:/", "port must be a number from 1 to "
+	                               "65535"},
+	    {"gemini://example.org:-1/", "port must be a number from 1 to "
+	                                 "65535"},
+	    {"gemini://example.org:+1965/", "port must be a number from 1 "
+	                                    "to 65535"},
+	    {"gemini://example.org:1965:1965/", "port must be a number "
+	                                        "from 1 to 65535"},
+	    {"gemini://example.org:99999999999999999999/",
+	        "port must be "
+	        "a number from 1 to 65535"},
+	    {"gemini://example.org/a b", "URL contains a blank or a "
+	                                 "control character"},
+	    {" gemini://example.org/", "URL contains a blank or a control "
+	                               "character"},
+	    {"gemini://example.org/\r\n", "URL contains a blank or a "
+	                                  "control character"},
+	    {"gemini://example.org/\x7f", "URL contains a blank or a "
+	                                  "control character"},
+	    {"gemini://exa%6dple.org/", "host name may only contain "
+	                                "letters, digits, '-', '.' and '_'"},
+	    {"gemini://exa!mple.org/", "host name may only contain "
+	                               "letters, digits, '-', '.' and '_'"},
+	    {"gemini://example..org/", "host name has an empty label"},
+	    {"gemini://.example.org/", "host name has an empty label"},
+	    {"gemini://example.org./", "host name has an empty label"},
+	    {"gemini://10.1/", "invalid IPv4 address"},
+	    {"gemini://192.0.2.256/", "invalid IPv4 address"},
+	    {"gemini://1965/", "invalid IPv4 address"},
+	    {"gemini://0177.0.0.1/", "invalid IPv4 address"},
+	    {"gemini://0x7f000001/", "invalid IPv4 address"},
+	    {"gemini://0X7F000001/", "invalid IPv4 address"},
+	    {"gemini://0x7f.0x0.0x0.0x1/", "invalid IPv4 address"},
+	    {"gemini://0x7f.1/", "invalid IPv4 address"},
+	    {"gemini://127.0.0.0x1/", "invalid IPv4 address"},
+	    {"gemini://0x7f.0.0.1:1965/", "invalid IPv4 address"},
+	    {"gemini://[::1/", "IPv6 address without a closing ']'"},
+	    {"gemini://[::g]/", "invalid IPv6 address"},
+	    {"gemini://[]/", "invalid IPv6 address"},
+	    {"gemini://[1.2.3.4]/", "invalid IPv6 address"},
+	    {"gemini://[fe80::1%25eth0]/", "invalid IPv6 address"},
+	    {"gemini://[1:2:3:4:5:6:7:8:9]/", "invalid IPv6 address"},
+	    {"gemini://::1/", "URL has no host"},
+	    {"gemini://[::1]x/", "unexpected characters after the IPv6 "
+	                         "address"},
+	    {"gemini://[::1]:0/", "port must be a number from 1 to "
+	                          "65535"},
+	    {"gemini://b\xfc"
+	     "cher.example/",
+	        "host name is not valid "
+	        "UTF-8"},
+	    {"gemini://b\xc3"
+	     "cher.example/",
+	        "host name is not valid "
+	        "UTF-8"},
+	    {"gemini://\xc0\xae.example/", "host name is not valid "
+	                                   "UTF-8"},
+	    {"gemini://\xed\xa0\x80.example/", "host name is not valid "
+	                                       "UTF-8"},
+	    {"gemini://-b\xc3\xbc"
+	     "cher.example/",
+	        "host name cannot be "
+	        "converted to an IDNA A-label"},
+	    {"gemini://0123456789012345678901234567890123456789"
+	     "0123456789012345678901234.example/",
+	        "host name label longer "
+	        "than 63 bytes"},
 	};
 	struct url u;
 	const char *err;
@@ -286,7 +297,8 @@ test_length(void)
 	 * 'a' make 1002 + 1 bytes of path after the "/". */
 	memset(b + prefix + 1, 0xe9, 334);
 	n = prefix + 1 + 334 + 1;
-	is_int(url_parse(b, n, &u, &err), 0, "356-byte input with 334 "
+	is_int(url_parse(b, n, &u, &err), 0,
+	    "356-byte input with 334 "
 	    "non-ASCII bytes accepted");
 	is_int(strlen(u.text), 1024, "non-ASCII bytes are percent-encoded");
 	ok(strncmp(u.path, "/%E9%E9", 7) == 0, "path holds %%E9");

@@ -53,65 +53,62 @@
 #include <gnutls/crypto.h>
 #include <gnutls/x509.h>
 
-#define ADDR_BASE	0x7f400000u	/* 127.64.0.0: capsule i is BASE + i */
-#define CAPSULES_MAX	((1u << 22) - 2)
-#define HOLD_MS		120000		/* a hang is held at most this long */
-#define REQUEST_MS	30000		/* handshake and request, at most */
-#define LINGER_MS	2000		/* the client's close after ours */
-#define RETRY_MS	50		/* accept paused when out of fds */
-#define TIMER_SLACK_MS	5		/* timers are served in batches */
-#define REQUEST_MAX	1026		/* URL and CRLF */
-#define BODY_LINES	24
-#define EVENTS		256
-#define TAG_LISTEN	UINT64_MAX	/* epoll data of the listener */
-#define TAG_SIGNAL	(UINT64_MAX - 1)
+#define ADDR_BASE 0x7f400000u /* 127.64.0.0: capsule i is BASE + i */
+#define CAPSULES_MAX ((1u << 22) - 2)
+#define HOLD_MS 120000   /* a hang is held at most this long */
+#define REQUEST_MS 30000 /* handshake and request, at most */
+#define LINGER_MS 2000   /* the client's close after ours */
+#define RETRY_MS 50      /* accept paused when out of fds */
+#define TIMER_SLACK_MS 5 /* timers are served in batches */
+#define REQUEST_MAX 1026 /* URL and CRLF */
+#define BODY_LINES 24
+#define EVENTS 256
+#define TAG_LISTEN UINT64_MAX /* epoll data of the listener */
+#define TAG_SIGNAL (UINT64_MAX - 1)
 
 enum behaviour {
-	B_OK,		/* answers, ends with close_notify */
-	B_NOCN,		/* answers, closes TCP without close_notify */
-	B_SLOW,		/* answers after 1-5 s more, with close_notify */
-	B_REFUSED,	/* nothing listens on its port */
-	B_HANG,		/* accepts, then silence */
-	B_RESET,	/* a TCP reset after the ClientHello */
-	B_TLSFAIL,	/* a fatal handshake_failure alert */
+	B_OK,      /* answers, ends with close_notify */
+	B_NOCN,    /* answers, closes TCP without close_notify */
+	B_SLOW,    /* answers after 1-5 s more, with close_notify */
+	B_REFUSED, /* nothing listens on its port */
+	B_HANG,    /* accepts, then silence */
+	B_RESET,   /* a TCP reset after the ClientHello */
+	B_TLSFAIL, /* a fatal handshake_failure alert */
 	B__COUNT
 };
 
 static const char *behaviour_names[B__COUNT] = {
-	"ok", "no-close-notify", "slow", "refused", "hang", "reset", "tls-fail"
-};
+    "ok", "no-close-notify", "slow", "refused", "hang", "reset", "tls-fail"};
 
 /*
  * The mix, in thousandths: 670 answer (the census: 3,251 of 4,825), 330 are
  * dead.
  */
-static const unsigned behaviour_mix[B__COUNT] = {
-	520, 80, 70, 150, 100, 40, 40
-};
+static const unsigned behaviour_mix[B__COUNT] = {520, 80, 70, 150, 100, 40, 40};
 
 enum state {
 	S_FREE,
-	S_HELLO,	/* waiting for the ClientHello */
-	S_HELLO_WAIT,	/* holding it for the round trip */
+	S_HELLO,      /* waiting for the ClientHello */
+	S_HELLO_WAIT, /* holding it for the round trip */
 	S_HANDSHAKE,
 	S_REQUEST,
-	S_RESPOND_WAIT,	/* holding the request for the round trip */
+	S_RESPOND_WAIT, /* holding the request for the round trip */
 	S_RESPOND,
 	S_BYE,
-	S_LINGER,	/* our side shut: reading until the client closes */
+	S_LINGER, /* our side shut: reading until the client closes */
 	S_HANG
 };
 
 struct conn {
 	gnutls_session_t tls;
-	uint64_t	 deadline;	/* ms, CLOCK_MONOTONIC; 0: none */
-	uint32_t	 gen;
-	uint32_t	 capsule;
-	int		 heap;		/* index in the timer heap, or -1 */
-	uint16_t	 reqlen;
-	uint8_t		 state;
-	uint8_t		 beh;
-	uint8_t		 cr;		/* the last request byte was \r */
+	uint64_t deadline; /* ms, CLOCK_MONOTONIC; 0: none */
+	uint32_t gen;
+	uint32_t capsule;
+	int heap; /* index in the timer heap, or -1 */
+	uint16_t reqlen;
+	uint8_t state;
+	uint8_t beh;
+	uint8_t cr; /* the last request byte was \r */
 };
 
 struct stats {
@@ -121,20 +118,20 @@ struct stats {
 	unsigned long long timeouts, open, open_max;
 };
 
-static struct conn *conns;		/* indexed by fd */
-static int	 nconns;
-static int	*heap;			/* fds ordered by deadline */
-static int	 nheap;
-static int	 ep = -1, lfd = -1, rfd = -1, sfd = -1;
-static uint32_t	 ncapsules = 5000;
-static uint64_t	 seed = 1;
-static uint64_t	 hold_ms = HOLD_MS;
-static uint64_t	 listen_paused;		/* until then (ms), or 0 */
+static struct conn *conns; /* indexed by fd */
+static int nconns;
+static int *heap; /* fds ordered by deadline */
+static int nheap;
+static int ep = -1, lfd = -1, rfd = -1, sfd = -1;
+static uint32_t ncapsules = 5000;
+static uint64_t seed = 1;
+static uint64_t hold_ms = HOLD_MS;
+static uint64_t listen_paused; /* until then (ms), or 0 */
 static struct stats st;
 static gnutls_certificate_credentials_t creds;
 static gnutls_priority_t prio;
-static char	*response;
-static size_t	 response_len;
+static char *response;
+static size_t response_len;
 
 static void die(const char *, ...)
     __attribute__((noreturn, format(printf, 1, 2)));
@@ -143,7 +140,7 @@ static void usage(void) __attribute__((noreturn));
 static void
 die(const char *fmt, ...)
 {
-	va_list	ap;
+	va_list ap;
 
 	fprintf(stderr, "geminispace: ");
 	va_start(ap, fmt);
@@ -156,7 +153,7 @@ die(const char *fmt, ...)
 static uint64_t
 now_ms(void)
 {
-	struct timespec	ts;
+	struct timespec ts;
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
@@ -175,8 +172,8 @@ splitmix64(uint64_t x)
 static void
 capsule_draw(uint32_t i, int *beh, unsigned *rtt, unsigned *slow)
 {
-	uint64_t	h = splitmix64(seed * 0x100000001b3ull + i);
-	unsigned	r = (unsigned)(h % 1000), b;
+	uint64_t h = splitmix64(seed * 0x100000001b3ull + i);
+	unsigned r = (unsigned)(h % 1000), b;
 
 	for (b = 0; b < B__COUNT - 1 && r >= behaviour_mix[b]; b++)
 		r -= behaviour_mix[b];
@@ -190,7 +187,7 @@ capsule_draw(uint32_t i, int *beh, unsigned *rtt, unsigned *slow)
 static void
 heap_swap(int a, int b)
 {
-	int	t = heap[a];
+	int t = heap[a];
 
 	heap[a] = heap[b];
 	heap[b] = t;
@@ -202,7 +199,7 @@ static void
 heap_up(int i)
 {
 	while (i > 0) {
-		int	p = (i - 1) / 2;
+		int p = (i - 1) / 2;
 
 		if (conns[heap[p]].deadline <= conns[heap[i]].deadline)
 			break;
@@ -215,7 +212,7 @@ static void
 heap_down(int i)
 {
 	for (;;) {
-		int	l = 2 * i + 1, r = l + 1, m = i;
+		int l = 2 * i + 1, r = l + 1, m = i;
 
 		if (l < nheap &&
 		    conns[heap[l]].deadline < conns[heap[m]].deadline)
@@ -233,8 +230,8 @@ heap_down(int i)
 static void
 timer_clear(int fd)
 {
-	struct conn	*c = &conns[fd];
-	int		 i = c->heap;
+	struct conn *c = &conns[fd];
+	int i = c->heap;
 
 	if (i < 0)
 		return;
@@ -251,7 +248,7 @@ timer_clear(int fd)
 static void
 timer_set(int fd, uint64_t ms)
 {
-	struct conn	*c = &conns[fd];
+	struct conn *c = &conns[fd];
 
 	timer_clear(fd);
 	c->deadline = now_ms() + ms;
@@ -260,12 +257,13 @@ timer_set(int fd, uint64_t ms)
 	heap_up(c->heap);
 }
 
-/* ---- connections ---------------------------------------------------------- */
+/* ---- connections ----------------------------------------------------------
+ */
 
 static void
 interest(int fd, uint32_t events)
 {
-	struct epoll_event	ev;
+	struct epoll_event ev;
 
 	memset(&ev, 0, sizeof ev);
 	ev.events = events;
@@ -277,10 +275,10 @@ interest(int fd, uint32_t events)
 static void
 conn_close(int fd, int reset)
 {
-	struct conn	*c = &conns[fd];
+	struct conn *c = &conns[fd];
 
 	if (reset) {
-		struct linger	l = { 1, 0 };
+		struct linger l = {1, 0};
 
 		(void)setsockopt(fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
 	}
@@ -290,7 +288,7 @@ conn_close(int fd, int reset)
 	c->tls = NULL;
 	c->state = S_FREE;
 	c->gen++;
-	close(fd);		/* also leaves the epoll set */
+	close(fd); /* also leaves the epoll set */
 	st.open--;
 }
 
@@ -307,7 +305,7 @@ conn_linger(int fd)
 static void
 interest_listener(uint32_t events)
 {
-	struct epoll_event	ev;
+	struct epoll_event ev;
 
 	memset(&ev, 0, sizeof ev);
 	ev.events = events;
@@ -319,13 +317,13 @@ interest_listener(uint32_t events)
 static void
 conn_accept(void)
 {
-	struct sockaddr_in	 sin;
-	socklen_t		 len;
-	struct epoll_event	 ev;
-	struct conn		*c;
-	uint32_t		 addr;
-	unsigned		 rtt, slow;
-	int			 fd, one = 1, beh;
+	struct sockaddr_in sin;
+	socklen_t len;
+	struct epoll_event ev;
+	struct conn *c;
+	uint32_t addr;
+	unsigned rtt, slow;
+	int fd, one = 1, beh;
 
 	for (;;) {
 		fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -365,8 +363,8 @@ conn_accept(void)
 		c->heap = -1;
 		c->deadline = 0;
 		st.by_beh[beh]++;
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one,
-		    sizeof one);
+		(void)setsockopt(
+		    fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 		memset(&ev, 0, sizeof ev);
 		ev.data.u64 = (uint64_t)c->gen << 32 | (uint32_t)fd;
 		if (beh == B_HANG) {
@@ -387,16 +385,16 @@ conn_accept(void)
 static void
 conn_tls_start(int fd)
 {
-	struct conn	*c = &conns[fd];
-	int		 r;
+	struct conn *c = &conns[fd];
+	int r;
 
-	r = gnutls_init(&c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK |
-	    GNUTLS_NO_TICKETS);
+	r = gnutls_init(
+	    &c->tls, GNUTLS_SERVER | GNUTLS_NONBLOCK | GNUTLS_NO_TICKETS);
 	if (r < 0)
 		die("gnutls_init: %s", gnutls_strerror(r));
 	if ((r = gnutls_priority_set(c->tls, prio)) < 0 ||
-	    (r = gnutls_credentials_set(c->tls, GNUTLS_CRD_CERTIFICATE,
-	    creds)) < 0)
+	    (r = gnutls_credentials_set(
+	         c->tls, GNUTLS_CRD_CERTIFICATE, creds)) < 0)
 		die("gnutls session: %s", gnutls_strerror(r));
 	gnutls_handshake_set_timeout(c->tls, 0);
 	gnutls_transport_set_int(c->tls, fd);
@@ -408,8 +406,8 @@ conn_tls_start(int fd)
 static void
 conn_wait_tls(int fd)
 {
-	interest(fd, gnutls_record_get_direction(conns[fd].tls) ?
-	    EPOLLOUT : EPOLLIN);
+	interest(fd,
+	    gnutls_record_get_direction(conns[fd].tls) ? EPOLLOUT : EPOLLIN);
 }
 
 static void conn_step(int fd);
@@ -418,11 +416,11 @@ static void conn_step(int fd);
 static void
 conn_timer(int fd)
 {
-	struct conn	*c = &conns[fd];
+	struct conn *c = &conns[fd];
 	static const unsigned char alert[] = {
-		21, 3, 3, 0, 2, 2, 40	/* fatal handshake_failure */
+	    21, 3, 3, 0, 2, 2, 40 /* fatal handshake_failure */
 	};
-	char		 buf[4096];
+	char buf[4096];
 
 	switch (c->state) {
 	case S_HELLO_WAIT:
@@ -443,7 +441,7 @@ conn_timer(int fd)
 		return;
 	case S_RESPOND_WAIT:
 		c->state = S_RESPOND;
-		timer_set(fd, REQUEST_MS);	/* a client that stops reading */
+		timer_set(fd, REQUEST_MS); /* a client that stops reading */
 		conn_step(fd);
 		return;
 	case S_HANG:
@@ -464,9 +462,9 @@ conn_timer(int fd)
 static int
 conn_read_request(int fd)
 {
-	struct conn	*c = &conns[fd];
-	char		 buf[2048];
-	ssize_t		 n, i;
+	struct conn *c = &conns[fd];
+	char buf[2048];
+	ssize_t n, i;
 
 	for (;;) {
 		n = gnutls_record_recv(c->tls, buf, sizeof buf);
@@ -483,10 +481,10 @@ conn_read_request(int fd)
 				return 1;
 			c->cr = buf[i] == '\r';
 		}
-		c->reqlen = (uint16_t)(c->reqlen + (n > REQUEST_MAX ?
-		    REQUEST_MAX : n));
+		c->reqlen =
+		    (uint16_t)(c->reqlen + (n > REQUEST_MAX ? REQUEST_MAX : n));
 		if (c->reqlen >= REQUEST_MAX)
-			return 1;	/* too long: answered all the same */
+			return 1; /* too long: answered all the same */
 	}
 }
 
@@ -494,10 +492,10 @@ conn_read_request(int fd)
 static void
 conn_step(int fd)
 {
-	struct conn	*c = &conns[fd];
-	unsigned	 rtt, slow;
-	int		 r, beh;
-	char		 buf[4096];
+	struct conn *c = &conns[fd];
+	unsigned rtt, slow;
+	int r, beh;
+	char buf[4096];
 
 	for (;;) {
 		switch (c->state) {
@@ -537,8 +535,8 @@ conn_step(int fd)
 			timer_set(fd, rtt + slow);
 			return;
 		case S_RESPOND:
-			r = (int)gnutls_record_send(c->tls, response,
-			    response_len);
+			r = (int)gnutls_record_send(
+			    c->tls, response, response_len);
 			if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED) {
 				conn_wait_tls(fd);
 				return;
@@ -568,7 +566,7 @@ conn_step(int fd)
 			return;
 		case S_LINGER:
 			for (;;) {
-				ssize_t	n = recv(fd, buf, sizeof buf, 0);
+				ssize_t n = recv(fd, buf, sizeof buf, 0);
 
 				if (n > 0)
 					continue;
@@ -591,7 +589,7 @@ conn_step(int fd)
 static void
 conn_event(int fd, uint32_t events)
 {
-	struct conn	*c = &conns[fd];
+	struct conn *c = &conns[fd];
 
 	if (c->state == S_HANG) {
 		st.hang_peer++;
@@ -607,22 +605,23 @@ conn_event(int fd, uint32_t events)
 	conn_step(fd);
 }
 
-/* ---- set-up ---------------------------------------------------------------- */
+/* ---- set-up ----------------------------------------------------------------
+ */
 
 static void
 creds_make(void)
 {
-	gnutls_x509_privkey_t	 key;
-	gnutls_x509_crt_t	 crt;
-	unsigned char		 serial[16], id[64];
-	size_t			 idlen = sizeof id;
-	time_t			 t = time(NULL);
-	const char		*cn = "gemini.test", *wild = "*.gemini.test";
-	int			 r;
+	gnutls_x509_privkey_t key;
+	gnutls_x509_crt_t crt;
+	unsigned char serial[16], id[64];
+	size_t idlen = sizeof id;
+	time_t t = time(NULL);
+	const char *cn = "gemini.test", *wild = "*.gemini.test";
+	int r;
 
 	if ((r = gnutls_x509_privkey_init(&key)) < 0 ||
 	    (r = gnutls_x509_privkey_generate(key, GNUTLS_PK_ECDSA,
-	    GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
+	         GNUTLS_CURVE_TO_BITS(GNUTLS_ECC_CURVE_SECP256R1), 0)) < 0 ||
 	    (r = gnutls_x509_crt_init(&crt)) < 0 ||
 	    (r = gnutls_x509_crt_set_version(crt, 3)) < 0 ||
 	    (r = gnutls_rnd(GNUTLS_RND_NONCE, serial, sizeof serial)) < 0)
@@ -630,23 +629,23 @@ creds_make(void)
 	serial[0] = (serial[0] & 0x7f) | 0x40;
 	if ((r = gnutls_x509_crt_set_serial(crt, serial, sizeof serial)) < 0 ||
 	    (r = gnutls_x509_crt_set_activation_time(crt, t - 86400)) < 0 ||
-	    (r = gnutls_x509_crt_set_expiration_time(crt,
-	    t + 365 * 86400)) < 0 ||
-	    (r = gnutls_x509_crt_set_dn_by_oid(crt,
-	    GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn))) < 0 ||
+	    (r = gnutls_x509_crt_set_expiration_time(crt, t + 365 * 86400)) <
+	        0 ||
+	    (r = gnutls_x509_crt_set_dn_by_oid(
+	         crt, GNUTLS_OID_X520_COMMON_NAME, 0, cn, strlen(cn))) < 0 ||
 	    (r = gnutls_x509_crt_set_key(crt, key)) < 0 ||
 	    (r = gnutls_x509_crt_set_basic_constraints(crt, 0, -1)) < 0 ||
-	    (r = gnutls_x509_crt_set_key_usage(crt,
-	    GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
+	    (r = gnutls_x509_crt_set_key_usage(
+	         crt, GNUTLS_KEY_DIGITAL_SIGNATURE)) < 0 ||
 	    (r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
-	    cn, strlen(cn), GNUTLS_FSAN_APPEND)) < 0 ||
+	         cn, strlen(cn), GNUTLS_FSAN_APPEND)) < 0 ||
 	    (r = gnutls_x509_crt_set_subject_alt_name(crt, GNUTLS_SAN_DNSNAME,
-	    wild, strlen(wild), GNUTLS_FSAN_APPEND)) < 0 ||
-	    (r = gnutls_x509_crt_get_key_id(crt, GNUTLS_KEYID_USE_SHA1, id,
-	    &idlen)) < 0 ||
+	         wild, strlen(wild), GNUTLS_FSAN_APPEND)) < 0 ||
+	    (r = gnutls_x509_crt_get_key_id(
+	         crt, GNUTLS_KEYID_USE_SHA1, id, &idlen)) < 0 ||
 	    (r = gnutls_x509_crt_set_subject_key_id(crt, id, idlen)) < 0 ||
-	    (r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256,
-	    0)) < 0)
+	    (r = gnutls_x509_crt_sign2(crt, crt, key, GNUTLS_DIG_SHA256, 0)) <
+	        0)
 		die("certificate: %s", gnutls_strerror(r));
 	if ((r = gnutls_certificate_allocate_credentials(&creds)) < 0 ||
 	    (r = gnutls_certificate_set_x509_key(creds, &crt, 1, key)) < 0 ||
@@ -660,12 +659,13 @@ creds_make(void)
 static void
 response_make(void)
 {
-	static const char	 head[] = "20 text/gemini; lang=en\r\n"
-	    "# A simulated capsule\n\n";
-	static const char	 line[] = "A line of gemtext, as a small "
+	static const char head[] = "20 text/gemini; lang=en\r\n"
+	                           "# A simulated capsule\n\n";
+	static const char line[] =
+	    "A line of gemtext, as a small "
 	    "capsule's home page has a few dozen of them.\n";
-	size_t			 i;
-	char			*p;
+	size_t i;
+	char *p;
 
 	response_len = sizeof head - 1 + BODY_LINES * (sizeof line - 1);
 	if ((response = malloc(response_len)) == NULL)
@@ -681,9 +681,9 @@ response_make(void)
 static int
 socket_lo(int *port)
 {
-	struct sockaddr_in	sin;
-	socklen_t		len = sizeof sin;
-	int			fd;
+	struct sockaddr_in sin;
+	socklen_t len = sizeof sin;
+	int fd;
 
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd == -1)
@@ -706,12 +706,12 @@ socket_lo(int *port)
 static void
 manifest_write(const char *path, int port, int rport)
 {
-	unsigned long	 count[B__COUNT] = { 0 };
-	char		 tmp[4096];
-	unsigned	 rtt, slow;
-	uint32_t	 i, a;
-	FILE		*f;
-	int		 b;
+	unsigned long count[B__COUNT] = {0};
+	char tmp[4096];
+	unsigned rtt, slow;
+	uint32_t i, a;
+	FILE *f;
+	int b;
 
 	if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
 		die("%s: name too long", path);
@@ -721,13 +721,14 @@ manifest_write(const char *path, int port, int rport)
 		capsule_draw(i, &b, &rtt, &slow);
 		count[b]++;
 	}
-	fprintf(f, "# geminispace capsules=%u seed=%llu port=%d "
-	    "refused-port=%d\n# mix", ncapsules, (unsigned long long)seed,
-	    port, rport);
+	fprintf(f,
+	    "# geminispace capsules=%u seed=%llu port=%d "
+	    "refused-port=%d\n# mix",
+	    ncapsules, (unsigned long long)seed, port, rport);
 	for (b = 0; b < B__COUNT; b++)
 		fprintf(f, " %s=%lu", behaviour_names[b], count[b]);
 	fprintf(f, "\n# index name address port behaviour rtt_ms "
-	    "extra_ms\n");
+	           "extra_ms\n");
 	for (i = 1; i <= ncapsules; i++) {
 		capsule_draw(i, &b, &rtt, &slow);
 		a = ADDR_BASE + i;
@@ -743,11 +744,12 @@ manifest_write(const char *path, int port, int rport)
 static void
 stats_print(uint64_t start)
 {
-	struct rusage	ru;
-	int		b;
+	struct rusage ru;
+	int b;
 
 	getrusage(RUSAGE_SELF, &ru);
-	fprintf(stderr, "geminispace: stats\n"
+	fprintf(stderr,
+	    "geminispace: stats\n"
 	    "wall=%.3f\ncpu_user=%.3f\ncpu_sys=%.3f\n",
 	    (double)(now_ms() - start) / 1e3,
 	    (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6,
@@ -758,15 +760,16 @@ stats_print(uint64_t start)
 			fprintf(stderr, "accepted_%s=%llu\n",
 			    behaviour_names[b], st.by_beh[b]);
 	}
-	fprintf(stderr, "handshakes=%llu\nresponses=%llu\n"
+	fprintf(stderr,
+	    "handshakes=%llu\nresponses=%llu\n"
 	    "close_notify_sent=%llu\nclosed_without_close_notify=%llu\n"
 	    "resets=%llu\nalerts=%llu\nhangs_closed_by_client=%llu\n"
 	    "hangs_held_to_the_end=%llu\naborted_by_client=%llu\n"
 	    "timed_out=%llu\nstray=%llu\nout_of_fds=%llu\nopen=%llu\n"
-	    "open_max=%llu\n", st.handshakes, st.responses, st.close_notify,
-	    st.no_close_notify, st.resets, st.alerts, st.hang_peer,
-	    st.hang_held, st.aborted, st.timeouts, st.stray, st.emfile, st.open,
-	    st.open_max);
+	    "open_max=%llu\n",
+	    st.handshakes, st.responses, st.close_notify, st.no_close_notify,
+	    st.resets, st.alerts, st.hang_peer, st.hang_held, st.aborted,
+	    st.timeouts, st.stray, st.emfile, st.open, st.open_max);
 	fflush(stderr);
 }
 
@@ -774,21 +777,21 @@ static void
 usage(void)
 {
 	fprintf(stderr, "usage: geminispace [-n CAPSULES] [-s SEED] "
-	    "[-H HOLD_SECONDS] -m MANIFEST\n");
+	                "[-H HOLD_SECONDS] -m MANIFEST\n");
 	exit(2);
 }
 
 int
 main(int argc, char **argv)
 {
-	struct epoll_event	 evs[EVENTS], ev;
-	struct signalfd_siginfo	 si;
-	struct rlimit		 rl;
-	sigset_t		 mask;
-	const char		*manifest = NULL;
-	uint64_t		 start = now_ms(), now, wake;
-	char			*end;
-	int			 ch, i, n, port, rport, timeout, fd, done = 0;
+	struct epoll_event evs[EVENTS], ev;
+	struct signalfd_siginfo si;
+	struct rlimit rl;
+	sigset_t mask;
+	const char *manifest = NULL;
+	uint64_t start = now_ms(), now, wake;
+	char *end;
+	int ch, i, n, port, rport, timeout, fd, done = 0;
 
 	while ((ch = getopt(argc, argv, "H:m:n:s:")) != -1) {
 		switch (ch) {
@@ -844,7 +847,7 @@ main(int argc, char **argv)
 		die("signalfd: %s", strerror(errno));
 
 	lfd = socket_lo(&port);
-	rfd = socket_lo(&rport);	/* bound, never listening: refused */
+	rfd = socket_lo(&rport); /* bound, never listening: refused */
 	if (listen(lfd, 4096) == -1)
 		die("listen: %s", strerror(errno));
 	if ((ep = epoll_create1(EPOLL_CLOEXEC)) == -1)
@@ -858,8 +861,10 @@ main(int argc, char **argv)
 	if (epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) == -1)
 		die("epoll_ctl: %s", strerror(errno));
 	manifest_write(manifest, port, rport);
-	fprintf(stderr, "geminispace: %u capsules on 127.64.0.1 and up, port "
-	    "%d (refused: %d)\n", ncapsules, port, rport);
+	fprintf(stderr,
+	    "geminispace: %u capsules on 127.64.0.1 and up, port "
+	    "%d (refused: %d)\n",
+	    ncapsules, port, rport);
 
 	while (!done) {
 		/*
@@ -872,9 +877,11 @@ main(int argc, char **argv)
 			wake = listen_paused;
 		now = now_ms();
 		if (wake != UINT64_MAX)
-			wake += TIMER_SLACK_MS - 1 - (wake - 1) % TIMER_SLACK_MS;
-		timeout = wake == UINT64_MAX ? -1 : wake <= now ? 0 :
-		    (int)(wake - now);
+			wake +=
+			    TIMER_SLACK_MS - 1 - (wake - 1) % TIMER_SLACK_MS;
+		timeout = wake == UINT64_MAX ? -1
+		          : wake <= now      ? 0
+		                             : (int)(wake - now);
 		n = epoll_wait(ep, evs, EVENTS, timeout);
 		if (n == -1 && errno != EINTR)
 			die("epoll_wait: %s", strerror(errno));
@@ -887,7 +894,7 @@ main(int argc, char **argv)
 			}
 			if (u == TAG_SIGNAL) {
 				while (read(sfd, &si, sizeof si) ==
-				    (ssize_t)sizeof si) {
+				       (ssize_t)sizeof si) {
 					if (si.ssi_signo != SIGUSR1)
 						done = 1;
 					stats_print(start);
@@ -897,7 +904,7 @@ main(int argc, char **argv)
 			fd = (int)(uint32_t)u;
 			if (conns[fd].state == S_FREE ||
 			    conns[fd].gen != (uint32_t)(u >> 32))
-				continue;	/* closed earlier in this batch */
+				continue; /* closed earlier in this batch */
 			conn_event(fd, evs[i].events);
 		}
 		now = now_ms();

@@ -38,8 +38,7 @@ enum { P_CONNECT, P_TLS, P_HEADER, P_BODY, P_TOTAL, P__COUNT };
 static const char *name, *service;
 
 static const char *phase_names[P__COUNT] = {
-	"connect", "tls", "header", "body", "total"
-};
+    "connect", "tls", "header", "body", "total"};
 
 static double
 now(void)
@@ -71,12 +70,12 @@ static int
 one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
     const char *req, size_t reqlen, double dur[P__COUNT])
 {
-	gnutls_session_t	 s;
-	char			 buf[16384], head[3] = "";
-	double			 t0, t1, t2, t3 = 0, t4;
-	ssize_t			 n;
-	size_t			 got = 0;
-	int			 fd, rv, nodelay = 1, header_seen = 0, ok;
+	gnutls_session_t s;
+	char buf[16384], head[3] = "";
+	double t0, t1, t2, t3 = 0, t4;
+	ssize_t n;
+	size_t got = 0;
+	int fd, rv, nodelay = 1, header_seen = 0, ok;
 
 	t0 = now();
 	if (name != NULL) {
@@ -90,9 +89,11 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 			    gai_strerror(rv));
 			exit(1);
 		}
-		for (fd = -1, ai = res; ai != NULL && fd == -1; ai = ai->ai_next) {
-			if ((fd = socket(ai->ai_family, ai->ai_socktype |
-			    SOCK_CLOEXEC, ai->ai_protocol)) == -1)
+		for (fd = -1, ai = res; ai != NULL && fd == -1;
+		     ai = ai->ai_next) {
+			if ((fd = socket(ai->ai_family,
+			         ai->ai_socktype | SOCK_CLOEXEC,
+			         ai->ai_protocol)) == -1)
 				continue;
 			if (connect(fd, ai->ai_addr, ai->ai_addrlen) == -1) {
 				close(fd);
@@ -105,19 +106,19 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 	} else {
 		if ((fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
 			die("socket", 0);
-		if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) == -1)
+		if (connect(fd, (const struct sockaddr *)sin, sizeof *sin) ==
+		    -1)
 			die("connect", 0);
 	}
-	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &nodelay,
-	    sizeof nodelay);
+	(void)setsockopt(
+	    fd, IPPROTO_TCP, TCP_NODELAY, &nodelay, sizeof nodelay);
 	t1 = now();
 
 	if ((rv = gnutls_init(&s, GNUTLS_CLIENT)) < 0)
 		die("gnutls_init", rv);
 	if ((rv = gnutls_set_default_priority(s)) < 0)
 		die("priority", rv);
-	if ((rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE,
-	    creds)) < 0)
+	if ((rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, creds)) < 0)
 		die("credentials", rv);
 	gnutls_transport_set_int(s, fd);
 	do
@@ -139,8 +140,8 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 		if (n <= 0)
 			break;
 		if (got < 2)
-			memcpy(head + got, buf, (size_t)n < 2 - got ?
-			    (size_t)n : 2 - got);
+			memcpy(head + got, buf,
+			    (size_t)n < 2 - got ? (size_t)n : 2 - got);
 		got += (size_t)n;
 		/* The header ends at the first LF. */
 		if (!header_seen && memchr(buf, '\n', (size_t)n) != NULL) {
@@ -173,9 +174,9 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 static void
 print_memory(void)
 {
-	char	 line[256];
-	FILE	*f;
-	long	 kb;
+	char line[256];
+	FILE *f;
+	long kb;
 
 	if ((f = fopen("/proc/self/status", "r")) == NULL)
 		return;
@@ -192,15 +193,15 @@ int
 main(int argc, char *argv[])
 {
 	gnutls_certificate_credentials_t creds;
-	struct sockaddr_in	 sin;
-	struct rusage		 ru;
-	double			*dur[P__COUNT], d[P__COUNT], sum, t0, wall;
-	double			 rate = 0, next, left;
-	struct timespec		 ts;
-	char			*req;
-	size_t			 reqlen;
-	long			 n = 1000, i, ok = 0;
-	int			 ch, p, rv;
+	struct sockaddr_in sin;
+	struct rusage ru;
+	double *dur[P__COUNT], d[P__COUNT], sum, t0, wall;
+	double rate = 0, next, left;
+	struct timespec ts;
+	char *req;
+	size_t reqlen;
+	long n = 1000, i, ok = 0;
+	int ch, p, rv;
 
 	while ((ch = getopt(argc, argv, "n:r:")) != -1) {
 		switch (ch) {
@@ -243,7 +244,8 @@ main(int argc, char *argv[])
 		if (rate > 0) {
 			if ((left = next - now()) > 0) {
 				ts.tv_sec = (time_t)left;
-				ts.tv_nsec = (long)((left - (double)ts.tv_sec) * 1e9);
+				ts.tv_nsec =
+				    (long)((left - (double)ts.tv_sec) * 1e9);
 				nanosleep(&ts, NULL);
 			}
 			next += 1 / rate;
@@ -257,9 +259,9 @@ main(int argc, char *argv[])
 
 	printf("probes=%ld\nok=%ld\nwall=%.6f\n", n, ok, wall);
 	print_memory();
-	printf("cpu=%.6f\n", (double)ru.ru_utime.tv_sec +
-	    ru.ru_utime.tv_usec / 1e6 + (double)ru.ru_stime.tv_sec +
-	    ru.ru_stime.tv_usec / 1e6);
+	printf("cpu=%.6f\n",
+	    (double)ru.ru_utime.tv_sec + ru.ru_utime.tv_usec / 1e6 +
+	        (double)ru.ru_stime.tv_sec + ru.ru_stime.tv_usec / 1e6);
 	for (p = 0; p < P__COUNT; p++) {
 		for (i = 0, sum = 0; i < n; i++)
 			sum += dur[p][i];

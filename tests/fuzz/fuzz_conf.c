@@ -36,11 +36,11 @@ check_conf(const struct conf *c)
 	for (i = 0; i < c->nlisten; i++)
 		if (c->listen[i].text == NULL || c->listen[i].sslen == 0)
 			abort();
-	if (c->nnotify > 16 || c->notify_after < 1 ||
-	    c->notify_after > 1000 || c->notify_cert_days > 3650 ||
-	    (c->notify_repeat != 0 && (c->notify_repeat < 1 ||
-	    c->notify_repeat > 30 * 86400)) || c->notify_timeout < 0.1 ||
-	    c->notify_timeout > 3600)
+	if (c->nnotify > 16 || c->notify_after < 1 || c->notify_after > 1000 ||
+	    c->notify_cert_days > 3650 ||
+	    (c->notify_repeat != 0 &&
+	        (c->notify_repeat < 1 || c->notify_repeat > 30 * 86400)) ||
+	    c->notify_timeout < 0.1 || c->notify_timeout > 3600)
 		abort();
 	for (i = 0; i < c->nnotify; i++)
 		if (c->notify[i][0] == NULL || c->notify[i][0][0] != '/')
@@ -49,23 +49,21 @@ check_conf(const struct conf *c)
 		abort();
 	for (i = 0; i < c->nresolvers; i++)
 		if ((c->resolvers[i].ss_family != AF_INET &&
-		    c->resolvers[i].ss_family != AF_INET6) ||
+		        c->resolvers[i].ss_family != AF_INET6) ||
 		    ((struct sockaddr_in *)&c->resolvers[i])->sin_port == 0)
 			abort();
 	for (i = 0; i < c->ncapsules; i++) {
 		k = &c->capsules[i];
 		if (k->name == NULL || k->name[0] == '\0' ||
-		    (k->notify != 0 && k->notify != 1) ||
-		    k->url.host == NULL || k->interval < 1 ||
-		    k->timeout < 0.1 || k->timeout > k->interval ||
+		    (k->notify != 0 && k->notify != 1) || k->url.host == NULL ||
+		    k->interval < 1 || k->timeout < 0.1 ||
+		    k->timeout > k->interval ||
 		    (k->error_path != NULL && k->error_url.text == NULL))
 			abort();
 		/* Names are unique, and a capsule may always be probed. */
-		if (conf_capsule(c, k->name) != k ||
-		    !allow_probe(c, &k->url))
+		if (conf_capsule(c, k->name) != k || !allow_probe(c, &k->url))
 			abort();
-		if (k->error_path != NULL &&
-		    !allow_probe(c, &k->error_url))
+		if (k->error_path != NULL && !allow_probe(c, &k->error_url))
 			abort();
 		if (shard_of(k->name, c->shard_n) < 1 ||
 		    shard_of(k->name, c->shard_n) > c->shard_n)

@@ -20,10 +20,10 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct http_framing	 f;
-	char			*copy, *line, *next, *colon, *value;
-	const char		*first = NULL;
-	int			 lengths = 0, encodings = 0, differ = 0;
+	struct http_framing f;
+	char *copy, *line, *next, *colon, *value;
+	const char *first = NULL;
+	int lengths = 0, encodings = 0, differ = 0;
 
 	memset(&f, 0, sizeof f);
 	copy = xmalloc(size + 1);

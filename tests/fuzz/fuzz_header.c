@@ -13,11 +13,11 @@
 #include "gemini.h"
 
 /* Prefixes past this cannot change the verdict; bounds the quadratic. */
-#define FUZZ_PREFIX_MAX	(GEMINI_HEADER_MAX + 8)
+#define FUZZ_PREFIX_MAX (GEMINI_HEADER_MAX + 8)
 
 static int
-parse_copy(const uint8_t *data, size_t size, struct gemini_header *h,
-    const char **err)
+parse_copy(
+    const uint8_t *data, size_t size, struct gemini_header *h, const char **err)
 {
 	char *p;
 	int r;
@@ -58,7 +58,8 @@ fuzz_header(const uint8_t *data, size_t size)
 		    memchr(h.meta, '\n', h.meta_len) != NULL ||
 		    memchr(h.meta, '\0', h.meta_len) != NULL)
 			abort();
-		if (data[2] != ' ' || data[r - 2] != '\r' || data[r - 1] != '\n')
+		if (data[2] != ' ' || data[r - 2] != '\r' ||
+		    data[r - 1] != '\n')
 			abort();
 	}
 
@@ -72,12 +73,12 @@ fuzz_header(const uint8_t *data, size_t size)
 		if (rp == 0)
 			continue;
 		if (r == 0)
-			abort();	/* a prefix decided, the whole did not */
+			abort(); /* a prefix decided, the whole did not */
 		if (rp != r)
 			abort();
-		if (r > 0 && (hp.status != h.status ||
-		    hp.meta_len != h.meta_len ||
-		    memcmp(hp.meta, h.meta, h.meta_len) != 0))
+		if (r > 0 &&
+		    (hp.status != h.status || hp.meta_len != h.meta_len ||
+		        memcmp(hp.meta, h.meta, h.meta_len) != 0))
 			abort();
 	}
 	/* Past FUZZ_PREFIX_MAX the parser must have decided. */

@@ -20,13 +20,13 @@
 #include "utf8.h"
 #include "xmalloc.h"
 
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "fuzz_label: %s:%d: %s\n",	\
-			    __FILE__, __LINE__, #cond);			\
-			abort();					\
-		}							\
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz_label: %s:%d: %s\n", __FILE__,   \
+			    __LINE__, #cond);                                  \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
@@ -84,9 +84,9 @@ expected(struct buf *out, const char *s, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct buf	 line, back, want, clean;
-	char		*copy;
-	size_t		 len, start, used;
+	struct buf line, back, want, clean;
+	char *copy;
+	size_t len, start, used;
 
 	copy = xmalloc(size + 1);
 	memcpy(copy, data, size);
@@ -113,8 +113,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	CHECK(back.len == want.len);
 	CHECK(back.len == 0 || memcmp(back.data, want.data, want.len) == 0);
 	if (utf8_valid(copy, len))
-		CHECK(clean.len == len && (len == 0 ||
-		    memcmp(clean.data, copy, len) == 0));
+		CHECK(clean.len == len &&
+		      (len == 0 || memcmp(clean.data, copy, len) == 0));
 	CHECK(strchr(back.data != NULL ? back.data : "", '\x1b') == NULL);
 	CHECK(strstr(back.data != NULL ? back.data : "", "\xc2\x9b") == NULL);
 	buf_free(&clean);

@@ -16,15 +16,15 @@
 #include "fuzz.h"
 #include "reguard.h"
 
-#define SUBJECT	"# Welcome\n=> gemini://a.example/ aaaa abcabc xyz 0123\n"
+#define SUBJECT "# Welcome\n=> gemini://a.example/ aaaa abcabc xyz 0123\n"
 
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	regmatch_t	 m[1];
-	regex_t		 re;
-	const char	*why;
-	char		*p;
+	regmatch_t m[1];
+	regex_t re;
+	const char *why;
+	char *p;
 
 	/* A pattern is a C string: the input up to its first NUL. */
 	if ((p = malloc(size + 1)) == NULL)
@@ -36,8 +36,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		abort();
 	if (why != NULL && why[0] == '\0')
 		abort();
-	if (why == NULL &&
-	    regcomp(&re, p, REG_EXTENDED | REG_NOSUB) == 0) {
+	if (why == NULL && regcomp(&re, p, REG_EXTENDED | REG_NOSUB) == 0) {
 		m[0].rm_so = 0;
 		m[0].rm_eo = (regoff_t)strlen(SUBJECT);
 		(void)regexec(&re, SUBJECT, 1, m, REG_STARTEND);

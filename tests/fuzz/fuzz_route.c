@@ -22,11 +22,11 @@
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	char			*copy, *field[NFIELDS], *p, *nl;
-	const char		*name, *err = NULL;
-	size_t			 namelen, i, plen;
-	struct probe_params	 pp;
-	enum route		 r;
+	char *copy, *field[NFIELDS], *p, *nl;
+	const char *name, *err = NULL;
+	size_t namelen, i, plen;
+	struct probe_params pp;
+	enum route r;
 
 	/* The path as MHD hands it over: any bytes, a length. */
 	p = xmalloc(size);
@@ -59,8 +59,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	for (i = 0; i < NFIELDS - 1; i++)
 		if (*field[i] == '\0')
 			field[i] = NULL;
-	if (probe_route_params(field[0], field[1], field[2], field[3], &pp,
-	    &err) == 0) {
+	if (probe_route_params(
+	        field[0], field[1], field[2], field[3], &pp, &err) == 0) {
 		if ((pp.has_url ? 1 : 0) + (pp.capsule ? 1 : 0) != 1)
 			abort();
 		if (pp.has_url) {

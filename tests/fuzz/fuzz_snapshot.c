@@ -26,22 +26,22 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define CHECK(cond)							\
-	do {								\
-		if (!(cond)) {						\
-			fprintf(stderr, "fuzz_snapshot: %s:%d: %s\n",	\
-			    __FILE__, __LINE__, #cond);			\
-			abort();					\
-		}							\
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(stderr, "fuzz_snapshot: %s:%d: %s\n",          \
+			    __FILE__, __LINE__, #cond);                        \
+			abort();                                               \
+		}                                                              \
 	} while (0)
 
 static struct store *
 mkstore(void)
 {
-	struct conf		 conf;
-	struct capsule_conf	 caps[3];
-	const struct capsule_conf *mine[3] = { &caps[0], &caps[1], &caps[2] };
-	struct store		*s = store_new();
+	struct conf conf;
+	struct capsule_conf caps[3];
+	const struct capsule_conf *mine[3] = {&caps[0], &caps[1], &caps[2]};
+	struct store *s = store_new();
 
 	memset(&conf, 0, sizeof conf);
 	memset(caps, 0, sizeof caps);
@@ -64,11 +64,11 @@ mkstore(void)
 static void
 render(struct store *s)
 {
-	static const char *const names[] = { "alpha", "beta", "gamma" };
-	struct metrics_cache	*mc;
-	struct buf	 b;
-	char		*j;
-	size_t		 i;
+	static const char *const names[] = {"alpha", "beta", "gamma"};
+	struct metrics_cache *mc;
+	struct buf b;
+	char *j;
+	size_t i;
 
 	j = api_capsules(s);
 	CHECK(j != NULL);
@@ -89,12 +89,12 @@ render(struct store *s)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct store		*s;
-	struct probe_result	 r;
-	unsigned char		*copy;
-	uint64_t		 h = UINT64_C(14695981039346656037);
-	char			 err[256], *before, *after;
-	size_t			 i;
+	struct store *s;
+	struct probe_result r;
+	unsigned char *copy;
+	uint64_t h = UINT64_C(14695981039346656037);
+	char err[256], *before, *after;
+	size_t i;
 
 	log_init(LOG_LEVEL_ERR);
 	copy = xmalloc(size + 1);
@@ -113,7 +113,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK(err[0] != '\0');
 		after = api_capsules(s);
 		CHECK(before != NULL && after != NULL &&
-		    strcmp(before, after) == 0);
+		      strcmp(before, after) == 0);
 		free(after);
 	}
 	free(before);

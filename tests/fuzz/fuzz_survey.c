@@ -15,10 +15,10 @@
 static void
 again(const struct url *u, const char *suffix)
 {
-	struct url	 v;
-	const char	*err = NULL;
-	char		*p;
-	size_t		 len;
+	struct url v;
+	const char *err = NULL;
+	char *p;
+	size_t len;
 
 	len = strlen(u->text) + strlen(suffix);
 	if ((p = malloc(len + 1)) == NULL)
@@ -36,10 +36,10 @@ again(const struct url *u, const char *suffix)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct url	 u;
-	const char	*err = NULL;
-	char		*p;
-	int		 rv;
+	struct url u;
+	const char *err = NULL;
+	char *p;
+	int rv;
 
 	/* An exact-size copy, so a read past size is caught. */
 	if ((p = malloc(size > 0 ? size : 1)) == NULL)

@@ -21,8 +21,8 @@ static int
 same(const struct url *a, const struct url *b)
 {
 	return strcmp(a->host, b->host) == 0 && a->port == b->port &&
-	    a->host_is_ip == b->host_is_ip && strcmp(a->path, b->path) == 0 &&
-	    strcmp(a->text, b->text) == 0;
+	       a->host_is_ip == b->host_is_ip &&
+	       strcmp(a->path, b->path) == 0 && strcmp(a->text, b->text) == 0;
 }
 
 /* The input as a probe-allow pattern, up to its first NUL. */
@@ -55,7 +55,7 @@ pattern_self(const struct url *u)
 
 	/* Longer than a pattern may be: refused, so matches nothing. */
 	if (snprintf(pat, sizeof pat, "%s%s%s:%d", ipv6 ? "[" : "", u->host,
-	    ipv6 ? "]" : "", u->port) > URL_PATTERN_MAX)
+	        ipv6 ? "]" : "", u->port) > URL_PATTERN_MAX)
 		return;
 	if (!url_pattern_match(pat, u))
 		abort();
@@ -87,8 +87,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	len = strlen(u.text);
 	if (u.host == NULL || u.host[0] == '\0' || u.path == NULL ||
-	    u.path[0] != '/' || len > URL_MAX || u.port < 1 ||
-	    u.port > 65535 || strncmp(u.text, "gemini://", 9) != 0)
+	    u.path[0] != '/' || len > URL_MAX || u.port < 1 || u.port > 65535 ||
+	    strncmp(u.text, "gemini://", 9) != 0)
 		abort();
 	if (!u.host_is_ip && inet_aton(u.host, &in4) != 0)
 		abort();
@@ -104,7 +104,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (strlen(u.path) > len ||
 	    strcmp(u.text + len - strlen(u.path), u.path) != 0 ||
 	    strncmp(u.text + 9 + (strchr(u.host, ':') != NULL), u.host,
-	    strlen(u.host)) != 0 ||
+	        strlen(u.host)) != 0 ||
 	    memchr(u.text, '@', len - strlen(u.path)) != NULL)
 		abort();
 

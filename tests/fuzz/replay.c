@@ -19,7 +19,7 @@
 
 #include "fuzz.h"
 
-#define REPLAY_MAX	(1024 * 1024)	/* bytes read from one file */
+#define REPLAY_MAX (1024 * 1024) /* bytes read from one file */
 
 static int replay_n, replay_failed;
 
