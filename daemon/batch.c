@@ -220,12 +220,6 @@ batch_run(struct batch *b, batch_result_fn *result, batch_tick_fn *tick,
 }
 
 size_t
-batch_total(struct batch *b)
-{
-	return b->n;
-}
-
-size_t
 batch_ended(struct batch *b)
 {
 	size_t n;

@@ -38,8 +38,7 @@ void batch_add(
  */
 void batch_run(struct batch *, batch_result_fn *result, batch_tick_fn *tick,
     double every, void *arg);
-/* Probes added, and ended so far (any thread). */
-size_t batch_total(struct batch *);
+/* Probes ended so far (any thread). */
 size_t batch_ended(struct batch *);
 void batch_free(struct batch *);
 

@@ -401,12 +401,6 @@ dns_fd(const struct dns *d)
 	return d->ep;
 }
 
-size_t
-dns_pending(const struct dns *d)
-{
-	return d->pending;
-}
-
 /*
  * EMFILE or ENFILE when this process is out of descriptors now, or a
  * socket for c-ares was refused one since `since`; else 0. c-ares also

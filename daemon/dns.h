@@ -60,7 +60,5 @@ void dns_cancel(struct dns_query *);
 double dns_next(struct dns *, double now);
 /* Handle whatever is ready on dns_fd and c-ares's timeouts. */
 void dns_process(struct dns *, double now);
-/* Lookups running (cancelled ones included, until c-ares lets go). */
-size_t dns_pending(const struct dns *);
 
 #endif

@@ -1272,12 +1272,6 @@ probe_timer(const struct probe *p)
 }
 
 int
-probe_fd(const struct probe *p)
-{
-	return p->fd;
-}
-
-int
 probe_new_fd(struct probe *p)
 {
 	if (!p->fd_new)

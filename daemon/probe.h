@@ -61,7 +61,7 @@ int probe_run(const struct probe_req *, struct probe_result *res);
 
 /* What a probe waits for after a call. */
 enum probe_wait {
-	PROBE_WAIT_IO,      /* probe_fd() to become readable or writable */
+	PROBE_WAIT_IO,      /* its descriptor to become readable or writable */
 	PROBE_WAIT_RESOLVE, /* a lookup of the URL's host: then probe_resolved
 	                     */
 	PROBE_WAIT_NOW,     /* nothing: call probe_io again soon (it yielded) */
@@ -89,8 +89,6 @@ enum probe_wait probe_resolved(struct probe *,
 enum probe_wait probe_expire(struct probe *, int cancelled);
 /* When probe_expire is due (monotonic seconds). */
 double probe_timer(const struct probe *);
-/* Its descriptor, or -1. */
-int probe_fd(const struct probe *);
 /*
  * A descriptor the probe opened since the last call, to be watched (for
  * input and output, edge-triggered); -1 when none. Descriptors are closed
