@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,41 +58,58 @@ sync_dir(const char *path)
 	return rv;
 }
 
+/* Say what failed, with errno's words. */
+static void __attribute__((format(printf, 2, 3)))
+failed(char **why, const char *fmt, ...)
+{
+	va_list ap;
+	char *what;
+	int saved = errno;
+
+	va_start(ap, fmt);
+	(void)xvasprintf(&what, fmt, ap);
+	va_end(ap);
+	xasprintf(why, "%s: %s", what, strerror(saved));
+	free(what);
+	errno = saved;
+}
+
 int
-file_replace(
-    const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg)
+file_replace_why(const char *path, mode_t mode, int (*fill)(FILE *, void *),
+    void *arg, char **why)
 {
 	FILE *fp = NULL;
 	char *tmp;
 	int fd;
 
+	*why = NULL;
 	xasprintf(&tmp, "%s.tmp.XXXXXX", path);
 	if ((fd = mkostemp(tmp, O_CLOEXEC)) == -1) {
-		log_warn("%s: creating a temporary file", path);
+		failed(why, "%s: creating a temporary file", path);
 		free(tmp);
 		return -1;
 	}
 	(void)pthread_once(&file_once, file_umask_read);
 	if (fchmod(fd, mode & ~file_umask) == -1 ||
 	    (fp = fdopen(fd, "w")) == NULL) {
-		log_warn("%s", tmp);
+		failed(why, "%s", tmp);
 		close(fd);
 		goto fail;
 	}
 	if (fill(fp, arg) == -1)
 		goto fail;
 	if (fflush(fp) != 0 || ferror(fp) || fsync(fileno(fp)) != 0) {
-		log_warn("%s", tmp);
+		failed(why, "%s", tmp);
 		goto fail;
 	}
 	if (fclose(fp) != 0) {
 		fp = NULL;
-		log_warn("%s", tmp);
+		failed(why, "%s", tmp);
 		goto fail;
 	}
 	fp = NULL;
 	if (rename(tmp, path) != 0) {
-		log_warn("rename %s to %s", tmp, path);
+		failed(why, "rename %s to %s", tmp, path);
 		goto fail;
 	}
 	if (sync_dir(path) == -1)
@@ -104,4 +122,18 @@ fail:
 	(void)unlink(tmp);
 	free(tmp);
 	return -1;
+}
+
+int
+file_replace(
+    const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg)
+{
+	char *why;
+	int rv;
+
+	if ((rv = file_replace_why(path, mode, fill, arg, &why)) == -1 &&
+	    why != NULL)
+		log_warnx("%s", why);
+	free(why);
+	return rv;
 }

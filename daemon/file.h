@@ -16,5 +16,11 @@
  */
 int file_replace(
     const char *path, mode_t mode, int (*fill)(FILE *, void *), void *arg);
+/*
+ * The same, not logged: on -1, *why says what failed (the caller frees
+ * it), or is NULL when fill gave up.
+ */
+int file_replace_why(const char *path, mode_t mode, int (*fill)(FILE *, void *),
+    void *arg, char **why);
 
 #endif
