@@ -252,6 +252,15 @@ reload(struct daemon *d)
 			listen_changed = 1;
 	if (listen_changed)
 		log_warnx("reload: listen addresses change only on restart");
+	/* Read and made at start, then kept: the state files stay where
+	 * they are, and so does the user the daemon runs as. */
+	if (strcmp(conf->state_dir, old->state_dir) != 0)
+		log_warnx("reload: state-dir changes only on restart; the "
+		          "state is still kept in %s",
+		    old->state_dir);
+	if ((conf->user == NULL) != (old->user == NULL) ||
+	    (conf->user != NULL && strcmp(conf->user, old->user) != 0))
+		log_warnx("reload: user changes only on restart");
 	conf_free(old);
 	log_notice("reload: %s: %zu capsules", d->path, conf->ncapsules);
 	check_fd_limit(conf);

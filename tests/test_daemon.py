@@ -492,6 +492,16 @@ m = reloader.wait_for(lambda x: (val(x, "gemini_probes_total", "slow") or 0)
                       >= 2, what="slow probed twice")
 ok((val(m, "gemini_probes_total", "slow") or 0) >= 2,
    "a capsule kept across reloads with its probe in flight goes on")
+# A new state-dir takes a restart: the reload says so, and keeps the old.
+reloader.write_conf("state-dir %s/elsewhere\n" % reloader.dir + reload_b)
+reloader.signal(signal.SIGHUP)
+want = ("reload: state-dir changes only on restart; the state is still "
+        "kept in %s/state" % reloader.dir)
+end = time.monotonic() + 10 * SLOW
+while want not in reloader.logtext() and time.monotonic() < end:
+    time.sleep(0.1)
+ok(want in reloader.logtext(), "a changed state-dir: the reload says it "
+   "takes a restart", reloader.logtext()[-2000:])
 ok(reloader.alive(), "reload: daemon alive at the end")
 is_(reloader.stop()[0], 0, "reload: exit 0 on SIGTERM")
 
