@@ -323,23 +323,16 @@ request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	*con_cls = NULL;
 }
 
+/* A render's answer; heap: body is the request's to free. */
 static void
-answer_text(struct request *rq, unsigned status, const char *text)
+answer(struct request *rq, unsigned status, const char *type, char *body,
+    size_t len, int heap)
 {
 	rq->status = status;
-	rq->type = CT_TEXT;
-	rq->body = (char *)text;
-	rq->len = strlen(text);
-	rq->heap = 0;
-}
-
-static void
-answer_buf(struct request *rq, const char *type, struct buf *b)
-{
-	rq->status = MHD_HTTP_OK;
 	rq->type = type;
-	rq->body = buf_steal(b, &rq->len);
-	rq->heap = 1;
+	rq->body = body;
+	rq->len = len;
+	rq->heap = heap;
 }
 
 /*
@@ -352,43 +345,37 @@ static void
 render(void *arg, int cancelled)
 {
 	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
+	static const char stopping[] = "stopping\n", error[] = "500 error\n";
 	struct request *rq = arg;
 	struct http *h = rq->h;
 	struct MHD_Connection *conn = rq->conn;
 	struct buf b;
 	char *text;
+	size_t len;
 
 	buf_init(&b);
 	if (cancelled)
-		answer_text(rq, MHD_HTTP_SERVICE_UNAVAILABLE, "stopping\n");
+		answer(rq, MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT,
+		    (char *)stopping, sizeof stopping - 1, 0);
 	else if (rq->route == ROUTE_PAGE) {
 		page_render(&b, h->store, clock_wall());
-		answer_buf(rq, CT_HTML, &b);
+		text = buf_steal(&b, &len);
+		answer(rq, MHD_HTTP_OK, CT_HTML, text, len, 1);
 	} else if (rq->route == ROUTE_METRICS) {
 		rq->shared =
 		    metrics_render_shared(&b, h->metrics, h->store, h->info);
-		answer_buf(rq, CT_METRICS, &b);
-	} else {
-		text = rq->route == ROUTE_CAPSULES
-		           ? api_capsules(h->store)
-		           : api_capsule(h->store, rq->name);
-		if (text != NULL) {
-			rq->status = MHD_HTTP_OK;
-			rq->type = CT_JSON;
-			rq->body = text;
-			rq->len = strlen(text);
-			rq->heap = 1;
-		} else if (rq->route == ROUTE_CAPSULES)
-			answer_text(
-			    rq, MHD_HTTP_INTERNAL_SERVER_ERROR, "500 error\n");
-		else {
-			rq->status = MHD_HTTP_NOT_FOUND;
-			rq->type = CT_JSON;
-			rq->body = (char *)no_capsule;
-			rq->len = sizeof no_capsule - 1;
-			rq->heap = 0;
-		}
-	}
+		text = buf_steal(&b, &len);
+		answer(rq, MHD_HTTP_OK, CT_METRICS, text, len, 1);
+	} else if ((text = rq->route == ROUTE_CAPSULES
+	                       ? api_capsules(h->store)
+	                       : api_capsule(h->store, rq->name)) != NULL)
+		answer(rq, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
+	else if (rq->route == ROUTE_CAPSULES)
+		answer(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, CT_TEXT,
+		    (char *)error, sizeof error - 1, 0);
+	else
+		answer(rq, MHD_HTTP_NOT_FOUND, CT_JSON, (char *)no_capsule,
+		    sizeof no_capsule - 1, 0);
 	atomic_store(&rq->ready, 1);
 	MHD_resume_connection(conn);
 }
