@@ -434,6 +434,7 @@ job_begin(struct loop *l, struct job *j)
 
 	j->loop = l;
 	j->p = probe_new(j->req, &j->res);
+	probe_watch(j->p, l->ep);
 	w = probe_begin(j->p);
 	j->timer = probe_timer(j->p);
 	heap_push(l, j);

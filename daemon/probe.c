@@ -13,6 +13,7 @@
  */
 #include "config.h"
 
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/types.h>
 #include <netinet/in.h>
@@ -110,6 +111,7 @@ struct probe {
 	 * matcher's descriptor as the probe's fd; the socket waits in sock.
 	 */
 	struct bodymatch *match;
+	int epfd; /* the engine's epoll watching fd, or -1 */
 	int sock;
 };
 
@@ -387,10 +389,25 @@ fail_wait(struct probe *p, enum stage stage, const char *what)
 
 /* ---- the end ----------------------------------------------------------- */
 
+/*
+ * Take fd off the engine's epoll before it is closed. Closing alone is
+ * not enough: epoll keeps a registration while the open file lives, and
+ * a child forked meanwhile (the expect-body matcher, a notify command)
+ * holds a copy of every descriptor for a moment, so the loop could be
+ * told of a socket whose probe is gone.
+ */
+static void
+unwatch(struct probe *p, int fd)
+{
+	if (p->epfd != -1 && fd != -1)
+		(void)epoll_ctl(p->epfd, EPOLL_CTL_DEL, fd, NULL);
+}
+
 static void
 close_fd(struct probe *p)
 {
 	if (p->fd != -1) {
+		unwatch(p, p->fd);
 		close(p->fd);
 		p->fd = -1;
 		p->fd_new = 0;
@@ -521,6 +538,7 @@ conclude(struct probe *p)
 static void
 match_end(struct probe *p)
 {
+	unwatch(p, bodymatch_fd(p->match));
 	bodymatch_free(p->match); /* closes its descriptor */
 	p->match = NULL;
 	p->fd = p->sock;
@@ -1136,6 +1154,7 @@ probe_new(const struct probe_req *req, struct probe_result *res)
 	p->res = res;
 	p->fd = -1;
 	p->sock = -1;
+	p->epfd = -1;
 	p->state = S_NEW;
 	return p;
 }
@@ -1293,6 +1312,12 @@ probe_family(const struct probe *p)
 }
 
 void
+probe_watch(struct probe *p, int epfd)
+{
+	p->epfd = epfd;
+}
+
+void
 probe_free(struct probe *p)
 {
 	if (p == NULL)
@@ -1301,8 +1326,7 @@ probe_free(struct probe *p)
 		match_end(p);
 	if (p->session != NULL)
 		gnutls_deinit(p->session);
-	if (p->fd != -1)
-		close(p->fd);
+	close_fd(p);
 	free(p->addrs);
 	free(p->buf);
 	free(p->line);

@@ -99,6 +99,11 @@ int probe_new_fd(struct probe *);
 const struct url *probe_url(const struct probe *);
 int probe_family(const struct probe *);
 /* Free; closes what is open without a word to the peer. */
+/*
+ * The epoll instance that watches the probe's descriptors: each is taken
+ * off it before it is closed.
+ */
+void probe_watch(struct probe *, int epfd);
 void probe_free(struct probe *);
 
 /* Rate-limited log line: gemwatch itself ran out of descriptors. */
