@@ -50,6 +50,8 @@
  */
 #define TIMEOUT_GRAIN 0.5
 #define EVENTS_MAX 64
+/* Receive buffer asked for a UDP socket: room for a burst of answers. */
+#define UDP_RCVBUF (1024 * 1024)
 
 struct dns_sock {
 	int fd; /* -1 once c-ares closed it */
@@ -155,6 +157,11 @@ sock_open(int domain, int type, int protocol, void *data)
 		}
 		return ARES_SOCKET_BAD;
 	}
+	/* The kernel caps it (net.core.rmem_max) unless we may force it. */
+	if (type == SOCK_DGRAM && setsockopt(fd, SOL_SOCKET, SO_RCVBUFFORCE,
+	                              &(int){UDP_RCVBUF}, sizeof(int)) == -1)
+		(void)setsockopt(
+		    fd, SOL_SOCKET, SO_RCVBUF, &(int){UDP_RCVBUF}, sizeof(int));
 	return fd;
 }
 

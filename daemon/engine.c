@@ -43,6 +43,17 @@
 #define HEAP_NONE ((size_t)-1)
 #define THREADS_MAX 2 /* the default is one per core, up to this */
 #define WAIT_MAX_MS 3600000
+/*
+ * Lookups a loop starts per window of time. c-ares sends every query of a
+ * channel through one UDP socket: a thousand lookups started at once get
+ * two thousand answers back at once, more than that socket's buffer (or
+ * the DNS server's) holds, and a lost one waits for c-ares's retry, 5 s
+ * later. Paced, the answers of a window are read as they come. Lookups
+ * waiting for their window hold nothing: a lookup that never ends delays
+ * no other.
+ */
+#define LOOKUP_WINDOW 0.01 /* seconds */
+#define LOOKUPS_PER_WINDOW 32
 
 /* What an epoll event points at: a job (kind first), or a marker. */
 enum watch { WATCH_JOB, WATCH_WAKE, WATCH_DNS, WATCH_CANCEL };
@@ -64,8 +75,10 @@ struct job {
 	double timer; /* key in the heap */
 	size_t hi;    /* index in the heap, or HEAP_NONE */
 
-	struct dns_query *query; /* lookup running */
-	int answered;            /* lookup ended: answer below */
+	struct dns_query *query;  /* lookup running */
+	int answered;             /* lookup ended: answer below */
+	int to_resolve;           /* waits for a window with lookups left */
+	struct job *resolve_next; /* the loop's lookups waiting */
 	struct sockaddr_storage *addrs;
 	size_t naddrs;
 	const char *dns_error;
@@ -89,6 +102,9 @@ struct loop {
 	struct job *dead; /* ended, freed at the end of a turn */
 	int cancelled;    /* engine_run: cancel_fd fired */
 	int self_queued;  /* it gave its inbox a probe: no waiting */
+	int lookups;      /* started in this window */
+	double window;    /* when the window began */
+	struct job *rwait, *rwait_tail; /* lookups waiting for a window */
 
 	/* Guarded by the engine's lock. */
 	struct job *inbox, *inbox_tail;
@@ -318,6 +334,32 @@ job_end(struct job *j)
 
 static void job_resolve(struct job *);
 
+/* Whether a lookup may start now. */
+static int
+lookup_allowed(struct loop *l, double now)
+{
+	if (now - l->window >= LOOKUP_WINDOW) {
+		l->window = now;
+		l->lookups = 0;
+	}
+	return l->lookups < LOOKUPS_PER_WINDOW;
+}
+
+/* Start the waiting lookups the window allows. */
+static void
+lookups_start(struct loop *l, double now)
+{
+	struct job *j;
+
+	while ((j = l->rwait) != NULL && lookup_allowed(l, now)) {
+		if ((l->rwait = j->resolve_next) == NULL)
+			l->rwait_tail = NULL;
+		j->to_resolve = 0;
+		if (!j->ended)
+			job_resolve(j);
+	}
+}
+
 /* Act on what the probe waits for now. */
 static void
 job_wait(struct job *j, enum probe_wait w)
@@ -343,8 +385,19 @@ job_wait(struct job *j, enum probe_wait w)
 		run_push(j);
 		break;
 	case PROBE_WAIT_RESOLVE:
-		if (j->query == NULL && !j->answered)
+		if (j->query != NULL || j->answered || j->to_resolve)
+			break;
+		if (l->rwait == NULL && lookup_allowed(l, clock_mono()))
 			job_resolve(j);
+		else {
+			j->to_resolve = 1;
+			j->resolve_next = NULL;
+			if (l->rwait_tail != NULL)
+				l->rwait_tail->resolve_next = j;
+			else
+				l->rwait = j;
+			l->rwait_tail = j;
+		}
 		break;
 	case PROBE_WAIT_IO:
 		break;
@@ -423,6 +476,7 @@ job_resolve(struct job *j)
 		job_answer(j, &a);
 		return;
 	}
+	j->loop->lookups++;
 	j->query =
 	    dns_lookup(d, u->host, u->port, probe_family(j->p), job_answer, j);
 }
@@ -470,7 +524,7 @@ fail:
 	return -1;
 }
 
-/* Free the jobs that have ended, but those still on the run list. */
+/* Free the jobs that have ended, but those still on a list of the loop. */
 static void
 free_dead(struct loop *l)
 {
@@ -478,7 +532,7 @@ free_dead(struct loop *l)
 
 	for (j = l->dead; j != NULL; j = next) {
 		next = j->next;
-		if (j->queued) {
+		if (j->queued || j->to_resolve) {
 			j->next = keep;
 			keep = j;
 		} else
@@ -552,6 +606,11 @@ loop_timeout_ms(struct loop *l, double now)
 	if (l->dns != NULL && (d = dns_next(l->dns, now)) >= 0 &&
 	    (t < 0 || d < t))
 		t = d;
+	if (l->rwait != NULL) {
+		d = l->window + LOOKUP_WINDOW - now;
+		if (t < 0 || d < t)
+			t = d;
+	}
 	if (t < 0 && l->nheap == 0)
 		return -1;
 	if (t <= 0)
@@ -572,6 +631,7 @@ loop_turn(struct loop *l)
 	double now;
 	int i, n, dns_done = 0;
 
+	lookups_start(l, clock_mono());
 	run_list(l);
 	free_dead(l);
 	n = epoll_wait(l->ep, ev, EVENTS_MAX, loop_timeout_ms(l, clock_mono()));
@@ -581,6 +641,14 @@ loop_turn(struct loop *l)
 		n = 0;
 	}
 	now = clock_mono();
+	/* Answers first: the resolver's socket buffer is small. */
+	for (i = 0; i < n; i++) {
+		w = ev[i].data.ptr;
+		if (*w == WATCH_DNS && !dns_done) {
+			dns_process(l->dns, now);
+			dns_done = 1;
+		}
+	}
 	for (i = 0; i < n; i++) {
 		w = ev[i].data.ptr;
 		switch (*w) {
@@ -593,9 +661,7 @@ loop_turn(struct loop *l)
 			(void)!read(l->wake, &count, sizeof count);
 			break;
 		case WATCH_DNS:
-			dns_process(l->dns, now);
-			dns_done = 1;
-			break;
+			break; /* done above */
 		case WATCH_CANCEL:
 			l->cancelled = 1;
 			break;
