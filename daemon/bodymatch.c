@@ -23,7 +23,6 @@
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <math.h>
 #include <poll.h>
 #include <regex.h>
 #include <signal.h>
@@ -32,7 +31,6 @@
 #include <unistd.h>
 
 #include "bodymatch.h"
-#include "clock.h"
 #include "log.h"
 #include "xmalloc.h"
 
@@ -159,45 +157,4 @@ bodymatch_free(struct bodymatch *bm)
 	}
 	close(bm->fd);
 	free(bm);
-}
-
-enum bodymatch_state
-bodymatch_run(const regex_t *re, const char *body, size_t len, double deadline,
-    int cancel_fd)
-{
-	struct bodymatch *bm;
-	struct pollfd pfd[2];
-	enum bodymatch_state st;
-	nfds_t n = 1;
-	double left;
-
-	if ((bm = bodymatch_start(re, body, len)) == NULL)
-		return BODYMATCH_FAILED;
-	pfd[0].fd = bodymatch_fd(bm);
-	pfd[0].events = POLLIN;
-	if (cancel_fd != -1) {
-		pfd[1].fd = cancel_fd;
-		pfd[1].events = POLLIN;
-		n = 2;
-	}
-	for (;;) {
-		if ((st = bodymatch_result(bm)) != BODYMATCH_RUNNING)
-			break;
-		if ((left = deadline - clock_mono()) <= 0) {
-			st = BODYMATCH_TIMEOUT;
-			break;
-		}
-		if (poll(pfd, n, (int)ceil(left * 1000)) == -1 &&
-		    errno != EINTR) {
-			log_warn("expect-body: poll");
-			st = BODYMATCH_FAILED;
-			break;
-		}
-		if (n == 2 && pfd[1].revents != 0) {
-			st = BODYMATCH_CANCELLED;
-			break;
-		}
-	}
-	bodymatch_free(bm);
-	return st;
 }

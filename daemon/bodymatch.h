@@ -2,8 +2,8 @@
  * The expect-body match, run apart so that it can be cut off: glibc's
  * regexec is quadratic on ordinary patterns (".+foo" takes minutes on a
  * 200 kB body), and a limit on a probe's time covers its match too.
- * Usable blocking (bodymatch_run) or from an event loop (bodymatch_start,
- * wait for bodymatch_fd to be readable, bodymatch_result, bodymatch_free).
+ * Used from an event loop: bodymatch_start, wait for bodymatch_fd to be
+ * readable, bodymatch_result, bodymatch_free (which cuts it off).
  */
 #ifndef GEMWATCH_BODYMATCH_H
 #define GEMWATCH_BODYMATCH_H
@@ -15,9 +15,7 @@ enum bodymatch_state {
 	BODYMATCH_RUNNING, /* no answer yet */
 	BODYMATCH_MATCH,
 	BODYMATCH_NOMATCH,
-	BODYMATCH_FAILED,   /* could not run, or the matcher died */
-	BODYMATCH_TIMEOUT,  /* cut off at the deadline (bodymatch_run) */
-	BODYMATCH_CANCELLED /* cut off by the cancel descriptor */
+	BODYMATCH_FAILED /* could not run, or the matcher died */
 };
 
 struct bodymatch;
@@ -36,13 +34,5 @@ int bodymatch_fd(const struct bodymatch *);
 enum bodymatch_state bodymatch_result(struct bodymatch *);
 /* Stop the matcher if it still runs, reap it and free; NULL is fine. */
 void bodymatch_free(struct bodymatch *);
-
-/*
- * The whole match, blocking: BODYMATCH_MATCH, NOMATCH or FAILED, or
- * TIMEOUT when the monotonic time deadline comes first, or CANCELLED when
- * cancel_fd (-1: none) becomes readable first.
- */
-enum bodymatch_state bodymatch_run(const regex_t *re, const char *body,
-    size_t len, double deadline, int cancel_fd);
 
 #endif

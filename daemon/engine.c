@@ -118,7 +118,6 @@ struct engine {
 	unsigned max;
 	unsigned in_flight;
 	struct job *waiting, *waiting_tail;
-	size_t nwaiting;
 	int stopping;
 };
 
@@ -322,7 +321,6 @@ job_end(struct job *j)
 	if ((next = e->waiting) != NULL && !e->stopping) {
 		if ((e->waiting = next->next) == NULL)
 			e->waiting_tail = NULL;
-		e->nwaiting--;
 		(void)loop_assign(l, next);
 	} else
 		e->in_flight--;
@@ -802,60 +800,10 @@ engine_start(struct engine *e, const struct probe_req *req,
 		else
 			e->waiting = j;
 		e->waiting_tail = j;
-		e->nwaiting++;
 	}
 	pthread_mutex_unlock(&e->lock);
 	if (wake)
 		loop_wake(l);
-}
-
-void
-engine_set_max(struct engine *e, unsigned max_in_flight)
-{
-	struct job *j;
-	struct loop *l;
-	unsigned i;
-	int *wake;
-
-	wake = xcalloc(e->nloops, sizeof *wake);
-	pthread_mutex_lock(&e->lock);
-	e->max = max_in_flight > 0 ? max_in_flight : 1;
-	while (e->in_flight < e->max && (j = e->waiting) != NULL) {
-		if ((e->waiting = j->next) == NULL)
-			e->waiting_tail = NULL;
-		e->nwaiting--;
-		e->in_flight++;
-		l = least_loaded(e);
-		if (loop_assign(l, j))
-			wake[l - e->loops] = 1;
-	}
-	pthread_mutex_unlock(&e->lock);
-	for (i = 0; i < e->nloops; i++)
-		if (wake[i])
-			loop_wake(&e->loops[i]);
-	free(wake);
-}
-
-unsigned
-engine_in_flight(struct engine *e)
-{
-	unsigned n;
-
-	pthread_mutex_lock(&e->lock);
-	n = e->in_flight;
-	pthread_mutex_unlock(&e->lock);
-	return n;
-}
-
-size_t
-engine_waiting(struct engine *e)
-{
-	size_t n;
-
-	pthread_mutex_lock(&e->lock);
-	n = e->nwaiting;
-	pthread_mutex_unlock(&e->lock);
-	return n;
 }
 
 /* ---- one probe on the caller's thread ----------------------------------- */

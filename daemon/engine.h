@@ -46,12 +46,6 @@ void engine_free(struct engine *);
  */
 void engine_start(struct engine *, const struct probe_req *req,
     engine_done_fn *done, void *arg);
-/* Change the bound (a reload's `concurrency`); waiting probes start if it rose.
- */
-void engine_set_max(struct engine *, unsigned max_in_flight);
-/* Probes in flight now, and waiting for a turn. */
-unsigned engine_in_flight(struct engine *);
-size_t engine_waiting(struct engine *);
 
 /*
  * One probe on the calling thread, with a loop of its own, until it has

@@ -20,14 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 
 #include "api.h"
 #include "buf.h"
 #include "clock.h"
 #include "conf.h"
-#include "hex.h"
 #include "http.h"
+#include "http_request.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
@@ -72,8 +71,7 @@ struct http {
  */
 struct request {
 	struct probe_job *probe;
-	int rendering;
-	struct http *h;
+	struct http *h; /* a render's */
 	struct MHD_Connection *conn;
 	enum route route;
 	char *name; /* ROUTE_CAPSULE's */
@@ -86,57 +84,6 @@ struct request {
 	int heap; /* body is to be freed */
 };
 
-enum route
-http_route(const char *path, size_t len, const char **name, size_t *namelen)
-{
-	static const struct {
-		const char *path;
-		enum route route;
-	} exact[] = {
-	    {"/", ROUTE_PAGE},
-	    {"/metrics", ROUTE_METRICS},
-	    {"/api/v1/capsules", ROUTE_CAPSULES},
-	    {"/api/v1/capsules/", ROUTE_CAPSULES},
-	    {"/healthz", ROUTE_HEALTHZ},
-	    {"/probe", ROUTE_PROBE},
-	};
-	static const char prefix[] = "/api/v1/capsules/";
-	size_t i, plen = sizeof prefix - 1;
-
-	*name = NULL;
-	*namelen = 0;
-	for (i = 0; i < sizeof exact / sizeof exact[0]; i++)
-		if (strlen(exact[i].path) == len &&
-		    memcmp(exact[i].path, path, len) == 0)
-			return exact[i].route;
-	if (len > plen && memcmp(path, prefix, plen) == 0 &&
-	    memchr(path + plen, '\0', len - plen) == NULL) {
-		*name = path + plen;
-		*namelen = len - plen;
-		return ROUTE_CAPSULE;
-	}
-	return ROUTE_NOT_FOUND;
-}
-
-void
-http_framing_add(struct http_framing *f, const char *name, const char *value)
-{
-	if (strcasecmp(name, MHD_HTTP_HEADER_TRANSFER_ENCODING) == 0)
-		f->encodings++;
-	else if (strcasecmp(name, MHD_HTTP_HEADER_CONTENT_LENGTH) == 0) {
-		if (f->lengths++ == 0)
-			f->length = value;
-		else if (strcmp(f->length, value) != 0)
-			f->conflict = 1;
-	}
-}
-
-int
-http_framing_check(const struct http_framing *f)
-{
-	return f->conflict || (f->lengths > 0 && f->encodings > 0) ? -1 : 0;
-}
-
 static enum MHD_Result
 framing_header(
     void *arg, enum MHD_ValueKind kind, const char *name, const char *value)
@@ -146,32 +93,17 @@ framing_header(
 	return MHD_YES;
 }
 
-/*
- * The handler gets the decoded path as a C string, so a decoded %00 would
- * cut it short (/api/v1/capsules/ok%00x would name capsule "ok"). Decode
- * every %HH as libmicrohttpd does, but leave %00 as it is.
- */
+/* libmicrohttpd's unescape callback: http_unescape. */
 static size_t
 unescape(void *cls, struct MHD_Connection *c, char *s)
 {
-	char *r = s, *w = s;
-	int hi, lo;
-
-	(void)cls;
-	(void)c;
-	while (*r != '\0') {
-		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 &&
-		    (lo = hex_value(r[2])) >= 0 && (hi | lo) != 0) {
-			*w++ = (char)(hi << 4 | lo);
-			r += 3;
-		} else
-			*w++ = *r++;
-	}
-	*w = '\0';
-	return (size_t)(w - s);
+	return http_unescape(s);
 }
 
-/* Queue r (NULL: it could not be made) with its headers, and let it go. */
+/*
+ * Queue r (NULL: it could not be made) with its headers, and let it go.
+ * A 400 closes the connection: where the request ends is unknown.
+ */
 static enum MHD_Result
 respond_with(struct MHD_Connection *c, unsigned status, const char *type,
     struct MHD_Response *r)
@@ -183,7 +115,10 @@ respond_with(struct MHD_Connection *c, unsigned status, const char *type,
 	if (MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type) ==
 	        MHD_NO ||
 	    MHD_add_response_header(r, "X-Content-Type-Options", "nosniff") ==
-	        MHD_NO) {
+	        MHD_NO ||
+	    (status == MHD_HTTP_BAD_REQUEST &&
+	        MHD_add_response_header(
+	            r, MHD_HTTP_HEADER_CONNECTION, "close") == MHD_NO)) {
 		MHD_destroy_response(r);
 		return MHD_NO;
 	}
@@ -195,20 +130,17 @@ respond_with(struct MHD_Connection *c, unsigned status, const char *type,
 	return rv;
 }
 
+/* body[0..len); heap: it passes on (freed once sent). */
 static enum MHD_Result
 respond(struct MHD_Connection *c, unsigned status, const char *type, char *body,
     size_t len, int heap)
 {
 	struct MHD_Response *r;
 
-	if (heap) {
-		r = MHD_create_response_from_buffer_with_free_callback(
-		    len, body, &free);
-		if (r == NULL)
-			free(body);
-	} else
-		r = MHD_create_response_from_buffer(
-		    len, body, MHD_RESPMEM_PERSISTENT);
+	r = MHD_create_response_from_buffer_with_free_callback(
+	    len, body, heap ? &free : NULL);
+	if (r == NULL && heap)
+		free(body);
 	return respond_with(c, status, type, r);
 }
 
@@ -255,25 +187,9 @@ respond_metrics(struct MHD_Connection *c, struct metrics_text *shared,
 }
 
 static enum MHD_Result
-respond_literal(struct MHD_Connection *c, unsigned status, const char *text)
+respond_text(struct MHD_Connection *c, unsigned status, const char *text)
 {
 	return respond(c, status, CT_TEXT, (char *)text, strlen(text), 0);
-}
-
-/* respond_literal, then close: where the request ends is unknown. */
-static enum MHD_Result
-respond_close(struct MHD_Connection *c, unsigned status, const char *text)
-{
-	struct MHD_Response *r;
-
-	r = MHD_create_response_from_buffer(
-	    strlen(text), (void *)text, MHD_RESPMEM_PERSISTENT);
-	if (r != NULL && MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION,
-	                     "close") == MHD_NO) {
-		MHD_destroy_response(r);
-		r = NULL;
-	}
-	return respond_with(c, status, CT_TEXT, r);
 }
 
 /* A /probe job's answer is ready: answer from the handler's next call. */
@@ -385,7 +301,6 @@ static enum MHD_Result
 render_begin(struct http *h, struct MHD_Connection *c, struct request *rq,
     enum route route, const char *name, size_t namelen)
 {
-	rq->rendering = 1;
 	rq->h = h;
 	rq->conn = c;
 	rq->route = route;
@@ -413,7 +328,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
 	    strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
-		return respond_literal(c, MHD_HTTP_METHOD_NOT_ALLOWED,
+		return respond_text(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 		    "405 method not allowed: only GET and HEAD\n");
 	if (rq == NULL) {
 		struct http_framing f = {NULL, 0, 0, 0};
@@ -421,18 +336,16 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		(void)MHD_get_connection_values(
 		    c, MHD_HEADER_KIND, framing_header, &f);
 		if (http_framing_check(&f) == -1)
-			return respond_close(c, MHD_HTTP_BAD_REQUEST,
+			return respond_text(c, MHD_HTTP_BAD_REQUEST,
 			    "400 bad request: the body's length is "
 			    "ambiguous\n");
-	}
-	/*
-	 * The first call comes as soon as the headers are in; answer from a
-	 * later one, when the whole request has been received. libmicrohttpd
-	 * 0.9.75 takes a response queued on the first call for an early
-	 * answer and closes the connection after it: no keep-alive, and
-	 * pipelined requests are dropped.
-	 */
-	if (rq == NULL) {
+		/*
+		 * The first call comes as soon as the headers are in; answer
+		 * from a later one, when the whole request has been received.
+		 * libmicrohttpd 0.9.75 takes a response queued on the first
+		 * call for an early answer and closes the connection after it:
+		 * no keep-alive, and pipelined requests are dropped.
+		 */
 		*con_cls = xcalloc(1, sizeof *rq);
 		return MHD_YES;
 	}
@@ -450,21 +363,18 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return respond(
 		    c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS, text, len, 1);
 	}
-	if (rq->rendering) {
+	if (rq->h != NULL) {
 		/* A render is done: answer it; the body passes on. */
 		if (!atomic_load(&rq->ready))
 			return MHD_YES;
-		text = rq->body;
-		rq->body = NULL;
-		len = rq->len;
 		heap = rq->heap;
 		rq->heap = 0;
-		if (rq->shared != NULL) {
-			shared = rq->shared;
+		if ((shared = rq->shared) != NULL) {
 			rq->shared = NULL;
-			return respond_metrics(c, shared, text, len);
+			return respond_metrics(c, shared, rq->body, rq->len);
 		}
-		return respond(c, rq->status, rq->type, text, len, heap);
+		return respond(
+		    c, rq->status, rq->type, rq->body, rq->len, heap);
 	}
 	route = http_route(url, strlen(url), &name, &namelen);
 	switch (route) {
@@ -475,31 +385,29 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		return render_begin(h, c, rq, route, name, namelen);
 	case ROUTE_HEALTHZ:
 		if (atomic_load(&h->heartbeat) < 0)
-			return respond_literal(
+			return respond_text(
 			    c, MHD_HTTP_SERVICE_UNAVAILABLE, "starting\n");
 		if ((long long)clock_mono() - atomic_load(&h->heartbeat) >
 		    HEARTBEAT_STALE)
-			return respond_literal(c, MHD_HTTP_SERVICE_UNAVAILABLE,
+			return respond_text(c, MHD_HTTP_SERVICE_UNAVAILABLE,
 			    "scheduler stalled\n");
-		return respond_literal(c, MHD_HTTP_OK, "ok\n");
+		return respond_text(c, MHD_HTTP_OK, "ok\n");
 	case ROUTE_PROBE:
 		return probe_begin(h, c, rq);
 	case ROUTE_NOT_FOUND:
 		break;
 	}
-	return respond_literal(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
+	return respond_text(c, MHD_HTTP_NOT_FOUND, "404 not found\n");
 }
 
+/* libmicrohttpd's messages, one line each, at info level. */
 static void __attribute__((format(printf, 2, 0)))
 mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	char line[512];
-	size_t n;
 
 	vsnprintf(line, sizeof line, fmt, ap);
-	n = strlen(line);
-	while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
-		line[--n] = '\0';
+	line[strcspn(line, "\r\n")] = '\0';
 	log_info("http: %s", line);
 }
 

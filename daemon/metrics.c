@@ -1010,18 +1010,3 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 	render_process(&e, info, &p);
 	return t;
 }
-
-void
-metrics_render_cached(struct buf *b, struct metrics_cache *mc, struct store *s,
-    const struct daemon_info *info)
-{
-	struct metrics_text *t;
-	struct buf rest;
-
-	buf_init(&rest);
-	t = metrics_render_shared(&rest, mc, s, info);
-	buf_add(b, t->data, t->len);
-	buf_add(b, rest.data, rest.len);
-	metrics_text_release(t);
-	buf_free(&rest);
-}

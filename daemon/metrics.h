@@ -24,14 +24,10 @@ struct metrics_cache *metrics_cache_new(void);
 void metrics_cache_free(struct metrics_cache *);
 /*
  * Render /metrics from the store (takes the read lock itself), reusing
- * the cache's text while it holds (thread-safe).
- */
-void metrics_render_cached(struct buf *, struct metrics_cache *, struct store *,
-    const struct daemon_info *);
-/*
- * The same in two parts, so that scrapes share the capsules' samples
- * rather than copy them: the returned text (a reference the caller
- * releases) then what rest holds (appended to it).
+ * the cache's text while it holds (thread-safe). In two parts, so that
+ * scrapes share the capsules' samples rather than copy them: the returned
+ * text (a reference the caller releases) then what rest holds (appended
+ * to it).
  */
 struct metrics_text;
 struct metrics_text *metrics_render_shared(struct buf *rest,

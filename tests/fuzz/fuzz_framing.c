@@ -14,7 +14,7 @@
 #include <strings.h>
 
 #include "fuzz.h"
-#include "http.h"
+#include "http_request.h"
 #include "xmalloc.h"
 
 int

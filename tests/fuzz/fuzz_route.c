@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "fuzz.h"
-#include "http.h"
+#include "http_request.h"
 #include "probe_route.h"
 #include "xmalloc.h"
 

@@ -81,7 +81,7 @@ render(struct store *s)
 	buf_init(&b);
 	page_render(&b, s, 1795881600);
 	mc = metrics_cache_new();
-	metrics_render_cached(&b, mc, s, NULL);
+	metrics_text_release(metrics_render_shared(&b, mc, s, NULL));
 	metrics_cache_free(mc);
 	buf_free(&b);
 }
