@@ -4,6 +4,7 @@
  * its sockets sit on an epoll descriptor of its own, which the loop
  * watches for readability like any other. /etc/hosts and resolv.conf are
  * read as the C library would; `resolver` servers replace resolv.conf's.
+ * Answers are kept for their TTL in one cache for the process.
  */
 #ifndef GEMWATCH_DNS_H
 #define GEMWATCH_DNS_H
@@ -23,14 +24,14 @@ struct dns_answer {
 /*
  * Called once when a lookup ends (never after dns_cancel); the answer is
  * valid during the call. May be called from within dns_lookup (names from
- * /etc/hosts) or dns_process.
+ * /etc/hosts, answers from the cache) or dns_process.
  */
 typedef void dns_done_fn(void *arg, const struct dns_answer *);
 
 struct dns;
 struct dns_query;
 
-/* Process-wide: c-ares's own start-up; 0 or -1 (logged). */
+/* Process-wide: c-ares's own start-up, the cache; 0 or -1 (logged). */
 int dns_global_init(void);
 void dns_global_free(void);
 /*

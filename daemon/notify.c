@@ -529,6 +529,19 @@ job_free(struct notify *n, struct job *j)
 	free(j);
 }
 
+/* Append j to the queue (under the lock). */
+static void
+queue_push(struct notify *n, struct job *j)
+{
+	j->next = NULL;
+	if (n->queue_tail != NULL)
+		n->queue_tail->next = j;
+	else
+		n->queue = j;
+	n->queue_tail = j;
+	n->nqueue++;
+}
+
 static void
 wake_runner(struct notify *n)
 {
@@ -559,12 +572,7 @@ enqueue(struct notify *n, struct payload *p)
 		j->p = p;
 		p->refs++;
 		j->argv = argv_copy(n->cmds[i]);
-		if (n->queue_tail != NULL)
-			n->queue_tail->next = j;
-		else
-			n->queue = j;
-		n->queue_tail = j;
-		n->nqueue++;
+		queue_push(n, j);
 	}
 	log_info("notify: %s: %zu commands to run", p->label, n->ncmds);
 	payload_release(p);
@@ -1203,13 +1211,7 @@ run_done(struct notify *n, struct run *r, int status, int spawn_err)
 		return;
 	}
 	j->not_before = clock_mono() + retry_delay[j->tries - 1];
-	j->next = NULL;
-	if (n->queue_tail != NULL)
-		n->queue_tail->next = j;
-	else
-		n->queue = j;
-	n->queue_tail = j;
-	n->nqueue++;
+	queue_push(n, j);
 }
 
 /* The first queued job due by now (under the lock), or NULL. */

@@ -300,14 +300,10 @@ probe_req_for(const struct conf *conf, const struct capsule_conf *c,
 
 /* ---- GnuTLS transport -------------------------------------------------- */
 
-/* Plain recv/send that remember errno (ECONNRESET) and EAGAIN. */
+/* What a recv or send returned: remember errno (ECONNRESET) and EAGAIN. */
 static ssize_t
-probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+transport_note(struct probe *p, ssize_t n)
 {
-	struct probe *p = ptr;
-	ssize_t n;
-
-	n = recv(p->fd, data, len, 0);
 	if (n == -1) {
 		p->io_errno = errno;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
@@ -318,19 +314,19 @@ probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
 }
 
 static ssize_t
+probe_pull(gnutls_transport_ptr_t ptr, void *data, size_t len)
+{
+	struct probe *p = ptr;
+
+	return transport_note(p, recv(p->fd, data, len, 0));
+}
+
+static ssize_t
 probe_push(gnutls_transport_ptr_t ptr, const void *data, size_t len)
 {
 	struct probe *p = ptr;
-	ssize_t n;
 
-	n = send(p->fd, data, len, MSG_NOSIGNAL);
-	if (n == -1) {
-		p->io_errno = errno;
-		if (errno == EAGAIN || errno == EWOULDBLOCK)
-			p->would_block = 1;
-		gnutls_transport_set_errno(p->session, errno);
-	}
-	return n;
+	return transport_note(p, send(p->fd, data, len, MSG_NOSIGNAL));
 }
 
 /* Whether data waits; the engine, not GnuTLS, does the waiting. */
