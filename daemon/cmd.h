@@ -7,6 +7,7 @@
 
 #include <sys/socket.h>
 #include <stddef.h>
+#include <stdio.h>
 
 /* gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL... */
 int cmd_probe(int argc, char *argv[]);
@@ -22,6 +23,14 @@ int cmd_notify_test(int argc, char *argv[], const char *path);
 /* Resolver addresses --resolver may give. */
 #define CMD_RESOLVERS_MAX 16
 
+/*
+ * The options of the commands that read the configuration (trust,
+ * notify-test): -f FILE into *path, -h. The index of the first operand,
+ * or -1 with *rv the exit status (0 after -h, 2 on a usage error, usage
+ * printed on stdout or stderr).
+ */
+int cmd_config_opts(
+    int argc, char *argv[], const char **path, void (*usage)(FILE *), int *rv);
 /* Parse a timeout in seconds: a positive number, at most one hour. 0 or -1. */
 int cmd_seconds(const char *, double *);
 /* Parse a count of probes in flight, 1 to 1000000. 0 or -1. */

@@ -7,7 +7,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,31 +25,18 @@ notify_test_usage(FILE *f)
 int
 cmd_notify_test(int argc, char *argv[], const char *path)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	uint64_t counts[NOTIFY_EVENT__COUNT][NOTIFY_OUTCOME__COUNT];
 	const struct capsule_conf *c = NULL;
 	struct conf *conf;
 	struct notify *n;
 	struct sigaction sa;
-	int ch, rv;
+	int first, rv;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'f':
-			path = optarg;
-			break;
-		case 'h':
-			notify_test_usage(stdout);
-			return 0;
-		default:
-			notify_test_usage(stderr);
-			return 2;
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	if ((first = cmd_config_opts(
+	         argc, argv, &path, notify_test_usage, &rv)) == -1)
+		return rv;
+	argc -= first;
+	argv += first;
 	if (argc > 1) {
 		notify_test_usage(stderr);
 		return 2;

@@ -8,7 +8,6 @@
  */
 #include "config.h"
 
-#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -70,31 +69,18 @@ done:
 int
 cmd_trust(int argc, char *argv[], const char *path)
 {
-	static const struct option longopts[] = {
-	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct conf *conf;
 	struct tofu_store *tofu;
 	const struct capsule_conf *c;
 	const struct passwd *pw;
 	size_t i;
-	int ch, rv = 0;
+	int first, rv = 0;
 
-	optind = 1;
-	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
-		switch (ch) {
-		case 'f':
-			path = optarg;
-			break;
-		case 'h':
-			trust_usage(stdout);
-			return 0;
-		default:
-			trust_usage(stderr);
-			return 2;
-		}
-	}
-	argc -= optind;
-	argv += optind;
+	if ((first = cmd_config_opts(argc, argv, &path, trust_usage, &rv)) ==
+	    -1)
+		return rv;
+	argc -= first;
+	argv += first;
 	if (argc == 0) {
 		trust_usage(stderr);
 		return 2;

@@ -1,9 +1,10 @@
 /*
- * What the probing subcommands (probe, survey) share: option values and
- * how many probes they may have in flight.
+ * What the subcommands share: option values, the options of those that
+ * read the configuration, and how many probes may be in flight.
  */
 #include "config.h"
 
+#include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +12,33 @@
 #include "cmd.h"
 #include "conf.h"
 #include "engine.h"
+
+int
+cmd_config_opts(
+    int argc, char *argv[], const char **path, void (*usage)(FILE *), int *rv)
+{
+	static const struct option longopts[] = {
+	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
+	int ch;
+
+	optind = 1;
+	while ((ch = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
+		switch (ch) {
+		case 'f':
+			*path = optarg;
+			break;
+		case 'h':
+			usage(stdout);
+			*rv = 0;
+			return -1;
+		default:
+			usage(stderr);
+			*rv = 2;
+			return -1;
+		}
+	}
+	return optind;
+}
 
 int
 cmd_seconds(const char *s, double *out)
