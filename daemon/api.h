@@ -16,6 +16,14 @@ struct store;
  * jansson's default %.17g 0.10600000000000001.
  */
 #define API_DUMP_FLAGS (JSON_COMPACT | JSON_REAL_PRECISION(15))
+/*
+ * The same for a person's terminal (gemwatch probe -j, survey -j,
+ * /probe?debug=true): indented, and every non-ASCII character as \uXXXX,
+ * so that no C1 control (U+0080-U+009F, which some terminals obey like
+ * ESC) reaches it raw.
+ */
+#define API_TERMINAL_FLAGS                                                     \
+	(JSON_INDENT(2) | JSON_REAL_PRECISION(15) | JSON_ENSURE_ASCII)
 
 /* A result as JSON (new reference; caller decrefs); capsule may be NULL.
  * NULL only when jansson runs out of memory, as for the two below. */

@@ -206,8 +206,7 @@ cmd_probe(int argc, char *argv[])
 	/* Reports in the order of the arguments, each as soon as it can. */
 	batch_run(b, probe_result, NULL, 0, &r);
 	if (as_json) {
-		if ((text = json_dumps(doc,
-		         JSON_INDENT(2) | JSON_REAL_PRECISION(15))) == NULL)
+		if ((text = json_dumps(doc, API_TERMINAL_FLAGS)) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);

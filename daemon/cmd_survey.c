@@ -255,7 +255,7 @@ line_json(struct buf *b, const struct probe_result *r)
 	char *text;
 
 	if ((j = api_result(r, r->url)) == NULL ||
-	    (text = json_dumps(j, API_DUMP_FLAGS)) == NULL)
+	    (text = json_dumps(j, API_DUMP_FLAGS | JSON_ENSURE_ASCII)) == NULL)
 		fatalx("out of memory");
 	buf_adds(b, text);
 	buf_addc(b, '\n');
@@ -452,7 +452,8 @@ cmd_survey(int argc, char *argv[])
 	sv.out.len = 0;
 	if (format == FORMAT_JSON) {
 		if ((j = census_json(&sv.census)) == NULL ||
-		    (text = json_dumps(j, API_DUMP_FLAGS)) == NULL)
+		    (text = json_dumps(
+		         j, API_DUMP_FLAGS | JSON_ENSURE_ASCII)) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);

@@ -257,12 +257,7 @@ job_run(void *arg)
 		buf_adds(&j->out, "\nResult\n\n");
 		json =
 		    api_result(&j->res, j->capsule ? j->capsule : j->url.text);
-		/* Text for a terminal: no raw C1 control (nor any non-ASCII).
-		 */
-		text = json ? json_dumps(json, JSON_INDENT(2) |
-		                                   JSON_REAL_PRECISION(15) |
-		                                   JSON_ENSURE_ASCII)
-		            : NULL;
+		text = json ? json_dumps(json, API_TERMINAL_FLAGS) : NULL;
 		buf_adds(&j->out, text ? text : "null");
 		buf_addc(&j->out, '\n');
 		free(text);

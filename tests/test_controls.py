@@ -4,12 +4,13 @@ The test server presents a certificate whose subject holds ESC [31m and
 U+009B (CSI as a C1 control: some terminals obey it like ESC [), and
 answers with a META holding ESC [2J, U+009B, a lone 0x9b byte (ill-formed
 UTF-8, CSI to an 8-bit terminal) and DEL. Wherever a person reads them --
-`gemwatch probe`'s report, /probe?debug=true, /metrics, `gemwatch trust`
--- they arrive neutralised: the text is valid UTF-8 and holds no ESC and
-no C1 control. The report and `trust` show them as \\xNN escapes (so the
+`gemwatch probe`'s report and its -j JSON, /probe?debug=true, /metrics,
+`gemwatch trust` -- they arrive neutralised: the text is valid UTF-8 and
+holds no ESC and no C1 control. The report and `trust` show them as \\xNN escapes (so the
 reader still sees what the server sent); metric labels as U+FFFD, as the
-status page does; the debug page's JSON as \\u escapes. The C0 controls
-were escaped before; C1 controls, raw and as UTF-8, went through.
+status page does; the JSON of -j and of the debug page as \\u escapes.
+The C0 controls were escaped before; C1 controls, raw and as UTF-8, went
+through.
 """
 import os
 import subprocess
@@ -53,6 +54,14 @@ ok(b"subject CN=evil\\x1b[31m\\xc2\\x9bred" in p.stdout,
    "probe: the subject's ESC and U+009B shown as \\xNN", p.stdout)
 ok(b"20 a\\x1b[2Jb\\xc2\\x9bc\\x9bd\\x7fe" in p.stdout,
    "probe: META's ESC, U+009B, lone 0x9b and DEL shown as \\xNN", p.stdout)
+
+# gemwatch probe -j: JSON with every non-ASCII character as \uXXXX.
+p = subprocess.run([*WRAPPER, GEMWATCH, "probe", "-j", srv.url(META)],
+                   capture_output=True, timeout=60)
+is_(p.returncode, 0, "probe -j: exit 0")
+is_(dirty(p.stdout), [], "probe -j: no raw control in the JSON")
+ok(b'"a\\u001B[2Jb\\u009Bc' in p.stdout,
+   "probe -j: META's ESC and U+009B as \\u escapes", p.stdout)
 
 # The daemon: /probe?debug=true and /metrics.
 conf = ("interval 1h\nprobe-allow 127.0.0.1:*\n"
