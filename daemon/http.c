@@ -476,15 +476,16 @@ http_stop(struct http *h)
 	if (h == NULL)
 		return;
 	/*
-	 * Suspended connections must be resumed before MHD stops: the
-	 * renders queued are cancelled ("stopping"), those running finish,
-	 * and the /probe jobs are abandoned. A render asked for until MHD
-	 * has stopped is cancelled as it comes, so the queue goes last.
+	 * Suspended connections must be resumed before MHD stops: renders
+	 * queued are cancelled, those running finish, /probe jobs are
+	 * abandoned. Until MHD has stopped, a new render or /probe is
+	 * refused ("stopping"): the queue and the route are freed last.
 	 */
 	workq_stop(h->renders);
-	probe_route_free(h->probes);
+	probe_route_stop(h->probes);
 	for (i = 0; i < h->nd; i++)
 		MHD_stop_daemon(h->d[i]);
+	probe_route_free(h->probes);
 	workq_free(h->renders);
 	metrics_cache_free(h->metrics);
 	free(h->d);

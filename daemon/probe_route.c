@@ -38,6 +38,7 @@ struct probe_route {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	unsigned probes; /* in flight */
+	int stopped;     /* no new job */
 	int cancel[2];   /* readable: abandon every probe */
 };
 
@@ -114,15 +115,24 @@ probe_route_new(struct tofu_store *tofu)
 }
 
 void
-probe_route_free(struct probe_route *r)
+probe_route_stop(struct probe_route *r)
 {
-	if (r == NULL)
-		return;
+	pthread_mutex_lock(&r->lock);
+	r->stopped = 1;
+	pthread_mutex_unlock(&r->lock);
 	(void)!write(r->cancel[1], "", 1);
 	pthread_mutex_lock(&r->lock);
 	while (r->probes > 0)
 		pthread_cond_wait(&r->cond, &r->lock);
 	pthread_mutex_unlock(&r->lock);
+}
+
+void
+probe_route_free(struct probe_route *r)
+{
+	if (r == NULL)
+		return;
+	probe_route_stop(r);
 	close(r->cancel[0]);
 	close(r->cancel[1]);
 	pthread_cond_destroy(&r->cond);
@@ -214,6 +224,10 @@ probe_route_job(struct probe_route *r, const char *target, const char *capsule,
 	j->req.cancel_fd = r->cancel[0];
 
 	pthread_mutex_lock(&r->lock);
+	if (r->stopped) {
+		pthread_mutex_unlock(&r->lock);
+		return refuse(j, 503, "stopping", status, text);
+	}
 	if (r->probes >= conf->concurrency) {
 		pthread_mutex_unlock(&r->lock);
 		return refuse(

@@ -37,10 +37,12 @@ struct probe_job;
 /* The route, whose probes record certificates in tofu (borrowed). */
 struct probe_route *probe_route_new(struct tofu_store *tofu);
 /*
- * Abandon the probes in flight and wait until each job has called its
- * done (so the caller may stop serving), then free the route. The jobs
- * themselves belong to their connections.
+ * Refuse new jobs (503 "stopping"), abandon the probes in flight and
+ * wait until each job has called its done, so that the caller may stop
+ * serving; requests may still come until it has.
  */
+void probe_route_stop(struct probe_route *);
+/* Stop if not yet stopped, and free. The jobs belong to their connections. */
 void probe_route_free(struct probe_route *);
 
 /*
