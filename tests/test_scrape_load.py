@@ -10,7 +10,9 @@ one thread per listen address, so /healthz waited behind every render
 queued before it: p50 1.8 s, worst 2.2 s. Renders now run on two render
 threads while their connection waits, and /healthz is answered by the
 thread that only moves bytes: p50 and worst a few milliseconds, asserted
-as p50 under 0.25 s and worst under 1 s (the figures are printed). The
+as p50 under 0.25 s and p90 under a quarter of a page fetch's median,
+which queues behind the renders (the figures are printed; a worst case
+is left to the benchmark, as a loaded machine stretches it). The
 scrapers get every answer whole and the probes go on. At the end SIGTERM
 comes with 30 page renders queued: the daemon exits at once, each client
 answered (503 "stopping" for a render not started) or closed.
@@ -120,8 +122,11 @@ ok(len(health) >= HAMMER, "/healthz asked throughout (%d times)" %
 is_([s for s, _ in health if s != 200], [], "/healthz answered 200")
 ok(pct(lat, 0.5) < 0.25, "/healthz's median answer under 0.25 s (%.3f s)" %
    pct(lat, 0.5))
-ok(lat and max(lat) < 1.0, "/healthz's slowest answer under 1 s (%.3f s)" %
-   (max(lat) if lat else -1))
+pages = [t for p, t in scrapes if p == "/"]
+ok(lat and pct(lat, 0.9) < pct(pages, 0.5) / 4,
+   "/healthz's p90 (%.3f s) under a quarter of a page fetch's median "
+   "(%.3f s): it does not wait behind renders" %
+   (pct(lat, 0.9), pct(pages, 0.5)))
 m = d.wait_for(lambda m: probes(m) >= before + 2 * len(FAST), timeout=15,
                what="probes")
 ok(probes(m) >= before + 2 * len(FAST), "the probes go on (%d, then %d)" %
