@@ -665,11 +665,11 @@ static void
 d_probe_allow(struct parser *p, char **argv, size_t argc)
 {
 	struct conf *c = p->conf;
-	char host[URL_PATTERN_MAX + 1], b[CONF_SHOW_MAX + 4];
+	struct url_pattern pat;
+	char b[CONF_SHOW_MAX + 4];
 	const char *err;
-	int port;
 
-	if (url_pattern_parse(argv[0], host, &port, &err) == -1) {
+	if (url_pattern_parse(argv[0], &pat, &err) == -1) {
 		conf_error(p, p->line, "invalid probe-allow pattern \"%s\": %s",
 		    show(b, argv[0]), err);
 		return;

@@ -323,7 +323,8 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	char *text;
 	size_t namelen, len;
 	enum route route;
-	int debug, heap;
+	unsigned status;
+	int plain, heap;
 
 	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -359,9 +360,9 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		/* A /probe whose probe finished: answer it. */
 		if (!probe_job_ready(rq->probe))
 			return MHD_YES;
-		text = probe_job_answer(rq->probe, &len, &debug);
+		text = probe_job_answer(rq->probe, &len, &status, &plain);
 		return respond(
-		    c, MHD_HTTP_OK, debug ? CT_TEXT : CT_METRICS, text, len, 1);
+		    c, status, plain ? CT_TEXT : CT_METRICS, text, len, 1);
 	}
 	if (rq->h != NULL) {
 		/* A render is done: answer it; the body passes on. */

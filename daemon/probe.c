@@ -707,12 +707,24 @@ connect_io(struct probe *p)
 static enum step
 resolved(struct probe *p, const struct sockaddr_storage *addrs, size_t n)
 {
+	const struct probe_req *req = p->req;
+	size_t i;
+
 	p->t_resolved = clock_mono();
 	p->res->dur[PHASE_RESOLVE] = p->t_resolved - p->start;
 	p->addrs = xreallocarray(NULL, n, sizeof *p->addrs);
-	memcpy(p->addrs, addrs, n * sizeof *addrs);
-	p->naddrs = n;
+	p->naddrs = 0;
+	for (i = 0; i < n; i++)
+		if (req->address_ok == NULL ||
+		    req->address_ok(
+		        req->address_arg, (const struct sockaddr *)&addrs[i]))
+			p->addrs[p->naddrs++] = addrs[i];
 	p->next_addr = 0;
+	if (n > 0 && p->naddrs == 0) {
+		result_fail(p->res, REASON_CONNECT, STAGE_CONNECT,
+		    "no address of %s may be connected to", req->url->host);
+		return finish(p);
+	}
 	return connect_next(p);
 }
 

@@ -31,6 +31,13 @@ struct probe_req {
 	size_t max_body; /* bytes */
 	int cancel_fd; /* probe_run only: -1, or readable when the probe must be
 	                  abandoned */
+	/*
+	 * NULL, or whether an address the lookup gave may be connected to
+	 * (called for each, in order, before any is tried): the others are
+	 * skipped, and with none left the probe fails at connect.
+	 */
+	int (*address_ok)(void *arg, const struct sockaddr *);
+	void *address_arg;
 
 	/* Expectations (SPEC §4). */
 	struct status_spec expect_status;

@@ -7,8 +7,17 @@
  * arrives in time. At most `concurrency` jobs run at once; more are
  * refused (503) rather than queued. probe_route_free abandons them all
  * through a cancel pipe every probe polls and waits for each to answer.
+ *
+ * A target that only a probe-allow address pattern may admit (a host
+ * name, allow.h) is refused after its lookup instead: the probe connects
+ * only to the addresses the pattern admits, and with none the answer is
+ * 403, as for any target not allowed.
  */
 #include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <fcntl.h>
 #include <jansson.h>
@@ -50,6 +59,10 @@ struct probe_job {
 	struct probe_req req;
 	struct probe_result res;
 	int debug;
+	enum allow allow;   /* ALLOW_ADDRESS: at some addresses only */
+	unsigned naddr_ok;  /* addresses allow_address admitted */
+	struct buf refused; /* the others, for the log */
+	unsigned status;    /* of the answer */
 	struct buf out;
 	atomic_int ready;
 	void (*done)(void *);
@@ -149,6 +162,7 @@ probe_job_free(struct probe_job *j)
 	url_free(&j->url);
 	free(j->capsule);
 	buf_free(&j->out);
+	buf_free(&j->refused);
 	conf_free(j->conf);
 	free(j);
 }
@@ -162,6 +176,28 @@ refuse(struct probe_job *j, unsigned code, const char *why, unsigned *status,
 	*status = code;
 	xasprintf(text, "%u %s\n", code, why);
 	return NULL;
+}
+
+/* Whether the probe may connect to sa; on the probe's thread. */
+static int
+job_address_ok(void *arg, const struct sockaddr *sa)
+{
+	struct probe_job *j = arg;
+	char text[INET6_ADDRSTRLEN];
+	const void *a;
+
+	if (allow_address(j->conf, sa)) {
+		j->naddr_ok++;
+		return 1;
+	}
+	if (sa->sa_family == AF_INET6)
+		a = &((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr;
+	else
+		a = &((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+	if (inet_ntop(sa->sa_family, a, text, sizeof text) != NULL)
+		buf_printf(
+		    &j->refused, "%s%s", j->refused.len ? ", " : "", text);
+	return 0;
 }
 
 struct probe_job *
@@ -184,7 +220,9 @@ probe_route_job(struct probe_route *r, const char *target, const char *capsule,
 	j = xcalloc(1, sizeof *j);
 	j->route = r;
 	j->debug = p.debug;
+	j->status = 200;
 	buf_init(&j->out);
+	buf_init(&j->refused);
 	result_init(&j->res);
 	if ((j->conf = conf_running()) == NULL) {
 		if (p.has_url)
@@ -202,7 +240,7 @@ probe_route_job(struct probe_route *r, const char *target, const char *capsule,
 		j->req.tofu = r->tofu;
 	} else {
 		j->url = p.url;
-		if (!allow_probe(conf, &j->url)) {
+		if ((j->allow = allow_probe(conf, &j->url)) == ALLOW_NONE) {
 			log_info("/probe: %s refused (not a capsule, not in "
 			         "probe-allow)",
 			    j->url.text);
@@ -214,6 +252,10 @@ probe_route_job(struct probe_route *r, const char *target, const char *capsule,
 		probe_req_init(&j->req, &j->url);
 		j->req.timeout = conf->timeout;
 		j->req.max_body = conf->max_body;
+		if (j->allow == ALLOW_ADDRESS) {
+			j->req.address_ok = job_address_ok;
+			j->req.address_arg = j;
+		}
 	}
 	if (p.scrape_timeout > 0 &&
 	    p.scrape_timeout - SCRAPE_TIMEOUT_OFFSET < j->req.timeout) {
@@ -261,7 +303,20 @@ job_run(void *arg)
 	char *text;
 
 	probe_run(&j->req, &j->res);
-	if (j->debug) {
+	if (j->allow == ALLOW_ADDRESS && j->naddr_ok == 0) {
+		if (j->refused.len > 0)
+			log_info("/probe: %s refused (no address of %s is in "
+			         "probe-allow: %s)",
+			    j->url.text, j->url.host, j->refused.data);
+		else
+			log_info("/probe: %s refused (no address of %s to "
+			         "check against probe-allow: %s)",
+			    j->url.text, j->url.host,
+			    j->res.message ? j->res.message : "none");
+		j->status = 403;
+		buf_adds(&j->out, "403 forbidden: no address of the target's "
+		                  "host is allowed by probe-allow\n");
+	} else if (j->debug) {
 		buf_adds(&j->out, "Stages\n\n");
 		report_stages(&j->out, &j->res);
 		buf_adds(&j->out, "\nProbe\n\n");
@@ -308,8 +363,9 @@ probe_job_ready(const struct probe_job *j)
 }
 
 char *
-probe_job_answer(struct probe_job *j, size_t *len, int *debug)
+probe_job_answer(struct probe_job *j, size_t *len, unsigned *status, int *plain)
 {
-	*debug = j->debug;
+	*status = j->status;
+	*plain = j->debug || j->status != 200;
 	return buf_steal(&j->out, len);
 }

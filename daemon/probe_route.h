@@ -63,10 +63,12 @@ void probe_job_start(struct probe_job *, void (*done)(void *), void *arg);
 /* Whether the answer is ready. Thread-safe. */
 int probe_job_ready(const struct probe_job *);
 /*
- * The answer, once ready: its text (the caller frees it) and whether it
- * is ?debug=true's plain text rather than metrics.
+ * The answer, once ready: its text (the caller frees it), its HTTP status
+ * (403 when no address of the target was allowed, else 200) and whether
+ * it is plain text (?debug=true's, or a refusal's) rather than metrics.
  */
-char *probe_job_answer(struct probe_job *, size_t *len, int *debug);
+char *probe_job_answer(
+    struct probe_job *, size_t *len, unsigned *status, int *plain);
 void probe_job_free(struct probe_job *);
 
 #endif

@@ -299,15 +299,38 @@ fail:
 }
 
 /*
+ * Whether a host glob (not in brackets) is an address pattern (url.h):
+ * outside classes only digits, "." and "*", "?"; inside, digits and "-";
+ * at least one digit. Nothing else can match the text of an IPv4 address,
+ * and no name has a last label of digits alone (url_check_name).
+ */
+static int
+url_pattern_numeric(const char *host)
+{
+	const char *q;
+	int digit = 0, class = 0;
+
+	for (q = host; *q != '\0'; q++) {
+		if (*q >= '0' && *q <= '9')
+			digit = 1;
+		else if (*q == '[' || *q == ']')
+			class = *q == '[';
+		else if (class ? *q != '-' : strchr(".*?", *q) == NULL)
+			return 0;
+	}
+	return digit;
+}
+
+/*
  * A probe-allow pattern (url.h): the host glob is checked here so that
  * fnmatch sees only letters, digits, ".", "-", "_" and balanced classes.
  */
 int
-url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1], int *port,
-    const char **err)
+url_pattern_parse(const char *pat, struct url_pattern *p, const char **err)
 {
 	const char *end, *rest, *q;
 	size_t len = strlen(pat), hostlen;
+	int bracketed = 0;
 
 	if (len == 0 || len > URL_PATTERN_MAX) {
 		*err = len ? "longer than 255 bytes" : "empty pattern";
@@ -316,6 +339,7 @@ url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1], int *port,
 	end = strchr(pat, ']');
 	if (pat[0] == '[' && end != NULL &&
 	    memchr(pat, ':', end - pat) != NULL) {
+		bracketed = 1;
 		pat++;
 		hostlen = end - pat;
 		if (hostlen == 0 ||
@@ -362,35 +386,78 @@ url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1], int *port,
 		}
 	}
 	if (*rest == '\0')
-		*port = DEFAULT_PORT;
+		p->port = DEFAULT_PORT;
 	else if (strcmp(rest + 1, "*") == 0)
-		*port = -1;
-	else if (url_port(rest + 1, strlen(rest + 1), port, err) == -1) {
+		p->port = -1;
+	else if (url_port(rest + 1, strlen(rest + 1), &p->port, err) == -1) {
 		*err = "the port must be a number from 1 to 65535 or \"*\"";
 		return -1;
 	}
-	memcpy(host, pat, hostlen);
-	host[hostlen] = '\0';
+	memcpy(p->host, pat, hostlen);
+	p->host[hostlen] = '\0';
+	p->address = bracketed || url_pattern_numeric(p->host);
 	return 0;
+}
+
+/* An address pattern against an address as inet_ntop writes it. */
+static int
+url_pattern_address(const struct url_pattern *p, const char *addr)
+{
+	struct in6_addr a, b;
+
+	/* IPv6 has many spellings of one address: compare the addresses. */
+	if (strpbrk(p->host, "*?[") == NULL &&
+	    inet_pton(AF_INET6, p->host, &a) == 1)
+		return inet_pton(AF_INET6, addr, &b) == 1 &&
+		       memcmp(&a, &b, sizeof(a)) == 0;
+	return fnmatch(p->host, addr, FNM_CASEFOLD) == 0;
 }
 
 int
 url_pattern_match(const char *pat, const struct url *u)
 {
-	struct in6_addr a, b;
-	char host[URL_PATTERN_MAX + 1];
+	struct url_pattern p;
+	const char *err;
+
+	if (url_pattern_parse(pat, &p, &err) == -1)
+		return 0;
+	if (p.port != -1 && p.port != u->port)
+		return 0;
+	/* An IP literal is spelt as inet_ntop writes it (url_parse). */
+	if (p.address)
+		return u->host_is_ip && url_pattern_address(&p, u->host);
+	return fnmatch(p.host, u->host, FNM_CASEFOLD) == 0;
+}
+
+int
+url_pattern_match_address(const char *pat, const struct sockaddr *sa)
+{
+	struct url_pattern p;
+	const struct sockaddr_in *s4;
+	const struct sockaddr_in6 *s6;
+	char text[INET6_ADDRSTRLEN];
 	const char *err;
 	int port;
 
-	if (url_pattern_parse(pat, host, &port, &err) == -1)
+	if (url_pattern_parse(pat, &p, &err) == -1 || !p.address)
 		return 0;
-	if (port != -1 && port != u->port)
+	if (sa->sa_family == AF_INET) {
+		s4 = (const struct sockaddr_in *)(const void *)sa;
+		port = ntohs(s4->sin_port);
+		if (inet_ntop(AF_INET, &s4->sin_addr, text, sizeof text) ==
+		    NULL)
+			return 0;
+	} else if (sa->sa_family == AF_INET6) {
+		s6 = (const struct sockaddr_in6 *)(const void *)sa;
+		port = ntohs(s6->sin6_port);
+		if (inet_ntop(AF_INET6, &s6->sin6_addr, text, sizeof text) ==
+		    NULL)
+			return 0;
+	} else
 		return 0;
-	/* IPv6 has many spellings of one address: compare the addresses. */
-	if (strpbrk(host, "*?[") == NULL && inet_pton(AF_INET6, host, &a) == 1)
-		return inet_pton(AF_INET6, u->host, &b) == 1 &&
-		       memcmp(&a, &b, sizeof(a)) == 0;
-	return fnmatch(host, u->host, FNM_CASEFOLD) == 0;
+	if (p.port != -1 && p.port != port)
+		return 0;
+	return url_pattern_address(&p, text);
 }
 
 void

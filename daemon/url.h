@@ -8,6 +8,8 @@
 
 #include <stddef.h>
 
+struct sockaddr;
+
 #define URL_MAX 1024        /* longest URL a request may carry (bytes) */
 #define URL_PATTERN_MAX 255 /* bytes in a probe-allow pattern */
 
@@ -31,13 +33,35 @@ void url_copy(struct url *dst, const struct url *src);
 /*
  * A probe-allow pattern: a host glob ("*.example.org", "127.0.0.*") or an
  * IPv6 address or glob in brackets ("[2001:db8::*]"), then an optional
- * ":PORT" or ":*" (default 1965). On success copy the host part (without
- * brackets) to host and the port (-1: any) to *port and return 0; on error
- * return -1 and point *err at a static message.
+ * ":PORT" or ":*" (default 1965).
+ *
+ * A host made only of digits, dots and glob characters (with at least one
+ * digit; a class holds digits and "-"), or anything in brackets, is an
+ * address pattern: it matches addresses, never a name spelt like one
+ * ("127.0.0.1.example.org"). Any other is a name pattern, matched against
+ * the host as spelt in the URL.
  */
-int url_pattern_parse(const char *pat, char host[URL_PATTERN_MAX + 1],
-    int *port, const char **err);
-/* Whether u's host and port match the pattern; a bad pattern matches none. */
+struct url_pattern {
+	char host[URL_PATTERN_MAX + 1]; /* the glob; IPv6 without brackets */
+	int port;                       /* -1: any */
+	int address;                    /* an address pattern */
+};
+
+/*
+ * Parse pat into *p and return 0; on error return -1 and point *err at a
+ * static message.
+ */
+int url_pattern_parse(const char *pat, struct url_pattern *p, const char **err);
+/*
+ * Whether u's host and port match the pattern: a name pattern matches the
+ * host as spelt, an address pattern only an IP literal. A bad pattern
+ * matches none.
+ */
 int url_pattern_match(const char *pat, const struct url *u);
+/*
+ * Whether an address pattern admits sa (AF_INET or AF_INET6, with its
+ * port): an address a name was resolved to. A name pattern admits none.
+ */
+int url_pattern_match_address(const char *pat, const struct sockaddr *sa);
 
 #endif

@@ -1133,21 +1133,25 @@ test_probe_allowed(void)
 	    "probe-allow [2001:db8::*]\n");
 	if (c == NULL)
 		return;
+	/*
+	 * The names below match no capsule and no name pattern: with the
+	 * address pattern [0:0::1]:* they may be probed only at ::1.
+	 */
 	is_int(allowed(c, "gemini://example.org/other"), 1,
 	    "a capsule's host:port");
 	is_int(allowed(c, "gemini://EXAMPLE.org:1965/"), 1,
 	    "a capsule's host:port, other case");
-	is_int(allowed(c, "gemini://example.org:1966/"), 0,
+	is_int(allowed(c, "gemini://example.org:1966/"), ALLOW_ADDRESS,
 	    "a capsule's host, other port");
-	is_int(allowed(c, "gemini://www.example.org/"), 0,
+	is_int(allowed(c, "gemini://www.example.org/"), ALLOW_ADDRESS,
 	    "a capsule's subdomain");
 	is_int(allowed(c, "gemini://127.0.0.1:1966/x"), 1, "loopback capsule");
 	is_int(allowed(c, "gemini://127.0.0.1/"), 0, "loopback, other port");
 	is_int(allowed(c, "gemini://a.allowed.test/"), 1, "glob, default port");
 	is_int(allowed(c, "gemini://a.b.allowed.test/"), 1, "glob, deeper");
-	is_int(allowed(c, "gemini://a.allowed.test:1966/"), 0,
+	is_int(allowed(c, "gemini://a.allowed.test:1966/"), ALLOW_ADDRESS,
 	    "glob without port means 1965 only");
-	is_int(allowed(c, "gemini://allowed.test/"), 0,
+	is_int(allowed(c, "gemini://allowed.test/"), ALLOW_ADDRESS,
 	    "*.domain does not match the domain");
 	is_int(allowed(c, "gemini://[::1]:1/"), 1, "IPv6 pattern, port *");
 	is_int(
@@ -1157,11 +1161,14 @@ test_probe_allowed(void)
 	is_int(allowed(c, "gemini://[2001:db8::5]:1966/"), 0,
 	    "IPv6 glob, other port");
 	is_int(allowed(c, "gemini://exact.test:1970/"), 1, "explicit port");
-	is_int(allowed(c, "gemini://exact.test/"), 0, "explicit port only");
+	is_int(allowed(c, "gemini://exact.test/"), ALLOW_ADDRESS,
+	    "explicit port only");
 	is_int(allowed(c, "gemini://gem5.test/"), 1,
 	    "class glob, case-insensitive");
-	is_int(allowed(c, "gemini://gemx.test/"), 0, "class glob misses");
-	is_int(allowed(c, "gemini://other.test/"), 0, "not allowed");
+	is_int(allowed(c, "gemini://gemx.test/"), ALLOW_ADDRESS,
+	    "class glob misses");
+	is_int(
+	    allowed(c, "gemini://other.test/"), ALLOW_ADDRESS, "not allowed");
 	ok(allow_probe(c, NULL) == 0, "NULL URL");
 	conf_free(c);
 
@@ -1174,6 +1181,75 @@ test_probe_allowed(void)
 	if (c != NULL)
 		is_int(allowed(c, "gemini://127.0.0.1/"), 0,
 		    "nothing allowed without capsules or patterns");
+	conf_free(c);
+}
+
+/* Whether conf's address patterns admit addr (IPv4 or IPv6) and port. */
+static int
+address_allowed(const struct conf *c, const char *addr, int port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+	} else
+		return -1;
+	return allow_address(c, (struct sockaddr *)&ss);
+}
+
+/* Address patterns decide on addresses, never on a name spelt like one. */
+static void
+test_probe_allowed_address(void)
+{
+	struct conf *c;
+
+	c = parse_ok("probe-allow 127.0.0.*:*\n"
+	             "probe-allow [::1]:1970\n"
+	             "probe-allow *.name.test:1971\n");
+	if (c == NULL)
+		return;
+	is_int(allowed(c, "gemini://127.0.0.1:7/"), ALLOW_TARGET,
+	    "an address the pattern matches: allowed as it is");
+	is_int(allowed(c, "gemini://127.1.0.1:7/"), ALLOW_NONE,
+	    "an address the pattern does not match: refused");
+	is_int(allowed(c, "gemini://127.0.0.1.attacker.test:7/"), ALLOW_ADDRESS,
+	    "a name spelt like an allowed address: only its allowed "
+	    "addresses");
+	is_int(allowed(c, "gemini://localhost:7/"), ALLOW_ADDRESS,
+	    "localhost under 127.0.0.*:*: only its allowed addresses");
+	is_int(allowed(c, "gemini://[::1]:1970/"), ALLOW_TARGET,
+	    "[::1]:1970 allows ::1 port 1970");
+	is_int(allowed(c, "gemini://[::1]:1971/"), ALLOW_NONE,
+	    "[::1]:1970 does not allow port 1971");
+	is_int(allowed(c, "gemini://a.name.test:1971/"), ALLOW_TARGET,
+	    "a name pattern allows the name as spelt");
+	is_int(address_allowed(c, "127.0.0.5", 7), 1, "127.0.0.5 port 7");
+	is_int(address_allowed(c, "127.1.0.1", 7), 0, "not 127.1.0.1");
+	is_int(address_allowed(c, "::1", 1970), 1, "::1 port 1970");
+	is_int(address_allowed(c, "::1", 7), 0, "not ::1 port 7");
+	is_int(address_allowed(c, "::ffff:127.0.0.1", 7), 0,
+	    "not ::ffff:127.0.0.1 (its IPv6 spelling is matched)");
+	conf_free(c);
+
+	c = parse_ok("probe-allow 127.0.0.1\n"
+	             "probe-allow *.name.test:*\n");
+	if (c == NULL)
+		return;
+	is_int(allowed(c, "gemini://other.test/"), ALLOW_ADDRESS,
+	    "a name on port 1965: decided on its addresses");
+	is_int(allowed(c, "gemini://other.test:1966/"), ALLOW_NONE,
+	    "a name on a port no address pattern has: refused at once");
+	is_int(allowed(c, "gemini://a.name.test:1966/"), ALLOW_TARGET,
+	    "a name the name pattern matches, any port");
+	is_int(address_allowed(c, "127.0.0.1", 1966), 0,
+	    "127.0.0.1 without a port admits 1965 only");
 	conf_free(c);
 }
 
@@ -1591,6 +1667,7 @@ main(void)
 	test_capped_errors();
 	test_shards();
 	test_probe_allowed();
+	test_probe_allowed_address();
 	test_state_directory();
 	test_resolvers();
 	test_load();

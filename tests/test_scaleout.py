@@ -233,8 +233,11 @@ capsule gemini://127.0.0.1:%d/ name=elsewhere interval=1h
 status, _, text, _ = probe(d2, {"target": url_ok})
 is_(status, 200, "probe-allow 127.0.0.*:* allows 127.0.0.1:%d" % srv.port)
 is_(value(text, "probe_success"), 1.0, "allowed target probed: success")
-status, _, _, _ = probe(d2, {"target": srv.url("/ok", host="localhost")})
-is_(status, 403, "probe-allow 127.0.0.*:* does not allow localhost")
+status, _, text, _ = probe(d2, {"target": srv.url("/ok", host="localhost")})
+is_(status, 200, "probe-allow 127.0.0.*:* allows localhost at 127.0.0.1 "
+    "(tests/test_probe_allow.py has the addresses it refuses)")
+is_(value(text, "probe_success"), 1.0, "localhost probed: success")
+is_(value(text, "probe_ip_protocol"), 4.0, "localhost probed over IPv4")
 status, _, text, _ = probe(d2, {"target": "gemini://127.0.0.3:%d/" % closed})
 is_(status, 200, "probe-allow: 127.0.0.3 allowed")
 m = parse_metrics(text)

@@ -1,8 +1,13 @@
 /*
  * Unit tests for daemon/url.c: what a user's capsule URL becomes (host,
- * port, path, canonical text) and the message for each URL refused.
+ * port, path, canonical text) and the message for each URL refused; which
+ * probe-allow patterns are address patterns, and what each kind matches.
  */
 #include "config.h"
+
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
 
 #include <stdlib.h>
 #include <string.h>
@@ -319,6 +324,128 @@ test_length(void)
 	free(b);
 }
 
+/* Whether pattern pat matches the URL text (-1: text does not parse). */
+static int
+matches(const char *pat, const char *text)
+{
+	struct url u;
+	const char *err;
+	int rc;
+
+	if (url_parse(text, strlen(text), &u, &err) == -1)
+		return -1;
+	rc = url_pattern_match(pat, &u);
+	url_free(&u);
+	return rc;
+}
+
+/* Whether pattern pat admits the address addr on port. */
+static int
+admits(const char *pat, const char *addr, int port)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+	memset(&ss, 0, sizeof ss);
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+	} else
+		return -1;
+	return url_pattern_match_address(pat, (struct sockaddr *)&ss);
+}
+
+static void
+test_pattern(void)
+{
+	static const struct {
+		const char *pat;
+		int address;
+	} kinds[] = {
+	    {"127.0.0.1", 1},
+	    {"127.0.0.*:*", 1},
+	    {"10.[0-9].*", 1},
+	    {"1*", 1},
+	    {"[::1]", 1},
+	    {"[2001:db8::*]:1966", 1},
+	    {"[::ffff:127.0.0.*]", 1},
+	    {"*", 0},
+	    {"*:*", 0},
+	    {"*.*", 0},
+	    {"localhost", 0},
+	    {"*.example.org", 0},
+	    {"gem[0-9].test", 0},
+	    {"10-0-0-1.test", 0},
+	    {"127.0.0.[a-z]", 0},
+	};
+	struct url_pattern p;
+	const char *err;
+	size_t i;
+
+	for (i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		if (url_pattern_parse(kinds[i].pat, &p, &err) == -1) {
+			ok(0, "%s parses: %s", kinds[i].pat, err);
+			continue;
+		}
+		is_int(p.address, kinds[i].address, "%s is %s pattern",
+		    kinds[i].pat, kinds[i].address ? "an address" : "a name");
+	}
+
+	/* An address pattern: IP literals only, never a name spelt alike. */
+	is_int(matches("127.0.0.*:*", "gemini://127.0.0.1:7/"), 1,
+	    "127.0.0.*:* matches 127.0.0.1");
+	is_int(matches("127.0.0.*:*", "gemini://127.0.0.1.attacker.test/"), 0,
+	    "127.0.0.*:* does not match the name 127.0.0.1.attacker.test");
+	is_int(matches("127.0.0.1", "gemini://127.0.0.1.attacker.test/"), 0,
+	    "127.0.0.1 does not match 127.0.0.1.attacker.test");
+	is_int(matches("1*", "gemini://1e100.test/"), 0,
+	    "1* does not match the name 1e100.test");
+	is_int(matches("127.0.0.*:*", "gemini://localhost/"), 0,
+	    "127.0.0.*:* does not match the name localhost");
+	is_int(matches("[::1]:*", "gemini://[0:0::1]:5/"), 1,
+	    "[::1]:* matches [0:0::1]");
+	is_int(matches("[2001:DB8::*]", "gemini://[2001:db8::a]/"), 1,
+	    "an IPv6 glob matches the address as inet_ntop writes it");
+	/* A name pattern: the host as spelt. */
+	is_int(matches("*", "gemini://127.0.0.1/"), 1, "* matches an address");
+	is_int(matches("*", "gemini://127.0.0.1.attacker.test/"), 1,
+	    "* matches any name");
+	is_int(matches("*.test", "gemini://127.0.0.1.attacker.test/"), 1,
+	    "*.test matches a name under .test");
+
+	/* Addresses a name was resolved to. */
+	is_int(admits("127.0.0.*:*", "127.0.0.9", 7), 1,
+	    "127.0.0.*:* admits 127.0.0.9 port 7");
+	is_int(admits("127.0.0.*:*", "127.1.0.1", 7), 0,
+	    "127.0.0.*:* does not admit 127.1.0.1");
+	is_int(admits("127.0.0.*", "127.0.0.9", 1966), 0,
+	    "127.0.0.* does not admit port 1966");
+	is_int(admits("127.0.0.*", "127.0.0.9", 1965), 1,
+	    "127.0.0.* admits port 1965");
+	is_int(admits("127.0.0.*:*", "::ffff:127.0.0.1", 7), 0,
+	    "an IPv4 pattern does not admit an IPv4-mapped IPv6 address");
+	is_int(admits("127.0.0.*:*", "::1", 7), 0,
+	    "127.0.0.*:* does not admit ::1");
+	is_int(admits("[0::1]:*", "::1", 7), 1, "[0::1]:* admits ::1");
+	is_int(admits("[::1]:7", "::2", 7), 0, "[::1]:7 does not admit ::2");
+	is_int(admits("[2001:db8::*]", "2001:db8::5", 1965), 1,
+	    "[2001:db8::*] admits 2001:db8::5");
+	is_int(admits("10.[0-9].*", "10.5.3.3", 1965), 1,
+	    "10.[0-9].* admits 10.5.3.3");
+	is_int(admits("10.[0-9].*", "10.55.3.3", 1965), 0,
+	    "10.[0-9].* does not admit 10.55.3.3");
+	is_int(admits("*:*", "127.0.0.1", 7), 0,
+	    "a name pattern admits no address");
+	is_int(admits("localhost:*", "127.0.0.1", 7), 0,
+	    "localhost:* admits no address");
+	is_int(admits("127.0.0.[", "127.0.0.1", 1965), 0,
+	    "a bad pattern admits nothing");
+}
+
 int
 main(void)
 {
@@ -326,5 +453,6 @@ main(void)
 	test_invalid();
 	test_bytes();
 	test_length();
+	test_pattern();
 	return done_testing();
 }

@@ -61,9 +61,11 @@ check_conf(const struct conf *c)
 		    (k->error_path != NULL && k->error_url.text == NULL))
 			abort();
 		/* Names are unique, and a capsule may always be probed. */
-		if (conf_capsule(c, k->name) != k || !allow_probe(c, &k->url))
+		if (conf_capsule(c, k->name) != k ||
+		    allow_probe(c, &k->url) != ALLOW_TARGET)
 			abort();
-		if (k->error_path != NULL && !allow_probe(c, &k->error_url))
+		if (k->error_path != NULL &&
+		    allow_probe(c, &k->error_url) != ALLOW_TARGET)
 			abort();
 		if (shard_of(k->name, c->shard_n) < 1 ||
 		    shard_of(k->name, c->shard_n) > c->shard_n)

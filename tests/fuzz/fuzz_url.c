@@ -3,12 +3,16 @@
  * invariants of a parsed URL, and the round trip: the canonical text
  * parses again to the very same URL. url_copy and url_free run too. The
  * same bytes go through url_pattern_parse as a probe-allow pattern, and a
- * pattern spelt from a parsed URL's host and port must match it. A host
- * taken for a name is never an IPv4 address to getaddrinfo (inet_aton:
- * "0x7f000001", "0177.0.0.1", "127.1").
+ * pattern spelt from a parsed URL's host and port must match it (and its
+ * address, for an IP literal). An address pattern never matches a host
+ * name, however it is spelt ("127.0.0.1.example.org"), and a name pattern
+ * never admits an address. A host taken for a name is never an IPv4
+ * address to getaddrinfo (inet_aton: "0x7f000001", "0177.0.0.1", "127.1").
  */
 #include "config.h"
 
+#include <sys/socket.h>
+#include <netinet/in.h>
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,40 +29,107 @@ same(const struct url *a, const struct url *b)
 	       strcmp(a->path, b->path) == 0 && strcmp(a->text, b->text) == 0;
 }
 
+/* Host names spelt like addresses, and addresses, on every port. */
+static const char *const names[] = {"127.0.0.1.example.org",
+    "10.0.0.1.example.org", "1.2.3.4.in-addr.arpa", "x1.test", "1e100.net",
+    "localhost"};
+static const char *const addrs[] = {
+    "127.0.0.1", "10.0.0.1", "::1", "2001:db8::1", "::ffff:127.0.0.1"};
+
+/* addr (IPv4 or IPv6 text) and port as a socket address. */
+static void
+sockaddr_of(const char *addr, int port, struct sockaddr_storage *ss)
+{
+	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
+
+	memset(ss, 0, sizeof *ss);
+	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
+		s4->sin_family = AF_INET;
+		s4->sin_port = htons(port);
+	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_port = htons(port);
+	} else
+		abort();
+}
+
+/* The pattern p (parsed from pat) against names and addresses. */
+static void
+pattern_kinds(const char *pat, const struct url_pattern *p)
+{
+	struct sockaddr_storage ss;
+	struct url u;
+	char text[512];
+	const char *err;
+	size_t i;
+
+	for (i = 0; i < sizeof names / sizeof names[0]; i++) {
+		snprintf(text, sizeof text, "gemini://%s:%d/", names[i],
+		    p->port == -1 ? 1965 : p->port);
+		if (url_parse(text, strlen(text), &u, &err) == -1)
+			abort();
+		if (p->address && url_pattern_match(pat, &u))
+			abort();
+		url_free(&u);
+	}
+	for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
+		sockaddr_of(addrs[i], p->port == -1 ? 1965 : p->port, &ss);
+		if (!p->address &&
+		    url_pattern_match_address(pat, (struct sockaddr *)&ss))
+			abort();
+	}
+}
+
 /* The input as a probe-allow pattern, up to its first NUL. */
 static void
 pattern(const uint8_t *data, size_t size)
 {
-	char host[URL_PATTERN_MAX + 1], *pat;
+	struct url_pattern p;
+	char *pat;
 	const char *err = NULL;
-	int port;
 
 	if ((pat = malloc(size + 1)) == NULL)
 		abort();
 	memcpy(pat, data, size);
 	pat[size] = '\0';
-	if (url_pattern_parse(pat, host, &port, &err) == 0) {
-		if (host[0] == '\0' || strlen(host) > URL_PATTERN_MAX ||
-		    (port != -1 && (port < 1 || port > 65535)))
+	if (url_pattern_parse(pat, &p, &err) == 0) {
+		if (p.host[0] == '\0' || strlen(p.host) > URL_PATTERN_MAX ||
+		    (p.port != -1 && (p.port < 1 || p.port > 65535)))
 			abort();
+		pattern_kinds(pat, &p);
 	} else if (err == NULL)
 		abort();
 	free(pat);
 }
 
-/* A pattern spelt from u's host and port matches u. */
+/*
+ * A pattern spelt from u's host and port matches u; it is an address
+ * pattern exactly when u's host is an IP literal, and then admits that
+ * address.
+ */
 static void
 pattern_self(const struct url *u)
 {
+	struct sockaddr_storage ss;
+	struct url_pattern p;
 	char pat[URL_MAX + 16];
+	const char *err;
 	int ipv6 = strchr(u->host, ':') != NULL;
 
 	/* Longer than a pattern may be: refused, so matches nothing. */
 	if (snprintf(pat, sizeof pat, "%s%s%s:%d", ipv6 ? "[" : "", u->host,
 	        ipv6 ? "]" : "", u->port) > URL_PATTERN_MAX)
 		return;
-	if (!url_pattern_match(pat, u))
+	if (!url_pattern_match(pat, u) ||
+	    url_pattern_parse(pat, &p, &err) == -1 ||
+	    p.address != u->host_is_ip)
 		abort();
+	if (u->host_is_ip) {
+		sockaddr_of(u->host, u->port, &ss);
+		if (!url_pattern_match_address(pat, (struct sockaddr *)&ss))
+			abort();
+	}
 }
 
 int
