@@ -147,6 +147,8 @@ api_result(const struct probe_result *r, const char *capsule)
 	for (p = 0; p < PHASE__COUNT; p++)
 		SET(d, phase_name(p), jseconds(r->dur[p]));
 	SET(d, "total", jseconds(r->total));
+	SET(d, "max_gap", jseconds(r->max_gap));
+	SET(d, "idle_before_end", jseconds(r->idle_before_end));
 
 	if (r->tls_version == NULL)
 		SET(o, "tls", json_null());

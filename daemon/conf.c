@@ -71,9 +71,9 @@ static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
     d_max_body, d_notify, d_notify_after, d_notify_cert_days, d_notify_repeat,
     d_notify_timeout, d_probe_allow, d_resolver, d_shard, d_state_dir,
     d_timeout, d_user;
-static option_fn o_address_family, o_error_path, o_expect_body, o_expect_status,
-    o_fingerprint, o_interval, o_name, o_notify, o_require_close_notify, o_sni,
-    o_timeout;
+static option_fn o_address_family, o_error_path, o_expect_body,
+    o_expect_body_bytes, o_expect_status, o_fingerprint, o_interval, o_max_idle,
+    o_name, o_notify, o_require_close_notify, o_sni, o_timeout;
 
 #define DIRECTIVE_REPEAT 0x1 /* may be given more than once */
 #define DIRECTIVE_WORDS 0x2  /* takes one or more words, not exactly one */
@@ -111,9 +111,11 @@ static const struct option {
     {"address-family", o_address_family},
     {"error-path", o_error_path},
     {"expect-body", o_expect_body},
+    {"expect-body-bytes", o_expect_body_bytes},
     {"expect-status", o_expect_status},
     {"fingerprint", o_fingerprint},
     {"interval", o_interval},
+    {"max-idle", o_max_idle},
     {"name", o_name},
     {"notify", o_notify},
     {"require-close-notify", o_require_close_notify},
@@ -1056,6 +1058,34 @@ o_expect_body(struct parser *p, struct capsule_conf *c, const char *v)
 	c->expect_body_src = xstrdup(v);
 }
 
+/* ">=SIZE": the least size of the body, as a truncated page is shorter. */
+static void
+o_expect_body_bytes(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	char b[CONF_SHOW_MAX + 4];
+	size_t n;
+
+	if (strncmp(v, ">=", 2) != 0 || parse_size(v + 2, &n) == -1 ||
+	    n > INT64_MAX) {
+		conf_error(p, p->line,
+		    "invalid expect-body-bytes \"%s\" (expected >=SIZE, like "
+		    ">=2000 or >=4k)",
+		    show(b, v));
+		return;
+	}
+	c->expect_body_bytes = (int64_t)n;
+}
+
+static void
+o_max_idle(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	if (strcmp(v, "off") == 0) {
+		c->max_idle = 0;
+		return;
+	}
+	(void)get_duration(p, "max-idle", v, &timeout_range, &c->max_idle);
+}
+
 static void
 o_error_path(struct parser *p, struct capsule_conf *c, const char *v)
 {
@@ -1098,6 +1128,7 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 	c.interval = c.timeout = -1; /* not given: the global value */
 	status_spec_default(&c.expect_status);
 	c.require_close_notify = 1;
+	c.expect_body_bytes = -1;
 	c.notify = 1;
 	c.family = AF_UNSPEC;
 
@@ -1290,6 +1321,15 @@ conf_finish(struct parser *p)
 			    "interval (the global timeout is %gs)",
 			    conf->timeout);
 		/* else the global pair was reported at the timeout line */
+	}
+	/* A stall as long as the timeout ends as a timeout. */
+	for (i = 0; i < conf->ncapsules; i++) {
+		c = &conf->capsules[i];
+		if (c->max_idle > 0 && c->max_idle >= c->timeout)
+			conf_error(p, c->line,
+			    "max-idle (%gs) must be shorter than the "
+			    "timeout (%gs)",
+			    c->max_idle, c->timeout);
 	}
 
 	if (conf->ncapsules < 2)

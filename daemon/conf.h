@@ -13,6 +13,7 @@
 #include <regex.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "gemini.h"
@@ -37,7 +38,9 @@ struct capsule_conf {
 	unsigned char fingerprint[32]; /* SHA-256 of the DER */
 	char *expect_body_src;         /* NULL when absent */
 	regex_t expect_body;           /* compiled when expect_body_src */
-	char *error_path;              /* NULL when absent */
+	int64_t expect_body_bytes;     /* the least body size; -1: none */
+	double max_idle;      /* seconds the body may go quiet; 0: off */
+	char *error_path;     /* NULL when absent */
 	struct url error_url; /* the URL with error_path, when error_path */
 	int notify;           /* 0: notify=no, no notify command for it */
 	int line;             /* where it was defined */

@@ -389,6 +389,22 @@ get_phases(
 }
 
 static void
+get_max_gap(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
+{
+	if (r->max_gap >= 0)
+		emit_double(e, NULL, 0, r->max_gap);
+}
+
+static void
+get_idle_before_end(
+    struct emit *e, const struct probe_result *r, const struct store_check *c)
+{
+	if (r->idle_before_end >= 0)
+		emit_double(e, NULL, 0, r->idle_before_end);
+}
+
+static void
 get_resolve(
     struct emit *e, const struct probe_result *r, const struct store_check *c)
 {
@@ -560,6 +576,20 @@ static const struct family families[] = {
         "probe_gemini_phase_duration_seconds", "gauge",
         "Duration in seconds of each phase reached " LATEST ".",
         "Duration in seconds of each phase the probe reached.", get_phases},
+    {"gemini_response_max_gap_seconds", "probe_gemini_response_max_gap_seconds",
+        "gauge",
+        "Longest silence in seconds between body bytes of the response " LATEST
+        " (from the end of the header).",
+        "Longest silence in seconds between body bytes of the response "
+        "(from the end of the header).",
+        get_max_gap},
+    {"gemini_response_idle_before_end_seconds",
+        "probe_gemini_response_idle_before_end_seconds", "gauge",
+        "Silence in seconds from the last body bytes of the response " LATEST
+        " to its end; long when a proxy's idle timeout cut a stalled body.",
+        "Silence in seconds from the last body bytes of the response to its "
+        "end; long when a proxy's idle timeout cut a stalled body.",
+        get_idle_before_end},
     {NULL, "probe_dns_lookup_time_seconds", "gauge", NULL,
         "Duration in seconds of the name resolution.", get_resolve},
     {"gemini_probe_timestamp_seconds", NULL, "gauge",

@@ -84,6 +84,7 @@ struct probe {
 	double deadline; /* monotonic */
 	double timer;    /* deadline, then the bye's */
 	double t_resolved, t_connected, t_tls, t_header;
+	double t_last; /* the latest body bytes read, or the header's end */
 	int fd;
 	int fd_new; /* not yet handed to the engine */
 	gnutls_session_t session;
@@ -273,6 +274,7 @@ probe_req_init(struct probe_req *r, const struct url *u)
 	r->cancel_fd = -1;
 	status_spec_default(&r->expect_status);
 	r->require_close_notify = 1;
+	r->expect_body_bytes = -1;
 }
 
 void
@@ -286,11 +288,13 @@ probe_req_for(const struct conf *conf, const struct capsule_conf *c,
 	req->timeout = c->timeout;
 	req->max_body = conf->max_body;
 	req->fingerprint = c->has_fingerprint ? c->fingerprint : NULL;
+	req->max_idle = c->max_idle;
 	if (check == CHECK_PAGE) {
 		req->expect_status = c->expect_status;
 		req->require_close_notify = c->require_close_notify;
 		req->expect_body =
 		    c->expect_body_src != NULL ? &c->expect_body : NULL;
+		req->expect_body_bytes = c->expect_body_bytes;
 	} else {
 		/* The error page must fail properly, and say so. */
 		status_spec_parse("4x,5x", 5, &req->expect_status, NULL);
@@ -455,6 +459,7 @@ judge(struct probe *p)
 {
 	struct probe_result *res = p->res;
 	const struct probe_req *req = p->req;
+	char words[160];
 	enum reason r;
 
 	if (res->reason != REASON_NONE)
@@ -500,6 +505,23 @@ judge(struct probe *p)
 		    res->status, (long long)res->body_bytes);
 		return;
 	}
+	/* Complete according to TLS, but maybe cut (README, "What
+	 * close_notify does and does not prove"). */
+	if (req->max_idle > 0 && res->idle_before_end > req->max_idle) {
+		stall_words(res, words, sizeof words);
+		result_fail(res, REASON_BODY, STAGE_BODY, "%s (max-idle %gs)",
+		    words, req->max_idle);
+		return;
+	}
+	if (req->expect_body_bytes >= 0 &&
+	    res->body_bytes < req->expect_body_bytes) {
+		result_fail(res, REASON_BODY, STAGE_BODY,
+		    "the body is %lld bytes, shorter than expect-body-bytes "
+		    ">=%lld",
+		    (long long)res->body_bytes,
+		    (long long)req->expect_body_bytes);
+		return;
+	}
 	if (req->expect_body != NULL)
 		return; /* match_begin decides */
 	res->success = 1;
@@ -522,6 +544,10 @@ conclude(struct probe *p)
 		if (res->dur[i] >= 0)
 			res->dur[i] = round(res->dur[i] * 1e6) / 1e6;
 	res->total = round(res->total * 1e6) / 1e6;
+	if (res->max_gap >= 0) {
+		res->max_gap = round(res->max_gap * 1e6) / 1e6;
+		res->idle_before_end = round(res->idle_before_end * 1e6) / 1e6;
+	}
 	if (p->session == NULL || !p->handshaken || res->end == END_PREMATURE ||
 	    res->end == END_RESET || res->end == END_ERROR || p->cancelled)
 		return step_done(p);
@@ -1073,6 +1099,8 @@ read_header(struct probe *p)
 	res->meta = xstrndup(h.meta, h.meta_len);
 	rest = p->have - (size_t)hlen;
 	p->body = (int64_t)rest;
+	p->t_last = p->t_header;
+	res->max_gap = 0;
 	keep_body(p, p->buf + hlen, rest);
 	p->state = S_BODY;
 	return STEP_NEXT;
@@ -1082,9 +1110,23 @@ read_header(struct probe *p)
 static enum step
 body_ended(struct probe *p)
 {
+	double now = clock_mono();
+
 	p->res->body_bytes = p->body;
-	p->res->dur[PHASE_BODY] = clock_mono() - p->t_header;
+	p->res->dur[PHASE_BODY] = now - p->t_header;
+	p->res->idle_before_end = now - p->t_last;
 	return finish(p);
+}
+
+/* Body bytes arrived: how long since the last. */
+static void
+body_arrived(struct probe *p)
+{
+	double now = clock_mono();
+
+	if (now - p->t_last > p->res->max_gap)
+		p->res->max_gap = now - p->t_last;
+	p->t_last = now;
 }
 
 static enum step
@@ -1107,6 +1149,7 @@ read_body(struct probe *p)
 			return STEP_NOW;
 		if (n == READ_END)
 			break;
+		body_arrived(p);
 		p->body += n;
 		keep_body(p, p->buf, (size_t)n);
 	}

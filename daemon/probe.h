@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <regex.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gemini.h"
 #include "result.h"
@@ -42,12 +43,18 @@ struct probe_req {
 	/* Expectations (SPEC §4). */
 	struct status_spec expect_status;
 	int require_close_notify;
-	const regex_t *expect_body;       /* NULL: none */
+	const regex_t *expect_body; /* NULL: none */
+	int64_t expect_body_bytes;  /* the least body size; -1: none */
+	double
+	    max_idle; /* seconds the body may go quiet before its end; 0 off */
 	const unsigned char *fingerprint; /* 32 bytes, or NULL: TOFU */
 	struct tofu_store *tofu;          /* NULL: no TOFU */
 };
 
-/* Set the defaults (defaults.h), status 2x, close_notify required. */
+/*
+ * Set the defaults (defaults.h), status 2x, close_notify required, no
+ * expect-body, expect-body-bytes or max-idle.
+ */
 void probe_req_init(struct probe_req *, const struct url *);
 /*
  * Fill req for a capsule's check with its options (cancel_fd and tofu

@@ -55,6 +55,8 @@ result_init(struct probe_result *r)
 	for (i = 0; i < PHASE__COUNT; i++)
 		r->dur[i] = -1;
 	r->total = -1;
+	r->max_gap = -1;
+	r->idle_before_end = -1;
 	r->status = -1;
 	r->body_bytes = -1;
 	r->cert.key_kept = -1;
@@ -154,6 +156,44 @@ const char *
 tofu_name(enum tofu t)
 {
 	return NAME_OF(tofu_names, t, TOFU__COUNT);
+}
+
+/* What a stall came before, for the ends a proxy's cut can look like. */
+static const char *
+stall_end(enum end e)
+{
+	switch (e) {
+	case END_CLOSE_NOTIFY:
+		return "close_notify";
+	case END_PREMATURE:
+		return "the connection closed without close_notify";
+	case END_RESET:
+		return "the connection was reset";
+	default:
+		return NULL;
+	}
+}
+
+int
+result_stalled(const struct probe_result *r)
+{
+	return stall_end(r->end) != NULL && r->idle_before_end > STALL_LONG &&
+	       r->idle_before_end > r->total / 2;
+}
+
+void
+stall_words(const struct probe_result *r, char *out, size_t len)
+{
+	const char *end = stall_end(r->end);
+
+	if (end == NULL || !(r->idle_before_end >= 0)) {
+		snprintf(out, len, "%s", "");
+		return;
+	}
+	snprintf(out, len,
+	    "the body stalled %.1f s before %s: a proxy's idle timeout may "
+	    "have cut it",
+	    r->idle_before_end, end);
 }
 
 void

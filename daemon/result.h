@@ -103,6 +103,15 @@ struct probe_result {
 
 	double dur[PHASE__COUNT]; /* seconds; < 0 when not reached */
 	double total;             /* seconds */
+	/*
+	 * How the body arrived, in seconds, < 0 when it was not reached:
+	 * the longest silence between two reads of body bytes (the end of
+	 * the header counts as the first), and the silence from the last of
+	 * them to the end. A proxy that cut a stalled body at its idle
+	 * timeout shows as a long idle_before_end.
+	 */
+	double max_gap;
+	double idle_before_end;
 
 	const char *tls_version; /* static strings from GnuTLS, or NULL */
 	const char *tls_cipher;  /* IANA name */
@@ -136,6 +145,21 @@ const char *reason_name(enum reason); /* NULL for REASON_NONE */
 const char *stage_name(enum stage);
 const char *phase_name(enum phase);
 const char *tofu_name(enum tofu); /* NULL for TOFU_NONE */
+
+/*
+ * Whether the body went quiet long enough before its end to say so
+ * (the status page, "gemwatch probe"): more than STALL_LONG seconds and
+ * most of the probe's time, before an end a proxy's cut can look like
+ * (close_notify, premature, reset; a timeout says it already).
+ */
+#define STALL_LONG 1.0
+int result_stalled(const struct probe_result *);
+/*
+ * The stall in a sentence, for a failure message and the reports: "the
+ * body stalled 30.0 s before close_notify: a proxy's idle timeout may
+ * have cut it". Empty when the body was not reached or ended otherwise.
+ */
+void stall_words(const struct probe_result *, char *out, size_t len);
 
 /* Format a Unix time as RFC 3339 UTC ("2026-11-28T16:00:00Z"). */
 void format_rfc3339(time_t, char out[32]);

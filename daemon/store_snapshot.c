@@ -8,11 +8,12 @@
  * cannot be used is moved aside to PATH.corrupt and the daemon starts with an
  * empty store. Loading checks everything before it changes anything.
  *
- * Format, version 1. uv is an unsigned LEB128 varint (at most 10 bytes),
+ * Format, version 2 (version 1 is read too: it lacks the body's gaps,
+ * which are then unknown). uv is an unsigned LEB128 varint (at most 10 bytes),
  * sv a signed one (zigzag, then uv), str a uv n then n - 1 bytes without
  * NUL (n = 0: no string), f64 an IEEE 754 double in 8 bytes little-endian.
  *
- *   file     "gemwatch snapshot\n" uv:version(1) uv:saved_at(Unix seconds)
+ *   file     "gemwatch snapshot\n" uv:version(2) uv:saved_at(Unix seconds)
  *            uv:history uv:ncapsules capsule* trailer
  *   capsule  str:name uv:nchecks check*
  *   check    uv:check(0 page, 1 error_page) uv:probes
@@ -26,10 +27,12 @@
  *            uv:self_signed uv:hostname_match]
  *   fact     uv:site sv:status uv:reason uv:stage str:meta str:message
  *   last     uv:fact f64:time f64*5(durations by phase) f64:total
- *            sv:body_bytes uv:flags
+ *            [f64:max_gap f64:idle_before_end] sv:body_bytes uv:flags
  *   entry    uv:fact sv:time(milliseconds after the previous entry's, the
  *            first after 0) uv*6(phase durations and total in µs, + 1;
- *            0: not reached) uv:body_bytes(+ 1; 0: none) uv:flags
+ *            0: not reached) [uv*2(max_gap, idle_before_end, alike)]
+ *            uv:body_bytes(+ 1; 0: none) uv:flags
+ *            (the fields in brackets from version 2 on)
  *   flags    success | end << 1 | tofu << 4 | (key_kept + 1) << 7
  *   trailer  the FNV-1a 64 hash of every byte before it, 8 bytes
  *            little-endian
@@ -63,7 +66,8 @@
 
 #define MAGIC "gemwatch snapshot\n"
 #define MAGIC_LEN (sizeof MAGIC - 1)
-#define SNAPSHOT_VERSION 1
+#define SNAPSHOT_VERSION 2
+#define SNAPSHOT_GAPS 2 /* the first version with the body's gaps */
 #define TRAILER_LEN 8
 #define STR_MAX 65536 /* longer strings are corrupt */
 /* Certificate times, as GnuTLS reports them: year 1 to 9999. */
@@ -307,6 +311,8 @@ w_check(struct writer *w, const struct store_check *c)
 		for (p = 0; p < PHASE__COUNT; p++)
 			w_f64(w, l->dur[p]);
 		w_f64(w, l->total);
+		w_f64(w, l->max_gap);
+		w_f64(w, l->idle_before_end);
 		w_sv(w, l->body_bytes);
 		w_uv(w, entry_flags(l->success,
 		            (unsigned)l->end < END__COUNT ? l->end : END_NONE,
@@ -326,6 +332,8 @@ w_check(struct writer *w, const struct store_check *c)
 		prev = t;
 		for (p = 0; p <= PHASE__COUNT; p++)
 			w_uv(w, dur_us(e->dur[p]));
+		w_uv(w, dur_us(e->max_gap));
+		w_uv(w, dur_us(e->idle_before_end));
 		w_uv(w, ((uint64_t)e->body_hi << 32 | e->body_lo) == BODY_NONE
 		            ? 0
 		            : ((uint64_t)e->body_hi << 32 | e->body_lo) + 1);
@@ -409,6 +417,7 @@ store_save(struct store *s, const char *path)
 /* A cursor over the file; the first problem sticks and stops every read. */
 struct reader {
 	const unsigned char *p, *end;
+	uint64_t version;
 	char *err;
 	size_t errlen;
 	int bad;
@@ -569,6 +578,15 @@ r_dur(struct reader *r)
 	return d < 0 ? -1 : d;
 }
 
+/* A duration of an entry: microseconds + 1, 0 when not reached. */
+static double
+r_entry_dur(struct reader *r)
+{
+	uint64_t v = r_max(r, UINT32_MAX, "duration");
+
+	return v == 0 ? -1 : (double)(v - 1) / 1e6;
+}
+
 /* Split flags into r's success, end, tofu and key_kept. */
 static void
 r_flags(struct reader *r, struct probe_result *res)
@@ -686,6 +704,10 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		for (p = 0; p < PHASE__COUNT; p++)
 			res.dur[p] = r_dur(r);
 		res.total = r_dur(r);
+		if (r->version >= SNAPSHOT_GAPS) {
+			res.max_gap = r_dur(r);
+			res.idle_before_end = r_dur(r);
+		}
 		res.body_bytes = r_sv(r);
 		if (res.body_bytes < 0)
 			res.body_bytes = -1;
@@ -709,13 +731,12 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 			bad(r, "time out of range");
 		else
 			t += dt;
-		for (p = 0; p <= PHASE__COUNT; p++) {
-			v = r_max(r, UINT32_MAX, "duration");
-			if (p < PHASE__COUNT)
-				res.dur[p] =
-				    v == 0 ? -1 : (double)(v - 1) / 1e6;
-			else
-				res.total = v == 0 ? -1 : (double)(v - 1) / 1e6;
+		for (p = 0; p < PHASE__COUNT; p++)
+			res.dur[p] = r_entry_dur(r);
+		res.total = r_entry_dur(r);
+		if (r->version >= SNAPSHOT_GAPS) {
+			res.max_gap = r_entry_dur(r);
+			res.idle_before_end = r_entry_dur(r);
 		}
 		v = r_max(r, BODY_NONE, "body_bytes");
 		res.body_bytes = v == 0 ? -1 : (int64_t)(v - 1);
@@ -780,8 +801,10 @@ store_restore(
 	version = r_uv(&r);
 	if (r.bad)
 		return -1;
-	if (version != SNAPSHOT_VERSION) {
-		bad(&r, "unsupported version %llu (this gemwatch reads %d)",
+	r.version = version;
+	if (version < 1 || version > SNAPSHOT_VERSION) {
+		bad(&r,
+		    "unsupported version %llu (this gemwatch reads 1 to %d)",
 		    (unsigned long long)version, SNAPSHOT_VERSION);
 		return -1;
 	}

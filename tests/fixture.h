@@ -54,7 +54,8 @@ capture_end(void)
 /*
  * A successful probe of gemini://HOST/ at `time` in which everything is
  * known: TLS 1.3, a self-signed certificate for CN=HOST whose trust on
- * first use matches, status 20, 1234 bytes ended by close_notify.
+ * first use matches, status 20, 1234 bytes ended by close_notify, with
+ * a gap of 2.5 ms between them and 0.5 ms before the end.
  */
 static inline void
 good_result_for(struct probe_result *r, const char *host, double time)
@@ -76,6 +77,8 @@ good_result_for(struct probe_result *r, const char *host, double time)
 	r->dur[PHASE_HEADER] = 0.03;
 	r->dur[PHASE_BODY] = 0.004;
 	r->total = 0.106;
+	r->max_gap = 0.0025;
+	r->idle_before_end = 0.0005;
 	r->tls_version = "TLS1.3";
 	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
 	r->cert.present = 1;

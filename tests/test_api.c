@@ -126,6 +126,11 @@ test_full(void)
 	ok(real_is(j, "durations.header", 0.03), "durations.header");
 	ok(real_is(j, "durations.body", 0.004), "durations.body");
 	ok(real_is(j, "durations.total", 0.106), "durations.total");
+	ok(real_is(j, "durations.max_gap", 0.0025), "durations.max_gap");
+	ok(real_is(j, "durations.idle_before_end", 0.0005),
+	    "durations.idle_before_end");
+	is_int(json_object_size(get(j, "durations")), 8,
+	    "durations: five phases, total and the body's two gaps");
 	is_str(sget(j, "tls.version"), "TLS1.3", "tls.version");
 	is_str(sget(j, "tls.cipher"), "TLS_AES_256_GCM_SHA384", "tls.cipher");
 	o = get(j, "cert");
@@ -155,7 +160,7 @@ test_full(void)
 	/* Durations print short, not as %.17g. */
 	j = api_result(&r, "example");
 	text = json_dumps(j, API_DUMP_FLAGS);
-	ok(text != NULL && strstr(text, "\"total\":0.106}") != NULL &&
+	ok(text != NULL && strstr(text, "\"total\":0.106,") != NULL &&
 	        strstr(text, "\"resolve\":0.001,") != NULL,
 	    "durations print as 0.106 and 0.001");
 	ok(text != NULL && strchr(text, '\n') == NULL, "compact");
@@ -181,8 +186,8 @@ test_nulls(void)
 {
 	static const char *const nulls[] = {"address", "port", "ip_protocol",
 	    "durations.connect", "durations.tls", "durations.header",
-	    "durations.body", "tls", "cert", "status", "meta", "body_bytes",
-	    "end", NULL};
+	    "durations.body", "durations.max_gap", "durations.idle_before_end",
+	    "tls", "cert", "status", "meta", "body_bytes", "end", NULL};
 	struct probe_result r;
 	json_t *j;
 	size_t i;

@@ -1651,6 +1651,65 @@ test_resolvers(void)
 	    CONF_NAME ":1: at most 16 resolver addresses may be given");
 }
 
+/* The defences of a body complete according to TLS but cut: max-idle
+ * and expect-body-bytes. */
+static void
+test_stall_options(void)
+{
+	struct conf *c;
+
+	c = parse_ok("capsule " U "\n"
+	             "capsule " U "x max-idle=5s expect-body-bytes=>=2000\n"
+	             "capsule " U "y max-idle=1500ms expect-body-bytes=>=4k\n"
+	             "capsule " U "z max-idle=off expect-body-bytes=>=0\n");
+	if (c == NULL)
+		return;
+	ok(c->capsules[0].max_idle == 0, "max-idle is off by default");
+	ok(c->capsules[0].expect_body_bytes == -1,
+	    "no expect-body-bytes by default");
+	ok(c->capsules[1].max_idle == 5, "max-idle=5s");
+	ok(c->capsules[1].expect_body_bytes == 2000,
+	    "expect-body-bytes=>=2000");
+	ok(c->capsules[2].max_idle == 1.5, "max-idle=1500ms");
+	ok(c->capsules[2].expect_body_bytes == 4096, "expect-body-bytes=>=4k");
+	ok(c->capsules[3].max_idle == 0, "max-idle=off");
+	ok(c->capsules[3].expect_body_bytes == 0, "expect-body-bytes=>=0");
+	conf_free(c);
+
+	error_is("capsule " U " max-idle=soon\n",
+	    CONF_NAME ":1: invalid duration \"soon\" for max-idle (expected a "
+	              "number with ms, s, m, h or d)");
+	error_is("capsule " U " max-idle=50ms\n",
+	    CONF_NAME ":1: max-idle must be at least 100ms");
+	error_is("capsule " U " max-idle=2h\n",
+	    CONF_NAME ":1: max-idle must be at most 1h");
+	error_is("capsule " U " max-idle=10s\n",
+	    CONF_NAME ":1: max-idle (10s) must be shorter than the timeout "
+	              "(10s)");
+	error_is("timeout 4s\ncapsule " U " max-idle=5s\n",
+	    CONF_NAME ":2: max-idle (5s) must be shorter than the timeout "
+	              "(4s)");
+	error_is("capsule " U " max-idle=5s max-idle=6s\n",
+	    CONF_NAME ":1: duplicate option \"max-idle\"");
+	error_is("capsule " U " expect-body-bytes=2000\n",
+	    CONF_NAME ":1: invalid expect-body-bytes \"2000\" (expected "
+	              ">=SIZE, like >=2000 or >=4k)");
+	error_is("capsule " U " expect-body-bytes=>2000\n",
+	    CONF_NAME ":1: invalid expect-body-bytes \">2000\" (expected "
+	              ">=SIZE, like >=2000 or >=4k)");
+	error_is("capsule " U " expect-body-bytes=>=\n",
+	    CONF_NAME ":1: invalid expect-body-bytes \">=\" (expected "
+	              ">=SIZE, like >=2000 or >=4k)");
+	error_is("capsule " U " expect-body-bytes=>=-1\n",
+	    CONF_NAME ":1: invalid expect-body-bytes \">=-1\" (expected "
+	              ">=SIZE, like >=2000 or >=4k)");
+	error_is("capsule " U " expect-body-bytes=>=99999999999999999999\n",
+	    CONF_NAME
+	    ":1: invalid expect-body-bytes "
+	    "\">=99999999999999999999\" (expected >=SIZE, like >=2000 "
+	    "or >=4k)");
+}
+
 int
 main(void)
 {
@@ -1672,5 +1731,6 @@ main(void)
 	test_resolvers();
 	test_load();
 	test_notify();
+	test_stall_options();
 	return done_testing();
 }

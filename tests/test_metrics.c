@@ -238,6 +238,8 @@ test_render(void)
 	    "gemini_close_notify", "gemini_response_status_code",
 	    "gemini_response_body_bytes", "gemini_probe_duration_seconds",
 	    "gemini_probe_phase_duration_seconds",
+	    "gemini_response_max_gap_seconds",
+	    "gemini_response_idle_before_end_seconds",
 	    "gemini_probe_timestamp_seconds", "gemini_probe_ip_protocol",
 	    "gemini_tls_info", "gemini_cert_not_after_timestamp_seconds",
 	    "gemini_cert_not_before_timestamp_seconds", "gemini_cert_info",
@@ -311,6 +313,10 @@ test_render(void)
 	           "\"page\",phase=\"header\"} 0.03");
 	LINE(text, "gemini_probe_phase_duration_seconds{capsule=\"a\",check="
 	           "\"page\",phase=\"body\"} 0.004");
+	LINE(text, "gemini_response_max_gap_seconds{capsule=\"a\",check="
+	           "\"page\"} 0.0025");
+	LINE(text, "gemini_response_idle_before_end_seconds{capsule=\"a\","
+	           "check=\"page\"} 0.0005");
 	LINE(text, "gemini_probe_timestamp_seconds{capsule=\"a\",check="
 	           "\"page\"} 1764345600.5");
 	LINE(text, "gemini_probe_ip_protocol{capsule=\"a\",check=\"page\"} 4");
@@ -362,6 +368,10 @@ test_render(void)
 	    text, "gemini_response_status_code{capsule=\"b\",check=\"page\"}");
 	NOLINE(
 	    text, "gemini_response_body_bytes{capsule=\"b\",check=\"page\"}");
+	NOLINE(text,
+	    "gemini_response_max_gap_seconds{capsule=\"b\",check=\"page\"}");
+	NOLINE(text, "gemini_response_idle_before_end_seconds{capsule=\"b\","
+	             "check=\"page\"}");
 	NOLINE(text, "gemini_probe_phase_duration_seconds{capsule=\"b\",check="
 	             "\"page\",phase=\"connect\"}");
 	NOLINE(text, "gemini_tls_info{capsule=\"b\",check=\"page\"");
@@ -504,6 +514,8 @@ test_probe(void)
 	LINE(text, "probe_gemini_close_notify 1");
 	LINE(text, "probe_gemini_status_code 20");
 	LINE(text, "probe_gemini_body_bytes 1234");
+	LINE(text, "probe_gemini_response_max_gap_seconds 0.0025");
+	LINE(text, "probe_gemini_response_idle_before_end_seconds 0.0005");
 	LINE(text, "probe_gemini_phase_duration_seconds{phase=\"tls\"} 0.051");
 	LINE(text, "probe_gemini_response_end_info{end=\"close_notify\"} 1");
 	LINE(text, "probe_gemini_cert_not_before_timestamp_seconds 1700000000");

@@ -94,6 +94,8 @@ result(struct probe_result *r, enum check check, double time, int n,
 	r->dur[PHASE_HEADER] = n % 2 ? 9.87654321 : 0.03;
 	r->dur[PHASE_BODY] = 0.004;
 	r->total = 0.106789 + n;
+	r->max_gap = n % 2 ? 3.25 + n : 0.0015;
+	r->idle_before_end = n % 2 ? 0.0007 : 2.5 * n;
 	r->tls_version = "TLS1.3";
 	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
 	if (sha != NULL) {
@@ -138,6 +140,7 @@ fill(struct store *s)
 			free(r.meta);
 			r.meta = NULL;
 			r.body_bytes = -1;
+			r.max_gap = r.idle_before_end = -1;
 			r.end = END_TIMEOUT;
 			r.reason = REASON_NONE;
 			result_fail(&r, REASON_TIMEOUT, STAGE_HEADER,
@@ -271,6 +274,16 @@ test_roundtrip(void)
 	ok(store_history_get(c, 1, &r) == 0 &&
 	        fabs(r.dur[PHASE_HEADER] - 9.87654321) <= 9.87654321 / 4096,
 	    "alpha: long phase within 1/4096");
+	ok(c->last->max_gap == 0.0015 && c->last->idle_before_end == 20,
+	    "alpha: last result's gaps");
+	ok(store_history_get(c, 1, &r) == 0 &&
+	        fabs(r.max_gap - 10.25) <= 10.25 / 4096 &&
+	        r.idle_before_end == 0.0007,
+	    "alpha: the gaps in the history, within 1/4096");
+	ok(store_history_get(
+	       &store_find(b, "beta")->check[CHECK_PAGE], 2, &r) == 0 &&
+	        r.body_bytes == -1 && r.max_gap < 0 && r.idle_before_end < 0,
+	    "beta: no gaps where the body was not reached");
 	c = &store_find(b, "beta")->check[CHECK_ERROR_PAGE];
 	is_int(c->probes, 9, "beta error page: probes");
 	c = &store_find(b, "beta")->check[CHECK_PAGE];
@@ -450,8 +463,9 @@ test_bad_files(void)
 	load_bad("this is not a snapshot\n", 23, "not a gemwatch snapshot",
 	    "another file");
 	memcpy(data, good, len);
-	data[18] = 2; /* the version, right after the magic */
-	load_bad(data, len, "unsupported version 2 (this gemwatch reads 1)",
+	data[18] = 3; /* the version, right after the magic */
+	load_bad(data, len,
+	    "unsupported version 3 (this gemwatch reads 1 to 2)",
 	    "a newer version");
 	{
 		unsigned char *more = xmalloc(len + 1);
@@ -518,6 +532,47 @@ test_bad_files(void)
 	store_free(s);
 }
 
+/* A snapshot of version 1 (before the body's gaps) still loads: the gaps
+ * are unknown, null in the API. */
+static void
+test_version1(void)
+{
+	static const char *const spec[] = {"alpha gemini://x.example/", NULL};
+	const struct store_check *c;
+	struct store *s = mkstore(5, spec);
+	struct probe_result r;
+	unsigned char *data;
+	const char *top = getenv("TOP_SRCDIR");
+	char v1[1024], *j;
+	size_t len, i, bodies, gaps;
+
+	snprintf(v1, sizeof v1, "%s/tests/snapshot-v1", top ? top : ".");
+	data = read_file(v1, &len);
+	ok(data != NULL && len > 19 && data[18] == 1, "a version 1 snapshot");
+	write_file(path, data, len);
+	is_int(store_load(s, path), 0, "version 1 loads");
+	store_rdlock(s);
+	c = &store_find(s, "alpha")->check[CHECK_PAGE];
+	ok(c->last != NULL && c->last->max_gap < 0 &&
+	        c->last->idle_before_end < 0,
+	    "its last result has no gaps");
+	bodies = gaps = 0;
+	for (i = 0; store_history_get(c, i, &r) == 0; i++) {
+		bodies += r.body_bytes >= 0;
+		gaps += r.max_gap >= 0 || r.idle_before_end >= 0;
+	}
+	ok(bodies > 0 && gaps == 0, "nor its history, bodies and all");
+	store_unlock(s);
+	j = capsule_json(s, "alpha");
+	ok(strstr(j, "\"max_gap\":null") != NULL &&
+	        strstr(j, "\"idle_before_end\":null") != NULL,
+	    "null in the API");
+	free(j);
+	free(data);
+	unlink(path);
+	store_free(s);
+}
+
 /* A link at the old temporary name, or at the snapshot itself, is not
  * followed: the file it points to stays as it was. */
 static void
@@ -563,6 +618,7 @@ main(void)
 	test_roundtrip();
 	test_new_config();
 	test_bad_files();
+	test_version1();
 	test_links();
 	unlink(path);
 	unlink(aside);

@@ -428,6 +428,8 @@ full_result(struct probe_result *r, double time, const char *subject)
 	r->dur[PHASE_HEADER] = 0.03;
 	r->dur[PHASE_BODY] = -1;
 	r->total = 0.106789;
+	r->max_gap = 0.001999;
+	r->idle_before_end = 30.000123;
 	r->tls_version = "TLS1.3";
 	r->tls_cipher = "TLS_AES_256_GCM_SHA384";
 	r->cert.present = 1;
@@ -486,6 +488,8 @@ test_views(void)
 	ok(v.dur[PHASE_TLS] != 0.051234, "(and not exact: the test can tell)");
 	ok(v.dur[PHASE_BODY] < 0, "a phase not reached stays negative");
 	ok(near(v.total, 0.106789), "total");
+	ok(v.max_gap == 0.001999 && near(v.idle_before_end, 30.000123),
+	    "the body's gaps, exact below 2 ms and within 1/4096 above");
 	is_str(v.tls_version, "TLS1.3", "tls version");
 	is_str(v.tls_cipher, "TLS_AES_256_GCM_SHA384", "tls cipher");
 	is_int(v.cert.present, 1, "cert present");
@@ -527,6 +531,7 @@ test_views(void)
 	is_str(v.message, "connection refused", "message");
 	ok(v.meta == NULL && v.status == -1 && v.body_bytes == -1,
 	    "no meta, status or body");
+	ok(v.max_gap < 0 && v.idle_before_end < 0, "no gaps without a body");
 	is_str(v.address, "", "no address");
 	ok(v.tls_version == NULL && !v.cert.present && v.cert.subject == NULL,
 	    "no TLS, no certificate");
