@@ -16,7 +16,7 @@ PACKAGES=(build-essential autoconf automake libtool pkg-config
 	libgnutls28-dev libmicrohttpd-dev libjansson-dev libsystemd-dev
 	libc-ares-dev python3 valgrind clang clang-format gnutls-bin prometheus molly-brown
 	wrk curl ca-certificates mandoc chromium debhelper lintian
-	exim4-daemon-light shellcheck cppcheck)
+	exim4-daemon-light shellcheck cppcheck nginx libnginx-mod-stream)
 
 srcdir=$(cd "$(dirname "$0")/.." && pwd)
 

@@ -9,7 +9,10 @@
 #include <stddef.h>
 #include <stdio.h>
 
-/* gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL... */
+/*
+ * gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME]
+ * [--max-idle DURATION] [--resolver ADDR[:PORT]]... URL...
+ */
 int cmd_probe(int argc, char *argv[]);
 /* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
 int cmd_survey(int argc, char *argv[]);

@@ -16,6 +16,7 @@
 #include "api.h"
 #include "batch.h"
 #include "cmd.h"
+#include "conf.h"
 #include "defaults.h"
 #include "dns.h"
 #include "engine.h"
@@ -29,10 +30,10 @@
 static void
 probe_usage(FILE *f)
 {
-	fprintf(f,
-	    "usage: gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] "
-	    "[--sni NAME]\n"
-	    "                      [--resolver ADDR[:PORT]]... URL...\n");
+	fprintf(f, "usage: gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] "
+	           "[--sni NAME]\n"
+	           "                      [--max-idle DURATION] "
+	           "[--resolver ADDR[:PORT]]... URL...\n");
 }
 
 /* The reports so far, to print in the order of the arguments. */
@@ -93,6 +94,7 @@ cmd_probe(int argc, char *argv[])
 	static const struct option longopts[] = {
 	    {"sni", required_argument, NULL, 'S'},
 	    {"resolver", required_argument, NULL, 'R'},
+	    {"max-idle", required_argument, NULL, 'I'},
 	    {"help", no_argument, NULL, 'h'}, {NULL, 0, NULL, 0}};
 	struct sockaddr_storage resolvers[CMD_RESOLVERS_MAX];
 	struct probe_req *reqs = NULL;
@@ -103,7 +105,7 @@ cmd_probe(int argc, char *argv[])
 	const char *err, *sni = NULL;
 	json_t *doc = NULL, *list = NULL;
 	char *text, *key;
-	double timeout = DEFAULT_TIMEOUT;
+	double timeout = DEFAULT_TIMEOUT, max_idle = 0;
 	size_t i, n, nresolvers = 0;
 	unsigned parallel = CMD_PARALLEL;
 	int ch, family = AF_UNSPEC, as_json = 0, rv = 1;
@@ -142,6 +144,17 @@ cmd_probe(int argc, char *argv[])
 		case 'S':
 			sni = optarg;
 			break;
+		case 'I':
+			if (parse_duration(optarg, &max_idle) == -1 ||
+			    max_idle < 0.1 || max_idle > 3600) {
+				fprintf(stderr,
+				    "gemwatch probe: --max-idle takes a "
+				    "duration from 100ms to 1h (like 5s), not "
+				    "\"%s\"\n",
+				    optarg);
+				return 2;
+			}
+			break;
 		case 'R':
 			if (cmd_resolver(
 			        "probe", optarg, resolvers, &nresolvers) == -1)
@@ -159,6 +172,14 @@ cmd_probe(int argc, char *argv[])
 	argv += optind;
 	if (argc == 0) {
 		probe_usage(stderr);
+		return 2;
+	}
+	/* A stall as long as the deadline ends as a timeout. */
+	if (max_idle > 0 && max_idle >= timeout) {
+		fprintf(stderr,
+		    "gemwatch probe: --max-idle (%gs) must be shorter than the "
+		    "timeout (%gs)\n",
+		    max_idle, timeout);
 		return 2;
 	}
 	n = (size_t)argc;
@@ -198,6 +219,7 @@ cmd_probe(int argc, char *argv[])
 		reqs[i].family = family;
 		reqs[i].timeout = timeout;
 		reqs[i].sni = sni;
+		reqs[i].max_idle = max_idle;
 		result_init(&r.results[i]);
 		xasprintf(&key, "%s:%d", urls[i].host, urls[i].port);
 		batch_add(b, &reqs[i], key, i);

@@ -272,17 +272,30 @@ cell_state(struct buf *b, const struct probe_result *r)
 	buf_adds(b, "</span></td>");
 }
 
+/* How it ended, and a stall before the end that a proxy's idle timeout
+ * may have cut, whether or not max-idle was set. */
 static void
 cell_end(struct buf *b, const struct probe_result *r)
 {
+	char words[160];
 	enum end e;
+	int stalled;
 
 	e = r != NULL && (unsigned)r->end < END__COUNT ? r->end : END_NONE;
-	if (e == END_NONE || e == END_CLOSE_NOTIFY)
+	stalled = r != NULL && result_stalled(r);
+	if ((e == END_NONE || e == END_CLOSE_NOTIFY) && !stalled)
 		buf_adds(b, "<td>");
 	else
 		buf_adds(b, "<td class=\"warn\">");
 	buf_adds(b, e == END_NONE ? DASH : end_brief(e));
+	if (stalled) {
+		stall_words(r, words, sizeof words);
+		buf_adds(b, "<br><span class=\"why\" title=\"");
+		html_escape(b, words);
+		buf_adds(b, "\">");
+		html_escape(b, words);
+		buf_adds(b, "</span>");
+	}
 	buf_adds(b, "</td>");
 }
 

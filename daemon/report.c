@@ -25,7 +25,7 @@ void
 report_text(struct buf *b, const struct probe_result *r)
 {
 	const struct cert_facts *c = &r->cert;
-	char t1[32], t2[32];
+	char t1[32], t2[32], words[160];
 	size_t i;
 
 	report_safe(b, r->url);
@@ -69,10 +69,20 @@ report_text(struct buf *b, const struct probe_result *r)
 		report_safe(b, r->meta);
 		buf_addc(b, '\n');
 	}
-	if (r->body_bytes >= 0)
+	if (r->body_bytes >= 0) {
 		buf_printf(
-		    b, "  body:        %lld bytes\n", (long long)r->body_bytes);
+		    b, "  body:        %lld bytes", (long long)r->body_bytes);
+		if (r->max_gap >= 0)
+			buf_printf(b,
+			    ", longest gap %.3fs, idle before the end %.3fs",
+			    r->max_gap, r->idle_before_end);
+		buf_addc(b, '\n');
+	}
 	buf_printf(b, "  end:         %s\n", end_words(r->end));
+	if (result_stalled(r)) {
+		stall_words(r, words, sizeof words);
+		buf_printf(b, "               but %s\n", words);
+	}
 	if (r->success)
 		buf_adds(b, "  result:      OK\n");
 	else {

@@ -7,7 +7,8 @@
  * boundary, TCP close in the middle of a record, TCP reset, stalls, trickles,
  * malformed headers, fatal alerts, key update floods and so on. The -m option
  * picks a behaviour that applies before or instead of request handling (plain
- * text, stalled handshake, TLS 1.2 only, ...) and -c picks a certificate
+ * text, stalled handshake, TLS 1.2 only, a TLS terminator in front of a
+ * plain-TCP backend, ...) and -c picks a certificate
  * shape (expired, not yet valid, a 50-certificate chain, a huge leaf). Run
  * with -h for the full list. Each connection is served by its own detached
  * thread; SIGTERM or SIGINT stop the server cleanly.
@@ -19,6 +20,7 @@
 #include <sys/uio.h>
 
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <arpa/inet.h>
 
 #include <errno.h>
@@ -64,11 +66,13 @@ enum mode {
 	MODE_STALL_HANDSHAKE,
 	MODE_ACCEPT_CLOSE,
 	MODE_NEVER_SPEAK,
-	MODE_NEVER_READ
+	MODE_NEVER_READ,
+	MODE_TERMINATOR
 };
 
 static const char *mode_names[] = {"normal", "tls12", "plain",
-    "stall-handshake", "accept-close", "never-speak", "never-read", NULL};
+    "stall-handshake", "accept-close", "never-speak", "never-read",
+    "terminator", NULL};
 
 enum certmode {
 	CERT_SELFSIGNED,
@@ -110,6 +114,8 @@ static const char *opt_cn = "localhost";
 static const char *opt_keyfile;
 static const char *opt_certfile;
 static const char *opt_portfile;
+static int opt_backend;              /* terminator: the backend's port */
+static long long opt_idle_ms = 2000; /* terminator: its idle timeout */
 
 static gnutls_certificate_credentials_t xcred;
 static gnutls_priority_t tls12_prio;
@@ -180,7 +186,8 @@ usage(void)
 	fprintf(stderr,
 	    "usage: gemserver [-46h] [-p port] [-m mode] [-c certmode] "
 	    "[-n cn]\n"
-	    "                 [-K keyfile] [-C certfile] [-P portfile]\n"
+	    "                 [-K keyfile] [-C certfile] [-P portfile] "
+	    "[-b port] [-i ms]\n"
 	    "\n"
 	    "  -4, -6       listen on 127.0.0.1 (default) or ::1\n"
 	    "  -p port      port to listen on (default 0, ephemeral); the "
@@ -197,7 +204,15 @@ usage(void)
 	    "               them there\n"
 	    "  -m mode      normal, tls12, plain, stall-handshake, "
 	    "accept-close,\n"
-	    "               never-speak, never-read\n"
+	    "               never-speak, never-read, terminator\n"
+	    "  -b port      terminator: relay to this plain-TCP port on the "
+	    "same\n"
+	    "               loopback address\n"
+	    "  -i ms        terminator: after this long without a byte either "
+	    "way,\n"
+	    "               send close_notify and close (default 2000), as "
+	    "nginx,\n"
+	    "               HAProxy and socat do at their idle timeout\n"
 	    "  -c certmode  selfsigned, expired, chain50, huge, notyet\n"
 	    "\n"
 	    "paths: / /ok /premature /midrecord /reset /stall-header "
@@ -1716,24 +1731,25 @@ serve_plain(struct conn *c)
 	conn_linger(c);
 }
 
-static void
-serve_tls(struct conn *c)
+/* The TLS handshake of a new connection: 0, or -1 when it failed. */
+static int
+tls_accept(struct conn *c)
 {
 	int r;
 
 	if ((r = gnutls_init(&c->session, GNUTLS_SERVER)) < 0) {
 		c->session = NULL;
-		return;
+		return (-1);
 	}
 	if (opt_mode == MODE_TLS12)
 		r = gnutls_priority_set(c->session, tls12_prio);
 	else
 		r = gnutls_set_default_priority(c->session);
 	if (r < 0)
-		return;
+		return (-1);
 	r = gnutls_credentials_set(c->session, GNUTLS_CRD_CERTIFICATE, xcred);
 	if (r < 0)
-		return;
+		return (-1);
 	gnutls_certificate_server_set_request(c->session, GNUTLS_CERT_IGNORE);
 	gnutls_transport_set_ptr(c->session, c);
 	gnutls_transport_set_pull_function(c->session, tls_pull);
@@ -1745,9 +1761,14 @@ serve_tls(struct conn *c)
 	do
 		r = gnutls_handshake(c->session);
 	while (r < 0 && !gnutls_error_is_fatal(r));
-	if (r < 0)
-		return;
+	return (r < 0 ? -1 : 0);
+}
 
+static void
+serve_tls(struct conn *c)
+{
+	if (tls_accept(c) != 0)
+		return;
 	if (opt_mode == MODE_NEVER_READ) {
 		conn_hold(c);
 		end_premature(c);
@@ -1766,6 +1787,102 @@ serve_tls(struct conn *c)
 		end_bye(c);
 		break;
 	}
+}
+
+/* A connection to the terminator's backend, or -1. */
+static int
+backend_connect(void)
+{
+	struct sockaddr_storage ss;
+	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+	socklen_t len;
+	int fd;
+
+	memset(&ss, 0, sizeof ss);
+	if (opt_family == AF_INET6) {
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons((unsigned short)opt_backend);
+		len = sizeof *s6;
+	} else {
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons((unsigned short)opt_backend);
+		len = sizeof *s4;
+	}
+	if ((fd = socket(opt_family, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
+		return (-1);
+	if (connect(fd, (struct sockaddr *)&ss, len) == -1) {
+		close(fd);
+		return (-1);
+	}
+	return (fd);
+}
+
+/*
+ * A TLS terminator, as nginx (stream), HAProxy and socat are: relay the
+ * client's bytes to a plain-TCP backend and back, and when nothing has
+ * passed either way for opt_idle_ms, or the backend closed or reset its
+ * connection, end the client's side with close_notify. That is why
+ * close_notify does not prove a response whole behind such a proxy.
+ */
+static void
+serve_terminator(struct conn *c)
+{
+	struct pollfd pfd[2];
+	char buf[16384];
+	long long deadline = now_ms() + HOLD_MS;
+	ssize_t n;
+	int b, r;
+
+	if (tls_accept(c) != 0)
+		return;
+	if ((b = backend_connect()) == -1) {
+		end_bye(c);
+		return;
+	}
+	/* Relayed at once, as proxies do (nginx: tcp_nodelay on). */
+	setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	setsockopt(b, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	gnutls_record_set_timeout(c->session, (unsigned int)opt_idle_ms);
+	while (now_ms() < deadline && !atomic_load(&stopping)) {
+		pfd[0].fd = c->fd;
+		pfd[1].fd = b;
+		pfd[0].events = pfd[1].events = POLLIN;
+		pfd[0].revents = pfd[1].revents = 0;
+		if (gnutls_record_check_pending(c->session) > 0)
+			pfd[0].revents = POLLIN;
+		else if ((r = poll(pfd, 2, (int)opt_idle_ms)) == -1) {
+			if (errno == EINTR)
+				continue;
+			break;
+		} else if (r == 0)
+			break; /* the idle timeout */
+		if (pfd[0].revents != 0) {
+			n = gnutls_record_recv(c->session, buf, sizeof buf);
+			if (n == GNUTLS_E_AGAIN || n == GNUTLS_E_INTERRUPTED)
+				continue;
+			if (n <= 0) { /* the client is done */
+				close(b);
+				return;
+			}
+			if (raw_write(b, buf, (size_t)n) != 0)
+				break;
+		}
+		if (pfd[1].revents != 0) {
+			n = recv(b, buf, sizeof buf, 0);
+			if (n <=
+			    0) /* closed or reset: the same to the client */
+				break;
+			if (tls_write(c, buf, (size_t)n) != 0) {
+				close(b);
+				return;
+			}
+		}
+	}
+	close(b);
+	end_bye(c);
 }
 
 /* Take c off the list of live connections. Call with conns_lock held. */
@@ -1841,6 +1958,9 @@ conn_thread(void *arg)
 		break;
 	case MODE_PLAIN:
 		serve_plain(c);
+		break;
+	case MODE_TERMINATOR:
+		serve_terminator(c);
 		break;
 	case MODE_NORMAL:
 	case MODE_TLS12:
@@ -2008,8 +2128,24 @@ main(int argc, char **argv)
 	long l;
 	int ch, lfd = -1, fd, port, left, ret = 1;
 
-	while ((ch = getopt(argc, argv, "46C:c:hK:m:n:P:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "46b:C:c:hi:K:m:n:P:p:")) != -1) {
 		switch (ch) {
+		case 'b':
+			errno = 0;
+			l = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || l < 1 ||
+			    l > 65535 || errno != 0)
+				usage();
+			opt_backend = (int)l;
+			break;
+		case 'i':
+			errno = 0;
+			l = strtol(optarg, &end, 10);
+			if (*optarg == '\0' || *end != '\0' || l < 1 ||
+			    l > HOLD_MS || errno != 0)
+				usage();
+			opt_idle_ms = l;
+			break;
 		case '4':
 			opt_family = AF_INET;
 			break;
@@ -2053,7 +2189,8 @@ main(int argc, char **argv)
 			usage();
 		}
 	}
-	if (optind != argc)
+	if (optind != argc ||
+	    (opt_mode == MODE_TERMINATOR) != (opt_backend != 0))
 		usage();
 
 	signal(SIGPIPE, SIG_IGN);

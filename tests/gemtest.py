@@ -9,14 +9,18 @@ import atexit
 import json
 import os
 import re
+import select
 import shlex
 import signal
 import socket
+import struct
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 GEMWATCH = os.environ.get("GEMWATCH", "./gemwatch")
@@ -130,6 +134,102 @@ class GemServer:
     def stop(self):
         self.proc.terminate()
         self.proc.wait(timeout=10)
+
+
+class Backend:
+    """A plain-TCP Gemini backend, for a TLS terminator in front of it
+    (tests/gemserver -m terminator, nginx): .port once it listens.
+
+      /stall?bytes=N&ms=M   a header and N bytes, then nothing for M ms
+                            (default 60000, or until the peer leaves)
+      /trickle?ms=M&n=K     a header, then K bytes one every M ms
+      /page?bytes=N         a header and N bytes at once
+    Each then closes with a FIN, or with a reset given &end=reset.
+    """
+
+    HOLD = 60.0
+
+    def __init__(self):
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(64)
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.running = True
+        self.thread = threading.Thread(target=self._accept, daemon=True)
+        self.thread.start()
+        atexit.register(self.stop)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=5)
+        self.sock.close()
+
+    def _accept(self):
+        while self.running:
+            try:
+                conn, _ = self.sock.accept()
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            threading.Thread(target=self._serve, args=(conn,),
+                             daemon=True).start()
+
+    def _quiet(self, conn, seconds):
+        """Wait, reading and dropping what comes; False once the peer has
+        gone."""
+        end = time.monotonic() + seconds
+        while self.running:
+            left = end - time.monotonic()
+            if left <= 0:
+                return True
+            r, _, _ = select.select([conn], [], [], min(left, 0.2))
+            if r:
+                try:
+                    if not conn.recv(4096):
+                        return False
+                except OSError:
+                    return False
+        return False
+
+    def _serve(self, conn):
+        with conn:
+            conn.settimeout(10)
+            conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            line = b""
+            try:
+                while b"\n" not in line and len(line) <= 1026:
+                    data = conn.recv(1026)
+                    if not data:
+                        return
+                    line += data
+            except OSError:
+                return
+            url = urllib.parse.urlsplit(line.split(b"\r\n")[0].decode(
+                "utf-8", "replace"))
+            q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
+            num = lambda k, d: int(q[k]) if q.get(k, "").isdigit() else d
+            try:
+                conn.sendall(b"20 text/gemini\r\n")
+                if url.path in ("/stall", "/page"):
+                    n = num("bytes", 1000)
+                    conn.sendall(b"".join(b"%063d\n" % i
+                                          for i in range(n // 64 + 1))[:n])
+                    if url.path == "/stall" and not self._quiet(
+                            conn, num("ms", self.HOLD * 1000) / 1000):
+                        return
+                elif url.path == "/trickle":
+                    for i in range(num("n", 5)):
+                        if not self._quiet(conn, num("ms", 300) / 1000):
+                            return
+                        conn.sendall(b"x")
+                if q.get("end") == "reset":
+                    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER,
+                                    struct.pack("ii", 1, 0))
+            except OSError:
+                return
 
 
 def run_probe(*args, timeout=60):
