@@ -2,7 +2,7 @@
  * The store's snapshot: counters, latest results and histories saved to
  * state-dir/history.snapshot every minute and at shutdown, and loaded at
  * start, so a restart loses nothing (store.h). The file is binary and
- * compact (under 30 bytes per history entry: 33 MiB for 10,000 capsules
+ * compact (about 32 bytes per history entry: 36 MiB for 10,000 capsules
  * with `history 120`); it is written through file_replace (a temporary
  * file, fsynced and renamed over PATH), so it is always whole. A file that
  * cannot be used is moved aside to PATH.corrupt and the daemon starts with an

@@ -130,6 +130,8 @@ mkresult(struct probe_result *r, size_t i, unsigned round)
 	r->status = 20;
 	r->meta = xstrdup("text/gemini; lang=en");
 	r->body_bytes = 1000 + rand_r(&seed) % 3000;
+	r->max_gap = (double)(rand_r(&seed) % 5000) / 1e6;
+	r->idle_before_end = (double)(rand_r(&seed) % 1000) / 1e6;
 	r->end = END_CLOSE_NOTIFY;
 	r->success = 1;
 	if ((round + i) % 40 == 0) {

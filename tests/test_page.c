@@ -433,6 +433,82 @@ test_empty(void)
 	store_free(s);
 }
 
+/* A stall before the end is said when it is long, max-idle or not: over
+ * a second and most of the probe's time (result_stalled). */
+static void
+test_stall(void)
+{
+	static const struct {
+		const char *name;
+		double idle, total;
+		enum end end;
+		int said;
+	} cases[] = {
+	    {"stalled", 30.0, 30.2, END_CLOSE_NOTIFY, 1},
+	    {"second", 1.0, 1.1, END_CLOSE_NOTIFY, 0},
+	    {"slow", 1.5, 4.0, END_CLOSE_NOTIFY, 0},
+	    {"premature", 2.0, 2.1, END_PREMATURE, 1},
+	    {"deadline", 9.0, 10.0, END_TIMEOUT, 0},
+	};
+	struct capsule_conf caps[5];
+	struct conf conf;
+	struct probe_result r;
+	struct store *s;
+	struct buf b;
+	char *row;
+	const char *at;
+	size_t i;
+
+	memset(caps, 0, sizeof caps);
+	memset(&conf, 0, sizeof conf);
+	for (i = 0; i < 5; i++) {
+		caps[i].name = (char *)cases[i].name;
+		caps[i].url.text = "gemini://example.org/";
+	}
+	conf.capsules = caps;
+	conf.ncapsules = 5;
+	conf.history = 2;
+	conf.shard_k = conf.shard_n = 1;
+	s = store_new();
+	fixture_sync(s, &conf);
+	for (i = 0; i < 5; i++) {
+		good_result_for(&r, "example.org", NOW - 10);
+		r.idle_before_end = cases[i].idle;
+		r.total = cases[i].total;
+		r.end = cases[i].end;
+		store_put(s, cases[i].name, &r);
+		result_clear(&r);
+	}
+	buf_init(&b);
+	page_render(&b, s, NOW);
+	for (i = 0; i < 5; i++) {
+		row = row_of(b.data, cases[i].name, &at);
+		ok(row != NULL &&
+		        (strstr(row, "<span class=\"why\" title=\"the body "
+		                     "stalled") != NULL) == cases[i].said,
+		    "%s: the stall %s", cases[i].name,
+		    cases[i].said ? "said" : "not said");
+		free(row);
+	}
+	row = row_of(b.data, "stalled", &at);
+	ok(row != NULL &&
+	        strstr(row, "<td class=\"warn\">complete (close_notify)<br>"
+	                    "<span class=\"why\" title=\"the body stalled "
+	                    "30.0 s before close_notify: a proxy&#39;s idle "
+	                    "timeout may have cut it\">the body stalled 30.0 s "
+	                    "before close_notify: a proxy&#39;s idle timeout "
+	                    "may have cut it</span></td>") != NULL,
+	    "stalled: the words, in the cell of how it ended");
+	free(row);
+	row = row_of(b.data, "premature", &at);
+	ok(row != NULL && strstr(row, "before the connection closed without "
+	                              "close_notify") != NULL,
+	    "premature: the words name the end");
+	free(row);
+	buf_free(&b);
+	store_free(s);
+}
+
 int
 main(void)
 {
@@ -440,5 +516,6 @@ main(void)
 	test_escape_all();
 	test_render();
 	test_empty();
+	test_stall();
 	return done_testing();
 }
