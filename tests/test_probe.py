@@ -68,10 +68,14 @@ is_(r["ip_protocol"], 4, "ip_protocol 4")
 is_(r["address"], "127.0.0.1", "address")
 is_(r["port"], srv.port, "port")
 is_(set(r["durations"]),
-    {"resolve", "connect", "tls", "header", "body", "total"},
-    "every phase timed")
+    {"resolve", "connect", "tls", "header", "body", "total", "max_gap",
+     "idle_before_end"},
+    "every phase timed, and the body's gaps")
 ok(all(r["durations"][k] >= 0 for k in r["durations"]),
    "phase durations are non-negative")
+ok(r["durations"]["max_gap"] + r["durations"]["idle_before_end"] <=
+   r["durations"]["body"] + 2e-6,
+   "the gaps lie within the body's time", r["durations"])
 ok(r["time"].endswith("Z") and r["time"][10] == "T", "time is RFC 3339 UTC")
 
 case("/premature", "premature", "close_notify")
