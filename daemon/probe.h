@@ -43,10 +43,9 @@ struct probe_req {
 	/* Expectations (SPEC §4). */
 	struct status_spec expect_status;
 	int require_close_notify;
-	const regex_t *expect_body; /* NULL: none */
-	int64_t expect_body_bytes;  /* the least body size; -1: none */
-	double
-	    max_idle; /* seconds the body may go quiet before its end; 0 off */
+	const regex_t *expect_body;       /* NULL: none */
+	int64_t expect_body_bytes;        /* the least body size; -1: none */
+	double max_idle;                  /* seconds quiet before the end; 0 */
 	const unsigned char *fingerprint; /* 32 bytes, or NULL: TOFU */
 	struct tofu_store *tofu;          /* NULL: no TOFU */
 };
