@@ -12,17 +12,21 @@ back shorter and passes a whole one; bad values are configuration errors.
 Then the same against a real nginx, where it is installed.
 """
 import os
+import re
 import shutil
 import subprocess
 import time
 
-from gemtest import (GEMWATCH, Backend, Daemon, GemServer, _children, diag,
-                     done, free_port, is_, metric, ok, probe_json, run_probe,
-                     tmpdir)
+from gemtest import (GEMWATCH, SLOW, Backend, Daemon, GemServer, _children,
+                     diag, done, free_port, is_, metric, ok, probe_json,
+                     run_probe, tmpdir)
 
 IDLE = 1.5          # the test terminator's idle timeout, seconds
 NGINX_IDLE = 2      # nginx's proxy_timeout, seconds
-LONG = 0.8          # at least this share of an idle timeout is seen
+# At least this share of an idle timeout is seen: a loaded machine (or
+# valgrind) may read the last bytes late, which shortens the silence seen.
+LONG = 0.6
+GAP = 0.1           # at least this of the trickle's 0.2 s gaps is seen
 STALL = "/stall?bytes=3000"
 TRICKLE = "/trickle?ms=200&n=6"
 
@@ -44,12 +48,24 @@ ok(d["max_gap"] is not None and d["max_gap"] < d["idle_before_end"],
    "durations.max_gap is the gap between bytes, not the end (%s s)"
    % d["max_gap"])
 
+
+
+def stalled(idle, total):
+    """The rule the page and the words follow (result_stalled)."""
+    return idle > 1 and idle > total / 2
+
+
 rc, out, _ = run_probe(term.url(STALL))
 is_(rc, 0, "the words report of the same probe: exit 0")
-ok("idle before the end 1." in out and
-   "but the body stalled 1." in out and
-   "before close_notify: a proxy's idle timeout may have cut it" in out,
-   "it shows the gap and says what it may mean", out)
+m = re.search(r"idle before the end ([0-9.]+)s", out)
+t = re.search(r" total ([0-9.]+)s", out)
+ok(m is not None and t is not None, "it shows the gap", out)
+said = stalled(float(m.group(1)), float(t.group(1))) if m and t else None
+if SLOW == 1:   # valgrind makes the handshake a good part of the probe
+    ok(said, "the gap is most of the probe", out)
+is_("but the body stalled " in out and
+    "before close_notify: a proxy's idle timeout may have cut it" in out,
+    said, "it says what the gap may mean")
 
 rc, r, _ = probe_json(term.url(STALL), "--max-idle", "1")
 err = r["error"] or {}
@@ -64,7 +80,7 @@ ok("the body stalled 1." in (err.get("message") or "") and
 rc, r, _ = probe_json(term.url(TRICKLE), "--max-idle", "1")
 is_(rc, 0, "a steady trickle under --max-idle passes")
 ok(r["success"] and r["body_bytes"] == 6 and
-   r["durations"]["max_gap"] >= 0.15 and
+   r["durations"]["max_gap"] >= GAP and
    r["durations"]["idle_before_end"] < 1,
    "its gaps are between bytes, none before the end", r["durations"])
 
@@ -76,7 +92,7 @@ is_(rc, 2, "--max-idle not shorter than -t is a usage error")
 
 # ---- the daemon: JSON, /metrics, the page --------------------------------
 
-dm = Daemon("interval 4s\ntimeout 3s\n"
+dm = Daemon("interval %ds\ntimeout %ds\n" % (4 * SLOW, 3 * SLOW) +
             "capsule %s name=stalled\n"
             "capsule %s name=guarded max-idle=1s\n"
             "capsule %s name=short expect-body-bytes=>=2000\n"
@@ -104,7 +120,7 @@ ok(v is not None and v >= IDLE * LONG,
    "gemini_response_idle_before_end_seconds shows the stall (%s)" % v)
 v = metric(m, "gemini_response_max_gap_seconds", capsule="trickle",
            check="page")
-ok(v is not None and 0.15 <= v < 1,
+ok(v is not None and GAP <= v < 1,
    "gemini_response_max_gap_seconds shows the trickle's gaps (%s)" % v)
 for n in ("guarded", "short"):
     ok((metric(m, "gemini_probe_failures_total", capsule=n, check="page",
@@ -125,9 +141,13 @@ ok(last["whole"]["success"] and last["whole"]["body_bytes"] == 3000,
 
 status, _, page = dm.get("/")
 page = page.decode()
+said = [n for n in NAMES if stalled(last[n]["durations"]["idle_before_end"],
+                                    last[n]["durations"]["total"])]
+if SLOW == 1:
+    is_(said, ["stalled", "guarded"], "the stalls are most of their probes")
 is_(page.count('<td class="warn">complete (close_notify)<br>'
-               '<span class="why" title="the body stalled 1.'), 2,
-    "the page says the body stalled, for stalled and guarded")
+               '<span class="why" title="the body stalled '), len(said),
+    "the page says the body stalled where it did")
 
 if shutil.which("promtool"):
     status, _, body = dm.get("/metrics")
