@@ -210,7 +210,9 @@ class Backend:
             url = urllib.parse.urlsplit(line.split(b"\r\n")[0].decode(
                 "utf-8", "replace"))
             q = {k: v[0] for k, v in urllib.parse.parse_qs(url.query).items()}
-            num = lambda k, d: int(q[k]) if q.get(k, "").isdigit() else d
+
+            def num(k, d):
+                return int(q[k]) if q.get(k, "").isdigit() else d
             try:
                 conn.sendall(b"20 text/gemini\r\n")
                 if url.path in ("/stall", "/page"):
