@@ -785,6 +785,7 @@ store_restore(
 	r.err = err;
 	r.errlen = errlen;
 	r.bad = 0;
+	r.version = 0; /* until read */
 	if (len == 0) {
 		bad(&r, "empty");
 		return -1;
