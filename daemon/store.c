@@ -29,7 +29,7 @@
 #include "store_impl.h"
 #include "xmalloc.h"
 
-_Static_assert(sizeof(struct store_entry) == 32, "store_entry is 32 bytes");
+_Static_assert(sizeof(struct store_entry) == 28, "store_entry is 28 bytes");
 _Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
 
 /* ---- sites and facts -------------------------------------------------- */
@@ -410,7 +410,6 @@ store_entry_make(
 	for (p = 0; p < PHASE__COUNT; p++)
 		e->dur[p] = dur_pack(r->dur[p]);
 	e->dur[PHASE__COUNT] = dur_pack(r->total);
-	e->max_gap = dur_pack(r->max_gap);
 	e->idle_before_end = dur_pack(r->idle_before_end);
 	if (r->body_bytes < 0)
 		body = BODY_NONE;
@@ -444,7 +443,6 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 	for (p = 0; p < PHASE__COUNT; p++)
 		v->dur[p] = dur_unpack(e->dur[p]);
 	v->total = dur_unpack(e->dur[PHASE__COUNT]);
-	v->max_gap = dur_unpack(e->max_gap);
 	v->idle_before_end = dur_unpack(e->idle_before_end);
 	v->cert.tofu = e->tofu;
 	v->cert.key_kept = (int)e->key_kept - 1;

@@ -2,7 +2,7 @@
  * The store's insides, shared by store.c (the data in memory) and
  * store_snapshot.c (the same data in a file). Nothing else includes this.
  *
- * A check's history is a ring of 32-byte entries: the numbers that change
+ * A check's history is a ring of 28-byte entries: the numbers that change
  * from one probe to the next, and the index of a fact in the check's table.
  * A fact holds what changes only with the outcome (status, META, reason,
  * stage, message) and points to a site, which holds what changes even
@@ -83,7 +83,7 @@ struct store {
 	double reload_success; /* when one last worked */
 };
 
-/* One result of a history: 32 bytes. */
+/* One result of a history: 28 bytes. */
 struct store_entry {
 	uint32_t time;      /* Unix seconds */
 	uint32_t body_lo;   /* body_bytes, low 32 bits */
@@ -95,8 +95,10 @@ struct store_entry {
 	uint16_t success : 1;
 	uint16_t body_hi : 5;           /* body_bytes >> 32 */
 	uint16_t dur[PHASE__COUNT + 1]; /* phases, total: DUR16 */
-	uint16_t max_gap;               /* DUR16 */
-	uint16_t idle_before_end;       /* DUR16 */
+	/* The body's idle time before its end: what tells a cut by a
+	 * proxy's idle timeout. max_gap is the latest result's only, which
+	 * keeps an entry at 28 bytes. */
+	uint16_t idle_before_end; /* DUR16 */
 };
 
 struct store_site {

@@ -30,7 +30,7 @@
  *            [f64:max_gap f64:idle_before_end] sv:body_bytes uv:flags
  *   entry    uv:fact sv:time(milliseconds after the previous entry's, the
  *            first after 0) uv*6(phase durations and total in µs, + 1;
- *            0: not reached) [uv*2(max_gap, idle_before_end, alike)]
+ *            0: not reached) [uv:idle_before_end(alike)]
  *            uv:body_bytes(+ 1; 0: none) uv:flags
  *            (the fields in brackets from version 2 on)
  *   flags    success | end << 1 | tofu << 4 | (key_kept + 1) << 7
@@ -332,7 +332,6 @@ w_check(struct writer *w, const struct store_check *c)
 		prev = t;
 		for (p = 0; p <= PHASE__COUNT; p++)
 			w_uv(w, dur_us(e->dur[p]));
-		w_uv(w, dur_us(e->max_gap));
 		w_uv(w, dur_us(e->idle_before_end));
 		w_uv(w, ((uint64_t)e->body_hi << 32 | e->body_lo) == BODY_NONE
 		            ? 0
@@ -734,10 +733,8 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		for (p = 0; p < PHASE__COUNT; p++)
 			res.dur[p] = r_entry_dur(r);
 		res.total = r_entry_dur(r);
-		if (r->version >= SNAPSHOT_GAPS) {
-			res.max_gap = r_entry_dur(r);
+		if (r->version >= SNAPSHOT_GAPS)
 			res.idle_before_end = r_entry_dur(r);
-		}
 		v = r_max(r, BODY_NONE, "body_bytes");
 		res.body_bytes = v == 0 ? -1 : (int64_t)(v - 1);
 		r_flags(r, &res);
