@@ -2,7 +2,8 @@
 
 Serves the directory tree DOCROOT on loopback with the key and certificate
 given, prints its port on the first line of stdout, and appends each
-request's path to LOG, one a line, so a test can tell what was requested.
+request's time (monotonic seconds) and path to LOG, one a line, so a
+test can tell what was requested and when.
 A directory serves its index.gmi; .gmi is text/gemini, .txt text/plain,
 anything else application/octet-stream; what does not exist is 51. A few
 paths misbehave on purpose:
@@ -20,6 +21,7 @@ import socket
 import ssl
 import sys
 import threading
+import time
 import urllib.parse
 
 root, key, cert, logpath = sys.argv[1:5]
@@ -71,6 +73,7 @@ def answer(path):
 
 def serve(conn):
     try:
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         s = ctx.wrap_socket(conn, server_side=True)
         req = b""
         while not req.endswith(b"\r\n") and len(req) < 1100:
@@ -83,7 +86,7 @@ def serve(conn):
         path = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
         path = urllib.parse.unquote(path)
         with log_lock, open(logpath, "a") as f:
-            f.write(path + "\n")
+            f.write("%.6f %s\n" % (time.monotonic(), path))
         header, body, close_notify = answer(path.split("?", 1)[0])
         s.sendall(header.encode() + b"\r\n" + body)
         if close_notify:
