@@ -17,9 +17,9 @@
 #include <time.h>
 
 #include "api.h"
-#include "seq.h"
 #include "buf.h"
 #include "result.h"
+#include "seq.h"
 #include "store.h"
 #include "utf8.h"
 

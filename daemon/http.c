@@ -28,11 +28,11 @@
 #include "conf.h"
 #include "hex.h"
 #include "http.h"
-#include "seq.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
 #include "probe_route.h"
+#include "seq.h"
 #include "workq.h"
 #include "xmalloc.h"
 

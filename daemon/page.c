@@ -19,8 +19,8 @@
 #include "clock.h"
 #include "lag.h"
 #include "page.h"
-#include "seq.h"
 #include "result.h"
+#include "seq.h"
 #include "store.h"
 #include "utf8.h"
 

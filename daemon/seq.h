@@ -88,7 +88,8 @@ struct seq_sched *seq_sched_new(
  * Follow conf from now on: runs for the n capsules mine (borrowed), for
  * each kind whose interval is not 0. The caller's reference to conf passes
  * on; runs in flight hold their own. Runs of a capsule whose name is
- * unchanged keep their place (main thread).
+ * unchanged keep their place; a run in progress whose capsule (or kind)
+ * is gone ends at its next step, unpublished (main thread).
  */
 void seq_sched_apply(struct seq_sched *, struct conf *,
     const struct capsule_conf *const *mine, size_t n);

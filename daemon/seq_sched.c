@@ -17,6 +17,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -51,6 +52,7 @@ struct item {
 	const struct capsule_conf *cap; /* inside conf */
 	const struct seq_ops *ops;
 	void *run;          /* NULL once ended */
+	atomic_int cancel;  /* its capsule was removed: end it unpublished */
 	struct item *next;  /* done list (under lock) */
 	struct item *lnext; /* every item, main thread */
 };
@@ -175,7 +177,9 @@ seq_sched_apply(struct seq_sched *s, struct conf *conf,
 			continue;
 		}
 		if (e->item != NULL) {
-			e->removed = 1; /* freed when its run comes back */
+			/* Freed when its run comes back, at its next step. */
+			e->removed = 1;
+			atomic_store(&e->item->cancel, 1);
 			s->orphans = xreallocarray(
 			    s->orphans, s->norphans + 1, sizeof *s->orphans);
 			s->orphans[s->norphans++] = e;
@@ -189,15 +193,21 @@ seq_sched_apply(struct seq_sched *s, struct conf *conf,
 		log_info("scheduling %zu runs of requests", n);
 }
 
-/* The run is over: publish, hand the item back (engine thread). */
+/*
+ * The run is over, or cancelled: publish, hand the item back (engine
+ * thread).
+ */
 static void
 item_over(struct item *it)
 {
 	struct seq_sched *s = it->s;
-	json_t *outcome;
+	json_t *outcome = NULL;
 	int stopping;
 
-	outcome = it->ops->end(it->run);
+	if (atomic_load(&it->cancel))
+		it->ops->abandon(it->run);
+	else
+		outcome = it->ops->end(it->run);
 	it->run = NULL;
 	pthread_mutex_lock(&s->lock);
 	stopping = s->stopping;
@@ -221,7 +231,8 @@ item_step(void *arg, struct probe_result *res)
 	const struct probe_req *req;
 	double pause = 0;
 
-	if ((req = it->ops->next(it->run, res, &pause)) == NULL) {
+	if (atomic_load(&it->cancel) ||
+	    (req = it->ops->next(it->run, res, &pause)) == NULL) {
 		item_over(it);
 		return;
 	}

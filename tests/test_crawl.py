@@ -12,6 +12,7 @@ import html
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -297,6 +298,41 @@ time.sleep(2 * SLOW)
 # The page checks ask "/" and "/page.gmi"; a crawl would begin with robots.txt.
 is_([p for _, p in srv.requests()[served:] if p not in ("/", "/page.gmi")],
     [], "restart: no crawl before crawl-interval has passed")
+
+# A reload keeps a crawl in progress; one that removes the capsule ends it
+# at its next request, and nothing of it is published.
+with open(dm2.conf, "w") as f:
+    f.write("listen 127.0.0.1:%d\nstate-dir %s\nmax-body 64k\n"
+            "capsule %s name=slow crawl=%d crawl-delay=0.2 "
+            "crawl-interval=1h\n" % (dm2.port, state, srv.url(), N))
+dm2.signal(signal.SIGHUP)
+
+
+def crawl_requests():
+    return len([p for _, p in srv.requests()[served:]
+                if p not in ("/", "/page.gmi")])
+
+
+end = time.monotonic() + 20 * SLOW
+while crawl_requests() < 5 and time.monotonic() < end:
+    time.sleep(0.1)
+ok(crawl_requests() >= 5, "reload: a new capsule's crawl begins")
+dm2.signal(signal.SIGHUP)  # the same file: the crawl goes on
+time.sleep(1)
+n = crawl_requests()
+time.sleep(1)
+ok(crawl_requests() > n, "reload: an unchanged capsule's crawl goes on")
+with open(dm2.conf, "w") as f:
+    f.write("listen 127.0.0.1:%d\nstate-dir %s\n"
+            "capsule %s name=plain\n" % (dm2.port, state,
+                                          srv.url("/page.gmi")))
+dm2.signal(signal.SIGHUP)
+time.sleep(1)
+n = crawl_requests()
+time.sleep(1.5)
+is_(crawl_requests(), n, "reload: a removed capsule's crawl stops")
+is_(dm2.get("/api/v1/capsules/slow/crawl")[0], 404,
+    "reload: nothing published for it")
 ok(dm2.alive(), "daemon still running")
 rc, _ = dm2.stop()
 is_(rc, 0, "daemon: stops cleanly after the restart")

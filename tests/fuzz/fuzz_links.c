@@ -51,7 +51,7 @@ found_free(struct found *f)
 static void
 resolve(const struct url *base, const char *ref, size_t len)
 {
-	char out[4096], *copy;
+	char out[4096], *copy, *path, *q = NULL;
 	const char *err;
 	struct url u;
 	size_t n;
@@ -68,9 +68,18 @@ resolve(const struct url *base, const char *ref, size_t len)
 		if ((n = strnlen(out, sizeof out)) == sizeof out)
 			abort();
 		if (strncmp(out, "gemini://", 9) != 0 ||
-		    strstr(out, "/./") != NULL || strstr(out, "/../") != NULL ||
 		    memchr(out, '#', n) != NULL || memchr(out, ' ', n) != NULL)
 			abort();
+		/* No dot segment in the path (the authority is url_parse's,
+		 * the query the server's). */
+		if ((q = strchr(out + 9, '?')) != NULL)
+			*q = '\0';
+		if ((path = strchr(out + 9, '/')) != NULL &&
+		    (strstr(path, "/./") != NULL ||
+		        strstr(path, "/../") != NULL))
+			abort();
+		if (q != NULL)
+			*q = '?';
 		if (url_parse(out, n, &u, &err) == 0)
 			url_free(&u);
 	} else if (rv != URL_RESOLVE_OTHER && rv != URL_RESOLVE_BAD)
