@@ -318,18 +318,18 @@ while crawl_requests() < 5 and time.monotonic() < end:
     time.sleep(0.1)
 ok(crawl_requests() >= 5, "reload: a new capsule's crawl begins")
 dm2.signal(signal.SIGHUP)  # the same file: the crawl goes on
-time.sleep(1)
+time.sleep(1 * SLOW)
 n = crawl_requests()
-time.sleep(1)
+time.sleep(1 * SLOW)
 ok(crawl_requests() > n, "reload: an unchanged capsule's crawl goes on")
 with open(dm2.conf, "w") as f:
     f.write("listen 127.0.0.1:%d\nstate-dir %s\n"
             "capsule %s name=plain\n" % (dm2.port, state,
                                           srv.url("/page.gmi")))
 dm2.signal(signal.SIGHUP)
-time.sleep(1)
+time.sleep(1 * SLOW)
 n = crawl_requests()
-time.sleep(1.5)
+time.sleep(1.5 * SLOW)
 is_(crawl_requests(), n, "reload: a removed capsule's crawl stops")
 is_(dm2.get("/api/v1/capsules/slow/crawl")[0], 404,
     "reload: nothing published for it")
