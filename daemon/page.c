@@ -564,24 +564,6 @@ page_render(struct buf *b, struct store *s, double now)
 	store_unlock(s);
 }
 
-/* Append s percent-encoded for a query value (then HTML-safe as is). */
-static void
-query_escape(struct buf *b, const char *s)
-{
-	static const char hex[] = "0123456789ABCDEF";
-	unsigned char c;
-
-	for (; *s != '\0'; s++) {
-		c = (unsigned char)*s;
-		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
-		    c == '_' || c == '~')
-			buf_addc(b, (char)c);
-		else
-			buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 0xf]);
-	}
-}
-
 /* Each kind of run's line per capsule that has an outcome (read lock). */
 static void
 render_seqs(struct buf *b, const struct store *s)
@@ -605,7 +587,7 @@ render_seqs(struct buf *b, const struct store *s)
 			buf_adds(b, "<li>");
 			html_escape(b, cap->name);
 			buf_printf(b, ": <a href=\"/%s?capsule=", seq_name(k));
-			query_escape(b, cap->name);
+			url_escape(b, cap->name);
 			buf_adds(b, "\">");
 			ops->page_line(b, cap->seq[k]);
 			buf_adds(b, "</a></li>\n");
@@ -637,7 +619,7 @@ page_seq(struct buf *b, struct store *s, const char *name, enum seq_kind k)
 		html_escape(b, cap->name);
 		buf_adds(b, "</h1>\n<p><a href=\"/\">All capsules</a> \xc2\xb7 "
 		            "<a href=\"/api/v1/capsules/");
-		query_escape(b, cap->name);
+		url_escape(b, cap->name);
 		buf_printf(b, "/%s?full=1\">JSON</a></p>\n</header>\n<main>\n",
 		    seq_name(k));
 		seq_ops(k)->page(b, cap->seq[k]);
