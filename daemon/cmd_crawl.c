@@ -40,7 +40,7 @@ cmd_crawl(int argc, char *argv[])
 	struct conf conf;
 	struct capsule_conf cap;
 	struct buf b;
-	json_t *outcome = NULL;
+	json_t *outcome = NULL, *full;
 	const char *err;
 	char *text, *end;
 	unsigned long n;
@@ -120,11 +120,13 @@ cmd_crawl(int argc, char *argv[])
 	if (outcome == NULL)
 		fatalx("out of memory");
 	if (as_json) {
-		if ((text = json_dumps(outcome,
+		if ((full = crawl_ops.api(outcome, 1)) == NULL ||
+		    (text = json_dumps(full,
 		         JSON_INDENT(2) | JSON_REAL_PRECISION(15))) == NULL)
 			fatalx("out of memory");
 		printf("%s\n", text);
 		free(text);
+		json_decref(full);
 	} else {
 		buf_init(&b);
 		crawl_report(&b, outcome);

@@ -356,6 +356,64 @@ page_json(const struct crawl *c, const struct page *p)
 	return o;
 }
 
+/*
+ * Every page as a row of TABLE_COLUMNS values, the referrer as the index
+ * of its row: kept for ?full=1, a third of the memory of page_json's
+ * objects (the daemon keeps one outcome per crawled capsule).
+ */
+#define TABLE_KEY "pages_table"
+#define TABLE_COLUMNS 10
+
+static json_t *
+page_row(const struct crawl *c, const struct page *p, const long *row_of)
+{
+	return json_pack("[s,I,o,o,o,b,o,o,o,o]", c->urls[p->url],
+	    (json_int_t)(p->referrer >= 0 ? row_of[p->referrer] : -1),
+	    p->status >= 0 ? json_integer(p->status) : json_null(),
+	    p->meta != NULL ? json_string(p->meta) : json_null(),
+	    end_name(p->end) != NULL ? json_string(end_name(p->end))
+	                             : json_null(),
+	    p->success,
+	    reason_name(p->reason) != NULL ? json_string(reason_name(p->reason))
+	                                   : json_null(),
+	    p->message != NULL ? json_string(p->message) : json_null(),
+	    p->body_bytes >= 0 ? json_integer(p->body_bytes) : json_null(),
+	    p->duration >= 0 ? json_real(p->duration) : json_null());
+}
+
+/* The rows as page objects ("results"); rows not of the shape are left out. */
+static json_t *
+table_pages(const json_t *table)
+{
+	static const char *const keys[TABLE_COLUMNS] = {"url", "referrer",
+	    "status", "meta", "end", "success", "reason", "message",
+	    "body_bytes", "duration"};
+	const json_t *row, *ref;
+	json_t *all, *o;
+	json_int_t r;
+	size_t i, k;
+
+	all = json_array();
+	json_array_foreach(table, i, row)
+	{
+		if (!json_is_array(row) ||
+		    json_array_size(row) != TABLE_COLUMNS)
+			continue;
+		o = json_object();
+		for (k = 0; k < TABLE_COLUMNS; k++)
+			json_object_set_new(
+			    o, keys[k], json_deep_copy(json_array_get(row, k)));
+		r = json_integer_value(json_array_get(row, 1));
+		ref = r >= 0
+		          ? json_array_get(json_array_get(table, (size_t)r), 0)
+		          : NULL;
+		json_object_set_new(o, "referrer",
+		    json_is_string(ref) ? json_deep_copy(ref) : json_null());
+		json_array_append_new(all, o);
+	}
+	return all;
+}
+
 static json_t *
 crawl_end(void *run)
 {
@@ -363,11 +421,16 @@ crawl_end(void *run)
 	json_t *o, *fails, *all, *ends;
 	size_t i, nends[END__COUNT] = {0}, broken = 0, nocn = 0;
 	const struct page *p;
+	long *row_of;
 	char when[32];
 	enum end e;
 
 	fails = json_array();
 	all = json_array();
+	/* Pages come in the order of their URLs: a referrer's row. */
+	row_of = xcalloc(c->nurls + 1, sizeof *row_of);
+	for (i = 0; i < c->npages; i++)
+		row_of[c->pages[i].url] = (long)i;
 	for (i = 0; i < c->npages; i++) {
 		p = &c->pages[i];
 		nends[p->end]++;
@@ -377,8 +440,9 @@ crawl_end(void *run)
 			nocn++;
 		if (!p->success)
 			json_array_append_new(fails, page_json(c, p));
-		json_array_append_new(all, page_json(c, p));
+		json_array_append_new(all, page_row(c, p, row_of));
 	}
+	free(row_of);
 	ends = json_object();
 	for (e = 0; e < END__COUNT; e++)
 		json_object_set_new(ends,
@@ -409,7 +473,7 @@ crawl_end(void *run)
 	    o, "without_close_notify", json_integer((json_int_t)nocn));
 	json_object_set_new(o, "ends", ends);
 	json_object_set_new(o, "failures", fails);
-	json_object_set_new(o, "results", all);
+	json_object_set_new(o, TABLE_KEY, all);
 	crawl_free(c);
 	return o;
 }
@@ -425,10 +489,17 @@ num(const json_t *o, const char *key)
 static json_t *
 crawl_api(const json_t *outcome, int full)
 {
-	json_t *o = json_deep_copy(outcome);
+	const char *key;
+	json_t *o, *v;
 
-	if (o != NULL && !full)
-		json_object_del(o, "results");
+	o = json_object();
+	json_object_foreach((json_t *)outcome, key, v)
+	{
+		if (strcmp(key, TABLE_KEY) != 0)
+			json_object_set_new(o, key, json_deep_copy(v));
+		else if (full)
+			json_object_set_new(o, "results", table_pages(v));
+	}
 	return o;
 }
 
