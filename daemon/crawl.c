@@ -7,14 +7,15 @@
  * holds at most that many URLs: a capsule of endless generated links is
  * cut there, and the outcome says "truncated". Links are read from a
  * text/gemini body as it comes (gemtext.h), a line at a time: the body
- * itself is never kept. A page's request expects 1x, 2x, 3x or 6x and
+ * itself is never kept. robots.txt rules every link followed; the
+ * capsule's own URL, which the page check asks anyway, is fetched
+ * whatever it says. A page's request expects 1x, 2x, 3x or 6x and
  * close_notify (as the capsule's require-close-notify says), so the
  * probe's verdict is the page's: a 4x or 5x is a broken link, an end
  * without close_notify, a timeout or max-body a failure.
  */
 #include "config.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
