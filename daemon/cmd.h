@@ -14,6 +14,8 @@
  * [--max-idle DURATION] [--resolver ADDR[:PORT]]... URL...
  */
 int cmd_probe(int argc, char *argv[]);
+/* gemwatch crawl [-j] [-n PAGES] [-d SECONDS] [-t SECONDS] URL */
+int cmd_crawl(int argc, char *argv[]);
 /* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
 int cmd_survey(int argc, char *argv[]);
 /* gemwatch trust [-f FILE] NAME...; path is the default configuration. */

@@ -10,6 +10,7 @@
 
 #include "hex.h"
 #include "http_request.h"
+#include "result.h"
 
 enum route
 http_route(const char *path, size_t len, const char **name, size_t *namelen)
@@ -34,6 +35,13 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 		if (strlen(exact[i].path) == len &&
 		    memcmp(exact[i].path, path, len) == 0)
 			return exact[i].route;
+	for (i = 0; i < SEQ__COUNT; i++)
+		if (len == strlen(seq_name(i)) + 1 && path[0] == '/' &&
+		    memcmp(path + 1, seq_name(i), len - 1) == 0) {
+			*name = path + 1;
+			*namelen = len - 1;
+			return ROUTE_SEQ_PAGE;
+		}
 	if (len > plen && memcmp(path, prefix, plen) == 0 &&
 	    memchr(path + plen, '\0', len - plen) == NULL) {
 		*name = path + plen;

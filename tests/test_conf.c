@@ -1710,6 +1710,42 @@ test_stall_options(void)
 	    "or >=4k)");
 }
 
+static void
+test_crawl(void)
+{
+	struct conf *c;
+
+	c = parse_ok("capsule " U " name=a\n"
+	             "capsule " U " name=b crawl=200 crawl-interval=6h "
+	             "crawl-delay=0\n"
+	             "capsule " U " name=c crawl=10000 crawl-delay=250ms\n");
+	if (c != NULL) {
+		is_int(c->capsules[0].crawl, 0, "no crawl by default");
+		ok(c->capsules[0].crawl_interval == 3600,
+		    "default crawl-interval 1h");
+		ok(c->capsules[0].crawl_delay == 1, "default crawl-delay 1s");
+		is_int(c->capsules[1].crawl, 200, "crawl=200");
+		ok(c->capsules[1].crawl_interval == 6 * 3600,
+		    "crawl-interval=6h");
+		ok(c->capsules[1].crawl_delay == 0, "crawl-delay=0");
+		is_int(c->capsules[2].crawl, 10000, "the most pages, 10000");
+		ok(c->capsules[2].crawl_delay == 0.25, "crawl-delay=250ms");
+	}
+	conf_free(c);
+	error_is("capsule " U " crawl=0\n",
+	    CONF_NAME ":1: crawl must be between 1 and 10000");
+	error_is("capsule " U " crawl=10001\n",
+	    CONF_NAME ":1: crawl must be between 1 and 10000");
+	error_is("capsule " U " crawl=many\n",
+	    CONF_NAME ":1: invalid number \"many\" for crawl");
+	error_is("capsule " U " crawl=5 crawl-interval=500ms\n",
+	    CONF_NAME ":1: crawl-interval must be at least 1s");
+	error_is("capsule " U " crawl=5 crawl-interval=31d\n",
+	    CONF_NAME ":1: crawl-interval must be at most 30d");
+	error_is("capsule " U " crawl=5 crawl-delay=2h\n",
+	    CONF_NAME ":1: crawl-delay must be at most 1h");
+}
+
 int
 main(void)
 {
@@ -1732,5 +1768,6 @@ main(void)
 	test_load();
 	test_notify();
 	test_stall_options();
+	test_crawl();
 	return done_testing();
 }

@@ -4,7 +4,8 @@
  * done is called once per probe, on a loop thread; engine_free abandons
  * what is in flight or waiting without calling done and without waiting
  * for a peer (here: a listener that never accepts, so every handshake
- * hangs).
+ * hangs); a probe started at a later time (engine_start_at) waits until
+ * then, and is abandoned like the others.
  */
 #include "config.h"
 
@@ -29,6 +30,7 @@ static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
 static int ndone, on_main;
 static enum reason reasons[N];
+static double done_at[N];
 static pthread_t main_thread;
 
 static void
@@ -38,6 +40,7 @@ done(void *arg, struct probe_result *res)
 
 	pthread_mutex_lock(&lock);
 	reasons[i] = res->reason;
+	done_at[i] = clock_mono();
 	if (pthread_equal(pthread_self(), main_thread))
 		on_main++;
 	ndone++;
@@ -177,7 +180,27 @@ main(void)
 		    "probe %zu: %s", i,
 		    i % 2 ? "an IPv6 literal with -4: resolve"
 		          : "a handshake that never ends: timeout");
+	/* Later: not before its time, then as any probe; abandoned too. */
+	ndone = 0;
+	probe_req_init(&reqs[0], &wrong);
+	reqs[0].family = AF_INET; /* ends at once: resolve */
+	t0 = clock_mono();
+	engine_start_at(e, t0 + 0.5, &reqs[0], done, (void *)(uintptr_t)0);
+	is_int(wait_done(1, 0.3), 0, "engine_start_at: not begun before then");
+	is_int(wait_done(1, 10), 1, "engine_start_at: done after");
+	ok(done_at[0] - t0 >= 0.5,
+	    "engine_start_at: begun at its time "
+	    "(%.3fs after)",
+	    done_at[0] - t0);
+	is_int(
+	    reasons[0], REASON_RESOLVE, "engine_start_at: an ordinary probe");
+	probe_req_init(&reqs[1], &wrong);
+	reqs[1].family = AF_INET;
+	engine_start_at(
+	    e, clock_mono() + 60, &reqs[1], done, (void *)(uintptr_t)1);
 	engine_free(e);
+	is_int(wait_done(2, 0.2), 1,
+	    "engine_free abandons a probe waiting for its time");
 
 	url_free(&u);
 	url_free(&wrong);

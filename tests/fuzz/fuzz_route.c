@@ -15,6 +15,7 @@
 #include "fuzz.h"
 #include "http_request.h"
 #include "probe_route.h"
+#include "seq.h"
 #include "xmalloc.h"
 
 #define NFIELDS 5
@@ -35,10 +36,13 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if ((nl = memchr(p, '\n', size)) != NULL)
 		plen = (size_t)(nl - p);
 	r = http_route(p, plen, &name, &namelen);
-	if (r == ROUTE_CAPSULE &&
+	if ((r == ROUTE_CAPSULE || r == ROUTE_SEQ_PAGE) &&
 	    (name < p || name + namelen > p + plen || namelen == 0))
 		abort();
-	if (r != ROUTE_CAPSULE && name != NULL)
+	/* /<kind>: the name is the kind's. */
+	if (r == ROUTE_SEQ_PAGE && seq_kind_find(name, namelen) == -1)
+		abort();
+	if (r != ROUTE_CAPSULE && r != ROUTE_SEQ_PAGE && name != NULL)
 		abort();
 	free(p);
 
