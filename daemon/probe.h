@@ -31,6 +31,13 @@ struct probe_req {
 	size_t max_body; /* bytes */
 	int cancel_fd; /* probe_run only: -1, or readable when the probe must be
 	                  abandoned */
+	/*
+	 * Crafted requests (gemwatch diagnose): NULL sends the URL and CRLF;
+	 * else these request_len bytes go as they are, unchecked.
+	 */
+	const char *request;
+	size_t request_len;
+	int plain; /* 1: no TLS, the request goes over bare TCP */
 
 	/* Expectations (SPEC §4). */
 	struct status_spec expect_status;
