@@ -716,6 +716,20 @@ diag_escape(struct buf *b, const char *s, size_t len)
 
 /* ---- running ------------------------------------------------------------- */
 
+struct diag_run {
+	struct diag_target t;
+	struct diag_ctx x;
+	unsigned char sel[NCHECKS];
+	size_t i;      /* the check being run, or the next one */
+	int out;       /* a request of check i is out */
+	int learning;  /* ... to learn the address for DF_IDLE */
+	int learnt;    /* that was tried */
+	int idle;      /* DF_IDLE's idle connection, or -1 */
+	struct buf rq; /* the bytes of the request out */
+	struct probe_req req;
+	struct diag_report rep;
+};
+
 static void
 ctx_init(struct diag_ctx *x, const struct diag_target *t)
 {
@@ -769,13 +783,18 @@ cancelled(const struct diag_target *t)
 	return poll(&pfd, 1, 0) > 0;
 }
 
-/* A TCP connection to x->addr that says nothing; -1 when it fails. */
+/*
+ * A TCP connection to x->addr that says nothing; -1 when it fails at
+ * once. It is not waited for: its SYN leaves before the probe's, so it
+ * is first in the server's queue of connections to accept, and the probe
+ * (on the same address) tells whether the server serves another while
+ * this one sits idle.
+ */
 static int
-idle_open(const struct diag_ctx *x, double timeout)
+idle_open(const struct diag_ctx *x)
 {
-	struct pollfd pfd;
 	socklen_t len;
-	int fd, err = 0;
+	int fd;
 
 	len = x->addr.ss_family == AF_INET6 ? sizeof(struct sockaddr_in6)
 	                                    : sizeof(struct sockaddr_in);
@@ -783,117 +802,186 @@ idle_open(const struct diag_ctx *x, double timeout)
 	    SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, IPPROTO_TCP);
 	if (fd == -1)
 		return -1;
-	if (connect(fd, (const struct sockaddr *)&x->addr, len) == 0)
+	if (connect(fd, (const struct sockaddr *)&x->addr, len) == 0 ||
+	    errno == EINPROGRESS)
 		return fd;
-	if (errno != EINPROGRESS)
-		goto fail;
-	pfd.fd = fd;
-	pfd.events = POLLOUT;
-	pfd.revents = 0;
-	if (poll(&pfd, 1, (int)(timeout * 1000)) != 1)
-		goto fail;
-	len = sizeof err;
-	if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == -1 || err != 0)
-		goto fail;
-	return fd;
-fail:
 	close(fd);
 	return -1;
 }
 
-static void
-probe_for(const struct diag_ctx *x, const struct diag_check *c,
-    const struct buf *rq, struct probe_req *req)
+/* The request for check c (or the plain root, learning) into run->req. */
+static const struct probe_req *
+put(struct diag_run *run, const struct diag_check *c, int learning)
 {
-	const struct diag_target *t = x->t;
+	const struct diag_target *t = &run->t;
+	struct probe_req *req = &run->req;
 
+	buf_free(&run->rq);
+	buf_init(&run->rq);
+	if (learning)
+		b_root(&run->x, &run->rq);
+	else
+		c->build(&run->x, &run->rq);
 	probe_req_init(req, t->url);
-	req->request = rq->data;
-	req->request_len = rq->len;
-	req->plain = (c->flags & DF_PLAIN) != 0;
-	req->family = c->family != 0 ? c->family : t->family;
+	req->request = run->rq.data;
+	req->request_len = run->rq.len;
+	req->plain = !learning && (c->flags & DF_PLAIN) != 0;
+	req->family = c->family != 0 && !learning ? c->family : t->family;
 	req->timeout = t->timeout;
-	if ((c->flags & DF_SILENCE) && req->timeout > DIAG_SILENCE)
+	if (!learning && (c->flags & DF_SILENCE) && req->timeout > DIAG_SILENCE)
 		req->timeout = DIAG_SILENCE;
 	req->sni = t->sni;
 	req->cancel_fd = t->cancel_fd;
+	if (!learning && run->idle != -1)
+		req->family = run->x.addr.ss_family;
+	run->out = 1;
+	run->learning = learning;
+	return req;
 }
 
-/* Run check c into o. */
+/* An outcome without a request: skipped, or failed before one. */
 static void
-run_check(
-    struct diag_ctx *x, const struct diag_check *c, struct diag_outcome *o)
+record(struct diag_run *run, const struct diag_check *c, enum diag_verdict v,
+    const char *why)
 {
-	const struct diag_target *t = x->t;
-	struct probe_req req;
-	struct probe_result res;
-	struct judgment j;
-	struct buf rq, esc;
-	int idle = -1;
+	struct diag_outcome *o = &run->rep.o[run->rep.n++];
 
 	memset(o, 0, sizeof *o);
 	o->name = c->name;
 	o->status = -1;
 	o->body_bytes = -1;
+	o->verdict = v;
+	o->why = xstrdup(why);
+	run->rep.count[v]++;
+}
+
+/* Judge the answer res to check c's request. */
+static void
+judge(struct diag_run *run, const struct diag_check *c,
+    const struct probe_result *res)
+{
+	struct diag_outcome *o = &run->rep.o[run->rep.n++];
+	struct judgment j;
+	struct buf esc;
+
+	memset(o, 0, sizeof *o);
+	o->name = c->name;
 	j.verdict = DIAG_PASS;
 	buf_init(&j.why);
-	if (c->family != 0 && t->family != AF_UNSPEC &&
-	    t->family != c->family) {
-		say(&j, DIAG_SKIP, "only IPv%d was asked for",
-		    t->family == AF_INET6 ? 6 : 4);
-		goto out;
-	}
-	buf_init(&rq);
-	c->build(x, &rq);
-	probe_for(x, c, &rq, &req);
-	result_init(&res);
-	if (c->flags & DF_IDLE) {
-		if (!x->have_addr) {
-			/* Learn the address with a plain request first. */
-			struct probe_req r0;
-
-			probe_req_init(&r0, t->url);
-			r0.family = t->family;
-			r0.timeout = t->timeout;
-			r0.sni = t->sni;
-			r0.cancel_fd = t->cancel_fd;
-			(void)probe_run(&r0, &res);
-			ctx_note(x, &res);
-			result_clear(&res);
-		}
-		if (!x->have_addr || (idle = idle_open(x, t->timeout)) == -1) {
-			say(&j, DIAG_FAIL,
-			    "could not open the idle "
-			    "connection");
-			buf_free(&rq);
-			goto out;
-		}
-		req.family = x->addr.ss_family;
-	}
-	(void)probe_run(&req, &res);
-	if (idle != -1)
-		close(idle);
-	ctx_note(x, &res);
-
 	buf_init(&esc);
-	diag_escape(&esc, rq.data, rq.len);
+	diag_escape(
+	    &esc, run->rq.data != NULL ? run->rq.data : "", run->rq.len);
 	o->request = buf_steal(&esc, NULL);
-	buf_free(&rq);
-	o->status = res.status;
-	o->meta = res.meta != NULL ? xstrdup(res.meta) : NULL;
-	o->end = res.end;
-	o->body_bytes = res.body_bytes;
-	if (res.tls_version != NULL)
+	o->status = res->status;
+	o->meta = res->meta != NULL ? xstrdup(res->meta) : NULL;
+	o->end = res->end;
+	o->body_bytes = res->body_bytes;
+	if (res->tls_version != NULL)
 		snprintf(o->tls_version, sizeof o->tls_version, "%s",
-		    res.tls_version);
-	memcpy(o->address, res.address, sizeof o->address);
-	c->judge(c, &res, &j);
-	if (res.status >= 10 && !(c->flags & DF_PLAIN))
-		judge_end(&res, &j);
-	result_clear(&res);
-out:
+		    res->tls_version);
+	memcpy(o->address, res->address, sizeof o->address);
+	c->judge(c, res, &j);
+	if (res->status >= 10 && !(c->flags & DF_PLAIN))
+		judge_end(res, &j);
 	o->verdict = j.verdict;
 	o->why = buf_steal(&j.why, NULL);
+	run->rep.count[o->verdict]++;
+}
+
+struct diag_run *
+diag_run_new(const struct diag_target *t, const unsigned char *sel)
+{
+	struct diag_run *run;
+
+	run = xcalloc(1, sizeof *run);
+	run->t = *t;
+	ctx_init(&run->x, &run->t);
+	if (sel != NULL)
+		memcpy(run->sel, sel, NCHECKS);
+	else
+		memset(run->sel, 1, NCHECKS);
+	run->idle = -1;
+	buf_init(&run->rq);
+	diag_report_init(&run->rep);
+	xasprintf(&run->rep.target, "gemini://%s/", run->x.netloc);
+	run->rep.o = xcalloc(NCHECKS, sizeof *run->rep.o);
+	return run;
+}
+
+const struct probe_req *
+diag_run_next(struct diag_run *run, const struct probe_result *prev)
+{
+	const struct diag_target *t = &run->t;
+	const struct diag_check *c;
+
+	if (run->out) {
+		run->out = 0;
+		c = &checks[run->i];
+		if (prev != NULL)
+			ctx_note(&run->x, prev);
+		if (run->learning)
+			run->learnt = 1; /* now check i itself */
+		else {
+			if (prev != NULL)
+				judge(run, c, prev);
+			if (run->idle != -1)
+				close(run->idle);
+			run->idle = -1;
+			run->i++;
+		}
+	}
+	for (; run->i < NCHECKS; run->i++) {
+		c = &checks[run->i];
+		if (!run->sel[run->i])
+			continue;
+		if (c->family != 0 && t->family != AF_UNSPEC &&
+		    t->family != c->family) {
+			record(run, c, DIAG_SKIP,
+			    t->family == AF_INET6 ? "only IPv6 was asked for"
+			                          : "only IPv4 was asked for");
+			continue;
+		}
+		if (c->flags & DF_IDLE) {
+			if (!run->x.have_addr && !run->learnt)
+				return put(run, c, 1);
+			if (!run->x.have_addr ||
+			    (run->idle = idle_open(&run->x)) == -1) {
+				record(run, c, DIAG_FAIL,
+				    "could not open the idle connection");
+				continue;
+			}
+		}
+		return put(run, c, 0);
+	}
+	return NULL;
+}
+
+const struct diag_outcome *
+diag_run_last(const struct diag_run *run)
+{
+	return run->rep.n > 0 ? &run->rep.o[run->rep.n - 1] : NULL;
+}
+
+void
+diag_run_end(struct diag_run *run, struct diag_report *rep)
+{
+	diag_report_free(rep);
+	*rep = run->rep;
+	rep->time = clock_wall();
+	diag_report_init(&run->rep);
+	diag_run_free(run);
+}
+
+void
+diag_run_free(struct diag_run *run)
+{
+	if (run == NULL)
+		return;
+	if (run->idle != -1)
+		close(run->idle);
+	buf_free(&run->rq);
+	diag_report_free(&run->rep);
+	free(run);
 }
 
 void
@@ -922,28 +1010,30 @@ diagnose_run(const struct diag_target *t, const unsigned char *sel,
     struct diag_report *rep,
     void (*done)(void *arg, const struct diag_outcome *), void *arg)
 {
-	struct diag_ctx x;
-	struct diag_outcome *o;
-	size_t i;
+	struct diag_run *run;
+	const struct probe_req *req;
+	struct probe_result res;
+	size_t n = 0;
+	int rv = 0;
 
-	diag_report_free(rep);
-	ctx_init(&x, t);
-	xasprintf(&rep->target, "gemini://%s/", x.netloc);
-	rep->o = xcalloc(NCHECKS, sizeof *rep->o);
-	for (i = 0; i < NCHECKS; i++) {
-		if (sel != NULL && !sel[i])
-			continue;
-		if (cancelled(t))
-			return -1;
-		o = &rep->o[rep->n];
-		run_check(&x, &checks[i], o);
-		rep->n++;
-		rep->count[o->verdict]++;
-		if (done != NULL)
-			done(arg, o);
+	run = diag_run_new(t, sel);
+	result_init(&res);
+	for (req = diag_run_next(run, NULL); req != NULL;
+	     req = diag_run_next(run, &res)) {
+		for (; done != NULL && n < run->rep.n; n++)
+			done(arg, &run->rep.o[n]);
+		if (cancelled(t)) {
+			rv = -1;
+			break;
+		}
+		result_clear(&res);
+		(void)probe_run(req, &res);
 	}
-	rep->time = clock_wall();
-	return 0;
+	for (; done != NULL && n < run->rep.n; n++)
+		done(arg, &run->rep.o[n]);
+	result_clear(&res);
+	diag_run_end(run, rep);
+	return rv;
 }
 
 /* ---- outputs ------------------------------------------------------------- */

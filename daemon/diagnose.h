@@ -69,6 +69,30 @@ int diag_select(
     const char *list, unsigned char *sel, const char **bad, size_t *badlen);
 
 /*
+ * A run of the selected checks (sel: diag_checks() flags, NULL: all) as a
+ * sequence of requests, each decided when the one before has its answer:
+ * for the command line (diagnose_run) and the daemon's scheduler alike.
+ * t is copied; its url is borrowed for the run's life.
+ */
+struct diag_run;
+struct probe_req;
+struct diag_run *diag_run_new(
+    const struct diag_target *t, const unsigned char *sel);
+/*
+ * Judge prev, the result of the request returned last (NULL at first),
+ * and return the next request (borrowed until the next call), or NULL
+ * when every check has run.
+ */
+const struct probe_req *diag_run_next(
+    struct diag_run *, const struct probe_result *prev);
+/* The outcome judged last, or NULL (borrowed). */
+const struct diag_outcome *diag_run_last(const struct diag_run *);
+/* Move the report to rep (freed first), stamped now, and free the run. */
+void diag_run_end(struct diag_run *, struct diag_report *rep);
+/* Free a run abandoned midway. */
+void diag_run_free(struct diag_run *);
+
+/*
  * Run the selected checks (sel NULL: all) on the calling thread, one
  * connection at a time, into rep (freed first with diag_report_free).
  * done, when not NULL, is called after each check with its outcome.
