@@ -17,6 +17,7 @@
 #include <time.h>
 
 #include "api.h"
+#include "seq.h"
 #include "buf.h"
 #include "result.h"
 #include "store.h"
@@ -300,6 +301,24 @@ api_capsule(struct store *s, const char *name)
 	if ((cap = store_find(s, name)) != NULL &&
 	    (o = capsule_json(cap, 1)) != NULL)
 		text = json_dumps(o, API_DUMP_FLAGS);
+	store_unlock(s);
+	json_decref(o);
+	return text;
+}
+
+char *
+api_seq(struct store *s, const char *name, enum seq_kind k, int full)
+{
+	const struct store_capsule *cap;
+	json_t *o = NULL;
+	char *text = NULL;
+
+	store_rdlock(s);
+	if ((cap = store_find(s, name)) != NULL && cap->seq[k] != NULL &&
+	    (o = seq_ops(k)->api(cap->seq[k], full)) != NULL) {
+		json_object_set_new(o, "capsule", json_string(cap->name));
+		text = json_dumps(o, API_DUMP_FLAGS);
+	}
 	store_unlock(s);
 	json_decref(o);
 	return text;

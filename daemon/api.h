@@ -24,5 +24,10 @@ json_t *api_result(const struct probe_result *, const char *capsule);
 char *api_capsules(struct store *);
 /* /api/v1/capsules/NAME with history; NULL when no such capsule. */
 char *api_capsule(struct store *, const char *name);
+/*
+ * /api/v1/capsules/NAME/<kind>: the last outcome of the capsule's runs of
+ * kind (seq.h), every detail kept when full; NULL when there is none.
+ */
+char *api_seq(struct store *, const char *name, enum seq_kind, int full);
 
 #endif

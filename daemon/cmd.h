@@ -10,6 +10,8 @@
 
 /* gemwatch probe [-j] [-4|-6] [-c N] [-t SECONDS] [--sni NAME] URL... */
 int cmd_probe(int argc, char *argv[]);
+/* gemwatch crawl [-j] [-n PAGES] [-d SECONDS] [-t SECONDS] URL */
+int cmd_crawl(int argc, char *argv[]);
 /* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
 int cmd_survey(int argc, char *argv[]);
 /* gemwatch diagnose [-j] [-4|-6] [-t S] [--only CHECK,...] [--list] TARGET */

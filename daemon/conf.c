@@ -32,6 +32,7 @@
 #include <unistd.h>
 
 #include "conf.h"
+#include "crawl.h"
 #include "defaults.h"
 #include "hash.h"
 #include "hex.h"
@@ -71,9 +72,9 @@ static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
     d_max_body, d_notify, d_notify_after, d_notify_cert_days, d_notify_repeat,
     d_notify_timeout, d_probe_allow, d_resolver, d_shard, d_state_dir,
     d_timeout, d_user;
-static option_fn o_address_family, o_error_path, o_expect_body, o_expect_status,
-    o_fingerprint, o_interval, o_name, o_notify, o_require_close_notify, o_sni,
-    o_timeout;
+static option_fn o_address_family, o_crawl, o_crawl_delay, o_crawl_interval,
+    o_error_path, o_expect_body, o_expect_status, o_fingerprint, o_interval,
+    o_name, o_notify, o_require_close_notify, o_sni, o_timeout;
 
 #define DIRECTIVE_REPEAT 0x1 /* may be given more than once */
 #define DIRECTIVE_WORDS 0x2  /* takes one or more words, not exactly one */
@@ -109,6 +110,9 @@ static const struct option {
 	option_fn *fn;
 } options[] = {
     {"address-family", o_address_family},
+    {"crawl", o_crawl},
+    {"crawl-delay", o_crawl_delay},
+    {"crawl-interval", o_crawl_interval},
     {"error-path", o_error_path},
     {"expect-body", o_expect_body},
     {"expect-status", o_expect_status},
@@ -130,6 +134,9 @@ static const struct duration_range interval_range = {
     1, 30 * 86400, "1s", "30d"};
 static const struct duration_range timeout_range = {0.1, 3600, "100ms", "1h"};
 static const struct duration_range repeat_range = {1, 30 * 86400, "1s", "30d"};
+static const struct duration_range crawl_interval_range = {
+    1, 30 * 86400, "1s", "30d"};
+static const struct duration_range crawl_delay_range = {0, 3600, "0s", "1h"};
 
 static int
 directive_cmp(const void *key, const void *elem)
@@ -922,6 +929,26 @@ o_interval(struct parser *p, struct capsule_conf *c, const char *v)
 }
 
 static void
+o_crawl(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	(void)get_uint(p, "crawl", v, 1, CRAWL_MAX, &c->crawl);
+}
+
+static void
+o_crawl_interval(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	(void)get_duration(
+	    p, "crawl-interval", v, &crawl_interval_range, &c->crawl_interval);
+}
+
+static void
+o_crawl_delay(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	(void)get_duration(
+	    p, "crawl-delay", v, &crawl_delay_range, &c->crawl_delay);
+}
+
+static void
 o_timeout(struct parser *p, struct capsule_conf *c, const char *v)
 {
 	(void)get_duration(p, "timeout", v, &timeout_range, &c->timeout);
@@ -1099,6 +1126,8 @@ d_capsule(struct parser *p, char **argv, size_t argc)
 	status_spec_default(&c.expect_status);
 	c.require_close_notify = 1;
 	c.notify = 1;
+	c.crawl_interval = DEFAULT_CRAWL_INTERVAL;
+	c.crawl_delay = DEFAULT_CRAWL_DELAY;
 	c.family = AF_UNSPEC;
 
 	if (url_parse(argv[0], strlen(argv[0]), &c.url, &err) == -1) {

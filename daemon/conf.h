@@ -38,9 +38,12 @@ struct capsule_conf {
 	char *expect_body_src;         /* NULL when absent */
 	regex_t expect_body;           /* compiled when expect_body_src */
 	char *error_path;              /* NULL when absent */
-	struct url error_url; /* the URL with error_path, when error_path */
-	int notify;           /* 0: notify=no, no notify command for it */
-	int line;             /* where it was defined */
+	struct url error_url;  /* the URL with error_path, when error_path */
+	int notify;            /* 0: notify=no, no notify command for it */
+	unsigned crawl;        /* crawl=N: pages per crawl; 0: no crawl */
+	double crawl_interval; /* seconds between crawls [1h] */
+	double crawl_delay;    /* seconds between a crawl's requests [1s] */
+	int line;              /* where it was defined */
 };
 
 struct conf {

@@ -25,5 +25,7 @@
 #define DEFAULT_NOTIFY_AFTER 2      /* failed probes in a row before down */
 #define DEFAULT_NOTIFY_CERT_DAYS 14 /* days before expiry to warn */
 #define DEFAULT_NOTIFY_TIMEOUT 30   /* seconds a notify command may run */
+#define DEFAULT_CRAWL_INTERVAL 3600 /* seconds between crawls of a capsule */
+#define DEFAULT_CRAWL_DELAY 1       /* seconds between a crawl's requests */
 
 #endif

@@ -84,7 +84,9 @@ struct job {
 	const char *dns_error;
 	int dns_errno;
 
-	int queued; /* on the run list */
+	double start_at; /* engine_start_at: when to begin (monotonic) */
+	int pending;     /* in the heap until start_at, not begun */
+	int queued;      /* on the run list */
 	int ended;
 	struct job *next;     /* inbox, waiting list, dead list */
 	struct job *run_next; /* run list */
@@ -487,6 +489,13 @@ job_begin(struct loop *l, struct job *j)
 	enum probe_wait w;
 
 	j->loop = l;
+	if (j->start_at > clock_mono()) {
+		/* Not yet: its timer is its start, and it holds nothing. */
+		j->pending = 1;
+		j->timer = j->start_at;
+		heap_push(l, j);
+		return;
+	}
 	j->p = probe_new(j->req, &j->res);
 	probe_watch(j->p, l->ep);
 	w = probe_begin(j->p);
@@ -671,7 +680,13 @@ loop_turn(struct loop *l)
 		dns_process(l->dns, now);
 	while (l->nheap > 0 && l->heap[0]->timer <= now) {
 		j = l->heap[0];
-		job_wait(j, probe_expire(j->p, 0));
+		if (j->pending) {
+			heap_remove(l, j);
+			j->pending = 0;
+			j->start_at = 0;
+			job_begin(l, j);
+		} else
+			job_wait(j, probe_expire(j->p, 0));
 	}
 	free_dead(l);
 }
@@ -785,11 +800,19 @@ void
 engine_start(struct engine *e, const struct probe_req *req,
     engine_done_fn *done, void *arg)
 {
+	engine_start_at(e, 0, req, done, arg);
+}
+
+void
+engine_start_at(struct engine *e, double when, const struct probe_req *req,
+    engine_done_fn *done, void *arg)
+{
 	struct job *j;
 	struct loop *l = NULL;
 	int wake = 0;
 
 	j = job_new(req, done, arg);
+	j->start_at = when;
 	pthread_mutex_lock(&e->lock);
 	if (e->in_flight < e->max) {
 		e->in_flight++;

@@ -46,6 +46,14 @@ void engine_free(struct engine *);
  */
 void engine_start(struct engine *, const struct probe_req *req,
     engine_done_fn *done, void *arg);
+/*
+ * The same, but the probe begins at when (monotonic seconds, clock_mono)
+ * or later: until then it waits on the loop's timer heap, holding neither
+ * a descriptor nor a thread, though it counts as in flight. This is how a
+ * run of requests (seq.h) pauses between them.
+ */
+void engine_start_at(struct engine *, double when, const struct probe_req *req,
+    engine_done_fn *done, void *arg);
 /* Change the bound (a reload's `concurrency`); waiting probes start if it rose.
  */
 void engine_set_max(struct engine *, unsigned max_in_flight);

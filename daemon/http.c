@@ -28,6 +28,7 @@
 #include "conf.h"
 #include "hex.h"
 #include "http.h"
+#include "seq.h"
 #include "log.h"
 #include "metrics.h"
 #include "page.h"
@@ -76,7 +77,9 @@ struct request {
 	struct http *h;
 	struct MHD_Connection *conn;
 	enum route route;
-	char *name; /* ROUTE_CAPSULE's */
+	char *name; /* ROUTE_CAPSULE's; ROUTE_SEQ_PAGE's capsule */
+	int kind;   /* ROUTE_SEQ_PAGE's */
+	int full;   /* ROUTE_CAPSULE's full=1 */
 	atomic_int ready;
 	struct metrics_text *shared; /* /metrics: before body */
 	unsigned status;
@@ -109,6 +112,13 @@ http_route(const char *path, size_t len, const char **name, size_t *namelen)
 		if (strlen(exact[i].path) == len &&
 		    memcmp(exact[i].path, path, len) == 0)
 			return exact[i].route;
+	for (i = 0; i < SEQ__COUNT; i++)
+		if (len == strlen(seq_name(i)) + 1 && path[0] == '/' &&
+		    memcmp(path + 1, seq_name(i), len - 1) == 0) {
+			*name = path + 1;
+			*namelen = len - 1;
+			return ROUTE_SEQ_PAGE;
+		}
 	if (len > plen && memcmp(path, prefix, plen) == 0 &&
 	    memchr(path + plen, '\0', len - plen) == NULL) {
 		*name = path + plen;
@@ -341,10 +351,32 @@ answer(struct request *rq, unsigned status, const char *type, char *body,
  * from the handler's next call. From the resume on, rq belongs to the
  * connection again.
  */
+/*
+ * /api/v1/capsules/NAME, or /api/v1/capsules/NAME/<kind>: names may hold
+ * a "/", so a name that is no capsule's is tried as NAME/<kind>.
+ */
+static char *
+capsule_api(struct store *s, const char *name, int full)
+{
+	const char *slash;
+	char *text, *cap;
+	int k;
+
+	if ((text = api_capsule(s, name)) != NULL ||
+	    (slash = strrchr(name, '/')) == NULL ||
+	    (k = seq_kind_find(slash + 1, strlen(slash + 1))) == -1)
+		return text;
+	cap = xstrndup(name, (size_t)(slash - name));
+	text = api_seq(s, cap, k, full);
+	free(cap);
+	return text;
+}
+
 static void
 render(void *arg, int cancelled)
 {
 	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
+	static const char no_outcome[] = "404 no such capsule, or not yet\n";
 	static const char stopping[] = "stopping\n", error[] = "500 error\n";
 	struct request *rq = arg;
 	struct http *h = rq->h;
@@ -366,9 +398,18 @@ render(void *arg, int cancelled)
 		    metrics_render_shared(&b, h->metrics, h->store, h->info);
 		text = buf_steal(&b, &len);
 		answer(rq, MHD_HTTP_OK, CT_METRICS, text, len, 1);
+	} else if (rq->route == ROUTE_SEQ_PAGE) {
+		if (rq->name != NULL &&
+		    page_seq(&b, h->store, rq->name, rq->kind) == 0) {
+			text = buf_steal(&b, &len);
+			answer(rq, MHD_HTTP_OK, CT_HTML, text, len, 1);
+		} else
+			answer(rq, MHD_HTTP_NOT_FOUND, CT_TEXT,
+			    (char *)no_outcome, sizeof no_outcome - 1, 0);
 	} else if ((text = rq->route == ROUTE_CAPSULES
 	                       ? api_capsules(h->store)
-	                       : api_capsule(h->store, rq->name)) != NULL)
+	                       : capsule_api(h->store, rq->name, rq->full)) !=
+	           NULL)
 		answer(rq, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
 	else if (rq->route == ROUTE_CAPSULES)
 		answer(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, CT_TEXT,
@@ -385,12 +426,21 @@ static enum MHD_Result
 render_begin(struct http *h, struct MHD_Connection *c, struct request *rq,
     enum route route, const char *name, size_t namelen)
 {
+	const char *v;
+
 	rq->rendering = 1;
 	rq->h = h;
 	rq->conn = c;
 	rq->route = route;
-	if (name != NULL)
+	if (route == ROUTE_SEQ_PAGE) {
+		rq->kind = seq_kind_find(name, namelen);
+		if ((v = MHD_lookup_connection_value(
+		         c, MHD_GET_ARGUMENT_KIND, "capsule")) != NULL)
+			rq->name = xstrdup(v);
+	} else if (name != NULL)
 		rq->name = xstrndup(name, namelen);
+	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "full");
+	rq->full = v != NULL && strcmp(v, "1") == 0;
 	MHD_suspend_connection(c);
 	workq_push(h->renders, render, rq);
 	return MHD_YES;
@@ -472,6 +522,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	case ROUTE_METRICS:
 	case ROUTE_CAPSULES:
 	case ROUTE_CAPSULE:
+	case ROUTE_SEQ_PAGE:
 		return render_begin(h, c, rq, route, name, namelen);
 	case ROUTE_HEALTHZ:
 		if (atomic_load(&h->heartbeat) < 0)

@@ -21,7 +21,8 @@ enum route {
 	ROUTE_CAPSULES,
 	ROUTE_CAPSULE,
 	ROUTE_HEALTHZ,
-	ROUTE_PROBE
+	ROUTE_PROBE,
+	ROUTE_SEQ_PAGE /* /<kind>?capsule=NAME: *name is the kind */
 };
 
 /*

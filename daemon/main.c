@@ -54,6 +54,7 @@
 #include "runner.h"
 #include "sched.h"
 #include "sdnotify.h"
+#include "seq.h"
 #include "statedir.h"
 #include "store.h"
 #include "xmalloc.h"
@@ -77,6 +78,10 @@ usage(FILE *f)
 	    "NAME] URL...\n"
 	    "                                     probe each URL once and "
 	    "report\n"
+	    "       gemwatch crawl [-j] [-n PAGES] [-d SECONDS] [-t SECONDS] "
+	    "URL\n"
+	    "                                     crawl a capsule's pages once "
+	    "and report\n"
 	    "       gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | "
 	    "-]\n"
 	    "                                     probe a list of capsules, "
@@ -192,8 +197,10 @@ struct daemon {
 	struct notify *notify;
 	struct runner *runner;
 	struct sched *sched;
+	struct seq_sched *seqs; /* runs of requests: crawls */
 	struct http *http;
-	char *snapshot; /* NULL: not saved */
+	char *snapshot;              /* NULL: not saved */
+	char *seq_files[SEQ__COUNT]; /* state-dir/<kind>.json, or NULL */
 };
 
 /*
@@ -216,6 +223,7 @@ apply(struct daemon *d, struct conf *conf)
 	store_sync(d->store, conf->history, mine, n);
 	notify_apply(d->notify, conf);
 	sched_apply(d->sched, conf_hold(conf), mine, n);
+	seq_sched_apply(d->seqs, conf_hold(conf), mine, n);
 	free(mine);
 	conf_set_running(conf);
 }
@@ -232,6 +240,35 @@ publish(
 
 	store_put(d->store, cap->name, res);
 	notify_result(d->notify, cap, res->check, res);
+}
+
+/* The scheduler of runs' hooks: an outcome goes to the store. */
+static void
+publish_seq(
+    void *arg, const struct capsule_conf *cap, enum seq_kind k, json_t *outcome)
+{
+	struct daemon *d = arg;
+
+	log_info("%s of %s: done", seq_name(k), cap->name);
+	store_seq_put(d->store, cap->name, k, outcome);
+}
+
+static double
+seq_last(void *arg, const char *name, enum seq_kind k)
+{
+	struct daemon *d = arg;
+
+	return store_seq_last(d->store, name, k);
+}
+
+static void
+save_seqs(struct daemon *d)
+{
+	int k;
+
+	for (k = 0; k < SEQ__COUNT; k++)
+		if (d->seq_files[k] != NULL)
+			(void)store_seq_save(d->store, k, d->seq_files[k]);
 }
 
 static void
@@ -280,24 +317,28 @@ static void
 serve(struct daemon *d)
 {
 	struct lag lag;
-	struct pollfd pfd[2];
+	struct pollfd pfd[3];
 	double saved, flushed, now;
 	unsigned char sigs[64];
 	ssize_t n, i;
-	int wait_ms, hup, stop = 0;
+	int wait_ms, seq_ms, hup, stop = 0;
 
 	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sched_fd(d->sched);
 	pfd[1].events = POLLIN;
+	pfd[2].fd = seq_sched_fd(d->seqs);
+	pfd[2].events = POLLIN;
 	for (;;) {
 		wait_ms = sched_run(d->sched);
+		if ((seq_ms = seq_sched_run(d->seqs)) < wait_ms)
+			wait_ms = seq_ms;
 		sched_lag(d->sched, &lag);
 		store_set_lag(d->store, &lag);
 		http_heartbeat(d->http);
 		wait_ms = sdnotify_tick(d->store, wait_ms);
-		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
+		if (poll(pfd, 3, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
 		/*
 		 * Every signal pending first: a stop is never queued behind
@@ -328,6 +369,7 @@ serve(struct daemon *d)
 		}
 		if (d->snapshot != NULL && now - saved >= SNAPSHOT_INTERVAL) {
 			(void)store_save(d->store, d->snapshot);
+			save_seqs(d);
 			saved = clock_mono();
 		}
 	}
@@ -345,7 +387,7 @@ run_daemon(const char *path)
 	size_t nmine;
 	enum statedir state;
 	char *notify_state = NULL;
-	int probing = 0, rv = 1;
+	int probing = 0, rv = 1, k;
 
 	if ((conf = load(path)) == NULL) {
 		log_warnx("%s: configuration has errors; not starting", path);
@@ -385,10 +427,19 @@ run_daemon(const char *path)
 	if (state != STATEDIR_MEMORY) {
 		xasprintf(&d.snapshot, "%s/%s", conf->state_dir, SNAPSHOT_FILE);
 		(void)store_load(d.store, d.snapshot);
+		for (k = 0; k < SEQ__COUNT; k++) {
+			xasprintf(&d.seq_files[k], "%s/%s.json",
+			    conf->state_dir, seq_name(k));
+			(void)store_seq_load(d.store, k, d.seq_files[k]);
+		}
 	}
 	if (state != STATEDIR_WRITABLE) { /* read, but never written */
 		free(d.snapshot);
 		d.snapshot = NULL;
+		for (k = 0; k < SEQ__COUNT; k++) {
+			free(d.seq_files[k]);
+			d.seq_files[k] = NULL;
+		}
 	} else
 		xasprintf(&notify_state, "%s/%s", conf->state_dir, NOTIFY_FILE);
 	d.tofu = tofu_open(state != STATEDIR_MEMORY ? conf->state_dir : NULL,
@@ -399,6 +450,8 @@ run_daemon(const char *path)
 	if ((d.runner = runner_new(d.tofu)) == NULL)
 		goto fail;
 	d.sched = sched_new(runner_sched(d.runner), clock_mono, publish, &d);
+	if ((d.seqs = seq_sched_new(publish_seq, seq_last, &d)) == NULL)
+		goto fail;
 	if ((d.http = http_start(conf, d.store, d.tofu, &info)) == NULL)
 		goto fail;
 	if (pw != NULL)
@@ -417,12 +470,17 @@ fail:
 	/* The reverse order of start-up. */
 	http_stop(d.http);
 	conf_set_running(NULL);
-	sched_free(d.sched); /* abandons the probes in flight */
+	seq_sched_free(d.seqs); /* abandons the runs in progress */
+	sched_free(d.sched);    /* abandons the probes in flight */
 	runner_free(d.runner);
 	notify_free(d.notify);             /* after the last result */
 	if (rv == 0 && d.snapshot != NULL) /* no probe runs any more */
 		(void)store_save(d.store, d.snapshot);
+	if (rv == 0)
+		save_seqs(&d);
 	free(d.snapshot);
+	for (k = 0; k < SEQ__COUNT; k++)
+		free(d.seq_files[k]);
 	tofu_free(d.tofu);
 	free(mine);
 	store_free(d.store);
@@ -449,6 +507,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "notify-test") == 0) {
 		log_init(LOG_LEVEL_INFO);
 		return cmd_notify_test(argc - 1, argv + 1, DEFAULT_CONF);
+	}
+	if (argc > 1 && strcmp(argv[1], "crawl") == 0) {
+		log_init(LOG_LEVEL_WARN);
+		return cmd_crawl(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "survey") == 0) {
 		log_init(LOG_LEVEL_WARN);

@@ -34,6 +34,7 @@
 #include "metrics.h"
 #include "notify.h"
 #include "result.h"
+#include "seq.h"
 #include "store.h"
 #include "utf8.h"
 #include "xmalloc.h"
@@ -860,6 +861,8 @@ render_capsules(struct emit *e, const struct store *s)
 	e->prefix_len = 0;
 	buf_free(&pre);
 	free(pfx);
+	for (k = 0; k < SEQ__COUNT; k++)
+		seq_ops(k)->metrics(e->b, s);
 }
 
 /*
@@ -938,6 +941,11 @@ fingerprint(const struct store *s)
 			c = &cap->check[k];
 			t = c->last != NULL ? c->last->time : -1;
 			h = hash_bytes(h, &c->probes, sizeof c->probes);
+			h = hash_bytes(h, &t, sizeof t);
+		}
+		for (k = 0; k < SEQ__COUNT; k++) {
+			t = cap->seq[k] != NULL ? seq_outcome_time(cap->seq[k])
+			                        : -1;
 			h = hash_bytes(h, &t, sizeof t);
 		}
 	}

@@ -19,6 +19,7 @@
 #include "clock.h"
 #include "lag.h"
 #include "page.h"
+#include "seq.h"
 #include "result.h"
 #include "store.h"
 #include "utf8.h"
@@ -479,6 +480,8 @@ render_row(
 	buf_adds(b, "</tr>\n");
 }
 
+static void render_seqs(struct buf *, const struct store *);
+
 void
 page_render(struct buf *b, struct store *s, double now)
 {
@@ -555,6 +558,92 @@ page_render(struct buf *b, struct store *s, double now)
 					render_row(b, cap, k, now);
 		}
 	}
-	buf_adds(b, "</tbody>\n</table>\n</div>\n</main>\n</body>\n</html>\n");
+	buf_adds(b, "</tbody>\n</table>\n</div>\n");
+	render_seqs(b, s);
+	buf_adds(b, "</main>\n</body>\n</html>\n");
 	store_unlock(s);
+}
+
+/* Append s percent-encoded for a query value (then HTML-safe as is). */
+static void
+query_escape(struct buf *b, const char *s)
+{
+	static const char hex[] = "0123456789ABCDEF";
+	unsigned char c;
+
+	for (; *s != '\0'; s++) {
+		c = (unsigned char)*s;
+		if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+		    (c >= '0' && c <= '9') || c == '-' || c == '.' ||
+		    c == '_' || c == '~')
+			buf_addc(b, (char)c);
+		else
+			buf_printf(b, "%%%c%c", hex[c >> 4], hex[c & 0xf]);
+	}
+}
+
+/* Each kind of run's line per capsule that has an outcome (read lock). */
+static void
+render_seqs(struct buf *b, const struct store *s)
+{
+	const struct store_capsule *cap;
+	const struct seq_ops *ops;
+	size_t i, n = store_count(s);
+	int k, any;
+
+	for (k = 0; k < SEQ__COUNT; k++) {
+		ops = seq_ops(k);
+		for (i = 0, any = 0; i < n; i++) {
+			cap = store_at(s, i);
+			if (cap->seq[k] == NULL)
+				continue;
+			if (!any)
+				buf_printf(b,
+				    "<section>\n<h2>Last %s</h2>\n<ul>\n",
+				    seq_name(k));
+			any = 1;
+			buf_adds(b, "<li>");
+			html_escape(b, cap->name);
+			buf_printf(b, ": <a href=\"/%s?capsule=", seq_name(k));
+			query_escape(b, cap->name);
+			buf_adds(b, "\">");
+			ops->page_line(b, cap->seq[k]);
+			buf_adds(b, "</a></li>\n");
+		}
+		if (any)
+			buf_adds(b, "</ul>\n</section>\n");
+	}
+}
+
+int
+page_seq(struct buf *b, struct store *s, const char *name, enum seq_kind k)
+{
+	const struct store_capsule *cap;
+	int rv = -1;
+
+	store_rdlock(s);
+	if ((cap = store_find(s, name)) != NULL && cap->seq[k] != NULL) {
+		buf_adds(b, "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n"
+		            "<meta charset=\"utf-8\">\n"
+		            "<meta name=\"viewport\" content=\"width=device-"
+		            "width, initial-scale=1\">\n<title>gemwatch: ");
+		buf_printf(b, "%s of ", seq_name(k));
+		html_escape(b, cap->name);
+		buf_printf(b,
+		    "</title>\n<style>\n%s</style>\n</head>\n<body>\n"
+		    "<header>\n<h1>",
+		    css);
+		buf_printf(b, "%s of ", seq_name(k));
+		html_escape(b, cap->name);
+		buf_adds(b, "</h1>\n<p><a href=\"/\">All capsules</a> \xc2\xb7 "
+		            "<a href=\"/api/v1/capsules/");
+		query_escape(b, cap->name);
+		buf_printf(b, "/%s?full=1\">JSON</a></p>\n</header>\n<main>\n",
+		    seq_name(k));
+		seq_ops(k)->page(b, cap->seq[k]);
+		buf_adds(b, "</main>\n</body>\n</html>\n");
+		rv = 0;
+	}
+	store_unlock(s);
+	return rv;
 }

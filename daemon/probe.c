@@ -1057,6 +1057,8 @@ read_chunk(struct probe *p, char *buf, size_t len)
 static void
 keep_body(struct probe *p, const char *data, size_t n)
 {
+	if (n > 0 && p->req->body_fn != NULL)
+		p->req->body_fn(p->req->body_arg, p->res, data, n);
 	if (p->req->expect_body == NULL || n == 0)
 		return;
 	p->body_kept = xreallocarray(p->body_kept, p->body_len + n + 1, 1);

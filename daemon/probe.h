@@ -45,6 +45,14 @@ struct probe_req {
 	const regex_t *expect_body;       /* NULL: none */
 	const unsigned char *fingerprint; /* 32 bytes, or NULL: TOFU */
 	struct tofu_store *tofu;          /* NULL: no TOFU */
+	/*
+	 * Each piece of the body as it is read, within max-body, on the
+	 * probe's thread, res holding the header (NULL: not wanted). What
+	 * a crawl reads links from, without keeping the body.
+	 */
+	void (*body_fn)(void *arg, const struct probe_result *res,
+	    const char *data, size_t n);
+	void *body_arg;
 };
 
 /* Set the defaults (defaults.h), status 2x, close_notify required. */

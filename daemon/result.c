@@ -14,6 +14,7 @@
 #include "xmalloc.h"
 
 static const char *const check_names[CHECK__COUNT] = {"page", "error_page"};
+static const char *const seq_names[SEQ__COUNT] = {"crawl"};
 /* How a response ended: its name, a few words for a table cell (the
  * status page) and a sentence (gemwatch probe, /probe?debug). */
 static const struct {
@@ -107,6 +108,12 @@ end_reason(enum end e)
 }
 
 #define NAME_OF(table, v, n) ((unsigned)(v) < (n) ? (table)[v] : NULL)
+
+const char *
+seq_name(enum seq_kind k)
+{
+	return k < SEQ__COUNT ? seq_names[k] : "unknown";
+}
 
 const char *
 check_name(enum check c)

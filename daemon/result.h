@@ -12,6 +12,12 @@
 
 enum check { CHECK_PAGE, CHECK_ERROR_PAGE, CHECK__COUNT };
 
+/*
+ * The kinds of runs of requests (seq.h) a capsule may have besides its
+ * checks; each has its slot in the store, its route and its state file.
+ */
+enum seq_kind { SEQ_CRAWL, SEQ__COUNT };
+
 /* How the response ended (SPEC §1); END_NONE: the body was never reached. */
 enum end {
 	END_NONE,
@@ -127,6 +133,8 @@ void result_fail(struct probe_result *, enum reason, enum stage,
 enum reason end_reason(enum end);
 
 const char *check_name(enum check);
+/* "crawl": the kind's name in routes, file names and logs. */
+const char *seq_name(enum seq_kind);
 const char *end_name(enum end); /* NULL for END_NONE */
 /* How it ended in a few words ("timed out"); NULL for END_NONE. */
 const char *end_brief(enum end);

@@ -564,6 +564,8 @@ capsule_free(struct store_capsule *cap)
 
 	for (k = 0; k < CHECK__COUNT; k++)
 		store_check_free(&cap->check[k]);
+	for (k = 0; k < SEQ__COUNT; k++)
+		json_decref(cap->seq[k]);
 	free(cap->name);
 	free(cap->url);
 }

@@ -9,6 +9,7 @@
 #ifndef GEMWATCH_STORE_H
 #define GEMWATCH_STORE_H
 
+#include <jansson.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -49,6 +50,8 @@ struct store_capsule {
 	char *url;
 	int has_error_page;
 	struct store_check check[CHECK__COUNT];
+	/* The last run of each kind (seq.h): its outcome, or NULL. */
+	json_t *seq[SEQ__COUNT];
 };
 
 struct store;
@@ -67,6 +70,26 @@ void store_sync(struct store *, unsigned history,
 /* Publish a finished probe of capsule name (copied). Logs state changes.
  * A result for a capsule (or error page) no longer configured is dropped. */
 void store_put(struct store *, const char *name, const struct probe_result *);
+
+/*
+ * Keep outcome (the reference passes to the store) as capsule name's last
+ * run of kind; dropped when the capsule is no longer configured.
+ */
+void store_seq_put(
+    struct store *, const char *name, enum seq_kind, json_t *outcome);
+/* The wall-clock time of name's last run of kind, 0 when none is kept. */
+double store_seq_last(struct store *, const char *name, enum seq_kind);
+/*
+ * Write the outcomes of kind to path atomically, when one was put since
+ * the last save (else nothing). 0, or -1 after logging a warning.
+ */
+int store_seq_save(struct store *, enum seq_kind, const char *path);
+/*
+ * Restore the outcomes path holds for the capsules configured now (after
+ * the first store_sync). A missing file is a first start (0); one that
+ * cannot be used is reported and renamed aside to path.corrupt (-1).
+ */
+int store_seq_load(struct store *, enum seq_kind, const char *path);
 
 /* The daemon's reload status, for gemwatch_config_last_reload_* metrics:
  * ok is the outcome of the latest (re)load; when is remembered only when

@@ -79,8 +79,9 @@ struct store {
 	size_t history;                /* ring capacity */
 	int reload_ok;                 /* latest reload */
 	pthread_mutex_t lag_lock;      /* guards lag */
-	struct lag lag;        /* the scheduler's, as main last set it */
-	double reload_success; /* when one last worked */
+	struct lag lag;            /* the scheduler's, as main last set it */
+	double reload_success;     /* when one last worked */
+	int seq_dirty[SEQ__COUNT]; /* outcomes put since the last save */
 };
 
 /* One result of a history: 28 bytes. */

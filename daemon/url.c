@@ -411,3 +411,143 @@ url_copy(struct url *dst, const struct url *src)
 	dst->path = src->path != NULL ? xstrdup(src->path) : NULL;
 	dst->text = src->text != NULL ? xstrdup(src->text) : NULL;
 }
+
+/* ---- references (RFC 3986 §5) ------------------------------------------ */
+
+/*
+ * Append the absolute path p[0..n) ("" or "/...") to out[*o..cap) with
+ * its dot segments removed (RFC 3986 §5.2.4); -1 when it does not fit.
+ */
+static int
+url_add_path(char *out, size_t *o, size_t cap, const char *p, size_t n)
+{
+	size_t start = *o, i = 0, k, seg;
+	int last;
+
+	while (i < n) {
+		/* p[i] is a "/"; the segment is what follows, up to the next.
+		 */
+		k = i + 1;
+		for (seg = k; seg < n && p[seg] != '/'; seg++)
+			;
+		last = seg == n;
+		if (seg - k == 2 && p[k] == '.' && p[k + 1] == '.') {
+			while (*o > start && out[*o - 1] != '/')
+				(*o)--;
+			if (*o > start)
+				(*o)--;
+		} else if (!(seg - k == 1 && p[k] == '.')) {
+			if (*o + (seg - i) >= cap)
+				return -1;
+			memcpy(out + *o, p + i, seg - i);
+			*o += seg - i;
+			last = 0;
+		}
+		if (last) { /* "/." or "/.." at the end leave a "/" */
+			if (*o + 1 >= cap)
+				return -1;
+			out[(*o)++] = '/';
+		}
+		i = seg;
+	}
+	return 0;
+}
+
+int
+url_resolve(
+    const struct url *base, const char *ref, size_t len, char *out, size_t cap)
+{
+	const char *end, *q, *path, *auth = NULL, *btext, *bpath;
+	size_t i, o = 0, plen, alen = 0, qlen = 0, n;
+	char *merged = NULL;
+	int rv = URL_RESOLVE_BAD;
+
+	if (cap < URL_SCHEME_LEN + 2 || len > URL_INPUT_MAX)
+		return URL_RESOLVE_BAD;
+	for (i = 0; i < len; i++)
+		if ((unsigned char)ref[i] < 0x21 || ref[i] == 0x7f)
+			return URL_RESOLVE_BAD;
+	/* The fragment is the client's, never sent. */
+	if ((end = memchr(ref, '#', len)) == NULL)
+		end = ref + len;
+	/* A scheme: letters, digits, "+", "-", "." before ":", a letter first.
+	 */
+	for (i = 0; ref + i < end; i++) {
+		if (ref[i] == ':' && i > 0)
+			break;
+		if (!((ref[i] >= 'a' && ref[i] <= 'z') ||
+		        (ref[i] >= 'A' && ref[i] <= 'Z') ||
+		        (i > 0 && ((ref[i] >= '0' && ref[i] <= '9') ||
+		                      ref[i] == '+' || ref[i] == '-' ||
+		                      ref[i] == '.')))) {
+			i = 0;
+			break;
+		}
+	}
+	path = ref;
+	if (ref + i < end && i > 0) {
+		if (i != 6 || strncasecmp(ref, "gemini", 6) != 0)
+			return URL_RESOLVE_OTHER;
+		path = ref + i + 1;
+	}
+	if (end - path >= 2 && path[0] == '/' && path[1] == '/') {
+		auth = path + 2;
+		for (path = auth; path < end && *path != '/' && *path != '?';
+		     path++)
+			;
+		alen = (size_t)(path - auth);
+	} else if (path != ref)
+		return URL_RESOLVE_BAD; /* "gemini:path": no authority */
+	if ((q = memchr(path, '?', (size_t)(end - path))) == NULL)
+		q = end;
+	plen = (size_t)(q - path);
+	qlen = (size_t)(end - q);
+
+	btext = base->text + URL_SCHEME_LEN;
+	bpath = strchr(btext, '/');
+	memcpy(out, URL_SCHEME, URL_SCHEME_LEN);
+	o = URL_SCHEME_LEN;
+	if (auth == NULL) {
+		auth = btext;
+		alen = (size_t)(bpath - btext);
+	}
+	if (o + alen + 1 >= cap)
+		return URL_RESOLVE_BAD;
+	memcpy(out + o, auth, alen);
+	o += alen;
+	if (auth != btext) {
+		if (url_add_path(out, &o, cap, path, plen) == -1)
+			return URL_RESOLVE_BAD;
+	} else if (plen == 0) {
+		/* The base's path, and its query unless the reference has one.
+		 */
+		n = strcspn(bpath, qlen > 0 ? "?" : "");
+		if (o + n >= cap)
+			return URL_RESOLVE_BAD;
+		memcpy(out + o, bpath, n);
+		o += n;
+	} else if (path[0] == '/') {
+		if (url_add_path(out, &o, cap, path, plen) == -1)
+			return URL_RESOLVE_BAD;
+	} else {
+		/* Merge: the base's path up to its last "/", then the
+		 * reference. */
+		n = strcspn(bpath, "?");
+		while (n > 0 && bpath[n - 1] != '/')
+			n--;
+		merged = xmalloc(n + plen + 1);
+		memcpy(merged, bpath, n);
+		memcpy(merged + n, path, plen);
+		if (url_add_path(out, &o, cap, merged, n + plen) == -1)
+			goto fail;
+	}
+	if (o + qlen >= cap)
+		goto fail;
+	memcpy(out + o, q, qlen);
+	o += qlen;
+	out[o] = '\0';
+	rv = URL_RESOLVE_OK;
+fail:
+	free(merged);
+	return rv;
+}

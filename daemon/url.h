@@ -28,6 +28,20 @@ void url_free(struct url *);
 /* Deep copy. */
 void url_copy(struct url *dst, const struct url *src);
 
+/* What url_resolve made of a reference. */
+#define URL_RESOLVE_OK 0
+#define URL_RESOLVE_OTHER (-1) /* another scheme than gemini */
+#define URL_RESOLVE_BAD (-2)   /* not a reference, or too long for out */
+
+/*
+ * Resolve the reference ref[0..len) (a link's target) against base, as
+ * RFC 3986 §5.2 says: dot segments removed, the fragment dropped, the
+ * result written NUL-terminated to out (cap bytes) as an absolute URL
+ * for url_parse to check. Pure; fuzzed.
+ */
+int url_resolve(
+    const struct url *base, const char *ref, size_t len, char *out, size_t cap);
+
 /*
  * A probe-allow pattern: a host glob ("*.example.org", "127.0.0.*") or an
  * IPv6 address or glob in brackets ("[2001:db8::*]"), then an optional
