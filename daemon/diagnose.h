@@ -16,6 +16,7 @@
 
 #include "buf.h"
 #include "result.h"
+#include "seq.h"
 #include "url.h"
 
 enum diag_verdict { DIAG_PASS, DIAG_FAIL, DIAG_WARN, DIAG_SKIP, DIAG__COUNT };
@@ -113,5 +114,8 @@ void diag_summary(const struct diag_report *, struct buf *);
 /* Append bytes as text: \r, \n, \\, \xNN for other bytes outside ASCII
  * graphics and space. */
 void diag_escape(struct buf *, const char *, size_t);
+
+/* The daemon's diagnose=D runs (seq.h): the checks as a run of requests. */
+extern const struct seq_ops diagnose_ops;
 
 #endif
