@@ -18,6 +18,8 @@ int cmd_probe(int argc, char *argv[]);
 int cmd_crawl(int argc, char *argv[]);
 /* gemwatch survey [-c N] [-t SECONDS] [-j | --csv] [FILE | -] */
 int cmd_survey(int argc, char *argv[]);
+/* gemwatch diagnose [-j] [-4|-6] [-t S] [--only CHECK,...] [--list] TARGET */
+int cmd_diagnose(int argc, char *argv[]);
 /* gemwatch trust [-f FILE] NAME...; path is the default configuration. */
 int cmd_trust(int argc, char *argv[], const char *path);
 /* gemwatch notify-test [-f FILE] [NAME]; path is the default configuration. */

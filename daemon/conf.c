@@ -73,8 +73,8 @@ static directive_fn d_capsule, d_concurrency, d_history, d_interval, d_listen,
     d_notify_timeout, d_probe_allow, d_resolver, d_shard, d_state_dir,
     d_timeout, d_user;
 static option_fn o_address_family, o_crawl, o_crawl_delay, o_crawl_interval,
-    o_error_path, o_expect_body, o_expect_body_bytes, o_expect_status,
-    o_fingerprint, o_interval, o_max_idle, o_name, o_notify,
+    o_diagnose, o_error_path, o_expect_body, o_expect_body_bytes,
+    o_expect_status, o_fingerprint, o_interval, o_max_idle, o_name, o_notify,
     o_require_close_notify, o_sni, o_timeout;
 
 #define DIRECTIVE_REPEAT 0x1 /* may be given more than once */
@@ -114,6 +114,7 @@ static const struct option {
     {"crawl", o_crawl},
     {"crawl-delay", o_crawl_delay},
     {"crawl-interval", o_crawl_interval},
+    {"diagnose", o_diagnose},
     {"error-path", o_error_path},
     {"expect-body", o_expect_body},
     {"expect-body-bytes", o_expect_body_bytes},
@@ -140,6 +141,8 @@ static const struct duration_range repeat_range = {1, 30 * 86400, "1s", "30d"};
 static const struct duration_range crawl_interval_range = {
     1, 30 * 86400, "1s", "30d"};
 static const struct duration_range crawl_delay_range = {0, 3600, "0s", "1h"};
+static const struct duration_range diagnose_range = {
+    60, 30 * 86400, "1m", "30d"};
 
 static int
 directive_cmp(const void *key, const void *elem)
@@ -942,6 +945,12 @@ o_crawl_interval(struct parser *p, struct capsule_conf *c, const char *v)
 {
 	(void)get_duration(
 	    p, "crawl-interval", v, &crawl_interval_range, &c->crawl_interval);
+}
+
+static void
+o_diagnose(struct parser *p, struct capsule_conf *c, const char *v)
+{
+	(void)get_duration(p, "diagnose", v, &diagnose_range, &c->diagnose);
 }
 
 static void

@@ -46,6 +46,7 @@ struct capsule_conf {
 	unsigned crawl;        /* crawl=N: pages per crawl; 0: no crawl */
 	double crawl_interval; /* seconds between crawls [1h] */
 	double crawl_delay;    /* seconds between a crawl's requests [1s] */
+	double diagnose;       /* seconds between diagnose runs; 0: none */
 	int line;              /* where it was defined */
 };
 

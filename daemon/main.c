@@ -86,6 +86,10 @@ usage(FILE *f)
 	    "-]\n"
 	    "                                     probe a list of capsules, "
 	    "then count\n"
+	    "       gemwatch diagnose [-j] [-4|-6] [-t SECONDS] [--only "
+	    "CHECK,...] HOST[:PORT]|URL\n"
+	    "                                     check a server's conformance "
+	    "to the spec\n"
 	    "       gemwatch trust [-f FILE] NAME...\n"
 	    "                                     accept the certificate a "
 	    "capsule presents now\n"
@@ -511,6 +515,10 @@ main(int argc, char *argv[])
 	if (argc > 1 && strcmp(argv[1], "survey") == 0) {
 		log_init(LOG_LEVEL_WARN);
 		return cmd_survey(argc - 1, argv + 1);
+	}
+	if (argc > 1 && strcmp(argv[1], "diagnose") == 0) {
+		log_init(LOG_LEVEL_WARN);
+		return cmd_diagnose(argc - 1, argv + 1);
 	}
 	if (argc > 1 && strcmp(argv[1], "trust") == 0) {
 		log_init(LOG_LEVEL_WARN);

@@ -659,6 +659,11 @@ connected(struct probe *p)
 	p->res->dur[PHASE_CONNECT] = p->t_connected - p->t_resolved;
 	(void)setsockopt(
 	    p->fd, IPPROTO_TCP, TCP_NODELAY, &(int){1}, sizeof(int));
+	if (p->req->plain) {
+		p->t_tls = p->t_connected;
+		p->state = S_REQUEST;
+		return STEP_NEXT;
+	}
 	return tls_begin(p);
 }
 
@@ -921,6 +926,43 @@ cert_trust(struct probe *p)
 
 /* ---- request, header, body --------------------------------------------- */
 
+/*
+ * Bare TCP (probe_req.plain), in GnuTLS's terms: AGAIN when it would
+ * block, and PULL_ERROR or PUSH_ERROR with io_errno set.
+ */
+static ssize_t
+plain_send(struct probe *p, const char *data, size_t len)
+{
+	ssize_t n;
+
+	if ((n = send(p->fd, data, len, MSG_NOSIGNAL)) >= 0)
+		return n;
+	p->io_errno = errno;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		p->would_block = 1;
+		return GNUTLS_E_AGAIN;
+	}
+	return errno == EINTR ? GNUTLS_E_INTERRUPTED : GNUTLS_E_PUSH_ERROR;
+}
+
+/* Bare TCP has no close_notify: its every end is premature. */
+static ssize_t
+plain_recv(struct probe *p, char *buf, size_t len)
+{
+	ssize_t n;
+
+	if ((n = recv(p->fd, buf, len, 0)) > 0)
+		return n;
+	if (n == 0)
+		return GNUTLS_E_PREMATURE_TERMINATION;
+	p->io_errno = errno;
+	if (errno == EAGAIN || errno == EWOULDBLOCK) {
+		p->would_block = 1;
+		return GNUTLS_E_AGAIN;
+	}
+	return errno == EINTR ? GNUTLS_E_INTERRUPTED : GNUTLS_E_PULL_ERROR;
+}
+
 static enum step
 send_request(struct probe *p)
 {
@@ -929,6 +971,12 @@ send_request(struct probe *p)
 	ssize_t n;
 	int i;
 
+	if (p->line == NULL && p->req->request != NULL) {
+		p->line = xmalloc(p->req->request_len + 1);
+		memcpy(p->line, p->req->request, p->req->request_len);
+		p->line_len = p->req->request_len;
+		p->line_off = 0;
+	}
 	if (p->line == NULL) {
 		len = strlen(url);
 		if (len > URL_MAX) {
@@ -945,8 +993,12 @@ send_request(struct probe *p)
 	}
 	for (i = 0; p->line_off < p->line_len;) {
 		p->would_block = 0;
-		n = gnutls_record_send(p->session, p->line + p->line_off,
-		    p->line_len - p->line_off);
+		if (p->req->plain)
+			n = plain_send(p, p->line + p->line_off,
+			    p->line_len - p->line_off);
+		else
+			n = gnutls_record_send(p->session,
+			    p->line + p->line_off, p->line_len - p->line_off);
 		if (n >= 0) {
 			p->line_off += (size_t)n;
 			continue;
@@ -960,7 +1012,9 @@ send_request(struct probe *p)
 		}
 		p->res->dur[PHASE_HEADER] = clock_mono() - p->t_tls;
 		result_fail(p->res, REASON_TLS, STAGE_REQUEST,
-		    "sending the request: %s", gnutls_strerror((int)n));
+		    "sending the request: %s",
+		    p->req->plain ? strerror(p->io_errno)
+		                  : gnutls_strerror((int)n));
 		return finish(p);
 	}
 	free(p->line);
@@ -985,7 +1039,10 @@ read_chunk(struct probe *p, char *buf, size_t len)
 	for (i = 0;; i++) {
 		p->io_errno = 0;
 		p->would_block = 0;
-		n = gnutls_record_recv(p->session, buf, len);
+		if (p->req->plain)
+			n = plain_recv(p, buf, len);
+		else
+			n = gnutls_record_recv(p->session, buf, len);
 		if (n > 0)
 			return n;
 		if (n == 0) {

@@ -39,6 +39,13 @@ struct probe_req {
 	 */
 	int (*address_ok)(void *arg, const struct sockaddr *);
 	void *address_arg;
+	/*
+	 * Crafted requests (gemwatch diagnose): NULL sends the URL and CRLF;
+	 * else these request_len bytes go as they are, unchecked.
+	 */
+	const char *request;
+	size_t request_len;
+	int plain; /* 1: no TLS, the request goes over bare TCP */
 
 	/* Expectations (SPEC §4). */
 	struct status_spec expect_status;

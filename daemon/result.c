@@ -14,7 +14,7 @@
 #include "xmalloc.h"
 
 static const char *const check_names[CHECK__COUNT] = {"page", "error_page"};
-static const char *const seq_names[SEQ__COUNT] = {"crawl"};
+static const char *const seq_names[SEQ__COUNT] = {"crawl", "diagnose"};
 /* How a response ended: its name, a few words for a table cell (the
  * status page) and a sentence (gemwatch probe, /probe?debug). */
 static const struct {

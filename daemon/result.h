@@ -16,7 +16,7 @@ enum check { CHECK_PAGE, CHECK_ERROR_PAGE, CHECK__COUNT };
  * The kinds of runs of requests (seq.h) a capsule may have besides its
  * checks; each has its slot in the store, its route and its state file.
  */
-enum seq_kind { SEQ_CRAWL, SEQ__COUNT };
+enum seq_kind { SEQ_CRAWL, SEQ_DIAGNOSE, SEQ__COUNT };
 
 /* How the response ended (SPEC §1); END_NONE: the body was never reached. */
 enum end {

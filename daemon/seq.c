@@ -11,12 +11,14 @@
 #include <time.h>
 
 #include "crawl.h"
+#include "diagnose.h"
 #include "engine.h"
 #include "probe.h"
 #include "seq.h"
 
 static const struct seq_ops *const kinds[SEQ__COUNT] = {
     [SEQ_CRAWL] = &crawl_ops,
+    [SEQ_DIAGNOSE] = &diagnose_ops,
 };
 
 const struct seq_ops *

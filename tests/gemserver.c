@@ -67,12 +67,43 @@ enum mode {
 	MODE_ACCEPT_CLOSE,
 	MODE_NEVER_SPEAK,
 	MODE_NEVER_READ,
-	MODE_TERMINATOR
+	MODE_TERMINATOR,
+	MODE_CONFORM
 };
 
 static const char *mode_names[] = {"normal", "tls12", "plain",
     "stall-handshake", "accept-close", "never-speak", "never-read",
-    "terminator", NULL};
+    "terminator", "conform", NULL};
+
+/*
+ * -m conform answers by the Gemini specification, strictly (gemwatch
+ * diagnose passes every check); -b breaks one rule of it.
+ */
+enum brk {
+	BRK_NONE,
+	BRK_HEADER,          /* the root's header is malformed */
+	BRK_REDIRECT,        /* the empty path is redirected to / */
+	BRK_NOTFOUND_BODY,   /* 51 with a body */
+	BRK_NOTFOUND_STATUS, /* 40 for a missing page */
+	BRK_LF,              /* LF alone ends a request */
+	BRK_PORT,            /* 53 when the URL names our own port */
+	BRK_MAX1024,         /* 59 for a 1024-byte URL */
+	BRK_MAX1025,         /* a URL of up to 2048 bytes is served */
+	BRK_ANYPORT,         /* serves a URL for any port */
+	BRK_ANYHOST,         /* serves a URL for any host */
+	BRK_ANYSCHEME,       /* serves http, https, gopher URLs */
+	BRK_LENIENT,         /* serves the root for anything unparsable */
+	BRK_DOTDOT,          /* serves the root for .. segments */
+	BRK_USERINFO,        /* serves a URL with userinfo */
+	BRK_FRAGMENT,        /* serves a URL with a fragment */
+	BRK_NO_CLOSE_NOTIFY, /* every answer ends without close_notify */
+	BRK_SERIAL           /* one connection at a time */
+};
+
+static const char *break_names[] = {"none", "header", "redirect",
+    "notfound-body", "notfound-status", "lf", "port", "max1024", "max1025",
+    "anyport", "anyhost", "anyscheme", "lenient", "dotdot", "userinfo",
+    "fragment", "no-close-notify", "serial", NULL};
 
 enum certmode {
 	CERT_SELFSIGNED,
@@ -110,6 +141,8 @@ static int opt_family = AF_INET;
 static int opt_port;
 static enum mode opt_mode = MODE_NORMAL;
 static enum certmode opt_certmode = CERT_SELFSIGNED;
+static enum brk opt_break = BRK_NONE;
+static int bound_port;
 static const char *opt_cn = "localhost";
 static const char *opt_keyfile;
 static const char *opt_certfile;
@@ -188,6 +221,7 @@ usage(void)
 	    "[-n cn]\n"
 	    "                 [-K keyfile] [-C certfile] [-P portfile] "
 	    "[-b port] [-i ms]\n"
+	    "                 [-r rule]\n"
 	    "\n"
 	    "  -4, -6       listen on 127.0.0.1 (default) or ::1\n"
 	    "  -p port      port to listen on (default 0, ephemeral); the "
@@ -204,7 +238,7 @@ usage(void)
 	    "               them there\n"
 	    "  -m mode      normal, tls12, plain, stall-handshake, "
 	    "accept-close,\n"
-	    "               never-speak, never-read, terminator\n"
+	    "               never-speak, never-read, terminator, conform\n"
 	    "  -b port      terminator: relay to this plain-TCP port on the "
 	    "same\n"
 	    "               loopback address\n"
@@ -213,6 +247,13 @@ usage(void)
 	    "               send close_notify and close (default 2000), as "
 	    "nginx,\n"
 	    "               HAProxy and socat do at their idle timeout\n"
+	    "  -r rule      with -m conform, break one rule: header, "
+	    "redirect,\n"
+	    "               notfound-body, notfound-status, lf, port, "
+	    "max1024,\n"
+	    "               max1025, anyport, anyhost, anyscheme, lenient,\n"
+	    "               dotdot, userinfo, fragment, no-close-notify, "
+	    "serial\n"
 	    "  -c certmode  selfsigned, expired, chain50, huge, notyet\n"
 	    "\n"
 	    "paths: / /ok /premature /midrecord /reset /stall-header "
@@ -1731,6 +1772,210 @@ serve_plain(struct conn *c)
 	conn_linger(c);
 }
 
+/*
+ * -m conform: read a request line of at most 1024 bytes and CRLF (LF
+ * alone is not an end), and answer as the specification asks, unless -b
+ * breaks the rule.
+ */
+static int
+conform_read(struct conn *c, char *buf, size_t cap, size_t *len)
+{
+	long long deadline = now_ms() + REQUEST_MS, left;
+	size_t max = opt_break == BRK_MAX1025 ? 2 * MAX_URL : MAX_URL;
+	char *nl;
+	ssize_t n;
+
+	*len = 0;
+	for (;;) {
+		left = deadline - now_ms();
+		if (left <= 0 || *len >= cap - 1)
+			return (-1);
+		gnutls_record_set_timeout(c->session, (unsigned int)left);
+		n = gnutls_record_recv(c->session, buf + *len, cap - 1 - *len);
+		if (n < 0 && !gnutls_error_is_fatal((int)n))
+			continue;
+		if (n <= 0)
+			return (-1);
+		*len += n;
+		buf[*len] = '\0';
+		for (nl = buf;
+		     (nl = memchr(nl, '\n', *len - (nl - buf))) != NULL; nl++) {
+			if (nl > buf && nl[-1] == '\r') {
+				*len = nl - 1 - buf;
+				return (0);
+			}
+			if (opt_break == BRK_LF) {
+				*len = nl - buf;
+				return (0);
+			}
+		}
+		if (*len > max + 1)
+			return (1); /* too long already */
+	}
+}
+
+static void
+conform_end(struct conn *c)
+{
+	if (opt_break == BRK_NO_CLOSE_NOTIFY)
+		end_premature(c);
+	else
+		end_bye(c);
+}
+
+static void
+conform_answer(struct conn *c, const char *header)
+{
+	if (send_header(c, header) == 0)
+		conform_end(c);
+}
+
+static void
+conform_root(struct conn *c)
+{
+	if (send_header(c, opt_break == BRK_HEADER
+	                       ? "20text/gemini\r\n"
+	                       : "20 text/gemini\r\n") != 0 ||
+	    tls_puts(c, ok_body) != 0)
+		return;
+	conform_end(c);
+}
+
+/* Whether host (as in the URL) names this server. */
+static int
+conform_host(const char *host, size_t len)
+{
+	static const char *const own[] = {"localhost", "127.0.0.1", "[::1]"};
+	size_t i;
+
+	if (strlen(opt_cn) == len && strncasecmp(host, opt_cn, len) == 0)
+		return (1);
+	for (i = 0; i < sizeof own / sizeof own[0]; i++)
+		if (strlen(own[i]) == len &&
+		    strncasecmp(host, own[i], len) == 0)
+			return (1);
+	return (0);
+}
+
+static void
+conform_serve(struct conn *c)
+{
+	char buf[2 * MAX_URL + 8], hdr[2 * MAX_URL + 32];
+	const char *p, *auth, *end, *host, *colon, *path;
+	size_t len, i, hlen;
+	int lenient = opt_break == BRK_LENIENT;
+
+	switch (conform_read(c, buf, sizeof buf, &len)) {
+	case 0:
+		break;
+	case 1:
+		conform_answer(c, "59 request too long\r\n");
+		return;
+	default:
+		return;
+	}
+	buf[len] = '\0';
+	if (len > MAX_URL && opt_break != BRK_MAX1025) {
+		conform_answer(c, "59 request too long\r\n");
+		return;
+	}
+	if (len >= MAX_URL && opt_break == BRK_MAX1024) {
+		conform_answer(c, "59 request too long\r\n");
+		return;
+	}
+	for (i = 0; i < len; i++) {
+		if ((unsigned char)buf[i] <= 0x20 ||
+		    (unsigned char)buf[i] >= 0x7f) {
+			if (lenient)
+				goto root;
+			conform_answer(c, "59 bad request\r\n");
+			return;
+		}
+	}
+	if ((p = strstr(buf, "://")) == NULL || p == buf) {
+		if (lenient)
+			goto root;
+		conform_answer(c, "59 bad request\r\n");
+		return;
+	}
+	if (p - buf != 6 || strncasecmp(buf, "gemini", 6) != 0) {
+		if (opt_break == BRK_ANYSCHEME)
+			goto root;
+		conform_answer(c, "53 proxy request refused\r\n");
+		return;
+	}
+	auth = p + 3;
+	end = auth + strcspn(auth, "/?#");
+	if (strchr(buf, '#') != NULL && opt_break != BRK_FRAGMENT) {
+		conform_answer(c, "59 no fragments\r\n");
+		return;
+	}
+	host = auth;
+	if ((p = memchr(auth, '@', end - auth)) != NULL) {
+		if (opt_break != BRK_USERINFO) {
+			conform_answer(c, "59 no userinfo\r\n");
+			return;
+		}
+		host = p + 1;
+	}
+	colon = NULL;
+	for (p = host; p < end; p++)
+		if (*p == ':')
+			colon = p;
+	if (colon != NULL && *host == '[' &&
+	    colon < (const char *)memchr(host, ']', end - host))
+		colon = NULL;
+	hlen = (colon != NULL ? colon : end) - host;
+	if (!conform_host(host, hlen) && opt_break != BRK_ANYHOST) {
+		conform_answer(c, "53 proxy request refused\r\n");
+		return;
+	}
+	if (colon != NULL) {
+		if ((atoi(colon + 1) != bound_port &&
+		        opt_break != BRK_ANYPORT) ||
+		    (atoi(colon + 1) == bound_port && opt_break == BRK_PORT)) {
+			conform_answer(c, "53 proxy request refused\r\n");
+			return;
+		}
+	}
+	path = end;
+	len = strcspn(path, "?#");
+	if (len == 0) {
+		if (opt_break == BRK_REDIRECT) {
+			snprintf(hdr, sizeof hdr, "31 gemini://%.*s/\r\n",
+			    (int)(end - auth), auth);
+			conform_answer(c, hdr);
+			return;
+		}
+		goto root;
+	}
+	for (p = path; p < path + len; p = p + strcspn(p, "/") + 1) {
+		i = strcspn(p, "/?#");
+		if (i == 2 && strncmp(p, "..", 2) == 0) {
+			if (opt_break == BRK_DOTDOT)
+				goto root;
+			conform_answer(c, "59 no dot segments\r\n");
+			return;
+		}
+		if (p[i] != '/')
+			break;
+	}
+	if (len == 1)
+		goto root;
+	if (opt_break == BRK_NOTFOUND_STATUS) {
+		conform_answer(c, "40 not here\r\n");
+		return;
+	}
+	if (send_header(c, "51 not found\r\n") != 0)
+		return;
+	if (opt_break == BRK_NOTFOUND_BODY && tls_puts(c, "not found\n") != 0)
+		return;
+	conform_end(c);
+	return;
+root:
+	conform_root(c);
+}
+
 /* The TLS handshake of a new connection: 0, or -1 when it failed. */
 static int
 tls_accept(struct conn *c)
@@ -1772,6 +2017,10 @@ serve_tls(struct conn *c)
 	if (opt_mode == MODE_NEVER_READ) {
 		conn_hold(c);
 		end_premature(c);
+		return;
+	}
+	if (opt_mode == MODE_CONFORM) {
+		conform_serve(c);
 		return;
 	}
 
@@ -1965,6 +2214,7 @@ conn_thread(void *arg)
 	case MODE_NORMAL:
 	case MODE_TLS12:
 	case MODE_NEVER_READ:
+	case MODE_CONFORM:
 		serve_tls(c);
 		break;
 	}
@@ -2128,7 +2378,7 @@ main(int argc, char **argv)
 	long l;
 	int ch, lfd = -1, fd, port, left, ret = 1;
 
-	while ((ch = getopt(argc, argv, "46b:C:c:hi:K:m:n:P:p:")) != -1) {
+	while ((ch = getopt(argc, argv, "46b:C:c:hi:K:m:n:P:p:r:")) != -1) {
 		switch (ch) {
 		case 'b':
 			errno = 0;
@@ -2151,6 +2401,11 @@ main(int argc, char **argv)
 			break;
 		case '6':
 			opt_family = AF_INET6;
+			break;
+		case 'r':
+			if ((ch = name_lookup(break_names, optarg)) == -1)
+				usage();
+			opt_break = ch;
 			break;
 		case 'C':
 			opt_certfile = optarg;
@@ -2209,6 +2464,7 @@ main(int argc, char **argv)
 	if ((lfd = listen_socket(&port)) == -1)
 		goto out;
 
+	bound_port = port;
 	printf("%d\n", port);
 	fflush(stdout);
 	if (opt_portfile != NULL) {
@@ -2244,6 +2500,15 @@ main(int argc, char **argv)
 			continue;
 		}
 		conn_start(fd);
+		/* -b serial: the next connection waits for this one. */
+		while (opt_break == BRK_SERIAL && !got_signal) {
+			pthread_mutex_lock(&conns_lock);
+			left = nconns;
+			pthread_mutex_unlock(&conns_lock);
+			if (left == 0)
+				break;
+			poll(NULL, 0, 10);
+		}
 	}
 	ret = 0;
 

@@ -1,13 +1,14 @@
 """gemwatch probe against molly-brown, a real Gemini server (Go) that ends
 its responses with close_notify. Skipped where molly-brown is absent
 (.ci/run installs it through contrib/bootstrap.sh)."""
+import json
 import os
 import shutil
 import socket
 import subprocess
 import time
 
-from gemtest import (GEMSERVER, done, free_port, is_, ok, probe_json,
+from gemtest import (GEMSERVER, GEMWATCH, done, free_port, is_, ok, probe_json,
                      skip_all, tmpdir, _children)
 
 molly = shutil.which("molly-brown")
@@ -61,6 +62,25 @@ is_(r["status"], 51, "molly-brown: missing page is 51")
 is_((r["error"] or {}).get("reason"), "status",
     "molly-brown: 51 fails with reason status")
 is_(r["end"], "close_notify", "molly-brown: the error page ends with close_notify")
+
+# gemwatch diagnose: what README's table says of molly-brown.
+p = subprocess.run([GEMWATCH, "diagnose", "-j", "-t", "3",
+                    "localhost:%d" % port], capture_output=True, text=True,
+                   timeout=120)
+doc = json.loads(p.stdout)
+verdict = {c["name"]: c["verdict"] for c in doc["checks"]}
+is_(sorted(n for n, v in verdict.items() if v == "fail"),
+    ["URLFragment", "URLMaxSize", "URLUserinfo"],
+    "molly-brown: diagnose fails these three")
+is_(sorted(n for n, v in verdict.items() if v == "warn"),
+    ["HomepageNoRedirect", "RequestMissingCR", "URLEmpty", "URLInvalid",
+     "URLInvalidUTF8Byte", "URLRelative", "URLSchemeMissing"],
+    "molly-brown: diagnose warns on these")
+ok(all(c["end"] in (None, "close_notify") for c in doc["checks"]
+       if c["name"] != "TLSRequired"),
+   "molly-brown: every answer ended with close_notify",
+   [(c["name"], c["end"]) for c in doc["checks"]])
+is_(p.returncode, 1, "molly-brown: diagnose exits 1")
 
 ok(proc.poll() is None, "molly-brown still running")
 proc.terminate()
