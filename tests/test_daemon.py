@@ -336,10 +336,13 @@ is_(times, sorted(times, reverse=True), "history is newest first")
 
 def durations_apart(h, last):
     """h (a history entry) and last alike but for durations, which the
-    history keeps within 1/4096 (a 16-bit float): (h, last) without them,
-    and the durations that are further apart."""
+    history keeps within 1/4096 (a 16-bit float), max_gap not at all
+    (null): (h, last) without them, and the durations that are further
+    apart or missing."""
     a, b = dict(h or {}), dict(last or {})
     da, db = a.pop("durations", {}) or {}, b.pop("durations", {}) or {}
+    if da.get("max_gap", 0) is None:
+        db = dict(db, max_gap=None)
     far = [k for k in set(da) | set(db)
            if (da.get(k) is None) != (db.get(k) is None) or
            (da.get(k) is not None and
