@@ -663,6 +663,7 @@ store_sync(struct store *s, unsigned history,
 	size_t i, k, n, newcap;
 
 	store_wrlock(s);
+	s->syncs++;
 	newcap = history;
 	caps = xcalloc(nmine + 1, sizeof *caps);
 	taken = xcalloc(s->ncaps + 1, 1);
@@ -875,6 +876,12 @@ size_t
 store_count(const struct store *s)
 {
 	return s->ncaps;
+}
+
+unsigned long
+store_generation(const struct store *s)
+{
+	return s->syncs;
 }
 
 const struct store_capsule *
