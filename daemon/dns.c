@@ -68,6 +68,16 @@
  */
 #define TIMEOUT_GRAIN 0.5
 #define EVENTS_MAX 64
+/*
+ * A query unanswered after 2 s is sent again, then after 4 s more (c-ares
+ * doubles the wait at each round of the servers), 3 tries in all: the
+ * defaults of c-ares 1.20.1 and later. 1.18's were 5 s and 4 tries, so a
+ * single lost UDP datagram took half of a probe's 10 s: at 20,000
+ * simulated capsules (tests/bench) on a loaded machine, dnsmasq dropped
+ * queries, and 7,492 probes of the first two rounds timed out resolving.
+ */
+#define QUERY_TIMEOUT_MS 2000
+#define QUERY_TRIES 3
 /* Receive buffer asked for a UDP socket: room for a burst of answers. */
 #define UDP_RCVBUF (1024 * 1024)
 
@@ -541,8 +551,11 @@ chan_new(struct dns *d)
 	memset(&o, 0, sizeof o);
 	o.sock_state_cb = sock_state;
 	o.sock_state_cb_data = c;
-	if ((rv = ares_init_options(&c->ch, &o, ARES_OPT_SOCK_STATE_CB)) !=
-	    ARES_SUCCESS) {
+	o.timeout = QUERY_TIMEOUT_MS;
+	o.tries = QUERY_TRIES;
+	if ((rv = ares_init_options(&c->ch, &o,
+	         ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+	             ARES_OPT_TRIES)) != ARES_SUCCESS) {
 		log_warnx(
 		    "c-ares: cannot start a resolver: %s", ares_strerror(rv));
 		free(c);
