@@ -47,8 +47,8 @@ struct metrics_stream *metrics_stream_new(
     struct metrics_cache *, struct store *, const struct daemon_info *);
 /*
  * Up to max bytes of the text into dst: how many, 0 at its end, or -1
- * when the capsule set changed under it (a reload): the answer must be
- * cut short rather than repeat or miss series.
+ * when a reload changed the capsules under it: the answer must be cut
+ * short rather than repeat or miss series.
  */
 long metrics_stream_read(struct metrics_stream *, char *dst, size_t max);
 void metrics_stream_free(struct metrics_stream *);

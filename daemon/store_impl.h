@@ -81,7 +81,7 @@ struct store {
 	pthread_mutex_t lag_lock;      /* guards lag */
 	struct lag lag;        /* the scheduler's, as main last set it */
 	double reload_success; /* when one last worked */
-	unsigned long syncs;   /* store_sync calls: the capsule set's version */
+	unsigned long syncs;   /* the capsule set's version: store_generation */
 };
 
 /* One result of a history: 28 bytes. */

@@ -822,7 +822,7 @@ test_stream(void)
 		free(b);
 	}
 
-	/* A reload under a stream cuts it short. */
+	/* A reload that keeps the capsules leaves a stream alone. */
 	ms = metrics_stream_new(mc, s, &info);
 	ok(ms != NULL && metrics_stream_read(ms, chunk, sizeof chunk) ==
 	                     (long)sizeof chunk,
@@ -831,8 +831,22 @@ test_stream(void)
 	if (ms != NULL) {
 		buf_free(&streamed);
 		buf_init(&streamed);
+		is_int(stream_all(ms, 65536, &streamed), 0,
+		    "a reload keeping the capsules: the stream ends whole");
+		metrics_stream_free(ms);
+	}
+
+	/* A reload that changes them cuts it short. */
+	ms = metrics_stream_new(mc, s, &info);
+	ok(ms != NULL && metrics_stream_read(ms, chunk, sizeof chunk) ==
+	                     (long)sizeof chunk,
+	    "a stream begins");
+	sync_names(s, n - 1, names, names);
+	if (ms != NULL) {
+		buf_free(&streamed);
+		buf_init(&streamed);
 		is_int(stream_all(ms, 65536, &streamed), -1,
-		    "a reload under the stream makes it fail");
+		    "a reload dropping a capsule makes the stream fail");
 		metrics_stream_free(ms);
 	}
 	buf_free(&whole);
