@@ -344,7 +344,7 @@ cmd_survey(int argc, char *argv[])
 	char *text;
 	double timeout = 10;
 	size_t i, nresolvers = 0;
-	unsigned parallel = CMD_PARALLEL;
+	unsigned parallel = CMD_SURVEY_PARALLEL;
 	int ch, rv;
 
 	optind = 1;

@@ -17,10 +17,22 @@
  * c-ares creates its sockets through our functions, so that they are
  * non-blocking and close-on-exec, and so that running out of descriptors
  * is told apart from a DNS server that does not answer.
+ *
+ * c-ares 1.18 keeps no answers, so this file does: one cache for the
+ * process (a capsule's probes may run on any loop), under its own lock.
+ * An answer is kept for the shortest TTL of its records (at most
+ * CACHE_TTL_MAX); "no such name" and "no address" answers for a fixed
+ * CACHE_NEG_TTL, since ares_getaddrinfo does not show the SOA record that
+ * RFC 2308 would take the time from; failures (timeouts, refusals, server
+ * failures) and answers with a TTL of 0 (IP literals, /etc/hosts) not at
+ * all. It holds at most CACHE_BYTES, the least recently used answers
+ * going first, and is emptied when the servers, resolv.conf or
+ * /etc/hosts change.
  */
 #include "config.h"
 
 #include <sys/epoll.h>
+#include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/time.h>
@@ -38,11 +50,17 @@
 
 #include "clock.h"
 #include "dns.h"
+#include "hash.h"
 #include "log.h"
 #include "xmalloc.h"
 
 #define RESOLV_CONF "/etc/resolv.conf"
-#define RESOLV_CHECK 5.0 /* seconds between looks at resolv.conf */
+#define HOSTS "/etc/hosts"
+#define RESOLV_CHECK 5.0 /* seconds between looks at resolv.conf, hosts */
+#define CACHE_BYTES (8 * 1024 * 1024) /* answers kept, with their names */
+#define CACHE_TTL_MAX 3600            /* seconds an answer is kept at most */
+#define CACHE_NEG_TTL 10   /* seconds "no such name" and "no address" are */
+#define CACHE_HOST_MAX 253 /* longer names are never cached */
 /*
  * ares_timeout walks every lookup of a channel, so the next c-ares
  * timeout is computed again only after processing and at most this
@@ -50,6 +68,16 @@
  */
 #define TIMEOUT_GRAIN 0.5
 #define EVENTS_MAX 64
+/*
+ * A query unanswered after 2 s is sent again, then after 4 s more (c-ares
+ * doubles the wait at each round of the servers), 3 tries in all: the
+ * defaults of c-ares 1.20.1 and later. 1.18's were 5 s and 4 tries, so a
+ * single lost UDP datagram took half of a probe's 10 s: at 20,000
+ * simulated capsules (tests/bench) on a loaded machine, dnsmasq dropped
+ * queries, and 7,492 probes of the first two rounds timed out resolving.
+ */
+#define QUERY_TIMEOUT_MS 2000
+#define QUERY_TRIES 3
 /* Receive buffer asked for a UDP socket: room for a burst of answers. */
 #define UDP_RCVBUF (1024 * 1024)
 
@@ -67,6 +95,7 @@ struct dns_chan {
 	double emfile_at; /* when socket() last lacked a descriptor */
 	int emfile_errno;
 	int suspect;           /* made or used short of descriptors */
+	unsigned epoch;        /* of the cache when made */
 	struct dns_chan *next; /* on the retired list */
 };
 
@@ -77,6 +106,8 @@ struct dns_query {
 	double started;
 	int in_lookup; /* inside ares_getaddrinfo */
 	int finished;  /* called back inside ares_getaddrinfo */
+	int family;
+	char host[]; /* as the cache keys it */
 };
 
 struct dns {
@@ -85,18 +116,274 @@ struct dns {
 	struct dns_chan *retired; /* finishing their lookups */
 	struct dns_sock *dead;    /* closed by c-ares, freed later */
 	size_t pending;
-	unsigned gen;        /* of the server list cur follows */
-	double checked;      /* when resolv.conf was last looked at */
-	struct stat resolv;  /* as cur read it */
-	int resolv_errno;    /* 0, or why it could not be read */
-	double next_timeout; /* when c-ares needs processing; -1 */
+	unsigned gen;         /* of the server list cur follows */
+	double checked;       /* when the files were last looked at */
+	struct stat files[2]; /* resolv.conf, hosts as cur read them */
+	int files_errno[2];   /* 0, or why each could not be read */
+	double next_timeout;  /* when c-ares needs processing; -1 */
 	int freeing;
 };
+
+union cache_addr {
+	struct sockaddr sa;
+	struct sockaddr_in sin;
+	struct sockaddr_in6 sin6;
+};
+
+struct cache_entry {
+	struct cache_entry *hnext;       /* in its bucket */
+	struct cache_entry *prev, *next; /* most recently used first */
+	uint64_t hash;
+	double expires; /* clock_mono */
+	size_t size;    /* counted against CACHE_BYTES */
+	int family;     /* asked for */
+	int status;     /* ARES_SUCCESS, ARES_ENOTFOUND or ARES_ENODATA */
+	size_t n;
+	union cache_addr addrs[]; /* n of them, then the name */
+};
+
+/* What a channel is made from, looked at for changes. */
+static const char *const files[2] = {RESOLV_CONF, HOSTS};
 
 static pthread_mutex_t servers_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct sockaddr_storage *servers;
 static size_t nservers;
 static atomic_uint servers_gen;
+
+static struct {
+	pthread_mutex_t lock;
+	struct cache_entry **buckets;
+	size_t nbuckets; /* a power of two, or 0 */
+	size_t n, bytes;
+	struct cache_entry *head, *tail;
+	uint64_t seed;
+	atomic_uint epoch; /* moves on at each flush */
+} cache = {PTHREAD_MUTEX_INITIALIZER, NULL, 0, 0, 0, NULL, NULL, 0, 0};
+
+/* ---- the answer cache -------------------------------------------------- */
+
+static const char *
+cache_host(const struct cache_entry *e)
+{
+	return (const char *)&e->addrs[e->n];
+}
+
+/* The name in lowercase into key; its length, or 0 when it is not cached. */
+static size_t
+cache_key(const char *host, char key[CACHE_HOST_MAX + 1])
+{
+	size_t i;
+
+	for (i = 0; host[i] != '\0'; i++) {
+		if (i == CACHE_HOST_MAX)
+			return 0;
+		key[i] = host[i] >= 'A' && host[i] <= 'Z'
+		             ? (char)(host[i] - 'A' + 'a')
+		             : host[i];
+	}
+	key[i] = '\0';
+	return i;
+}
+
+static uint64_t
+cache_hash(const char *key, size_t len, int family)
+{
+	uint64_t h;
+
+	h = hash_bytes(cache.seed, key, len);
+	return hash_bytes(h, &family, sizeof family);
+}
+
+static void
+cache_unlink(struct cache_entry *e)
+{
+	struct cache_entry **ep;
+
+	for (ep = &cache.buckets[e->hash & (cache.nbuckets - 1)]; *ep != e;
+	     ep = &(*ep)->hnext)
+		;
+	*ep = e->hnext;
+	if (e->prev != NULL)
+		e->prev->next = e->next;
+	else
+		cache.head = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		cache.tail = e->prev;
+	cache.n--;
+	cache.bytes -= e->size;
+	free(e);
+}
+
+static void
+cache_front(struct cache_entry *e)
+{
+	if (cache.head == e)
+		return;
+	e->prev->next = e->next;
+	if (e->next != NULL)
+		e->next->prev = e->prev;
+	else
+		cache.tail = e->prev;
+	e->prev = NULL;
+	e->next = cache.head;
+	cache.head->prev = e;
+	cache.head = e;
+}
+
+static struct cache_entry *
+cache_find(const char *key, uint64_t hash, int family)
+{
+	struct cache_entry *e;
+
+	if (cache.nbuckets == 0)
+		return NULL;
+	for (e = cache.buckets[hash & (cache.nbuckets - 1)]; e != NULL;
+	     e = e->hnext)
+		if (e->hash == hash && e->family == family &&
+		    strcmp(cache_host(e), key) == 0)
+			return e;
+	return NULL;
+}
+
+/* A kept answer to host for family into a, port set; 0 when none is kept. */
+static int
+cache_get(
+    const char *host, int family, int port, double now, struct dns_answer *a)
+{
+	char key[CACHE_HOST_MAX + 1];
+	struct cache_entry *e;
+	size_t len, i;
+	uint64_t hash;
+
+	if ((len = cache_key(host, key)) == 0)
+		return 0;
+	pthread_mutex_lock(&cache.lock);
+	hash = cache_hash(key, len, family);
+	if ((e = cache_find(key, hash, family)) == NULL) {
+		pthread_mutex_unlock(&cache.lock);
+		return 0;
+	}
+	if (now >= e->expires) {
+		cache_unlink(e);
+		pthread_mutex_unlock(&cache.lock);
+		return 0;
+	}
+	cache_front(e);
+	a->local_errno = 0;
+	a->n = e->n;
+	a->error = e->n == 0 ? ares_strerror(e->status) : NULL;
+	for (i = 0; i < e->n; i++) {
+		memset(&a->addrs[i], 0, sizeof a->addrs[i]);
+		if (e->addrs[i].sa.sa_family == AF_INET6) {
+			memcpy(&a->addrs[i], &e->addrs[i].sin6,
+			    sizeof e->addrs[i].sin6);
+			((struct sockaddr_in6 *)&a->addrs[i])->sin6_port =
+			    htons((uint16_t)port);
+		} else {
+			memcpy(&a->addrs[i], &e->addrs[i].sin,
+			    sizeof e->addrs[i].sin);
+			((struct sockaddr_in *)&a->addrs[i])->sin_port =
+			    htons((uint16_t)port);
+		}
+	}
+	pthread_mutex_unlock(&cache.lock);
+	return 1;
+}
+
+static void
+cache_grow(void)
+{
+	struct cache_entry **b, *e, *next;
+	size_t i, nb;
+
+	nb = cache.nbuckets == 0 ? 64 : cache.nbuckets * 2;
+	b = xreallocarray(NULL, nb, sizeof *b);
+	memset(b, 0, nb * sizeof *b);
+	for (i = 0; i < cache.nbuckets; i++)
+		for (e = cache.buckets[i]; e != NULL; e = next) {
+			next = e->hnext;
+			e->hnext = b[e->hash & (nb - 1)];
+			b[e->hash & (nb - 1)] = e;
+		}
+	free(cache.buckets);
+	cache.buckets = b;
+	cache.nbuckets = nb;
+}
+
+/*
+ * Keep the answer a (status from c-ares, ttl seconds) to host for family,
+ * unless the cache was emptied since epoch: it came from servers or files
+ * since replaced.
+ */
+static void
+cache_put(const char *host, int family, int status, double ttl,
+    const struct dns_answer *a, unsigned epoch, double now)
+{
+	char key[CACHE_HOST_MAX + 1];
+	struct cache_entry *e, *old;
+	size_t len, i, size;
+
+	if (ttl <= 0 || (len = cache_key(host, key)) == 0)
+		return;
+	if (ttl > CACHE_TTL_MAX)
+		ttl = CACHE_TTL_MAX;
+	size = sizeof *e + a->n * sizeof e->addrs[0] + len + 1;
+	e = xmalloc(size);
+	memset(e, 0, sizeof *e);
+	e->expires = now + ttl;
+	e->size = size;
+	e->family = family;
+	e->status = status;
+	e->n = a->n;
+	for (i = 0; i < a->n; i++) {
+		memset(&e->addrs[i], 0, sizeof e->addrs[i]);
+		memcpy(&e->addrs[i], &a->addrs[i],
+		    a->addrs[i].ss_family == AF_INET6 ? sizeof e->addrs[i].sin6
+		                                      : sizeof e->addrs[i].sin);
+	}
+	memcpy((char *)&e->addrs[e->n], key, len + 1);
+
+	pthread_mutex_lock(&cache.lock);
+	if (atomic_load(&cache.epoch) != epoch) {
+		pthread_mutex_unlock(&cache.lock);
+		free(e);
+		return;
+	}
+	e->hash = cache_hash(key, len, family);
+	if ((old = cache_find(key, e->hash, family)) != NULL)
+		cache_unlink(old);
+	while (cache.tail != NULL && cache.bytes + size > CACHE_BYTES)
+		cache_unlink(cache.tail);
+	if (cache.n >= cache.nbuckets)
+		cache_grow();
+	e->hnext = cache.buckets[e->hash & (cache.nbuckets - 1)];
+	cache.buckets[e->hash & (cache.nbuckets - 1)] = e;
+	e->next = cache.head;
+	if (cache.head != NULL)
+		cache.head->prev = e;
+	else
+		cache.tail = e;
+	cache.head = e;
+	cache.n++;
+	cache.bytes += size;
+	pthread_mutex_unlock(&cache.lock);
+}
+
+/* Forget every answer; those of lookups running are not kept either. */
+static void
+cache_flush(void)
+{
+	pthread_mutex_lock(&cache.lock);
+	while (cache.head != NULL)
+		cache_unlink(cache.head);
+	free(cache.buckets);
+	cache.buckets = NULL;
+	cache.nbuckets = 0;
+	atomic_fetch_add(&cache.epoch, 1);
+	pthread_mutex_unlock(&cache.lock);
+}
 
 int
 dns_global_init(void)
@@ -107,6 +394,12 @@ dns_global_init(void)
 		log_warnx("c-ares: %s", ares_strerror(rv));
 		return -1;
 	}
+	/* Names may come from a hostile list: chains no one can foresee. */
+	if (getrandom(&cache.seed, sizeof cache.seed, GRND_NONBLOCK) !=
+	    (ssize_t)sizeof cache.seed)
+		cache.seed =
+		    (uint64_t)clock_mono() * 1000003u ^ (uint64_t)getpid();
+	cache.seed ^= HASH_INIT;
 	return 0;
 }
 
@@ -118,6 +411,7 @@ dns_global_free(void)
 	servers = NULL;
 	nservers = 0;
 	pthread_mutex_unlock(&servers_lock);
+	cache_flush();
 	ares_library_cleanup();
 }
 
@@ -257,8 +551,11 @@ chan_new(struct dns *d)
 	memset(&o, 0, sizeof o);
 	o.sock_state_cb = sock_state;
 	o.sock_state_cb_data = c;
-	if ((rv = ares_init_options(&c->ch, &o, ARES_OPT_SOCK_STATE_CB)) !=
-	    ARES_SUCCESS) {
+	o.timeout = QUERY_TIMEOUT_MS;
+	o.tries = QUERY_TRIES;
+	if ((rv = ares_init_options(&c->ch, &o,
+	         ARES_OPT_SOCK_STATE_CB | ARES_OPT_TIMEOUTMS |
+	             ARES_OPT_TRIES)) != ARES_SUCCESS) {
 		log_warnx(
 		    "c-ares: cannot start a resolver: %s", ares_strerror(rv));
 		free(c);
@@ -267,7 +564,10 @@ chan_new(struct dns *d)
 	ares_set_socket_functions(c->ch, &sock_funcs, c);
 
 	d->checked = clock_mono();
-	d->resolv_errno = stat(RESOLV_CONF, &d->resolv) == -1 ? errno : 0;
+	for (i = 0; i < 2; i++)
+		d->files_errno[i] =
+		    stat(files[i], &d->files[i]) == -1 ? errno : 0;
+	c->epoch = atomic_load(&cache.epoch);
 	pthread_mutex_lock(&servers_lock);
 	d->gen = atomic_load(&servers_gen);
 	if (nservers > 0) {
@@ -317,41 +617,54 @@ chan_free(struct dns_chan *c)
 	free(c);
 }
 
-static int
-resolv_changed(struct dns *d)
+/* The name of the first of resolv.conf and hosts changed, or NULL. */
+static const char *
+files_changed(struct dns *d)
 {
 	struct stat st;
+	size_t i;
 	int err;
 
-	err = stat(RESOLV_CONF, &st) == -1 ? errno : 0;
-	if (err != d->resolv_errno)
-		return 1;
-	if (err != 0)
-		return 0;
-	return st.st_ino != d->resolv.st_ino ||
-	       st.st_size != d->resolv.st_size ||
-	       st.st_mtim.tv_sec != d->resolv.st_mtim.tv_sec ||
-	       st.st_mtim.tv_nsec != d->resolv.st_mtim.tv_nsec;
+	for (i = 0; i < 2; i++) {
+		err = stat(files[i], &st) == -1 ? errno : 0;
+		if (err != d->files_errno[i])
+			return files[i];
+		if (err == 0 &&
+		    (st.st_ino != d->files[i].st_ino ||
+		        st.st_size != d->files[i].st_size ||
+		        st.st_mtim.tv_sec != d->files[i].st_mtim.tv_sec ||
+		        st.st_mtim.tv_nsec != d->files[i].st_mtim.tv_nsec))
+			return files[i];
+	}
+	return NULL;
 }
 
-/* Retire the channel when what it was made from has changed. */
+/*
+ * Retire the channel when what it was made from has changed, emptying
+ * the cache of what it answered; or when another loop's resolver saw a
+ * change first and emptied the cache.
+ */
 static void
 dns_refresh(struct dns *d, double now)
 {
+	const char *file;
+
 	if (d->cur == NULL)
 		return;
 	/* A channel made short of descriptors may lack resolv.conf. */
 	if (d->cur->suspect)
 		log_info("resolver: starting afresh after a shortage of file "
 		         "descriptors");
-	else if (atomic_load(&servers_gen) == d->gen) {
+	else if (atomic_load(&servers_gen) != d->gen)
+		cache_flush();
+	else if (d->cur->epoch == atomic_load(&cache.epoch)) {
 		if (now - d->checked < RESOLV_CHECK)
 			return;
 		d->checked = now;
-		if (!resolv_changed(d))
+		if ((file = files_changed(d)) == NULL)
 			return;
-		log_info(
-		    "%s changed; resolving with it from now on", RESOLV_CONF);
+		log_info("%s changed; resolving with it from now on", file);
+		cache_flush();
 	}
 	if (d->cur->pending == 0)
 		chan_free(d->cur);
@@ -427,6 +740,23 @@ fd_shortage(struct dns_chan *c, double since)
 	return 0;
 }
 
+/* Seconds an answer holds: its records' shortest TTL; 0 for none. */
+static double
+answer_ttl(const struct ares_addrinfo *ai)
+{
+	const struct ares_addrinfo_node *n;
+	const struct ares_addrinfo_cname *cn;
+	int ttl = -1;
+
+	for (n = ai->nodes; n != NULL; n = n->ai_next)
+		if (ttl < 0 || n->ai_ttl < ttl)
+			ttl = n->ai_ttl;
+	for (cn = ai->cnames; cn != NULL; cn = cn->next)
+		if (cn->ttl < ttl)
+			ttl = cn->ttl;
+	return ttl > 0 ? ttl : 0;
+}
+
 static void
 lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 {
@@ -437,7 +767,7 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 
 	c->pending--;
 	c->dns->pending--;
-	if (q->done != NULL && !c->dns->freeing) {
+	if (!c->dns->freeing) {
 		a.n = 0;
 		a.local_errno = 0;
 		a.error = NULL;
@@ -465,7 +795,14 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 			    (a.local_errno = fd_shortage(c, q->started)) != 0)
 				c->suspect = 1;
 		}
-		q->done(q->arg, &a);
+		if (a.n > 0)
+			cache_put(q->host, q->family, status, answer_ttl(ai),
+			    &a, c->epoch, clock_mono());
+		else if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
+			cache_put(q->host, q->family, status, CACHE_NEG_TTL, &a,
+			    c->epoch, clock_mono());
+		if (q->done != NULL)
+			q->done(q->arg, &a);
 	}
 	if (ai != NULL)
 		ares_freeaddrinfo(ai);
@@ -486,6 +823,10 @@ dns_lookup(struct dns *d, const char *host, int port, int family,
 	double now = clock_mono();
 
 	dns_refresh(d, now);
+	if (cache_get(host, family, port, now, &a)) {
+		done(arg, &a);
+		return NULL;
+	}
 	if (d->cur == NULL && (d->cur = chan_new(d)) == NULL) {
 		a.n = 0;
 		a.local_errno = 0;
@@ -493,7 +834,9 @@ dns_lookup(struct dns *d, const char *host, int port, int family,
 		done(arg, &a);
 		return NULL;
 	}
-	q = xcalloc(1, sizeof *q);
+	q = xcalloc(1, sizeof *q + strlen(host) + 1);
+	memcpy(q->host, host, strlen(host) + 1);
+	q->family = family;
 	q->chan = d->cur;
 	q->done = done;
 	q->arg = arg;

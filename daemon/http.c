@@ -9,7 +9,9 @@
  * a few render threads (workq) while the connection is suspended, so
  * that the MHD threads only move bytes and answer /healthz and errors at
  * once however many scrapers wait; a /probe job comes from probe_route,
- * suspended likewise.
+ * suspended likewise. The exception is a /metrics of thousands of
+ * capsules, too large to hold at once: the MHD thread renders it as the
+ * client reads it, 64 KiB at a time (a fraction of a millisecond each).
  */
 #include "config.h"
 
@@ -46,6 +48,8 @@
  * small machine busy without crowding the probes.
  */
 #define HTTP_RENDER_THREADS 2
+/* Bytes of a streamed /metrics asked for at a time (metrics_stream_new). */
+#define HTTP_STREAM_BLOCK (64 * 1024)
 
 #define CT_TEXT "text/plain; charset=utf-8"
 #define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
@@ -79,7 +83,8 @@ struct request {
 	int kind;   /* ROUTE_SEQ_PAGE's */
 	int full;   /* ROUTE_CAPSULE's full=1 */
 	atomic_int ready;
-	struct metrics_text *shared; /* /metrics: before body */
+	struct metrics_text *shared;   /* /metrics: before body */
+	struct metrics_stream *stream; /* /metrics: instead of body */
 	unsigned status;
 	const char *type;
 	char *body;
@@ -189,6 +194,34 @@ respond_metrics(struct MHD_Connection *c, struct metrics_text *shared,
 	return respond_with(c, MHD_HTTP_OK, CT_METRICS, r);
 }
 
+static ssize_t
+stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	long n;
+
+	if ((n = metrics_stream_read(cls, buf, max)) == -1)
+		return MHD_CONTENT_READER_END_WITH_ERROR;
+	return n == 0 ? MHD_CONTENT_READER_END_OF_STREAM : (ssize_t)n;
+}
+
+static void
+stream_free(void *cls)
+{
+	metrics_stream_free(cls);
+}
+
+/* Answer with the stream's text as it is rendered (the stream passes on). */
+static enum MHD_Result
+respond_stream(struct MHD_Connection *c, struct metrics_stream *ms)
+{
+	struct MHD_Response *r;
+
+	if ((r = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN,
+	         HTTP_STREAM_BLOCK, stream_read, ms, stream_free)) == NULL)
+		metrics_stream_free(ms);
+	return respond_with(c, MHD_HTTP_OK, CT_METRICS, r);
+}
+
 static enum MHD_Result
 respond_text(struct MHD_Connection *c, unsigned status, const char *text)
 {
@@ -235,6 +268,7 @@ request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 		return;
 	probe_job_free(rq->probe);
 	metrics_text_release(rq->shared);
+	metrics_stream_free(rq->stream);
 	free(rq->name);
 	if (rq->heap)
 		free(rq->body);
@@ -302,7 +336,11 @@ render(void *arg, int cancelled)
 		page_render(&b, h->store, clock_wall());
 		text = buf_steal(&b, &len);
 		answer(rq, MHD_HTTP_OK, CT_HTML, text, len, 1);
-	} else if (rq->route == ROUTE_METRICS) {
+	} else if (rq->route == ROUTE_METRICS &&
+	           (rq->stream = metrics_stream_new(
+	                h->metrics, h->store, h->info)) != NULL)
+		answer(rq, MHD_HTTP_OK, CT_METRICS, NULL, 0, 0);
+	else if (rq->route == ROUTE_METRICS) {
 		rq->shared =
 		    metrics_render_shared(&b, h->metrics, h->store, h->info);
 		text = buf_steal(&b, &len);
@@ -362,6 +400,7 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 	struct http *h = cls;
 	struct request *rq = *con_cls;
 	struct metrics_text *shared;
+	struct metrics_stream *stream;
 	const char *name;
 	char *text;
 	size_t namelen, len;
@@ -413,6 +452,10 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 			return MHD_YES;
 		heap = rq->heap;
 		rq->heap = 0;
+		if ((stream = rq->stream) != NULL) {
+			rq->stream = NULL;
+			return respond_stream(c, stream);
+		}
 		if ((shared = rq->shared) != NULL) {
 			rq->shared = NULL;
 			return respond_metrics(c, shared, rq->body, rq->len);

@@ -837,58 +837,81 @@ struct prefix {
 	size_t len;
 };
 
-/* The capsules' families (read lock held). */
-static void
-render_capsules(struct emit *e, const struct store *s)
+/*
+ * capsule="NAME",check="CHECK" of every capsule and check (read lock
+ * held), escaped once for all families: pfx[i * CHECK__COUNT + k] in pre.
+ */
+static struct prefix *
+prefixes_new(const struct store *s, struct buf *pre)
 {
 	const struct store_capsule *cap;
-	const struct store_check *c;
-	struct buf pre;
 	struct prefix *pfx, *px;
-	size_t i, f, n;
+	size_t i, n = store_count(s);
 	int k;
 
-	buf_init(&pre);
-	n = store_count(s);
-
-	/* capsule="NAME",check="CHECK", escaped once for all families. */
 	pfx = xcalloc(n * CHECK__COUNT + 1, sizeof *pfx);
 	for (i = 0; i < n; i++) {
 		cap = store_at(s, i);
 		for (k = 0; k < CHECK__COUNT; k++) {
 			px = &pfx[i * CHECK__COUNT + k];
-			px->off = pre.len;
-			buf_adds(&pre, "capsule=\"");
-			metrics_escape_label(&pre, cap->name);
-			buf_adds(&pre, "\",check=\"");
-			buf_adds(&pre, check_name(k));
-			buf_addc(&pre, '"');
-			px->len = pre.len - px->off;
+			px->off = pre->len;
+			buf_adds(pre, "capsule=\"");
+			metrics_escape_label(pre, cap->name);
+			buf_adds(pre, "\",check=\"");
+			buf_adds(pre, check_name(k));
+			buf_addc(pre, '"');
+			px->len = pre->len - px->off;
 		}
 	}
+	return pfx;
+}
 
+/* Family f's samples of capsules [i0, i1) (read lock held). */
+static void
+render_family(struct emit *e, const struct store *s, const struct buf *pre,
+    const struct prefix *pfx, size_t f, size_t i0, size_t i1)
+{
+	const struct store_capsule *cap;
+	const struct store_check *c;
+	const struct prefix *px;
+	size_t i;
+	int k;
+
+	for (i = i0; i < i1; i++) {
+		cap = store_at(s, i);
+		for (k = 0; k < CHECK__COUNT; k++) {
+			c = &cap->check[k];
+			if (c->last == NULL ||
+			    (k == CHECK_ERROR_PAGE && !cap->has_error_page))
+				continue;
+			px = &pfx[i * CHECK__COUNT + k];
+			e->prefix = pre->data + px->off;
+			e->prefix_len = px->len;
+			families[f].get(e, c->last, c);
+		}
+	}
+	e->prefix = NULL;
+	e->prefix_len = 0;
+}
+
+/* The capsules' families (read lock held). */
+static void
+render_capsules(struct emit *e, const struct store *s)
+{
+	struct buf pre;
+	struct prefix *pfx;
+	size_t f;
+	int k;
+
+	buf_init(&pre);
+	pfx = prefixes_new(s, &pre);
 	for (f = 0; f < NLABELS(families); f++) {
 		if (families[f].name == NULL)
 			continue;
 		family_begin(
 		    e, families[f].name, families[f].type, families[f].help);
-		for (i = 0; i < n; i++) {
-			cap = store_at(s, i);
-			for (k = 0; k < CHECK__COUNT; k++) {
-				c = &cap->check[k];
-				if (c->last == NULL ||
-				    (k == CHECK_ERROR_PAGE &&
-				        !cap->has_error_page))
-					continue;
-				px = &pfx[i * CHECK__COUNT + k];
-				e->prefix = pre.data + px->off;
-				e->prefix_len = px->len;
-				families[f].get(e, c->last, c);
-			}
-		}
+		render_family(e, s, &pre, pfx, f, 0, store_count(s));
 	}
-	e->prefix = NULL;
-	e->prefix_len = 0;
 	buf_free(&pre);
 	free(pfx);
 	for (k = 0; k < SEQ__COUNT; k++)
@@ -908,8 +931,16 @@ render_capsules(struct emit *e, const struct store *s)
  * is scraped rarely and should not hold a copy of it between scrapes.
  * Resident memory and open descriptors are read at most once a second:
  * listing /proc/self/fd took a quarter of a cached render.
+ *
+ * A text larger than that is streamed instead (metrics_stream_*): built a
+ * few capsules at a time as the client takes it, so that a scrape of
+ * 5,000 capsules (11 MB) holds some kilobytes rather than the whole text.
+ * Whether a text would be larger is foreseen from the bytes per capsule
+ * of the last render or stream.
  */
 #define METRICS_CACHE_MAX (4 * 1024 * 1024)
+#define METRICS_CAPSULE_BYTES 2048 /* foreseen before any render */
+#define METRICS_STREAM_STEP 64     /* capsules per piece of a stream */
 
 /* The capsules' samples of one render, shared by the scrapes that show
  * it and the cache, each holding a reference. */
@@ -924,8 +955,28 @@ struct metrics_cache {
 	uint64_t fp;
 	struct metrics_text *text; /* held; NULL: none kept */
 	struct proc_sample proc;
-	double proc_at; /* monotonic, 0: never */
+	double proc_at;       /* monotonic, 0: never */
+	size_t capsule_bytes; /* of the capsules' text, per capsule, lately */
 };
+
+/* A /metrics text being streamed. */
+struct metrics_stream {
+	struct metrics_cache *mc;
+	struct store *s;
+	const struct daemon_info *info;
+	unsigned long generation; /* of the capsule set it shows */
+	size_t n;                 /* capsules */
+	struct buf pre;           /* their labels, */
+	struct prefix *pfx;       /* as prefixes_new made them */
+	struct emit e;
+	size_t f, i; /* where the capsules' samples go on: family, capsule */
+	size_t capsules_len; /* bytes of them so far */
+	int state;           /* STREAM_* */
+	struct buf out;      /* rendered, not yet read from off */
+	size_t off;
+};
+
+enum { STREAM_CAPSULES, STREAM_DONE, STREAM_FAILED };
 
 static struct metrics_text *
 text_hold(struct metrics_text *t)
@@ -989,7 +1040,31 @@ metrics_cache_new(void)
 
 	mc = xcalloc(1, sizeof *mc);
 	pthread_mutex_init(&mc->lock, NULL);
+	mc->capsule_bytes = METRICS_CAPSULE_BYTES;
 	return mc;
+}
+
+/* Resident memory and descriptors, read at most once a second. */
+static void
+cache_proc(struct metrics_cache *mc, struct proc_sample *p)
+{
+	double now = clock_mono();
+
+	pthread_mutex_lock(&mc->lock);
+	if (mc->proc_at == 0 || now - mc->proc_at >= 1) {
+		proc_sample(&mc->proc);
+		mc->proc_at = now;
+	}
+	*p = mc->proc;
+	pthread_mutex_unlock(&mc->lock);
+}
+
+/* The capsules' text of n capsules was len bytes (mc->lock held). */
+static void
+cache_learn(struct metrics_cache *mc, size_t len, size_t n)
+{
+	if (n > 0)
+		mc->capsule_bytes = len / n + 1;
 }
 
 void
@@ -1011,7 +1086,6 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 	struct proc_sample p;
 	struct lag lag;
 	struct buf caps;
-	double now = clock_mono();
 	uint64_t fp;
 
 	store_rdlock(s);
@@ -1027,6 +1101,7 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 		t = xcalloc(1, sizeof *t);
 		atomic_init(&t->refs, 1);
 		t->data = buf_steal(&caps, &t->len);
+		cache_learn(mc, t->len, store_count(s));
 		metrics_text_release(mc->text);
 		mc->text = NULL;
 		if (t->len <= METRICS_CACHE_MAX) {
@@ -1034,12 +1109,8 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 			mc->fp = fp;
 		}
 	}
-	if (mc->proc_at == 0 || now - mc->proc_at >= 1) {
-		proc_sample(&mc->proc);
-		mc->proc_at = now;
-	}
-	p = mc->proc;
 	pthread_mutex_unlock(&mc->lock);
+	cache_proc(mc, &p);
 	e.b = rest;
 	render_daemon(&e, s, info);
 	store_unlock(s);
@@ -1047,4 +1118,114 @@ metrics_render_shared(struct buf *rest, struct metrics_cache *mc,
 	render_lag(&e, &lag);
 	render_process(&e, info, &p);
 	return t;
+}
+
+struct metrics_stream *
+metrics_stream_new(
+    struct metrics_cache *mc, struct store *s, const struct daemon_info *info)
+{
+	struct metrics_stream *ms;
+	size_t n;
+	int big;
+
+	store_rdlock(s);
+	n = store_count(s);
+	pthread_mutex_lock(&mc->lock);
+	big = mc->capsule_bytes > METRICS_CACHE_MAX / (n > 0 ? n : 1);
+	pthread_mutex_unlock(&mc->lock);
+	if (!big) {
+		store_unlock(s);
+		return NULL;
+	}
+	ms = xcalloc(1, sizeof *ms);
+	ms->mc = mc;
+	ms->s = s;
+	ms->info = info;
+	ms->generation = store_generation(s);
+	ms->n = n;
+	buf_init(&ms->pre);
+	ms->pfx = prefixes_new(s, &ms->pre);
+	store_unlock(s);
+	buf_init(&ms->out);
+	ms->e.b = &ms->out;
+	ms->state = STREAM_CAPSULES;
+	return ms;
+}
+
+/* Render the next piece into ms->out: a few capsules, or the end. */
+static void
+stream_step(struct metrics_stream *ms)
+{
+	struct emit *e = &ms->e;
+	struct proc_sample p;
+	struct lag lag;
+	size_t before = ms->out.len, end;
+	int k;
+
+	store_rdlock(ms->s);
+	if (store_generation(ms->s) != ms->generation) {
+		store_unlock(ms->s);
+		ms->state = STREAM_FAILED;
+		return;
+	}
+	while (ms->f < NLABELS(families) && families[ms->f].name == NULL)
+		ms->f++;
+	if (ms->f < NLABELS(families)) {
+		if (ms->i == 0)
+			family_begin(e, families[ms->f].name,
+			    families[ms->f].type, families[ms->f].help);
+		end = ms->i + METRICS_STREAM_STEP < ms->n
+		          ? ms->i + METRICS_STREAM_STEP
+		          : ms->n;
+		render_family(e, ms->s, &ms->pre, ms->pfx, ms->f, ms->i, end);
+		ms->i = end;
+		if (ms->i == ms->n) {
+			ms->i = 0;
+			ms->f++;
+		}
+		ms->capsules_len += ms->out.len - before;
+		store_unlock(ms->s);
+		return;
+	}
+	for (k = 0; k < SEQ__COUNT; k++)
+		seq_ops(k)->metrics(e->b, ms->s);
+	render_daemon(e, ms->s, ms->info);
+	store_unlock(ms->s);
+	store_lag(ms->s, &lag);
+	render_lag(e, &lag);
+	cache_proc(ms->mc, &p);
+	render_process(e, ms->info, &p);
+	pthread_mutex_lock(&ms->mc->lock);
+	cache_learn(ms->mc, ms->capsules_len, ms->n);
+	pthread_mutex_unlock(&ms->mc->lock);
+	ms->state = STREAM_DONE;
+}
+
+long
+metrics_stream_read(struct metrics_stream *ms, char *dst, size_t max)
+{
+	size_t n;
+
+	if (ms->off == ms->out.len) {
+		ms->out.len = ms->off = 0;
+		while (ms->out.len < max && ms->state == STREAM_CAPSULES)
+			stream_step(ms);
+		if (ms->state == STREAM_FAILED)
+			return -1;
+	}
+	n = ms->out.len - ms->off < max ? ms->out.len - ms->off : max;
+	memcpy(dst, ms->out.data + ms->off, n);
+	ms->off += n;
+	return (long)n;
+}
+
+void
+metrics_stream_free(struct metrics_stream *ms)
+{
+	if (ms == NULL)
+		return;
+	buf_free(&ms->pre);
+	free(ms->pfx);
+	buf_free(&ms->out);
+	free(ms);
 }

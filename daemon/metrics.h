@@ -32,6 +32,22 @@ void metrics_cache_free(struct metrics_cache *);
 struct metrics_text;
 struct metrics_text *metrics_render_shared(struct buf *rest,
     struct metrics_cache *, struct store *, const struct daemon_info *);
+/*
+ * A text too large to keep (some thousands of capsules) as a stream
+ * instead: the capsules' samples rendered a few capsules at a time as
+ * they are read, each piece under the store's read lock, then the rest.
+ * NULL when the text is small enough for metrics_render_shared.
+ */
+struct metrics_stream;
+struct metrics_stream *metrics_stream_new(
+    struct metrics_cache *, struct store *, const struct daemon_info *);
+/*
+ * Up to max bytes of the text into dst: how many, 0 at its end, or -1
+ * when a reload changed the capsules under it: the answer must be cut
+ * short rather than repeat or miss series.
+ */
+long metrics_stream_read(struct metrics_stream *, char *dst, size_t max);
+void metrics_stream_free(struct metrics_stream *);
 /* The text's bytes, valid while the reference is held. */
 const char *metrics_text_data(const struct metrics_text *, size_t *len);
 /* Drop a reference; thread-safe; NULL is fine. */

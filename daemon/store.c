@@ -665,8 +665,10 @@ store_sync(struct store *s, unsigned history,
 	const struct capsule_conf *cc;
 	unsigned char *taken;
 	size_t i, k, n, newcap;
+	int same;
 
 	store_wrlock(s);
+	same = nmine == s->ncaps;
 	newcap = history;
 	caps = xcalloc(nmine + 1, sizeof *caps);
 	taken = xcalloc(s->ncaps + 1, 1);
@@ -676,6 +678,9 @@ store_sync(struct store *s, unsigned history,
 		assert(cc->name != NULL && cc->url.text != NULL);
 		old = store_find(s, cc->name);
 		if (old != NULL && !taken[old - s->caps]) {
+			if ((size_t)(old - s->caps) != n ||
+			    old->has_error_page != (cc->error_path != NULL))
+				same = 0;
 			taken[old - s->caps] = 1;
 			caps[n] = *old;
 			if (strcmp(caps[n].url, cc->url.text) != 0) {
@@ -683,6 +688,7 @@ store_sync(struct store *s, unsigned history,
 				caps[n].url = xstrdup(cc->url.text);
 			}
 		} else {
+			same = 0;
 			caps[n].name = xstrdup(cc->name);
 			caps[n].url = xstrdup(cc->url.text);
 			for (k = 0; k < CHECK__COUNT; k++)
@@ -705,6 +711,8 @@ store_sync(struct store *s, unsigned history,
 	s->caps = caps;
 	s->ncaps = n;
 	s->history = newcap;
+	if (!same)
+		s->syncs++;
 	s->byname = xcalloc(n + 1, sizeof *s->byname);
 	for (i = 0; i < n; i++)
 		s->byname[i] = &caps[i];
@@ -879,6 +887,12 @@ size_t
 store_count(const struct store *s)
 {
 	return s->ncaps;
+}
+
+unsigned long
+store_generation(const struct store *s)
+{
+	return s->syncs;
 }
 
 const struct store_capsule *

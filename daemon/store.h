@@ -107,6 +107,9 @@ void store_lag(struct store *, struct lag *);
 void store_rdlock(struct store *);
 void store_unlock(struct store *);
 size_t store_count(const struct store *);
+/* A number that changes whenever store_sync changes the capsules: their
+ * names, order or error pages. */
+unsigned long store_generation(const struct store *);
 const struct store_capsule *store_at(const struct store *, size_t i);
 /* A capsule by name, or NULL; under the write lock it may be changed. */
 struct store_capsule *store_find(const struct store *, const char *name);

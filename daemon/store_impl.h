@@ -82,6 +82,7 @@ struct store {
 	struct lag lag;            /* the scheduler's, as main last set it */
 	double reload_success;     /* when one last worked */
 	int seq_dirty[SEQ__COUNT]; /* outcomes put since the last save */
+	unsigned long syncs; /* the capsule set's version: store_generation */
 };
 
 /* One result of a history: 28 bytes. */

@@ -768,6 +768,127 @@ test_big(void)
 	free(names);
 }
 
+/* text without its process_* lines (CPU time and memory move on). */
+static char *
+without_process(const char *text)
+{
+	struct buf b;
+	const char *p, *nl;
+
+	buf_init(&b);
+	for (p = text; *p != '\0'; p = nl + 1) {
+		if ((nl = strchr(p, '\n')) == NULL)
+			nl = p + strlen(p) - 1;
+		if (strstr(p, "process_") != p &&
+		    strncmp(p, "# HELP process_", 15) != 0 &&
+		    strncmp(p, "# TYPE process_", 15) != 0)
+			buf_add(&b, p, (size_t)(nl - p + 1));
+	}
+	buf_addc(&b, '\0');
+	return buf_steal(&b, NULL);
+}
+
+/* All of a stream, read max bytes at a time; -1 if it failed. */
+static int
+stream_all(struct metrics_stream *ms, size_t max, struct buf *out)
+{
+	char *chunk = xmalloc(max);
+	long n;
+
+	while ((n = metrics_stream_read(ms, chunk, max)) > 0)
+		buf_add(out, chunk, (size_t)n);
+	free(chunk);
+	return n == 0 ? 0 : -1;
+}
+
+static void
+test_stream(void)
+{
+	const size_t n = 3000;
+	char **names = xcalloc(n, sizeof *names);
+	struct daemon_info info = {"0.1.0", 0, NULL};
+	struct store *s = store_new();
+	struct metrics_cache *mc = metrics_cache_new();
+	struct metrics_stream *ms;
+	struct probe_result r;
+	struct buf whole, streamed;
+	char *a, *b, chunk[100];
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		xasprintf(&names[i], "capsule-%05zu.example.org", i);
+	sync_names(s, 10, names, NULL);
+	ok(metrics_stream_new(mc, s, &info) == NULL,
+	    "10 capsules: rendered at once, not streamed");
+
+	sync_names(s, n, names, names);
+	log_init(LOG_LEVEL_ERR);
+	good_result(&r);
+	for (i = 0; i < n; i++) {
+		r.check = CHECK_PAGE;
+		store_put(s, names[i], &r);
+		r.check = i % 2 ? CHECK_ERROR_PAGE : CHECK_PAGE;
+		store_put(s, names[i], &r);
+	}
+	result_clear(&r);
+	log_init(LOG_LEVEL_NOTICE);
+
+	buf_init(&whole);
+	buf_init(&streamed);
+	render_fresh(&whole, s, &info);
+	ms = metrics_stream_new(mc, s, &info);
+	ok(ms != NULL, "3,000 capsules (%zu bytes): streamed", whole.len);
+	if (ms != NULL) {
+		is_int(stream_all(ms, 7001, &streamed), 0,
+		    "the stream ends without error");
+		metrics_stream_free(ms);
+		buf_addc(&streamed, '\0');
+		a = without_process(whole.data);
+		b = without_process(streamed.data);
+		is_int(strlen(b), strlen(a), "streamed: as long as rendered");
+		ok(strcmp(a, b) == 0,
+		    "streamed: the same text as rendered at once (but "
+		    "process_*)");
+		free(a);
+		free(b);
+	}
+
+	/* A reload that keeps the capsules leaves a stream alone. */
+	ms = metrics_stream_new(mc, s, &info);
+	ok(ms != NULL && metrics_stream_read(ms, chunk, sizeof chunk) ==
+	                     (long)sizeof chunk,
+	    "a stream begins");
+	sync_names(s, n, names, names);
+	if (ms != NULL) {
+		buf_free(&streamed);
+		buf_init(&streamed);
+		is_int(stream_all(ms, 65536, &streamed), 0,
+		    "a reload keeping the capsules: the stream ends whole");
+		metrics_stream_free(ms);
+	}
+
+	/* A reload that changes them cuts it short. */
+	ms = metrics_stream_new(mc, s, &info);
+	ok(ms != NULL && metrics_stream_read(ms, chunk, sizeof chunk) ==
+	                     (long)sizeof chunk,
+	    "a stream begins");
+	sync_names(s, n - 1, names, names);
+	if (ms != NULL) {
+		buf_free(&streamed);
+		buf_init(&streamed);
+		is_int(stream_all(ms, 65536, &streamed), -1,
+		    "a reload dropping a capsule makes the stream fail");
+		metrics_stream_free(ms);
+	}
+	buf_free(&whole);
+	buf_free(&streamed);
+	metrics_cache_free(mc);
+	store_free(s);
+	for (i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+}
+
 int
 main(void)
 {
@@ -778,5 +899,6 @@ main(void)
 	test_cache();
 	test_shared();
 	test_big();
+	test_stream();
 	return done_testing();
 }

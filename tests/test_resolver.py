@@ -1,5 +1,6 @@
-"""Name resolution: the `resolver` directive and --resolver, and lookups
-that never end starving nothing.
+"""Name resolution: the `resolver` directive and --resolver, a lost query
+asked again within a short deadline, and lookups that never end starving
+nothing.
 
 Two DNS servers on loopback UDP: one answers every A query with 127.0.0.1,
 the other never answers. Through the first, names of the .test domain
@@ -24,11 +25,13 @@ from gemtest import (GEMWATCH, Daemon, GemServer, SLOW, WRAPPER, diag, done,
 
 class DNS(threading.Thread):
     """A DNS server on 127.0.0.1 (UDP): A records are 127.0.0.1, or no
-    answer at all when answer is False. Remembers the names asked."""
+    answer at all when answer is False; with drop_first, the first query
+    of each name goes unanswered. Remembers the names asked."""
 
-    def __init__(self, answer):
+    def __init__(self, answer, drop_first=False):
         super().__init__(daemon=True)
         self.answer = answer
+        self.drop_first = drop_first
         self.names = []
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         self.sock.bind(("127.0.0.1", 0))
@@ -52,8 +55,10 @@ class DNS(threading.Thread):
             if qend > len(data):
                 continue
             qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
-            self.names.append(".".join(labels))
-            if not self.answer:
+            name = ".".join(labels)
+            self.names.append(name)
+            if not self.answer or (self.drop_first and
+                                   self.names.count(name) == 1):
                 continue
             a = qtype == 1
             reply = (data[:2] + b"\x81\x80" + struct.pack("!HHHH", 1,
@@ -68,6 +73,7 @@ class DNS(threading.Thread):
 
 good = DNS(True)
 dead = DNS(False)
+lossy = DNS(True, drop_first=True)
 srv = GemServer()
 P = srv.port
 
@@ -80,6 +86,16 @@ is_((rc, r["success"], r["address"]), (0, True, "127.0.0.1"),
     "probe --resolver: capsule.test resolved by the given server")
 ok("capsule.test" in good.names, "the given server was asked",
    good.names)
+
+# A lost query is asked again after 2 s (c-ares 1.18 waited 5 s).
+rc, out, _ = run_probe("-j", "-t", "4", "--resolver",
+                       "127.0.0.1:%d" % lossy.port,
+                       "gemini://lost.test:%d/" % P)
+r = json.loads(out)["results"][0]
+is_((rc, r["success"]), (0, True),
+    "probe -t 4: a name whose first query is lost resolves on the retry")
+is_(lossy.names.count("lost.test") >= 2, True,
+    "the lossy server was asked twice (%r)" % lossy.names)
 
 rc, out, _ = run_probe("-j", "-t", "1", "--resolver",
                        "127.0.0.1:%d" % dead.port, "gemini://x.test/")
