@@ -9,6 +9,8 @@ same order, the daemon's own families after them; HEAD gets the headers
 only. A reload in the middle of
 a slow read cuts that answer short (the capsule set changed under it)
 rather than let it repeat or miss series, and the next scrape is whole.
+A crawl's families follow the capsules' in a streamed text as in one
+rendered at once.
 """
 import http.client
 import os
@@ -105,6 +107,23 @@ ok(not got.endswith(b"0\r\n\r\n"),
 r, t = fetch(11)
 is_((r.status, len(samples(t, "gemini_probes_total")) >= CAPSULES,
      t.endswith("\n")), (200, True, True), "after the reload: a whole answer")
+# The runs' families (a crawl's here) come after the capsules' families
+# in a streamed text too.
+d.write_conf(conf + "capsule %s name=late\n" % srv.url("/ok") +
+             "capsule %s name=crawled crawl=2 crawl-delay=0\n"
+             % srv.url("/ok"))
+d.signal(signal.SIGHUP)
+end = time.monotonic() + 60 * SLOW
+t = ""
+while time.monotonic() < end and \
+        'gemini_crawl_pages{capsule="crawled"' not in t:
+    time.sleep(0.5)
+    r, t = fetch(11)
+ok(r.getheader("Transfer-Encoding") == "chunked" and
+   'gemini_crawl_pages{capsule="crawled"' in t and
+   t.index("# TYPE gemini_crawl_pages ") > t.index("# TYPE gemini_probes_total ")
+   and t.endswith("\n"),
+   "streamed: the crawl's families after the capsules', the text whole")
 ok(d.alive(), "daemon alive at the end")
 rc, _ = d.stop()
 is_(rc, 0, "daemon exits 0")
