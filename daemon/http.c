@@ -4,11 +4,11 @@
  * Limits keep slow or idle clients from starving it: a connection cap,
  * a per-IP cap, an idle timeout and a per-connection memory limit (which
  * also bounds the request line and headers). Only GET and HEAD are
- * served; every response has a Content-Type. This file is the routes and
- * libmicrohttpd: the pages come from page, metrics and api, rendered on
- * a few render threads (workq) while the connection is suspended, so
- * that the MHD threads only move bytes and answer /healthz and errors at
- * once however many scrapers wait; a /probe job comes from probe_route,
+ * served; every response has a Content-Type. This file is libmicrohttpd:
+ * what a route answers comes from render.c, on a few render threads
+ * (workq) while the connection is suspended, so that the MHD threads
+ * only move bytes and answer /healthz and errors at once however many
+ * scrapers wait; a /probe job comes from probe_route,
  * suspended likewise. The exception is a /metrics of thousands of
  * capsules, too large to hold at once: the MHD thread renders it as the
  * client reads it, 64 KiB at a time (a fraction of a millisecond each).
@@ -23,17 +23,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "api.h"
-#include "buf.h"
 #include "clock.h"
 #include "conf.h"
 #include "http.h"
 #include "http_request.h"
 #include "log.h"
 #include "metrics.h"
-#include "page.h"
 #include "probe_route.h"
-#include "seq.h"
+#include "render.h"
 #include "workq.h"
 #include "xmalloc.h"
 
@@ -51,17 +48,10 @@
 /* Bytes of a streamed /metrics asked for at a time (metrics_stream_new). */
 #define HTTP_STREAM_BLOCK (64 * 1024)
 
-#define CT_TEXT "text/plain; charset=utf-8"
-#define CT_METRICS "text/plain; version=0.0.4; charset=utf-8"
-#define CT_JSON "application/json"
-#define CT_HTML "text/html; charset=utf-8"
-
 struct http {
 	struct MHD_Daemon **d;
 	size_t nd;
-	struct store *store;
-	const struct daemon_info *info;
-	struct metrics_cache *metrics;
+	struct render_ctx ctx;  /* what the renders read */
 	atomic_llong heartbeat; /* monotonic seconds; -1 none yet */
 	/* /probe's jobs, on threads of their own while the connection is
 	 * suspended; http_stop abandons them and waits. */
@@ -78,18 +68,9 @@ struct request {
 	struct probe_job *probe;
 	struct http *h; /* a render's */
 	struct MHD_Connection *conn;
-	enum route route;
-	char *name; /* ROUTE_CAPSULE's; ROUTE_SEQ_PAGE's capsule */
-	int kind;   /* ROUTE_SEQ_PAGE's */
-	int full;   /* ROUTE_CAPSULE's full=1 */
+	struct render_req rr;
 	atomic_int ready;
-	struct metrics_text *shared;   /* /metrics: before body */
-	struct metrics_stream *stream; /* /metrics: instead of body */
-	unsigned status;
-	const char *type;
-	char *body;
-	size_t len;
-	int heap; /* body is to be freed */
+	struct answer a;
 };
 
 static enum MHD_Result
@@ -267,25 +248,10 @@ request_done(void *cls, struct MHD_Connection *c, void **con_cls,
 	if (rq == NULL)
 		return;
 	probe_job_free(rq->probe);
-	metrics_text_release(rq->shared);
-	metrics_stream_free(rq->stream);
-	free(rq->name);
-	if (rq->heap)
-		free(rq->body);
+	render_req_clear(&rq->rr);
+	answer_clear(&rq->a);
 	free(rq);
 	*con_cls = NULL;
-}
-
-/* A render's answer; heap: body is the request's to free. */
-static void
-answer(struct request *rq, unsigned status, const char *type, char *body,
-    size_t len, int heap)
-{
-	rq->status = status;
-	rq->type = type;
-	rq->body = body;
-	rq->len = len;
-	rq->heap = heap;
 }
 
 /*
@@ -294,76 +260,16 @@ answer(struct request *rq, unsigned status, const char *type, char *body,
  * from the handler's next call. From the resume on, rq belongs to the
  * connection again.
  */
-/*
- * /api/v1/capsules/NAME, or /api/v1/capsules/NAME/<kind>: names may hold
- * a "/", so a name that is no capsule's is tried as NAME/<kind>.
- */
-static char *
-capsule_api(struct store *s, const char *name, int full)
-{
-	const char *slash;
-	char *text, *cap;
-	int k;
-
-	if ((text = api_capsule(s, name)) != NULL ||
-	    (slash = strrchr(name, '/')) == NULL ||
-	    (k = seq_kind_find(slash + 1, strlen(slash + 1))) == -1)
-		return text;
-	cap = xstrndup(name, (size_t)(slash - name));
-	text = api_seq(s, cap, k, full);
-	free(cap);
-	return text;
-}
-
 static void
 render(void *arg, int cancelled)
 {
-	static const char no_capsule[] = "{\"error\":\"no such capsule\"}";
-	static const char no_outcome[] = "404 no such capsule, or not yet\n";
-	static const char stopping[] = "stopping\n", error[] = "500 error\n";
 	struct request *rq = arg;
-	struct http *h = rq->h;
 	struct MHD_Connection *conn = rq->conn;
-	struct buf b;
-	char *text;
-	size_t len;
 
-	buf_init(&b);
 	if (cancelled)
-		answer(rq, MHD_HTTP_SERVICE_UNAVAILABLE, CT_TEXT,
-		    (char *)stopping, sizeof stopping - 1, 0);
-	else if (rq->route == ROUTE_PAGE) {
-		page_render(&b, h->store, clock_wall());
-		text = buf_steal(&b, &len);
-		answer(rq, MHD_HTTP_OK, CT_HTML, text, len, 1);
-	} else if (rq->route == ROUTE_METRICS &&
-	           (rq->stream = metrics_stream_new(
-	                h->metrics, h->store, h->info)) != NULL)
-		answer(rq, MHD_HTTP_OK, CT_METRICS, NULL, 0, 0);
-	else if (rq->route == ROUTE_METRICS) {
-		rq->shared =
-		    metrics_render_shared(&b, h->metrics, h->store, h->info);
-		text = buf_steal(&b, &len);
-		answer(rq, MHD_HTTP_OK, CT_METRICS, text, len, 1);
-	} else if (rq->route == ROUTE_SEQ_PAGE) {
-		if (rq->name != NULL &&
-		    page_seq(&b, h->store, rq->name, rq->kind) == 0) {
-			text = buf_steal(&b, &len);
-			answer(rq, MHD_HTTP_OK, CT_HTML, text, len, 1);
-		} else
-			answer(rq, MHD_HTTP_NOT_FOUND, CT_TEXT,
-			    (char *)no_outcome, sizeof no_outcome - 1, 0);
-	} else if ((text = rq->route == ROUTE_CAPSULES
-	                       ? api_capsules(h->store)
-	                       : capsule_api(h->store, rq->name, rq->full)) !=
-	           NULL)
-		answer(rq, MHD_HTTP_OK, CT_JSON, text, strlen(text), 1);
-	else if (rq->route == ROUTE_CAPSULES)
-		answer(rq, MHD_HTTP_INTERNAL_SERVER_ERROR, CT_TEXT,
-		    (char *)error, sizeof error - 1, 0);
+		render_cancelled(&rq->a);
 	else
-		answer(rq, MHD_HTTP_NOT_FOUND, CT_JSON, (char *)no_capsule,
-		    sizeof no_capsule - 1, 0);
+		render_route(&rq->h->ctx, &rq->rr, &rq->a);
 	atomic_store(&rq->ready, 1);
 	MHD_resume_connection(conn);
 }
@@ -373,20 +279,11 @@ static enum MHD_Result
 render_begin(struct http *h, struct MHD_Connection *c, struct request *rq,
     enum route route, const char *name, size_t namelen)
 {
-	const char *v;
-
 	rq->h = h;
 	rq->conn = c;
-	rq->route = route;
-	if (route == ROUTE_SEQ_PAGE) {
-		rq->kind = seq_kind_find(name, namelen);
-		if ((v = MHD_lookup_connection_value(
-		         c, MHD_GET_ARGUMENT_KIND, "capsule")) != NULL)
-			rq->name = xstrdup(v);
-	} else if (name != NULL)
-		rq->name = xstrndup(name, namelen);
-	v = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "full");
-	rq->full = v != NULL && strcmp(v, "1") == 0;
+	render_req_init(&rq->rr, route, name, namelen,
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "capsule"),
+	    MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "full"));
 	MHD_suspend_connection(c);
 	workq_push(h->renders, render, rq);
 	return MHD_YES;
@@ -399,14 +296,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 {
 	struct http *h = cls;
 	struct request *rq = *con_cls;
-	struct metrics_text *shared;
-	struct metrics_stream *stream;
+	struct answer a;
 	const char *name;
 	char *text;
 	size_t namelen, len;
 	enum route route;
 	unsigned status;
-	int plain, heap;
+	int plain;
 
 	/* Refused at once: the body is not read and the connection closes. */
 	if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 &&
@@ -450,18 +346,13 @@ handle(void *cls, struct MHD_Connection *c, const char *url, const char *method,
 		/* A render is done: answer it; the body passes on. */
 		if (!atomic_load(&rq->ready))
 			return MHD_YES;
-		heap = rq->heap;
-		rq->heap = 0;
-		if ((stream = rq->stream) != NULL) {
-			rq->stream = NULL;
-			return respond_stream(c, stream);
-		}
-		if ((shared = rq->shared) != NULL) {
-			rq->shared = NULL;
-			return respond_metrics(c, shared, rq->body, rq->len);
-		}
-		return respond(
-		    c, rq->status, rq->type, rq->body, rq->len, heap);
+		a = rq->a;
+		memset(&rq->a, 0, sizeof rq->a);
+		if (a.stream != NULL)
+			return respond_stream(c, a.stream);
+		if (a.shared != NULL)
+			return respond_metrics(c, a.shared, a.body, a.len);
+		return respond(c, a.status, a.type, a.body, a.len, a.heap);
 	}
 	route = http_route(url, strlen(url), &name, &namelen);
 	switch (route) {
@@ -508,11 +399,11 @@ http_start(const struct conf *conf, struct store *store,
 	unsigned flags;
 
 	h = xcalloc(1, sizeof *h);
-	h->store = store;
+	h->ctx.store = store;
 	h->probes = probe_route_new(tofu);
 	h->renders = workq_new(HTTP_RENDER_THREADS);
-	h->info = info;
-	h->metrics = metrics_cache_new();
+	h->ctx.info = info;
+	h->ctx.metrics = metrics_cache_new();
 	/*
 	 * Not healthy until the main loop beats, after the scheduler has the
 	 * configuration: until then /probe and the API have nothing to serve.
@@ -575,7 +466,7 @@ http_stop(struct http *h)
 		MHD_stop_daemon(h->d[i]);
 	probe_route_free(h->probes);
 	workq_free(h->renders);
-	metrics_cache_free(h->metrics);
+	metrics_cache_free(h->ctx.metrics);
 	free(h->d);
 	free(h);
 }
