@@ -45,10 +45,13 @@ int cmd_notify_test(int argc, char *argv[], const char *path);
  */
 int cmd_config_opts(
     int argc, char *argv[], const char **path, void (*usage)(FILE *), int *rv);
-/* Parse a timeout in seconds: a positive number, at most one hour. 0 or -1. */
-int cmd_seconds(const char *, double *);
-/* Parse a count of probes in flight, 1 to 1000000. 0 or -1. */
-int cmd_count(const char *, unsigned *);
+/*
+ * Parse option opt of cmd: a timeout in seconds (a positive number, at
+ * most one hour), or a count of probes in flight (1 to 1000000). 0, or -1
+ * after a message on stderr.
+ */
+int cmd_seconds(const char *cmd, char opt, const char *, double *);
+int cmd_count(const char *cmd, char opt, const char *, unsigned *);
 /*
  * Add a --resolver address to ss[*n] (at most CMD_RESOLVERS_MAX); 0, or
  * -1 after a message on stderr naming cmd.

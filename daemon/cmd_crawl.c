@@ -86,13 +86,9 @@ cmd_crawl(int argc, char *argv[])
 			cap.crawl = (unsigned)n;
 			break;
 		case 't':
-			if (cmd_seconds(optarg, &cap.timeout) == -1) {
-				fprintf(stderr,
-				    "gemwatch crawl: -t takes "
-				    "seconds between 0 and 3600, not \"%s\"\n",
-				    optarg);
+			if (cmd_seconds("crawl", 't', optarg, &cap.timeout) ==
+			    -1)
 				return 2;
-			}
 			break;
 		case 'h':
 			crawl_usage(stdout);

@@ -142,13 +142,9 @@ cmd_diagnose(int argc, char *argv[])
 			as_json = 1;
 			break;
 		case 't':
-			if (cmd_seconds(optarg, &timeout) == -1) {
-				fprintf(stderr,
-				    "gemwatch diagnose: -t takes "
-				    "seconds between 0 and 3600, not \"%s\"\n",
-				    optarg);
+			if (cmd_seconds("diagnose", 't', optarg, &timeout) ==
+			    -1)
 				return 2;
-			}
 			break;
 		case 'O':
 			only = optarg;

@@ -121,25 +121,15 @@ cmd_probe(int argc, char *argv[])
 			family = AF_INET6;
 			break;
 		case 'c':
-			if (cmd_count(optarg, &parallel) == -1) {
-				fprintf(stderr,
-				    "gemwatch probe: -c takes a "
-				    "number from 1 to 1000000, not \"%s\"\n",
-				    optarg);
+			if (cmd_count("probe", 'c', optarg, &parallel) == -1)
 				return 2;
-			}
 			break;
 		case 'j':
 			as_json = 1;
 			break;
 		case 't':
-			if (cmd_seconds(optarg, &timeout) == -1) {
-				fprintf(stderr,
-				    "gemwatch probe: -t takes "
-				    "seconds between 0 and 3600, not \"%s\"\n",
-				    optarg);
+			if (cmd_seconds("probe", 't', optarg, &timeout) == -1)
 				return 2;
-			}
 			break;
 		case 'S':
 			sni = optarg;

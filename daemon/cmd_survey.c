@@ -351,13 +351,8 @@ cmd_survey(int argc, char *argv[])
 	while ((ch = getopt_long(argc, argv, "c:hjt:", longopts, NULL)) != -1) {
 		switch (ch) {
 		case 'c':
-			if (cmd_count(optarg, &parallel) == -1) {
-				fprintf(stderr,
-				    "gemwatch survey: -c takes a "
-				    "number from 1 to 1000000, not \"%s\"\n",
-				    optarg);
+			if (cmd_count("survey", 'c', optarg, &parallel) == -1)
 				return 2;
-			}
 			break;
 		case 'j':
 			format = FORMAT_JSON;
@@ -366,13 +361,8 @@ cmd_survey(int argc, char *argv[])
 			format = FORMAT_CSV;
 			break;
 		case 't':
-			if (cmd_seconds(optarg, &timeout) == -1) {
-				fprintf(stderr,
-				    "gemwatch survey: -t takes "
-				    "seconds between 0 and 3600, not \"%s\"\n",
-				    optarg);
+			if (cmd_seconds("survey", 't', optarg, &timeout) == -1)
 				return 2;
-			}
 			break;
 		case 'R':
 			if (cmd_resolver(

@@ -41,29 +41,38 @@ cmd_config_opts(
 }
 
 int
-cmd_seconds(const char *s, double *out)
+cmd_seconds(const char *cmd, char opt, const char *s, double *out)
 {
 	char *end;
 	double v;
 
 	v = strtod(s, &end);
-	if (end == s || *end != '\0' || !(v > 0) || v > 3600)
+	if (end == s || *end != '\0' || !(v > 0) || v > 3600) {
+		fprintf(stderr,
+		    "gemwatch %s: -%c takes seconds between 0 and 3600, "
+		    "not \"%s\"\n",
+		    cmd, opt, s);
 		return -1;
+	}
 	*out = v;
 	return 0;
 }
 
 int
-cmd_count(const char *s, unsigned *out)
+cmd_count(const char *cmd, char opt, const char *s, unsigned *out)
 {
-	char *end;
-	unsigned long v;
+	char *end = NULL;
+	unsigned long v = 0;
 
-	if (*s < '0' || *s > '9')
+	if (*s >= '0' && *s <= '9')
+		v = strtoul(s, &end, 10);
+	if (v < 1 || v > 1000000 || *end != '\0') {
+		fprintf(stderr,
+		    "gemwatch %s: -%c takes a number from 1 to 1000000, "
+		    "not \"%s\"\n",
+		    cmd, opt, s);
 		return -1;
-	v = strtoul(s, &end, 10);
-	if (*end != '\0' || v < 1 || v > 1000000)
-		return -1;
+	}
 	*out = (unsigned)v;
 	return 0;
 }
