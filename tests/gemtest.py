@@ -234,6 +234,64 @@ class Backend:
                 return
 
 
+class DnsServer(threading.Thread):
+    """A DNS server on 127.0.0.1 (UDP) for a test's own names. table maps
+    a name (lower case) to its addresses: IPv4 ones answer A queries, IPv6
+    ones AAAA; a name not in it is NXDOMAIN. Without a table every name is
+    127.0.0.1. answer=False: no query is ever answered; drop_first: the
+    first query of each name goes unanswered. names: the names asked."""
+
+    def __init__(self, table=None, answer=True, drop_first=False):
+        super().__init__(daemon=True)
+        self.table = table
+        self.answer = answer
+        self.drop_first = drop_first
+        self.names = []
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind(("127.0.0.1", 0))
+        self.port = self.sock.getsockname()[1]
+        self.start()
+
+    def run(self):
+        while True:
+            try:
+                data, peer = self.sock.recvfrom(4096)
+            except OSError:
+                return
+            if len(data) < 12:
+                continue
+            i, labels = 12, []
+            while i < len(data) and data[i] != 0:
+                labels.append(data[i + 1:i + 1 + data[i]].decode("ascii",
+                                                                 "replace"))
+                i += 1 + data[i]
+            qend = i + 5
+            if qend > len(data):
+                continue
+            qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
+            name = ".".join(labels).lower()
+            self.names.append(name)
+            if not self.answer or (self.drop_first and
+                                   self.names.count(name) == 1):
+                continue
+            addrs = (["127.0.0.1"] if self.table is None
+                     else self.table.get(name))
+            rdata = []
+            for a in addrs or []:
+                if qtype == 1 and ":" not in a:
+                    rdata.append((1, socket.inet_pton(socket.AF_INET, a)))
+                elif qtype == 28 and ":" in a:
+                    rdata.append((28, socket.inet_pton(socket.AF_INET6, a)))
+            flags = b"\x81\x80" if addrs is not None else b"\x81\x83"
+            reply = (data[:2] + flags +
+                     struct.pack("!HHHH", 1, len(rdata), 0, 0) +
+                     data[12:qend])
+            for t, r in rdata:
+                reply += (b"\xc0\x0c" + struct.pack("!HHIH", t, 1, 60,
+                                                    len(r)) + r)
+            self.sock.sendto(reply, peer)
+
+
 def run_probe(*args, timeout=60):
     """Run `gemwatch probe ARGS`; returns (exit status, stdout, stderr)."""
     p = subprocess.run([*WRAPPER, GEMWATCH, "probe", *args],

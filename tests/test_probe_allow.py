@@ -15,62 +15,13 @@ on 127.1.0.1, same port, counts the connections the daemon makes to an
 address no pattern admits (it must see none).
 """
 import socket
-import struct
 import threading
 import urllib.parse
 
-from gemtest import (Daemon, GemServer, SLOW, diag, done, is_, metric, ok,
+from gemtest import (Daemon, DnsServer, GemServer, SLOW, diag, done, is_, metric, ok,
                      parse_metrics)
 
 ELSEWHERE = "127.1.0.1"  # loopback, outside 127.0.0.*
-
-
-class DNS(threading.Thread):
-    """A DNS server on 127.0.0.1 (UDP) answering from a table: name ->
-    list of addresses (IPv4 for A queries, IPv6 for AAAA). Names not in
-    the table are NXDOMAIN."""
-
-    def __init__(self, table):
-        super().__init__(daemon=True)
-        self.table = table
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            if len(data) < 12:
-                continue
-            i, labels = 12, []
-            while i < len(data) and data[i] != 0:
-                labels.append(data[i + 1:i + 1 + data[i]].decode("ascii",
-                                                                 "replace"))
-                i += 1 + data[i]
-            qend = i + 5
-            if qend > len(data):
-                continue
-            qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
-            name = ".".join(labels).lower()
-            addrs = self.table.get(name)
-            rdata = []
-            for a in addrs or []:
-                if qtype == 1 and ":" not in a:
-                    rdata.append((1, socket.inet_pton(socket.AF_INET, a)))
-                elif qtype == 28 and ":" in a:
-                    rdata.append((28, socket.inet_pton(socket.AF_INET6, a)))
-            flags = b"\x81\x80" if addrs is not None else b"\x81\x83"
-            reply = (data[:2] + flags +
-                     struct.pack("!HHHH", 1, len(rdata), 0, 0) +
-                     data[12:qend])
-            for t, r in rdata:
-                reply += (b"\xc0\x0c" + struct.pack("!HHIH", t, 1, 60,
-                                                    len(r)) + r)
-            self.sock.sendto(reply, peer)
 
 
 class Counter(threading.Thread):
@@ -104,7 +55,7 @@ except RuntimeError as e:
     srv6 = None
 decoy = Counter(ELSEWHERE, P)
 
-dns = DNS({
+dns = DnsServer({
     "127.0.0.1.attacker.test": [ELSEWHERE],
     "allowed.test": ["127.0.0.1"],
     "mixed.test": [ELSEWHERE, "127.0.0.1"],

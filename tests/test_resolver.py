@@ -13,67 +13,16 @@ lookup slots for lookups already abandoned).
 """
 import json
 import signal
-import socket
-import struct
 import subprocess
-import threading
 import time
 
-from gemtest import (GEMWATCH, Daemon, GemServer, SLOW, WRAPPER, diag, done,
-                     find, is_, metric, ok, run_probe)
+from gemtest import (GEMWATCH, Daemon, DnsServer, GemServer, SLOW, WRAPPER,
+                     diag, done, find, is_, metric, ok, run_probe)
 
 
-class DNS(threading.Thread):
-    """A DNS server on 127.0.0.1 (UDP): A records are 127.0.0.1, or no
-    answer at all when answer is False; with drop_first, the first query
-    of each name goes unanswered. Remembers the names asked."""
-
-    def __init__(self, answer, drop_first=False):
-        super().__init__(daemon=True)
-        self.answer = answer
-        self.drop_first = drop_first
-        self.names = []
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind(("127.0.0.1", 0))
-        self.port = self.sock.getsockname()[1]
-        self.start()
-
-    def run(self):
-        while True:
-            try:
-                data, peer = self.sock.recvfrom(4096)
-            except OSError:
-                return
-            if len(data) < 12:
-                continue
-            i, labels = 12, []
-            while i < len(data) and data[i] != 0:
-                labels.append(data[i + 1:i + 1 + data[i]].decode("ascii",
-                                                                 "replace"))
-                i += 1 + data[i]
-            qend = i + 5
-            if qend > len(data):
-                continue
-            qtype = struct.unpack("!H", data[i + 1:i + 3])[0]
-            name = ".".join(labels)
-            self.names.append(name)
-            if not self.answer or (self.drop_first and
-                                   self.names.count(name) == 1):
-                continue
-            a = qtype == 1
-            reply = (data[:2] + b"\x81\x80" + struct.pack("!HHHH", 1,
-                                                         1 if a else 0, 0, 0)
-                     + data[12:qend])
-            if a:
-                reply += (b"\xc0\x0c\x00\x01\x00\x01" +
-                          struct.pack("!IH", 60, 4) +
-                          socket.inet_aton("127.0.0.1"))
-            self.sock.sendto(reply, peer)
-
-
-good = DNS(True)
-dead = DNS(False)
-lossy = DNS(True, drop_first=True)
+good = DnsServer()
+dead = DnsServer(answer=False)
+lossy = DnsServer(drop_first=True)
 srv = GemServer()
 P = srv.port
 
