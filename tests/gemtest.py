@@ -11,6 +11,7 @@ import os
 import re
 import select
 import shlex
+import shutil
 import signal
 import socket
 import struct
@@ -290,6 +291,48 @@ class DnsServer(threading.Thread):
                 reply += (b"\xc0\x0c" + struct.pack("!HHIH", t, 1, 60,
                                                     len(r)) + r)
             self.sock.sendto(reply, peer)
+
+
+class MollyBrown:
+    """molly-brown (a real Gemini server no one here wrote) serving the
+    directory docs on a free port of loopback, as localhost, with a key and
+    certificate the test server writes; the test is skipped where it is not
+    installed. port; access_log: the path of its access log; proc: the
+    process."""
+
+    def __init__(self, docs):
+        molly = shutil.which("molly-brown")
+        if molly is None:
+            skip_all("molly-brown is not installed")
+        d = tmpdir()
+        key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+        # The test server writes a fresh key and certificate, then stops.
+        gs = subprocess.Popen([GEMSERVER, "-n", "localhost", "-K", key,
+                               "-C", crt], stdout=subprocess.PIPE,
+                              stderr=subprocess.DEVNULL, text=True)
+        gs.stdout.readline()
+        gs.terminate()
+        gs.wait(timeout=10)
+        self.port = free_port()
+        self.access_log = os.path.join(d, "access.log")
+        conf = os.path.join(d, "molly.conf")
+        with open(conf, "w") as f:
+            f.write('Port = %d\nHostname = "localhost"\nCertPath = "%s"\n'
+                    'KeyPath = "%s"\nDocBase = "%s"\nAccessLog = "%s"\n'
+                    'ErrorLog = "%s/error.log"\n'
+                    % (self.port, crt, key, docs, self.access_log, d))
+        self.proc = subprocess.Popen([molly, "-c", conf],
+                                     stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        _children.append(self.proc)
+        end = time.monotonic() + 20
+        while time.monotonic() < end:
+            try:
+                socket.create_connection(("127.0.0.1", self.port),
+                                         timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.1)
 
 
 def run_probe(*args, timeout=60):

@@ -6,26 +6,15 @@ server's access log shows it). Skipped where molly-brown is absent."""
 import json
 import os
 import shutil
-import socket
 import subprocess
 import time
 
-from gemtest import (GEMSERVER, GEMWATCH, SLOW, WRAPPER, done, free_port,
-                     is_, ok, skip_all, tmpdir, _children)
+from gemtest import (GEMWATCH, SLOW, WRAPPER, MollyBrown, done, is_, ok,
+                     skip_all, tmpdir)
 
-molly = shutil.which("molly-brown")
-if molly is None:
+if shutil.which("molly-brown") is None:
     skip_all("molly-brown is not installed")
-
 d = tmpdir()
-key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-gs = subprocess.Popen([GEMSERVER, "-n", "localhost", "-K", key, "-C", crt],
-                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                      text=True)
-gs.stdout.readline()
-gs.terminate()
-gs.wait(timeout=10)
-
 docs = os.path.join(d, "docs")
 PAGES = 120  # in dir/, besides index.gmi
 
@@ -46,25 +35,9 @@ for i in range(PAGES):
     write("dir/%d.gmi" % i, "# %d\n=> ../index.gmi\n=> ./%d.gmi\n" %
           (i, (i + 1) % PAGES))
 
-port = free_port()
-conf = os.path.join(d, "molly.conf")
-log = os.path.join(d, "access.log")
-with open(conf, "w") as f:
-    f.write('Port = %d\nHostname = "localhost"\nCertPath = "%s"\n'
-            'KeyPath = "%s"\nDocBase = "%s"\nAccessLog = "%s"\n'
-            'ErrorLog = "%s/error.log"\n' % (port, crt, key, docs, log, d))
-proc = subprocess.Popen([molly, "-c", conf], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
-_children.append(proc)
-end = time.monotonic() + 20
-while time.monotonic() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        break
-    except OSError:
-        time.sleep(0.1)
-
-base = "gemini://localhost:%d/" % port
+molly = MollyBrown(docs)
+log = molly.access_log
+base = "gemini://localhost:%d/" % molly.port
 p = subprocess.run([*WRAPPER, GEMWATCH, "crawl", "-j", "-d", "0", "-n",
                     "1000", base], capture_output=True, text=True,
                    timeout=120 * SLOW)
@@ -87,5 +60,5 @@ ok("/secret" not in access, "molly-brown: the disallowed subtree is never "
    "requested (access log)")
 ok("/dir/119.gmi" in access and "/robots.txt" in access,
    "molly-brown: the access log shows the crawl")
-ok(proc.poll() is None, "molly-brown still running")
+ok(molly.proc.poll() is None, "molly-brown still running")
 done()

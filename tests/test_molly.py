@@ -3,48 +3,18 @@ its responses with close_notify. Skipped where molly-brown is absent
 (.ci/run installs it through contrib/bootstrap.sh)."""
 import json
 import os
-import shutil
-import socket
 import subprocess
-import time
 
-from gemtest import (GEMSERVER, GEMWATCH, done, free_port, is_, ok, probe_json,
-                     skip_all, tmpdir, _children)
-
-molly = shutil.which("molly-brown")
-if molly is None:
-    skip_all("molly-brown is not installed")
+from gemtest import (GEMWATCH, MollyBrown, done, is_, ok, probe_json,
+                     tmpdir)
 
 d = tmpdir()
-key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-# The test server writes a fresh key and certificate, then is stopped.
-gs = subprocess.Popen([GEMSERVER, "-n", "localhost", "-K", key, "-C", crt],
-                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                      text=True)
-gs.stdout.readline()
-gs.terminate()
-gs.wait(timeout=10)
-
 docs = os.path.join(d, "docs")
 os.mkdir(docs)
 with open(os.path.join(docs, "index.gmi"), "w") as f:
     f.write("# Hello from molly-brown\n\nA test capsule.\n")
-port = free_port()
-conf = os.path.join(d, "molly.conf")
-with open(conf, "w") as f:
-    f.write('Port = %d\nHostname = "localhost"\nCertPath = "%s"\n'
-            'KeyPath = "%s"\nDocBase = "%s"\nAccessLog = "%s/access.log"\n'
-            'ErrorLog = "%s/error.log"\n' % (port, crt, key, docs, d, d))
-proc = subprocess.Popen([molly, "-c", conf], stdout=subprocess.DEVNULL,
-                        stderr=subprocess.DEVNULL)
-_children.append(proc)
-end = time.monotonic() + 20
-while time.monotonic() < end:
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=1).close()
-        break
-    except OSError:
-        time.sleep(0.1)
+molly = MollyBrown(docs)
+port = molly.port
 
 code, r, _ = probe_json("gemini://localhost:%d/" % port)
 is_(r["end"], "close_notify", "molly-brown: end close_notify")
@@ -82,7 +52,7 @@ ok(all(c["end"] in (None, "close_notify") for c in doc["checks"]
    [(c["name"], c["end"]) for c in doc["checks"]])
 is_(p.returncode, 1, "molly-brown: diagnose exits 1")
 
-ok(proc.poll() is None, "molly-brown still running")
-proc.terminate()
-proc.wait(timeout=10)
+ok(molly.proc.poll() is None, "molly-brown still running")
+molly.proc.terminate()
+molly.proc.wait(timeout=10)
 done()
