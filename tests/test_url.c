@@ -6,12 +6,11 @@
 #include "config.h"
 
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 
 #include <stdlib.h>
 #include <string.h>
 
+#include "sockaddr.h"
 #include "tap.h"
 #include "url.h"
 
@@ -344,17 +343,8 @@ static int
 admits(const char *pat, const char *addr, int port)
 {
 	struct sockaddr_storage ss;
-	struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
 
-	memset(&ss, 0, sizeof ss);
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-	} else
+	if (sockaddr_of(addr, port, &ss) == -1)
 		return -1;
 	return url_pattern_match_address(pat, (struct sockaddr *)&ss);
 }

@@ -12,12 +12,11 @@
 #include "config.h"
 
 #include <sys/socket.h>
-#include <netinet/in.h>
-#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "../sockaddr.h"
 #include "fuzz.h"
 #include "url.h"
 
@@ -35,24 +34,6 @@ static const char *const names[] = {"127.0.0.1.example.org",
     "localhost"};
 static const char *const addrs[] = {
     "127.0.0.1", "10.0.0.1", "::1", "2001:db8::1", "::ffff:127.0.0.1"};
-
-/* addr (IPv4 or IPv6 text) and port as a socket address. */
-static void
-sockaddr_of(const char *addr, int port, struct sockaddr_storage *ss)
-{
-	struct sockaddr_in *s4 = (struct sockaddr_in *)ss;
-	struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)ss;
-
-	memset(ss, 0, sizeof *ss);
-	if (inet_pton(AF_INET, addr, &s4->sin_addr) == 1) {
-		s4->sin_family = AF_INET;
-		s4->sin_port = htons(port);
-	} else if (inet_pton(AF_INET6, addr, &s6->sin6_addr) == 1) {
-		s6->sin6_family = AF_INET6;
-		s6->sin6_port = htons(port);
-	} else
-		abort();
-}
 
 /* The pattern p (parsed from pat) against names and addresses. */
 static void
@@ -74,7 +55,9 @@ pattern_kinds(const char *pat, const struct url_pattern *p)
 		url_free(&u);
 	}
 	for (i = 0; i < sizeof addrs / sizeof addrs[0]; i++) {
-		sockaddr_of(addrs[i], p->port == -1 ? 1965 : p->port, &ss);
+		if (sockaddr_of(
+		        addrs[i], p->port == -1 ? 1965 : p->port, &ss) == -1)
+			abort();
 		if (!p->address &&
 		    url_pattern_match_address(pat, (struct sockaddr *)&ss))
 			abort();
@@ -126,7 +109,8 @@ pattern_self(const struct url *u)
 	    p.address != u->host_is_ip)
 		abort();
 	if (u->host_is_ip) {
-		sockaddr_of(u->host, u->port, &ss);
+		if (sockaddr_of(u->host, u->port, &ss) == -1)
+			abort();
 		if (!url_pattern_match_address(pat, (struct sockaddr *)&ss))
 			abort();
 	}
