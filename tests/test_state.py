@@ -232,7 +232,9 @@ time.sleep(2 * SLOW)
 rc, _ = dm.stop()
 is_(rc, 0, "read-only run: exits 0")
 log = dm.logtext()
-warnings = [line for line in log.splitlines() if "warning" in line]
+# "falling behind" is about the machine's speed (valgrind), not the state-dir
+warnings = [line for line in log.splitlines()
+            if "warning" in line and "falling behind" not in line]
 ok(len(warnings) == 1 and "is not writable by nobody" in warnings[0],
    "the log says it once, and warns of nothing else (no failed write)", log)
 is_(sorted(os.listdir(state)), saved, "nothing in the state-dir changed")
