@@ -23,11 +23,12 @@
  * An answer is kept for the shortest TTL of its records (at most
  * CACHE_TTL_MAX); "no such name" and "no address" answers for a fixed
  * CACHE_NEG_TTL, since ares_getaddrinfo does not show the SOA record that
- * RFC 2308 would take the time from; failures (timeouts, refusals, server
- * failures) and answers with a TTL of 0 (IP literals, /etc/hosts) not at
- * all. It holds at most CACHE_BYTES, the least recently used answers
- * going first, and is emptied when the servers, resolv.conf or
- * /etc/hosts change.
+ * RFC 2308 would take the time from; names /etc/hosts gives (c-ares says
+ * TTL 0 for them) until the file changes, when c-ares reads the file
+ * before asking DNS; failures (timeouts, refusals, server failures) and
+ * other answers with a TTL of 0 not at all. It holds at most CACHE_BYTES,
+ * the least recently used answers going first, and is emptied when the
+ * servers, resolv.conf or /etc/hosts change.
  */
 #include "config.h"
 
@@ -96,6 +97,7 @@ struct dns_chan {
 	double emfile_at; /* when socket() last lacked a descriptor */
 	int emfile_errno;
 	int suspect;           /* made or used short of descriptors */
+	int hosts_first;       /* reads /etc/hosts before asking DNS */
 	unsigned epoch;        /* of the cache when made */
 	struct dns_chan *next; /* on the retired list */
 };
@@ -544,7 +546,7 @@ chan_new(struct dns *d)
 	struct ares_addr_port_node *nodes = NULL;
 	struct dns_chan *c;
 	size_t i;
-	int rv = ARES_SUCCESS;
+	int mask, rv = ARES_SUCCESS;
 
 	c = xcalloc(1, sizeof *c);
 	c->dns = d;
@@ -563,6 +565,11 @@ chan_new(struct dns *d)
 		return NULL;
 	}
 	ares_set_socket_functions(c->ch, &sock_funcs, c);
+	memset(&o, 0, sizeof o);
+	if (ares_save_options(c->ch, &o, &mask) == ARES_SUCCESS) {
+		c->hosts_first = o.lookups != NULL && o.lookups[0] == 'f';
+		ares_destroy_options(&o);
+	}
 
 	d->checked = clock_mono();
 	for (i = 0; i < 2; i++)
@@ -741,12 +748,18 @@ fd_shortage(struct dns_chan *c, double since)
 	return 0;
 }
 
-/* Seconds an answer holds: its records' shortest TTL; 0 for none. */
+/*
+ * Seconds the answer ai of c to a lookup of host in family holds: its
+ * records' shortest TTL; a name from /etc/hosts (TTL 0) until the file
+ * changes, which empties the cache; 0 for none.
+ */
 static double
-answer_ttl(const struct ares_addrinfo *ai)
+answer_ttl(const struct dns_chan *c, const char *host, int family,
+    const struct ares_addrinfo *ai)
 {
 	const struct ares_addrinfo_node *n;
 	const struct ares_addrinfo_cname *cn;
+	struct hostent *he = NULL;
 	int ttl = -1;
 
 	for (n = ai->nodes; n != NULL; n = n->ai_next)
@@ -755,7 +768,14 @@ answer_ttl(const struct ares_addrinfo *ai)
 	for (cn = ai->cnames; cn != NULL; cn = cn->next)
 		if (cn->ttl < ttl)
 			ttl = cn->ttl;
-	return ttl > 0 ? ttl : 0;
+	if (ttl > 0)
+		return ttl;
+	if (c->hosts_first &&
+	    ares_gethostbyname_file(c->ch, host, family, &he) == ARES_SUCCESS) {
+		ares_free_hostent(he);
+		return CACHE_TTL_MAX;
+	}
+	return 0;
 }
 
 static void
@@ -797,8 +817,9 @@ lookup_done(void *arg, int status, int timeouts, struct ares_addrinfo *ai)
 				c->suspect = 1;
 		}
 		if (a.n > 0)
-			cache_put(q->host, q->family, status, answer_ttl(ai),
-			    &a, c->epoch, clock_mono());
+			cache_put(q->host, q->family, status,
+			    answer_ttl(c, q->host, q->family, ai), &a, c->epoch,
+			    clock_mono());
 		else if (status == ARES_ENOTFOUND || status == ARES_ENODATA)
 			cache_put(q->host, q->family, status, CACHE_NEG_TTL, &a,
 			    c->epoch, clock_mono());

@@ -359,9 +359,10 @@ class Daemon:
     """The daemon on a temporary configuration and state directory."""
 
     def __init__(self, conf_text, port=None, args=("-v",), check_start=True,
-                 run_as=None):
+                 run_as=None, preexec=None):
         """run_as: a pwd entry; the daemon is started as that user (by a
-        root test), without the `user` directive."""
+        root test), without the `user` directive. preexec: called in the
+        child before it runs gemwatch."""
         self.dir = tmpdir()
         if run_as is not None:
             os.chmod(self.dir, 0o755)
@@ -370,16 +371,17 @@ class Daemon:
         self.log = os.path.join(self.dir, "gemwatch.log")
         self.write_conf(conf_text)
         self.logf = open(self.log, "w")
-        preexec = None
-        if run_as is not None:
-            def preexec():
+        def child():
+            if preexec is not None:
+                preexec()
+            if run_as is not None:
                 os.setgroups([run_as.pw_gid])
                 os.setgid(run_as.pw_gid)
                 os.setuid(run_as.pw_uid)
         self.proc = subprocess.Popen([*WRAPPER, GEMWATCH, *args, "-f",
                                       self.conf],
                                      stdout=self.logf, stderr=self.logf,
-                                     preexec_fn=preexec)
+                                     preexec_fn=child)
         _children.append(self.proc)
         if check_start:
             self.wait_http()

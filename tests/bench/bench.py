@@ -9,7 +9,10 @@ of the figures measured, each beside its goal. Sections (--sections):
   cpu       CPU per probe (user+sys of the prober process only) of the raw
             loop, `gemwatch probe` with many URLs, the daemon and
             blackbox_exporter, as ratios measured side by side; and the
-            phase durations each reports for the same server.
+            phase durations each reports for the same server. Once with
+            the server named by an IP literal, once by a host name
+            (localhost) that every client resolves at each probe
+            (--cpu-hosts).
   scale     10,000 capsules at a short interval: achieved against configured
             probe rate, probes started more than 1 s late, /metrics render
             time and size, start-up and reload times.
@@ -223,8 +226,12 @@ class Server:
             time.sleep(0.02)
         raise SystemExit("bench: gemserver did not start")
 
+    # What the clients name the server by: the cpu section measures an IP
+    # literal and a host name (resolved by each client at each probe).
+    host = "127.0.0.1"
+
     def url(self, i=None):
-        u = "gemini://127.0.0.1:%d/ok" % self.port
+        u = "gemini://%s:%d/ok" % (self.host, self.port)
         return u if i is None else "%s?n=%d" % (u, i)
 
 
@@ -391,8 +398,8 @@ class Blackbox:
         raise SystemExit("bench: blackbox_exporter did not start")
 
     def probe_url(self):
-        return "%s/probe?module=gemini&target=127.0.0.1:%d" % (
-            self.base, self.bench.server.port)
+        return "%s/probe?module=gemini&target=%s:%d" % (
+            self.base, self.bench.server.host, self.bench.server.port)
 
     def drive(self, n, clients, rate=0):
         """n probes from `clients` threads, back to back or at `rate`
@@ -757,7 +764,7 @@ class Bench:
         out = os.path.join(self.dir, "rawloop.out")
         with open(out, "w") as f:
             rc, cpu, wall = run_rusage([self.args.rawloop, "-n", str(n),
-                                        "-r", str(rate), "127.0.0.1",
+                                        "-r", str(rate), self.server.host,
                                         str(self.server.port),
                                         self.server.url()], stdout=f)
         kv = dict(line.strip().split("=", 1) for line in open(out)
@@ -773,9 +780,12 @@ class Bench:
         rc, cpu, wall = run_rusage([self.args.gemwatch, "probe"] + urls)
         if rc != 0:
             raise SystemExit("bench: gemwatch probe failed")
-        # Durations from a JSON run apart, so JSON costs no CPU above.
+        # Durations from a JSON run apart, so JSON costs no CPU above; one
+        # probe at a time like the raw loop, since probes run side by side
+        # share the CPU and each one's phases last longer.
         k = min(n, 500)
-        p = subprocess.run([self.args.gemwatch, "probe", "-j"] + urls[:k],
+        p = subprocess.run([self.args.gemwatch, "probe", "-c", "1", "-j"] +
+                           urls[:k],
                            stdout=subprocess.PIPE, check=True)
         res = json.loads(p.stdout)["results"]
         return cpu / n, phases_of(res)
@@ -801,10 +811,18 @@ class Bench:
         return (c1 - c0) / (p1 - p0), p1 - p0, phases_of(dres)
 
     def section_cpu(self):
+        # An IP literal, then a host name every client resolves at each
+        # probe (the raw loop with getaddrinfo, gemwatch with c-ares).
+        for host in self.args.cpu_hosts.split(","):
+            self.server.host = host
+            self.results.setdefault("cpu", {})[host] = self.cpu_form(host)
+        self.server.host = Server.host
+
+    def cpu_form(self, host):
         a = self.args
         n = a.probes
         rate = a.rate
-        sec = "1 CPU"
+        sec = "1 CPU, %s" % host
         # Back to back ("hot") and paced at the daemon's rate, where the
         # CPU idles between probes and each one costs more: ratios are
         # taken between runs at the same pace, interleaved against drift.
@@ -826,14 +844,14 @@ class Bench:
             "back, then at %g/s" % (n, a.clients, rate))
         bb = Blackbox(self)
         time.sleep(2)
-        self.results["blackbox_idle_rss"] = proc_rss(bb.proc.pid)
+        bb_idle_rss = proc_rss(bb.proc.pid)
         bb.drive(20, 2)     # warm up
         c0 = proc_cpu(bb.proc.pid)
         ok, bdurs = bb.drive(n, a.clients)
         c1 = proc_cpu(bb.proc.pid)
         ok2, bdurs2 = bb.drive(n, a.clients, rate)
         c2 = proc_cpu(bb.proc.pid)
-        self.results["blackbox_loaded_rss"] = proc_rss(bb.proc.pid)
+        bb_loaded_rss = proc_rss(bb.proc.pid)
         bb.stop()
         if ok + ok2 != 2 * n:
             log("blackbox_exporter: only %d of %d probes succeeded" %
@@ -849,9 +867,10 @@ class Bench:
         cli = statistics.mean(x[0] for x in clis)
         rh = statistics.mean(x[0] for x in raw_hot)
         rp = statistics.mean(x[0] for x in raw_paced)
-        self.results.update(raw_hot=rh, raw_paced=rp, cli=cli,
-                            daemon=daemon, blackbox_hot=bb_hot,
-                            blackbox_paced=bb_paced)
+        figures = dict(raw_hot=rh, raw_paced=rp, cli=cli, daemon=daemon,
+                       blackbox_hot=bb_hot, blackbox_paced=bb_paced,
+                       blackbox_idle_rss=bb_idle_rss,
+                       blackbox_loaded_rss=bb_loaded_rss)
 
         def two(v):
             return "%s (runs: %s)" % (ms(statistics.mean(x[0] for x in v)),
@@ -889,7 +908,8 @@ class Bench:
             if p == "total":
                 extra = "; blackbox probe_duration_seconds %s / %s" % (
                     ms(median(bdurs)), ms(median(bdurs2)))
-            self.row("1 durations", "median %s: raw / probe (back to back);"
+            self.row("1 durations, " + host,
+                     "median %s: raw / probe (back to back);"
                      " raw / daemon (at %g/s)" % (p, rate),
                      "%s / %s; %s / %s%s" % (ms(raw_m[p]), ms(cli_ph[p]),
                                              ms(rawp_m[p]), ms(d_ph[p]),
@@ -897,6 +917,7 @@ class Bench:
                      "≤ 1.5× raw + 0.2 ms",
                      cli_ph[p] <= 1.5 * raw_m[p] + 0.0002 and
                      d_ph[p] <= 1.5 * rawp_m[p] + 0.0002)
+        return figures
 
     # ---- 2, 4, 5. Scale, /metrics, start-up and reload at 10,000 ----------
 
@@ -1577,6 +1598,9 @@ def main():
                     help="concurrent HTTP clients driving blackbox_exporter")
     ap.add_argument("--rate", type=float, default=100,
                     help="probes/s of the paced runs in the cpu section")
+    ap.add_argument("--cpu-hosts", default="127.0.0.1,localhost",
+                    help="cpu: what the server is named by, each in turn "
+                    "(an IP literal, a host name)")
     ap.add_argument("--cpu-capsules", type=int, default=100,
                     help="capsules of the daemon in the cpu section")
     ap.add_argument("--capsules", type=int, default=10000)
