@@ -28,9 +28,9 @@
  *                         one was sent. A run is the verdict of many
  *                         requests hours apart: notify-after does not
  *                         apply, notify-repeat does. A problem is known
- *                         by a SHA-256 of what it is (URL and kind of
- *                         failure, check name), so a capsule cannot hide
- *                         a new one behind an old one's hash.
+ *                         by 128 bits of a SHA-256 of what it is (URL and
+ *                         kind of failure, check name): a capsule cannot
+ *                         hide a new one behind an old one's digest.
  *
  * notify_result runs on a prober's thread: under the notifier's lock it
  * updates the state and queues, per event and command, a job holding the
@@ -67,10 +67,10 @@
 #include "buf.h"
 #include "clock.h"
 #include "conf.h"
+#include "crawl.h"
 #include "file.h"
 #include "hex.h"
 #include "log.h"
-#include "crawl.h"
 #include "notify.h"
 #include "utf8.h"
 #include "xmalloc.h"

@@ -13,6 +13,7 @@ edits between runs; each crawl's end is read from /metrics
 runs, not against a clock."""
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -215,6 +216,27 @@ is_(metric(m, "gemwatch_notify_total", event="crawl_clean", result="ok"),
     1.0, "metrics: crawl_clean ran ok")
 is_(metric(m, "gemwatch_notify_total", event="diagnose_passing",
            result="ok"), 0.0, "metrics: every new event is exported")
+
+# ---- notify-repeat, by a reload: still failing, told again -----------------
+
+dm.write_conf(conf.replace("notify-after 2\n",
+                           "notify-after 2\nnotify-repeat 1s\n"))
+dm.signal(signal.SIGHUP)
+ok(wait_events(lambda: "reload: " in dm.logtext(), what="the reload"),
+   "reloaded with notify-repeat 1s")
+write("index.gmi", "# home\n=> a.gmi A page\n=> /gone A broken link\n")
+wait_events(lambda: len(rec.names("site")) >= 5, what="a repeat")
+names = rec.names("site")
+is_(names[3:5], ["crawl_problems", "crawl_problems"],
+    "notify-repeat: the problems, then sent again")
+(env1, _), (env2, doc2) = rec.events("site")[3:5]
+is_((env1["GEMWATCH_REPEAT"], env2["GEMWATCH_REPEAT"], doc2["repeat"]),
+    ("0", "1", True), "notify-repeat: GEMWATCH_REPEAT=1 on the repeat")
+ok("still" in env2["GEMWATCH_SUMMARY"], "notify-repeat: the summary says so",
+   env2["GEMWATCH_SUMMARY"])
+is_((env2["GEMWATCH_SINCE"], env2["GEMWATCH_OFFENDING"]),
+    (env1["GEMWATCH_SINCE"], url + "gone"),
+    "notify-repeat: the same since and page")
 ok(dm.alive(), "daemon still running")
 is_(dm.stop()[0], 0, "daemon stops cleanly again")
 
