@@ -242,7 +242,10 @@ publish(
 	notify_result(d->notify, cap, res->check, res);
 }
 
-/* The scheduler of runs' hooks: an outcome goes to the store. */
+/*
+ * The scheduler of runs' hooks: an outcome goes to the notifier (which
+ * compares it with the run before and queues), then to the store.
+ */
 static void
 publish_seq(
     void *arg, const struct capsule_conf *cap, enum seq_kind k, json_t *outcome)
@@ -250,6 +253,7 @@ publish_seq(
 	struct daemon *d = arg;
 
 	log_info("%s of %s: done", seq_name(k), cap->name);
+	notify_run(d->notify, cap, k, outcome);
 	store_seq_put(d->store, cap->name, k, outcome);
 }
 

@@ -20,6 +20,17 @@
  *                         refuses it, changed otherwise.
  *   cert_expiring         the certificate expires within notify-cert-days:
  *                         at most once per UTC day.
+ *   crawl_problems / crawl_clean, diagnose_failing / diagnose_passing
+ *                         (kept with the page's state) a finished run of
+ *                         the capsule's crawl or diagnose: a problem (a
+ *                         failing page, a failing check) the previous
+ *                         run did not have; the first run with none after
+ *                         one was sent. A run is the verdict of many
+ *                         requests hours apart: notify-after does not
+ *                         apply, notify-repeat does. A problem is known
+ *                         by 128 bits of a SHA-256 of what it is (URL and
+ *                         kind of failure, check name): a capsule cannot
+ *                         hide a new one behind an old one's digest.
  *
  * notify_result runs on a prober's thread: under the notifier's lock it
  * updates the state and queues, per event and command, a job holding the
@@ -38,6 +49,7 @@
 #include <sys/wait.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/crypto.h>
 #include <jansson.h>
 #include <math.h>
 #include <poll.h>
@@ -55,7 +67,9 @@
 #include "buf.h"
 #include "clock.h"
 #include "conf.h"
+#include "crawl.h"
 #include "file.h"
+#include "hex.h"
 #include "log.h"
 #include "notify.h"
 #include "utf8.h"
@@ -72,13 +86,18 @@
 #define NOTIFY_DETAIL_MAX 120  /* bytes of a message in the summary */
 #define NOTIFY_STATE_MAX (64 * 1024 * 1024) /* bytes of the state file */
 #define NOTIFY_STATE_VERSION 1
+#define NOTIFY_LIST_MAX 10     /* problems of a run listed in its JSON */
+#define NOTIFY_OFFENDING_MAX 5 /* and in GEMWATCH_OFFENDING */
+#define RKEY_LEN 16            /* bytes of a problem's key (of a SHA-256) */
+#define RKEYS_MAX CRAWL_MAX    /* problems kept of one run */
 #define DAY 86400.0
 
 static const double retry_delay[NOTIFY_RETRIES] = {5, 30};
 
 static const char *event_names[NOTIFY_EVENT__COUNT] = {"down", "up",
     "close_notify_lost", "close_notify_back", "cert_changed", "cert_expiring",
-    "cert_mismatch", "test"};
+    "cert_mismatch", "crawl_problems", "crawl_clean", "diagnose_failing",
+    "diagnose_passing", "test"};
 
 static const char *outcome_names[NOTIFY_OUTCOME__COUNT] = {
     "ok", "failed", "timeout", "error", "dropped"};
@@ -95,6 +114,20 @@ struct streak {
 
 enum streak_change { STREAK_SAME, STREAK_OPENED, STREAK_CLOSED };
 
+/* A problem of a run, as kept: a digest of what it is. */
+struct rkey {
+	unsigned char b[RKEY_LEN];
+};
+
+/* What is known of a capsule's runs of one kind; persisted. */
+struct runstate {
+	int open;          /* problems were sent, not their end */
+	double since;      /* the first run of the problems sent */
+	double sent;       /* problems last sent (for notify-repeat) */
+	struct rkey *keys; /* the previous run's problems, sorted */
+	size_t nkeys;
+};
+
 /* What is known of one check; persisted. Times are Unix seconds, 0: none. */
 struct nstate {
 	char *name;
@@ -108,7 +141,8 @@ struct nstate {
 	unsigned cand_n;
 	double cand_since;
 	double expiring_sent;
-	int kept; /* notify_apply's mark */
+	struct runstate runs[SEQ__COUNT]; /* the page's state only */
+	int kept;                         /* notify_apply's mark */
 };
 
 /* One event's document and environment, shared by its commands' jobs. */
@@ -265,12 +299,29 @@ span(double secs, char out[32])
 		snprintf(out, 32, "%lldd %lldh", s / 86400, s % 86400 / 3600);
 }
 
+/* One problem of a finished run: a failing page, a failing check. */
+struct problem {
+	struct rkey key;
+	const json_t *item; /* in the outcome: a page or a check object */
+	int is_new;         /* the previous run did not have it */
+};
+
+/* A finished run, as an event tells it; the outcome is borrowed. */
+struct rundigest {
+	enum seq_kind kind;
+	const json_t *outcome;
+	struct problem *v; /* in the outcome's order */
+	size_t n, nnew;
+	int was_open; /* problems were open before this run */
+};
+
 /* What happened, for an event about a check. */
 struct ev {
 	enum notify_event event;
-	int repeat;            /* a down sent again */
-	double since;          /* see the man page; 0: none */
-	const char *prev_cert; /* cert_changed/mismatch, or NULL */
+	int repeat;                  /* a down or a run's problems sent again */
+	double since;                /* see the man page; 0: none */
+	const char *prev_cert;       /* cert_changed/mismatch, or NULL */
+	const struct rundigest *run; /* the run events' */
 };
 
 /* The one-line GEMWATCH_SUMMARY (raw; cleaned by the caller). */
@@ -344,11 +395,265 @@ summary(struct buf *b, const struct ev *ev, const char *name, enum check check,
 		buf_adds(b, " presents a certificate that does not match its "
 		            "pinned fingerprint");
 		break;
+	case NOTIFY_CRAWL_PROBLEMS:
+	case NOTIFY_CRAWL_CLEAN:
+	case NOTIFY_DIAGNOSE_FAILING:
+	case NOTIFY_DIAGNOSE_PASSING:
+		break; /* run_summary's */
 	case NOTIFY_TEST:
 	case NOTIFY_EVENT__COUNT:
 		buf_adds(b, ": test notification from gemwatch notify-test");
 		break;
 	}
+}
+
+/* ---- runs' problems ---------------------------------------------------- */
+
+static json_int_t
+jint(const json_t *o, const char *key)
+{
+	const json_t *v = json_object_get(o, key);
+
+	return json_is_integer(v) && json_integer_value(v) > 0
+	           ? json_integer_value(v)
+	           : 0;
+}
+
+static const char *
+jstr(const json_t *o, const char *key)
+{
+	return json_string_value(json_object_get(o, key));
+}
+
+static const char *
+plural(long long n)
+{
+	return n == 1 ? "" : "s";
+}
+
+/* What a problem is called: a page's URL, a check's name. */
+static const char *
+problem_name(enum seq_kind k, const json_t *item)
+{
+	const char *s = jstr(item, k == SEQ_CRAWL ? "url" : "name");
+
+	return s != NULL ? s : "";
+}
+
+/* A crawl's failing page: broken (4x, 5x), close_notify, or the reason. */
+static const char *
+page_kind(const json_t *page)
+{
+	json_int_t status = jint(page, "status");
+	const char *reason = jstr(page, "reason");
+
+	if (status / 10 == 4 || status / 10 == 5)
+		return "broken";
+	return reason != NULL ? reason : "failed";
+}
+
+/* The crawl's counts in words: "1 broken link, 2 without close_notify". */
+static void
+crawl_counts(struct buf *b, const json_t *o, size_t failed)
+{
+	long long broken = jint(o, "broken_links"),
+	          nocn = jint(o, "without_close_notify"),
+	          other = (long long)failed - broken - nocn;
+	const char *sep = "";
+
+	if (broken > 0) {
+		buf_printf(b, "%lld broken link%s", broken, plural(broken));
+		sep = ", ";
+	}
+	if (nocn > 0) {
+		buf_printf(b, "%s%lld without close_notify", sep, nocn);
+		sep = ", ";
+	}
+	if (other > 0)
+		buf_printf(
+		    b, "%s%lld other failure%s", sep, other, plural(other));
+}
+
+/* The first problems' names, new ones first: at most max, cleaned. */
+static void
+problem_names(struct buf *b, const struct rundigest *d, const char *sep,
+    size_t max, size_t bytes)
+{
+	size_t i;
+
+	for (i = 0; i < d->n && i < max; i++) {
+		if (i > 0)
+			buf_adds(b, sep);
+		clean_add(b, problem_name(d->kind, d->v[i].item), bytes);
+	}
+}
+
+/* The one-line summary of a run's event (raw; cleaned by the caller). */
+static void
+run_summary(struct buf *b, const struct ev *ev, const char *name)
+{
+	const struct rundigest *d = ev->run;
+	const json_t *o = d->outcome, *counts;
+	long long pages = jint(o, "pages");
+
+	buf_printf(b, "gemwatch: %s: ", name);
+	switch (ev->event) {
+	case NOTIFY_CRAWL_PROBLEMS:
+		if (ev->repeat)
+			buf_printf(b,
+			    "the crawl still finds %zu failing page%s of %lld",
+			    d->n, plural((long long)d->n), pages);
+		else if (d->was_open)
+			buf_printf(b,
+			    "the crawl finds %zu more failing page%s, %zu of "
+			    "%lld in all",
+			    d->nnew, plural((long long)d->nnew), d->n, pages);
+		else
+			buf_printf(b,
+			    "the crawl finds %zu failing page%s of %lld", d->n,
+			    plural((long long)d->n), pages);
+		buf_adds(b, " (");
+		crawl_counts(b, o, d->n);
+		buf_adds(b, "): ");
+		problem_names(b, d, " ", 1, NOTIFY_DETAIL_MAX);
+		if (d->n > 1)
+			buf_printf(b, " and %zu more", d->n - 1);
+		break;
+	case NOTIFY_CRAWL_CLEAN:
+		buf_printf(b,
+		    "the crawl finds no failing page again (%lld "
+		    "page%s)",
+		    pages, plural(pages));
+		break;
+	case NOTIFY_DIAGNOSE_FAILING:
+		if (ev->repeat)
+			buf_printf(b, "%zu conformance check%s still fail%s",
+			    d->n, plural((long long)d->n),
+			    d->n == 1 ? "s" : "");
+		else if (d->was_open)
+			buf_printf(b,
+			    "%zu more conformance check%s fail%s, %zu in all",
+			    d->nnew, plural((long long)d->nnew),
+			    d->nnew == 1 ? "s" : "", d->n);
+		else
+			buf_printf(b, "%zu conformance check%s fail%s", d->n,
+			    plural((long long)d->n), d->n == 1 ? "s" : "");
+		buf_adds(b, ": ");
+		problem_names(b, d, ", ", NOTIFY_OFFENDING_MAX, 64);
+		if (d->n > NOTIFY_OFFENDING_MAX)
+			buf_adds(b, ", ...");
+		break;
+	case NOTIFY_DIAGNOSE_PASSING:
+		counts = json_object_get(o, "counts");
+		buf_printf(b,
+		    "no conformance check fails again (%lld pass, %lld warn, "
+		    "%lld skip)",
+		    (long long)jint(counts, "pass"),
+		    (long long)jint(counts, "warn"),
+		    (long long)jint(counts, "skip"));
+		break;
+	default:
+		break;
+	}
+}
+
+/* GEMWATCH_MESSAGE of a run: its outcome in words (raw). */
+static void
+run_message(struct buf *b, const struct rundigest *d)
+{
+	const json_t *o = d->outcome;
+	const char *s;
+	long long pages = jint(o, "pages");
+
+	if (d->kind == SEQ_DIAGNOSE) {
+		if ((s = jstr(o, "summary")) != NULL)
+			clean_add(b, s, NOTIFY_VALUE_MAX);
+		return;
+	}
+	buf_printf(
+	    b, "%lld page%s crawled, %zu failed", pages, plural(pages), d->n);
+	if (d->n > 0) {
+		buf_adds(b, ": ");
+		crawl_counts(b, o, d->n);
+	}
+	if (json_is_true(json_object_get(o, "truncated")))
+		buf_printf(
+		    b, " (stopped at %lld pages)", (long long)jint(o, "limit"));
+}
+
+/* A cleaned string of item's key, or null. */
+static json_t *
+jclean(const json_t *item, const char *key)
+{
+	const char *s = jstr(item, key);
+	json_t *j;
+	char *c;
+
+	if (s == NULL)
+		return json_null();
+	c = clean(s, NOTIFY_VALUE_MAX);
+	j = json_string(c);
+	free(c);
+	return j;
+}
+
+/*
+ * The JSON document's "run": the counts, and the first problems (new ones
+ * first, NOTIFY_LIST_MAX at most), every string cleaned.
+ */
+static json_t *
+run_json(const struct rundigest *d)
+{
+	const json_t *o = d->outcome, *it, *counts;
+	json_t *j, *list, *p;
+	size_t i;
+
+	list = json_array();
+	for (i = 0; i < d->n && i < NOTIFY_LIST_MAX; i++) {
+		it = d->v[i].item;
+		if (d->kind == SEQ_CRAWL)
+			p = json_pack("{s:o, s:o, s:o, s:s, s:o, s:o, s:b}",
+			    "url", jclean(it, "url"), "referrer",
+			    jclean(it, "referrer"), "status",
+			    json_is_integer(json_object_get(it, "status"))
+			        ? json_integer(jint(it, "status"))
+			        : json_null(),
+			    "kind", page_kind(it), "reason",
+			    jclean(it, "reason"), "message",
+			    jclean(it, "message"), "new", d->v[i].is_new);
+		else
+			p = json_pack("{s:o, s:o, s:o, s:b}", "check",
+			    jclean(it, "name"), "rule", jclean(it, "rule"),
+			    "why", jclean(it, "why"), "new", d->v[i].is_new);
+		if (list == NULL || p == NULL ||
+		    json_array_append_new(list, p) != 0)
+			fatalx("out of memory");
+	}
+	if (d->kind == SEQ_CRAWL) {
+		long long broken = jint(o, "broken_links"),
+		          nocn = jint(o, "without_close_notify"),
+		          other = (long long)d->n - broken - nocn;
+
+		j = json_pack("{s:s, s:I, s:b, s:I, s:I, s:I, s:I, s:I, s:o}",
+		    "kind", "crawl", "pages", (json_int_t)jint(o, "pages"),
+		    "truncated", json_is_true(json_object_get(o, "truncated")),
+		    "failed", (json_int_t)d->n, "broken_links",
+		    (json_int_t)broken, "without_close_notify",
+		    (json_int_t)nocn, "other_failures",
+		    (json_int_t)(other > 0 ? other : 0), "new",
+		    (json_int_t)d->nnew, "problems", list);
+	} else {
+		counts = json_object_get(o, "counts");
+		j = json_pack("{s:s, s:I, s:I, s:I, s:I, s:I, s:o}", "kind",
+		    "diagnose", "pass", (json_int_t)jint(counts, "pass"),
+		    "fail", (json_int_t)d->n, "warn",
+		    (json_int_t)jint(counts, "warn"), "skip",
+		    (json_int_t)jint(counts, "skip"), "new",
+		    (json_int_t)d->nnew, "problems", list);
+	}
+	if (j == NULL)
+		fatalx("out of memory");
+	return j;
 }
 
 enum field {
@@ -368,13 +673,16 @@ enum field {
 	F_CERT_NOT_AFTER,
 	F_PREVIOUS_CERT_SHA256,
 	F_REPEAT,
+	F_PROBLEMS,
+	F_OFFENDING,
 	F__COUNT
 };
 
 /* JSON key; the variable is GEMWATCH_ and the key in upper case. */
 static const char *field_names[F__COUNT] = {"event", "capsule", "check", "url",
     "time", "since", "reason", "message", "status", "meta", "end", "summary",
-    "cert_sha256", "cert_not_after", "previous_cert_sha256", "repeat"};
+    "cert_sha256", "cert_not_after", "previous_cert_sha256", "repeat",
+    "problems", "offending"};
 
 /*
  * The payload of an event: the same cleaned values as GEMWATCH_*
@@ -394,7 +702,8 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	memset(v, 0, sizeof v);
 	v[F_EVENT] = xstrdup(event_names[ev->event]);
 	v[F_CAPSULE] = clean(name, NOTIFY_VALUE_MAX);
-	v[F_CHECK] = xstrdup(check_name(check));
+	v[F_CHECK] = xstrdup(
+	    ev->run != NULL ? seq_name(ev->run->kind) : check_name(check));
 	v[F_URL] = clean(url, NOTIFY_VALUE_MAX);
 	rfc3339(now, t);
 	v[F_TIME] = xstrdup(t);
@@ -403,10 +712,17 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	v[F_REASON] = xstrdup(r != NULL && reason_name(r->reason) != NULL
 	                          ? reason_name(r->reason)
 	                          : "");
-	v[F_MESSAGE] =
-	    clean(r != NULL ? r->message
-	                    : "a test notification from gemwatch notify-test",
-	        NOTIFY_VALUE_MAX);
+	if (ev->run != NULL) {
+		buf_init(&b);
+		run_message(&b, ev->run);
+		buf_addc(&b, '\0');
+		v[F_MESSAGE] = clean(b.data, NOTIFY_VALUE_MAX);
+		buf_free(&b);
+	} else
+		v[F_MESSAGE] = clean(r != NULL ? r->message
+		                               : "a test notification from "
+		                                 "gemwatch notify-test",
+		    NOTIFY_VALUE_MAX);
 	if (r != NULL && r->status >= 0)
 		xasprintf(&v[F_STATUS], "%d", r->status);
 	else
@@ -415,10 +731,12 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	v[F_END] = xstrdup(
 	    r != NULL && end_name(r->end) != NULL ? end_name(r->end) : "");
 	buf_init(&b);
-	if (r != NULL)
+	if (ev->run != NULL)
+		run_summary(&b, ev, name);
+	else if (r != NULL)
 		summary(&b, ev, name, check, r, now);
 	else {
-		struct ev test = {NOTIFY_TEST, 0, 0, NULL};
+		struct ev test = {NOTIFY_TEST, 0, 0, NULL, NULL};
 
 		summary(&b, &test, name, check, NULL, now);
 	}
@@ -433,6 +751,18 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	v[F_PREVIOUS_CERT_SHA256] =
 	    xstrdup(ev->prev_cert != NULL ? ev->prev_cert : "");
 	v[F_REPEAT] = xstrdup(ev->repeat ? "1" : "0");
+	buf_init(&b);
+	if (ev->run != NULL) {
+		buf_printf(&b, "%zu", ev->run->n);
+		v[F_PROBLEMS] = buf_steal(&b, NULL);
+		buf_init(&b);
+		problem_names(
+		    &b, ev->run, " ", NOTIFY_OFFENDING_MAX, NOTIFY_VALUE_MAX);
+	} else
+		v[F_PROBLEMS] = xstrdup("");
+	buf_addc(&b, '\0');
+	v[F_OFFENDING] = clean(b.data, NOTIFY_VALUE_MAX);
+	buf_free(&b);
 
 	p = xcalloc(1, sizeof *p);
 	p->event = ev->event;
@@ -460,6 +790,8 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 			j = json_null();
 		else if (k == F_STATUS)
 			j = json_integer(r->status);
+		else if (k == F_PROBLEMS)
+			j = json_integer((json_int_t)ev->run->n);
 		else
 			j = json_string(v[k]);
 		if (j == NULL || json_object_set_new(o, field_names[k], j) != 0)
@@ -467,6 +799,8 @@ payload_new(const struct notify *n, const struct ev *ev, const char *name,
 	}
 	res = r != NULL ? api_result(r, name) : json_null();
 	if (res == NULL || json_object_set_new(o, "result", res) != 0 ||
+	    json_object_set_new(o, "run",
+	        ev->run != NULL ? run_json(ev->run) : json_null()) != 0 ||
 	    (text = json_dumps(o, API_DUMP_FLAGS)) == NULL)
 		fatalx("out of memory");
 	xasprintf(&p->json, "%s\n", text); /* a line, for `read` */
@@ -629,13 +963,59 @@ state_new(const char *name, enum check check)
 	return st;
 }
 
+/* Forget what is known of c's runs of kind k. */
+static void
+runstate_clear(struct runstate *rs)
+{
+	free(rs->keys);
+	memset(rs, 0, sizeof *rs);
+}
+
 static void
 state_free(struct nstate *st)
 {
+	int k;
+
 	if (st == NULL)
 		return;
+	for (k = 0; k < SEQ__COUNT; k++)
+		runstate_clear(&st->runs[k]);
 	free(st->name);
 	free(st);
+}
+
+static int
+rkey_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, RKEY_LEN);
+}
+
+/* A run's state as keys of o (the file's "crawl_open", ...), when any. */
+static void
+runstate_dump(json_t *o, enum seq_kind k, const struct runstate *rs)
+{
+	char key[64], hex[2 * RKEY_LEN + 1];
+	json_t *a;
+	size_t i;
+
+	if (!rs->open && rs->nkeys == 0)
+		return;
+	if ((a = json_array()) == NULL)
+		fatalx("out of memory");
+	for (i = 0; i < rs->nkeys; i++) {
+		hex_encode(rs->keys[i].b, RKEY_LEN, hex);
+		if (json_array_append_new(a, json_string(hex)) != 0)
+			fatalx("out of memory");
+	}
+	snprintf(key, sizeof key, "%s_problems", seq_name(k));
+	if (json_object_set_new(o, key, a) != 0)
+		fatalx("out of memory");
+	snprintf(key, sizeof key, "%s_open", seq_name(k));
+	json_object_set_new(o, key, json_boolean(rs->open));
+	snprintf(key, sizeof key, "%s_since", seq_name(k));
+	json_object_set_new(o, key, json_real(rs->since));
+	snprintf(key, sizeof key, "%s_sent", seq_name(k));
+	json_object_set_new(o, key, json_real(rs->sent));
 }
 
 /* The state as JSON text (under the lock); caller frees. */
@@ -646,6 +1026,7 @@ state_dump(const struct notify *n)
 	json_t *root, *a, *o;
 	char *text;
 	size_t i;
+	int k;
 
 	root = json_pack("{s:i}", "version", NOTIFY_STATE_VERSION);
 	a = json_array();
@@ -664,7 +1045,11 @@ state_dump(const struct notify *n)
 		    "cert_since", st->cert_since, "cand", st->cand, "cand_n",
 		    (json_int_t)st->cand_n, "cand_since", st->cand_since,
 		    "expiring_sent", st->expiring_sent);
-		if (o == NULL || json_array_append_new(a, o) != 0)
+		if (o == NULL)
+			fatalx("out of memory");
+		for (k = 0; k < SEQ__COUNT; k++)
+			runstate_dump(o, k, &st->runs[k]);
+		if (json_array_append_new(a, o) != 0)
 			fatalx("out of memory");
 	}
 	if ((text = json_dumps(root, JSON_COMPACT)) == NULL)
@@ -701,6 +1086,44 @@ jsha(json_t *o, const char *key, char out[SHA256_HEX_LEN + 1])
 		memcpy(out, s, SHA256_HEX_LEN + 1);
 }
 
+/* Read back what runstate_dump wrote; what does not fit is skipped. */
+static void
+runstate_load(json_t *o, enum seq_kind k, struct runstate *rs)
+{
+	char key[64];
+	const char *h;
+	json_t *a, *v;
+	size_t i, b;
+
+	snprintf(key, sizeof key, "%s_problems", seq_name(k));
+	if (!json_is_array(a = json_object_get(o, key)))
+		return;
+	rs->keys = xcalloc(
+	    json_array_size(a) < RKEYS_MAX ? json_array_size(a) + 1 : RKEYS_MAX,
+	    sizeof *rs->keys);
+	json_array_foreach(a, i, v)
+	{
+		if (rs->nkeys == RKEYS_MAX)
+			break;
+		h = json_string_value(v);
+		if (h == NULL || strlen(h) != 2 * RKEY_LEN ||
+		    strspn(h, "0123456789abcdef") != 2 * RKEY_LEN)
+			continue;
+		for (b = 0; b < RKEY_LEN; b++)
+			rs->keys[rs->nkeys].b[b] =
+			    (unsigned char)(hex_value(h[2 * b]) << 4 |
+			                    hex_value(h[2 * b + 1]));
+		rs->nkeys++;
+	}
+	qsort(rs->keys, rs->nkeys, sizeof *rs->keys, rkey_cmp);
+	snprintf(key, sizeof key, "%s_open", seq_name(k));
+	rs->open = json_is_true(json_object_get(o, key));
+	snprintf(key, sizeof key, "%s_since", seq_name(k));
+	rs->since = jtime(o, key);
+	snprintf(key, sizeof key, "%s_sent", seq_name(k));
+	rs->sent = jtime(o, key);
+}
+
 /*
  * Load the state file into n->states. The file is ours, but read as
  * hostile all the same: bounded, and whatever does not fit is skipped.
@@ -716,7 +1139,7 @@ state_load(struct notify *n)
 	char *data = NULL;
 	size_t i, k, len = 0;
 	ssize_t r;
-	int fd, c;
+	int fd, c, kind;
 
 	if ((fd = open(n->state_path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW)) ==
 	    -1) {
@@ -775,6 +1198,9 @@ state_load(struct notify *n)
 		st->cand_n = jcount(o, "cand_n");
 		st->cand_since = jtime(o, "cand_since");
 		st->expiring_sent = jtime(o, "expiring_sent");
+		if (c == CHECK_PAGE)
+			for (kind = 0; kind < SEQ__COUNT; kind++)
+				runstate_load(o, kind, &st->runs[kind]);
 		n->states =
 		    xreallocarray(n->states, n->nstates + 1, sizeof *n->states);
 		n->states[n->nstates++] = st;
@@ -862,7 +1288,7 @@ streak_step(struct streak *k, int bad, double t, unsigned after)
 static void
 decide_down(struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev ev = {NOTIFY_DOWN, 0, 0, NULL};
+	struct ev ev = {NOTIFY_DOWN, 0, 0, NULL, NULL};
 	int bad;
 
 	/* A failure with its own events says the capsule answers. */
@@ -891,7 +1317,7 @@ static void
 decide_close_notify(
     struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev ev = {NOTIFY_CLOSE_NOTIFY_LOST, 0, 0, NULL};
+	struct ev ev = {NOTIFY_CLOSE_NOTIFY_LOST, 0, 0, NULL, NULL};
 
 	if (r->end != END_CLOSE_NOTIFY && r->end != END_PREMATURE &&
 	    r->end != END_RESET)
@@ -913,7 +1339,7 @@ decide_close_notify(
 static void
 decide_cert(struct notify *n, struct nstate *st, const struct probe_result *r)
 {
-	struct ev ev = {NOTIFY_CERT_CHANGED, 0, 0, NULL};
+	struct ev ev = {NOTIFY_CERT_CHANGED, 0, 0, NULL, NULL};
 	char prev[SHA256_HEX_LEN + 1];
 	double left;
 
@@ -986,10 +1412,155 @@ notify_result(struct notify *n, const struct capsule_conf *c, enum check check,
 	pthread_mutex_unlock(&n->lock);
 }
 
+/* The key of a run's problem: a SHA-256 of what it is. */
+static void
+problem_key(enum seq_kind k, const json_t *item, struct rkey *key)
+{
+	unsigned char md[32];
+	struct buf b;
+
+	buf_init(&b);
+	buf_adds(&b, problem_name(k, item));
+	if (k == SEQ_CRAWL) {
+		buf_addc(&b, '\n');
+		buf_adds(&b, page_kind(item));
+	}
+	if (gnutls_hash_fast(GNUTLS_DIG_SHA256, b.data, b.len, md) < 0)
+		fatalx("notify: SHA-256 failed");
+	buf_free(&b);
+	memcpy(key->b, md, RKEY_LEN);
+}
+
+static void
+fire_run(struct notify *n, struct nstate *st, const struct ev *ev,
+    const char *url, double t)
+{
+	n->dirty = 1;
+	if (n->ncmds == 0)
+		return;
+	enqueue(n, payload_new(n, ev, st->name, CHECK_PAGE, url, NULL, t));
+}
+
+/*
+ * A finished run d, at t: its problems against the previous run's, the
+ * events it causes; then its problems are the previous run's. Under the
+ * lock.
+ */
+static void
+decide_run(struct notify *n, struct nstate *st, const char *url,
+    struct rundigest *d, double t)
+{
+	struct runstate *rs = &st->runs[d->kind];
+	struct ev ev = {NOTIFY_CRAWL_PROBLEMS, 0, 0, NULL, d};
+	struct problem *sorted;
+	struct rkey *keys;
+	size_t i, k, nk;
+
+	/* New ones first: the event lists them before the others. */
+	sorted = xcalloc(d->n + 1, sizeof *sorted);
+	for (i = k = 0; i < d->n; i++) {
+		d->v[i].is_new =
+		    rs->nkeys == 0 || bsearch(&d->v[i].key, rs->keys, rs->nkeys,
+		                          sizeof *rs->keys, rkey_cmp) == NULL;
+		if (d->v[i].is_new)
+			sorted[k++] = d->v[i];
+	}
+	d->nnew = k;
+	for (i = 0; i < d->n; i++)
+		if (!d->v[i].is_new)
+			sorted[k++] = d->v[i];
+	if (d->n > 0)
+		memcpy(d->v, sorted, d->n * sizeof *d->v);
+	free(sorted);
+	d->was_open = rs->open;
+
+	if (d->n == 0 && rs->open) {
+		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_CLEAN
+		                                : NOTIFY_DIAGNOSE_PASSING;
+		ev.since = rs->since;
+		rs->open = 0;
+		fire_run(n, st, &ev, url, t);
+	} else if (d->n > 0 && (d->nnew > 0 || !rs->open)) {
+		if (!rs->open)
+			rs->since = t;
+		rs->open = 1;
+		rs->sent = t;
+		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_PROBLEMS
+		                                : NOTIFY_DIAGNOSE_FAILING;
+		ev.since = rs->since;
+		fire_run(n, st, &ev, url, t);
+	} else if (d->n > 0 && n->repeat > 0 && t - rs->sent >= n->repeat) {
+		rs->sent = t;
+		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_PROBLEMS
+		                                : NOTIFY_DIAGNOSE_FAILING;
+		ev.since = rs->since;
+		ev.repeat = 1;
+		fire_run(n, st, &ev, url, t);
+	}
+
+	/* This run's problems, sorted and once each, are the previous. */
+	keys = xcalloc(d->n + 1, sizeof *keys);
+	for (i = 0; i < d->n; i++)
+		keys[i] = d->v[i].key;
+	qsort(keys, d->n, sizeof *keys, rkey_cmp);
+	for (i = nk = 0; i < d->n; i++)
+		if (nk == 0 || rkey_cmp(&keys[nk - 1], &keys[i]) != 0)
+			keys[nk++] = keys[i];
+	if (nk != rs->nkeys ||
+	    (nk > 0 && memcmp(keys, rs->keys, nk * sizeof *keys) != 0))
+		n->dirty = 1;
+	free(rs->keys);
+	rs->keys = keys;
+	rs->nkeys = nk;
+}
+
+void
+notify_run(struct notify *n, const struct capsule_conf *c, enum seq_kind k,
+    const json_t *outcome)
+{
+	struct rundigest d;
+	struct nstate *st;
+	const json_t *list, *it;
+	const char *verdict;
+	size_t i;
+	double t;
+
+	if (n == NULL || !c->notify || outcome == NULL)
+		return;
+	memset(&d, 0, sizeof d);
+	d.kind = k;
+	d.outcome = outcome;
+	/* Keyed outside the lock: a crawl may have thousands. */
+	list = json_object_get(outcome, k == SEQ_CRAWL ? "failures" : "checks");
+	d.v = xcalloc(json_array_size(list) + 1, sizeof *d.v);
+	json_array_foreach(list, i, it)
+	{
+		if (d.n == RKEYS_MAX)
+			break;
+		if (!json_is_object(it))
+			continue;
+		verdict = jstr(it, "verdict");
+		if (k == SEQ_DIAGNOSE &&
+		    (verdict == NULL || strcmp(verdict, "fail") != 0))
+			continue;
+		d.v[d.n].item = it;
+		problem_key(k, it, &d.v[d.n].key);
+		d.n++;
+	}
+	if ((t = seq_outcome_time(outcome)) <= 0)
+		t = clock_wall();
+	pthread_mutex_lock(&n->lock);
+	if ((st = state_find(n->states, n->nstates, c->name, CHECK_PAGE)) !=
+	    NULL)
+		decide_run(n, st, c->url.text, &d, t);
+	pthread_mutex_unlock(&n->lock);
+	free(d.v);
+}
+
 void
 notify_test(struct notify *n, const struct capsule_conf *c)
 {
-	struct ev ev = {NOTIFY_TEST, 0, 0, NULL};
+	struct ev ev = {NOTIFY_TEST, 0, 0, NULL, NULL};
 
 	pthread_mutex_lock(&n->lock);
 	ev.since = clock_wall();
@@ -1428,7 +1999,7 @@ notify_apply(struct notify *n, const struct conf *conf)
 {
 	struct nstate **v, *st;
 	size_t i, k, nv = 0;
-	int rv;
+	int rv, kind;
 	enum check check;
 
 	/* The checks to watch: kept by name, new ones start unknown. */
@@ -1443,11 +2014,21 @@ notify_apply(struct notify *n, const struct conf *conf)
 			if (check == CHECK_ERROR_PAGE && c->error_path == NULL)
 				continue;
 			st = state_find(n->states, n->nstates, c->name, check);
-			if (st != NULL) {
+			if (st != NULL)
 				st->kept = 1;
-				v[nv++] = st;
-			} else
-				v[nv++] = state_new(c->name, check);
+			else
+				st = state_new(c->name, check);
+			v[nv++] = st;
+			/* A kind of run no longer asked starts afresh. */
+			for (kind = 0; kind < SEQ__COUNT; kind++) {
+				struct runstate *rs = &st->runs[kind];
+
+				if ((rs->open || rs->nkeys > 0) &&
+				    seq_ops(kind)->interval(c) <= 0) {
+					runstate_clear(rs);
+					n->dirty = 1;
+				}
+			}
 		}
 	}
 	for (i = 0; i < n->nstates; i++) {

@@ -1,7 +1,8 @@
 /*
  * Alerts without Prometheus: on a change of a capsule's state (down, up,
  * close_notify lost or back, certificate changed, expiring or not the
- * pinned one) run the operator's `notify` commands, each with the event
+ * pinned one, a crawl or a diagnose run finding new problems or none any
+ * more) run the operator's `notify` commands, each with the event
  * as a JSON document on stdin and GEMWATCH_* variables. Deciding is
  * cheap and done by the caller's thread; commands run on the notifier's
  * own thread, a few at once, each under a deadline. What was sent is kept
@@ -10,6 +11,7 @@
 #ifndef GEMWATCH_NOTIFY_H
 #define GEMWATCH_NOTIFY_H
 
+#include <jansson.h>
 #include <stdint.h>
 
 #include "result.h"
@@ -25,6 +27,10 @@ enum notify_event {
 	NOTIFY_CERT_CHANGED,
 	NOTIFY_CERT_EXPIRING,
 	NOTIFY_CERT_MISMATCH,
+	NOTIFY_CRAWL_PROBLEMS,
+	NOTIFY_CRAWL_CLEAN,
+	NOTIFY_DIAGNOSE_FAILING,
+	NOTIFY_DIAGNOSE_PASSING,
 	NOTIFY_TEST, /* gemwatch notify-test only */
 	NOTIFY_EVENT__COUNT
 };
@@ -60,6 +66,13 @@ void notify_apply(struct notify *, const struct conf *);
  */
 void notify_result(struct notify *, const struct capsule_conf *c, enum check,
     const struct probe_result *);
+/*
+ * A finished run of kind k for c, its outcome borrowed (seq.h): compare
+ * its problems with the previous run's and queue the events it causes.
+ * Thread-safe; never waits for a command or the disk. n may be NULL.
+ */
+void notify_run(struct notify *, const struct capsule_conf *c, enum seq_kind k,
+    const json_t *outcome);
 /* Queue a sample event about c (NULL: no capsule) for every command. */
 void notify_test(struct notify *, const struct capsule_conf *c);
 /* Wait until no command is queued or running. */

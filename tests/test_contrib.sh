@@ -69,7 +69,7 @@ check() {
 	fi
 }
 
-echo "1..20"
+echo "1..21"
 
 # 1. The bootstrap script parses.
 check "bash -n contrib/bootstrap.sh" bash -n "$top/contrib/bootstrap.sh"
@@ -369,6 +369,23 @@ if GEMWATCH_TIME=2026-11-28T16:00:00Z GEMWATCH_EVENT=up GEMWATCH_CAPSULE=a \
 	ok "contrib/notify/log.sh: one line per event"
 else
 	notok "contrib/notify/log.sh: one line per event"
+fi
+
+# 21. mail.sh tells a run's problems: their count and the first ones.
+if SENDMAIL=$tmp/mail/sendmail GEMWATCH_EVENT=crawl_problems \
+    GEMWATCH_CHECK=crawl GEMWATCH_PROBLEMS=2 \
+    GEMWATCH_OFFENDING='gemini://a/x gemini://a/y' \
+    sh "$top/contrib/notify/mail.sh" ops@example.org >"$tmp/out" 2>&1 &&
+    grep -qx 'X-Gemwatch-Event: crawl_problems' "$tmp/mail/msg" &&
+    grep -qx 'problems:    2' "$tmp/mail/msg" &&
+    grep -qx 'offending:   gemini://a/x gemini://a/y' "$tmp/mail/msg" &&
+    SENDMAIL=$tmp/mail/sendmail GEMWATCH_EVENT=down \
+    sh "$top/contrib/notify/mail.sh" ops@example.org >>"$tmp/out" 2>&1 &&
+    ! grep -q '^problems:' "$tmp/mail/msg"; then
+	ok "contrib/notify/mail.sh: a run's problems, only for a run"
+else
+	cat "$tmp/mail/msg" >>"$tmp/out" 2>/dev/null
+	notok "contrib/notify/mail.sh: a run's problems, only for a run"
 fi
 
 exit $failed

@@ -458,8 +458,12 @@ test_render(void)
 	    "gemwatch_config_last_reload_success_timestamp_seconds 1764345000");
 	LINE(text, "process_start_time_seconds 1764345000.25");
 	/* Every event but notify-test's, every outcome, zeros included. */
-	is_int(count(text, "\ngemwatch_notify_total{"), 7 * 5,
-	    "gemwatch_notify_total: 7 events by 5 outcomes");
+	is_int(count(text, "\ngemwatch_notify_total{"), 11 * 5,
+	    "gemwatch_notify_total: 11 events by 5 outcomes");
+	LINE(text, "gemwatch_notify_total{event=\"crawl_problems\","
+	           "result=\"ok\"} 0");
+	LINE(text, "gemwatch_notify_total{event=\"diagnose_passing\","
+	           "result=\"dropped\"} 0");
 	LINE(text, "gemwatch_notify_total{event=\"down\",result=\"ok\"} 0");
 	LINE(text, "gemwatch_notify_total{event=\"cert_mismatch\",result="
 	           "\"dropped\"} 0");

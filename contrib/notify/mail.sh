@@ -73,4 +73,9 @@ done
 	printf 'not after:   %s\n' "${GEMWATCH_CERT_NOT_AFTER:-}"
 	[ -z "${GEMWATCH_PREVIOUS_CERT_SHA256:-}" ] ||
 	    printf 'previous:    %s\n' "$GEMWATCH_PREVIOUS_CERT_SHA256"
+	# A crawl's or a diagnose run's: how many problems, the first ones.
+	[ -z "${GEMWATCH_PROBLEMS:-}" ] ||
+	    printf 'problems:    %s\n' "$GEMWATCH_PROBLEMS"
+	[ -z "${GEMWATCH_OFFENDING:-}" ] ||
+	    printf 'offending:   %s\n' "$GEMWATCH_OFFENDING"
 } | fold -b -w 990 | "${SENDMAIL:-/usr/sbin/sendmail}" -oi -- "$@"

@@ -48,6 +48,11 @@ message() {
 	    printf 'reason: %s: %s\n' "$GEMWATCH_REASON" "${GEMWATCH_MESSAGE:-}"
 	[ -z "${GEMWATCH_STATUS:-}" ] ||
 	    printf 'status: %s %s\n' "$GEMWATCH_STATUS" "${GEMWATCH_META:-}"
+	# A crawl's or a diagnose run's: the run in words, the first problems.
+	[ -z "${GEMWATCH_PROBLEMS:-}" ] ||
+	    printf 'run: %s\n' "${GEMWATCH_MESSAGE:-}"
+	[ -z "${GEMWATCH_OFFENDING:-}" ] ||
+	    printf 'offending: %s\n' "$GEMWATCH_OFFENDING"
 	printf 'since: %s\n' "${GEMWATCH_SINCE:-}"
 }
 
