@@ -326,6 +326,7 @@ sched_apply(struct sched *s, struct conf *conf,
 			t->cap = mine[i];
 			s->tasks[s->ntasks++] = t;
 		}
+	s->tasks = xreallocarray(s->tasks, s->ntasks + 1, sizeof *s->tasks);
 	/* Spread new probes' first starts over their first interval. */
 	for (i = 0, k = 0; i < s->ntasks; i++) {
 		t = s->tasks[i];
@@ -356,7 +357,8 @@ sched_apply(struct sched *s, struct conf *conf,
 	/* Rebuild the heaps from the waiting tasks. */
 	for (c = 0; c < NCLASS; c++) {
 		free(s->heap[c].v);
-		s->heap[c].v = xcalloc(s->ntasks + 1, sizeof *s->heap[c].v);
+		k = c == RUNS ? nruns : s->ntasks - nruns;
+		s->heap[c].v = xcalloc(k + 1, sizeof *s->heap[c].v);
 		s->heap[c].n = 0;
 	}
 	for (i = 0; i < s->ntasks; i++)
