@@ -1,7 +1,7 @@
 /*
  * diagnose=D in the daemon: the checks of diagnose.c as a kind of run of
  * requests (seq.h), one connection at a time with a pause between two
- * checks, on the scheduler of runs' own engine (so never in the way of
+ * checks, on the runner's engine of runs (so never in the way of
  * the page checks). The outcome is the report's JSON (diag_report_json)
  * with a "timestamp"; the store keeps it and state-dir saves it, so the
  * outputs read it back through diag_report_from_json, which trusts

@@ -3,18 +3,19 @@
  *
  * Start-up: configuration, signals, TLS library, store (with the capsules
  * and the snapshot loaded, so nobody ever sees it empty after a restart),
- * TOFU store, notifier, the runner (probes on the engine), the scheduler, HTTP
- * endpoint (bound before privileges are dropped); then the scheduler follows
- * the configuration, which becomes the running one. The main thread runs the
- * scheduler, keeps two timers (TOFU entries written or re-read every
- * second, the snapshot saved every minute) and handles signals through a
- * self-pipe: SIGHUP re-reads the configuration (store first, then the
- * scheduler; any number of HUPs pending is one reload), SIGTERM and
- * SIGINT stop (before any reload pending). Under systemd it also reports
- * readiness, reloads, stopping, a status line and watchdog pings
- * (sdnotify.c), the pings from this loop. Tear-down runs in one place, in
- * the reverse order, saving the snapshot once the probes are stopped, so
- * an orderly exit loses nothing and frees everything.
+ * TOFU store, notifier, the runner (probes and runs on the engines), the
+ * scheduler (both kinds of job), HTTP endpoint (bound before privileges
+ * are dropped); then the scheduler follows the configuration, which
+ * becomes the running one. The main thread runs the scheduler, keeps two
+ * timers (TOFU entries written or re-read every second, the snapshot
+ * saved every minute) and handles signals through a self-pipe: SIGHUP
+ * re-reads the configuration (store first, then the scheduler; any number
+ * of HUPs pending is one reload), SIGTERM and SIGINT stop (before any
+ * reload pending). Under systemd it also reports readiness, reloads,
+ * stopping, a status line and watchdog pings (sdnotify.c), the pings from
+ * this loop. Tear-down runs in one place, in the reverse order, saving
+ * the snapshot once the probes are stopped, so an orderly exit loses
+ * nothing and frees everything.
  */
 #include "config.h"
 
@@ -27,6 +28,7 @@
 #include <gnutls/gnutls.h>
 #include <jansson.h>
 #include <malloc.h>
+#include <math.h>
 #include <microhttpd.h>
 #include <poll.h>
 #include <pwd.h>
@@ -197,7 +199,6 @@ struct daemon {
 	struct notify *notify;
 	struct runner *runner;
 	struct sched *sched;
-	struct seq_sched *seqs; /* runs of requests: crawls */
 	struct http *http;
 	char *snapshot;              /* NULL: not saved */
 	char *seq_files[SEQ__COUNT]; /* state-dir/<kind>.json, or NULL */
@@ -223,14 +224,14 @@ apply(struct daemon *d, struct conf *conf)
 	store_sync(d->store, conf->history, mine, n);
 	notify_apply(d->notify, conf);
 	sched_apply(d->sched, conf_hold(conf), mine, n);
-	seq_sched_apply(d->seqs, conf_hold(conf), mine, n);
 	free(mine);
 	conf_set_running(conf);
 }
 
 /*
- * The scheduler's hook: a finished probe's result goes to the store and
- * to the notifier (which only decides and queues).
+ * The scheduler's hooks: a finished probe's result goes to the store and
+ * to the notifier (which only decides and queues), a run's outcome to the
+ * store.
  */
 static void
 publish(
@@ -243,11 +244,11 @@ publish(
 }
 
 /*
- * The scheduler of runs' hooks: an outcome goes to the notifier (which
- * compares it with the run before and queues), then to the store.
+ * A run's outcome goes to the notifier (which compares it with the run
+ * before and queues), then to the store.
  */
 static void
-publish_seq(
+publish_run(
     void *arg, const struct capsule_conf *cap, enum seq_kind k, json_t *outcome)
 {
 	struct daemon *d = arg;
@@ -258,11 +259,12 @@ publish_seq(
 }
 
 static double
-seq_last(void *arg, const char *name, enum seq_kind k)
+run_age(void *arg, const char *name, enum seq_kind k)
 {
 	struct daemon *d = arg;
+	double last = store_seq_last(d->store, name, k);
 
-	return store_seq_last(d->store, name, k);
+	return last > 0 ? clock_wall() - last : INFINITY;
 }
 
 static void
@@ -321,28 +323,24 @@ static void
 serve(struct daemon *d)
 {
 	struct lag lag;
-	struct pollfd pfd[3];
+	struct pollfd pfd[2];
 	double saved, flushed, now;
 	unsigned char sigs[64];
 	ssize_t n, i;
-	int wait_ms, seq_ms, hup, stop = 0;
+	int wait_ms, hup, stop = 0;
 
 	saved = flushed = clock_mono();
 	pfd[0].fd = signal_pipe[0];
 	pfd[0].events = POLLIN;
 	pfd[1].fd = sched_fd(d->sched);
 	pfd[1].events = POLLIN;
-	pfd[2].fd = seq_sched_fd(d->seqs);
-	pfd[2].events = POLLIN;
 	for (;;) {
 		wait_ms = sched_run(d->sched);
-		if ((seq_ms = seq_sched_run(d->seqs)) < wait_ms)
-			wait_ms = seq_ms;
 		sched_lag(d->sched, &lag);
 		store_set_lag(d->store, &lag);
 		http_heartbeat(d->http);
 		wait_ms = sdnotify_tick(d->store, wait_ms);
-		if (poll(pfd, 3, wait_ms) == -1 && errno != EINTR)
+		if (poll(pfd, 2, wait_ms) == -1 && errno != EINTR)
 			fatal("poll");
 		/*
 		 * Every signal pending first: a stop is never queued behind
@@ -384,6 +382,7 @@ static int
 run_daemon(const char *path)
 {
 	struct daemon d = {.path = path};
+	struct sched_hooks hooks = {publish, publish_run, run_age, &d};
 	struct conf *conf;
 	const struct passwd *pw = NULL;
 	struct daemon_info info;
@@ -453,9 +452,7 @@ run_daemon(const char *path)
 	info.notify = d.notify;
 	if ((d.runner = runner_new(d.tofu)) == NULL)
 		goto fail;
-	d.sched = sched_new(runner_sched(d.runner), clock_mono, publish, &d);
-	if ((d.seqs = seq_sched_new(publish_seq, seq_last, &d)) == NULL)
-		goto fail;
+	d.sched = sched_new(runner_sched(d.runner), clock_mono, &hooks);
 	if ((d.http = http_start(conf, d.store, d.tofu, &info)) == NULL)
 		goto fail;
 	if (pw != NULL)
@@ -474,8 +471,7 @@ fail:
 	/* The reverse order of start-up. */
 	http_stop(d.http);
 	conf_set_running(NULL);
-	seq_sched_free(d.seqs); /* abandons the runs in progress */
-	sched_free(d.sched);    /* abandons the probes in flight */
+	sched_free(d.sched); /* abandons the jobs in flight */
 	runner_free(d.runner);
 	notify_free(d.notify);             /* after the last result */
 	if (rv == 0 && d.snapshot != NULL) /* no probe runs any more */

@@ -1,7 +1,9 @@
 /*
- * The scheduler's runner: its jobs probed on the engine (engine.h), so a
- * probe that waits costs a socket, not a thread (sched.h describes the
- * runner's contract).
+ * The scheduler's runner: its jobs done on probe engines (engine.h), so a
+ * probe or a run that waits costs a socket or a timer, not a thread
+ * (sched.h describes the runner's contract). Probes go to one engine,
+ * runs of requests (seq.h) to another of one thread, so that a run never
+ * takes a page check's thread.
  */
 #ifndef GEMWATCH_RUNNER_H
 #define GEMWATCH_RUNNER_H
@@ -13,7 +15,7 @@ struct runner;
 
 /*
  * A runner whose probes record certificates in tofu (borrowed); NULL
- * (logged) when the engine cannot start. How many run at once is the
+ * (logged) when an engine cannot start. How many run at once is the
  * scheduler's to bound (`concurrency`).
  */
 struct runner *runner_new(struct tofu_store *tofu);

@@ -1,17 +1,19 @@
 /*
- * The scheduler. Every check (a capsule's page, or its error page) is a
- * task with a due time on a min-heap. sched_run pops due tasks while a
- * slot is free and hands each to the runner as a job; when the probe
- * ends, the runner calls sched_done, which publishes the result through
- * main's hook and hands the task back through a done list and a wake-up
- * pipe. Tasks, the heap and the configuration are touched only by the
- * main thread; the done list and what sched_done reads are the only
- * shared state, behind one mutex, and the result is published outside
- * it: the store may wait for a long render, and the main thread must not
- * wait with it. sched_done wakes the main thread only when the task it
- * hands back is due before the main thread would wake anyway, or when
- * probes wait for a free slot: waking it for every probe cost more CPU
- * than the scheduling itself.
+ * The scheduler. Every job of a capsule (a probe of a check, or a run of
+ * requests of a kind) is a task with a due time on a min-heap, one heap
+ * per class of job (probes, runs), each class with its own slots.
+ * sched_run pops due tasks while their class has a free slot and hands
+ * each to the runner as a job; when the job ends, the runner calls
+ * sched_done (sched_done_run), which publishes the result through main's
+ * hook and hands the task back through a done list and a wake-up pipe.
+ * Tasks, the heaps and the configuration are touched only by the main
+ * thread; the done list and what the done calls read are the only shared
+ * state, behind one mutex, and the result is published outside it: the
+ * store may wait for a long render, and the main thread must not wait
+ * with it. A done call wakes the main thread only when the task it hands
+ * back is due before the main thread would wake anyway, or when jobs wait
+ * for a free slot: waking it for every probe cost more CPU than the
+ * scheduling itself.
  */
 #include "config.h"
 
@@ -25,6 +27,7 @@
 #include "lag.h"
 #include "log.h"
 #include "sched.h"
+#include "seq.h"
 #include "xmalloc.h"
 
 /*
@@ -39,9 +42,18 @@
 /* Seconds between two warnings that probes start late. */
 #define LAG_LOG_EVERY 600
 
+/* A run's first request waits at least this after start-up or a reload. */
+#define RUN_FIRST_DELAY 1.0
+
+/* What a task does for its capsule: a check, or CHECK__COUNT + a kind. */
+#define WHAT__COUNT (CHECK__COUNT + SEQ__COUNT)
+
+/* The classes of job (sched_job.run), each with its heap and slots. */
+enum { PROBES, RUNS, NCLASS };
+
 struct task {
 	/*
-	 * What the probe in flight uses (first: sched_done's argument is
+	 * What the job in flight uses (first: the done calls' argument is
 	 * a pointer to it). A reload may move cap to a new configuration
 	 * meanwhile, so the job holds the one it started with.
 	 */
@@ -49,12 +61,17 @@ struct task {
 	struct conf *job_conf; /* job.conf, held */
 	struct sched *s;
 	const struct capsule_conf *cap; /* inside s->conf */
-	enum check check;
-	double due;     /* monotonic */
-	double back_by; /* due, for sched_done (under lock) */
+	int what;                       /* never changes */
+	double due;                     /* monotonic */
+	double back_by; /* due, for the done calls (under lock) */
 	int in_flight;
 	int removed;
 	struct task *next; /* done list (under lock) */
+};
+
+struct heap {
+	struct task **v; /* tasks waiting, by due */
+	size_t n;
 };
 
 struct sched {
@@ -63,85 +80,102 @@ struct sched {
 	uint64_t lag_logged_late; /* lag.late then */
 	struct sched_runner *runner;
 	double (*now)(void);
-	void (*publish)(
-	    void *, const struct capsule_conf *, const struct probe_result *);
-	void *publish_arg;
+	struct sched_hooks hooks;
 	struct conf *conf; /* held */
 
 	struct task **tasks; /* every live task */
 	size_t ntasks;
 	struct task **orphans; /* removed while in flight */
 	size_t norphans;
-	struct task **heap; /* tasks waiting, by due */
-	size_t nheap;
-	unsigned busy; /* tasks in flight */
+	struct heap heap[NCLASS];
+	unsigned busy[NCLASS]; /* tasks in flight */
 
 	pthread_mutex_t lock; /* guards the fields below */
 	struct task *done;
 	int stopping;
 	double wake_at; /* when the main thread wakes anyway */
-	int starved;    /* probes wait for a free slot */
+	int starved;    /* jobs wait for a free slot */
 
-	int wake[2]; /* sched_done → main: run early */
+	int wake[2]; /* done calls → main: run early */
 };
 
 /* ---- the heap ---------------------------------------------------------- */
 
 static void
-heap_swap(struct sched *s, size_t a, size_t b)
+heap_swap(struct heap *h, size_t a, size_t b)
 {
-	struct task *t = s->heap[a];
+	struct task *t = h->v[a];
 
-	s->heap[a] = s->heap[b];
-	s->heap[b] = t;
+	h->v[a] = h->v[b];
+	h->v[b] = t;
 }
 
 static void
-heap_up(struct sched *s, size_t i)
+heap_up(struct heap *h, size_t i)
 {
-	while (i > 0 && s->heap[(i - 1) / 2]->due > s->heap[i]->due) {
-		heap_swap(s, i, (i - 1) / 2);
+	while (i > 0 && h->v[(i - 1) / 2]->due > h->v[i]->due) {
+		heap_swap(h, i, (i - 1) / 2);
 		i = (i - 1) / 2;
 	}
 }
 
 static void
-heap_down(struct sched *s, size_t i)
+heap_down(struct heap *h, size_t i)
 {
 	size_t l, m;
 
 	for (;;) {
 		l = 2 * i + 1;
 		m = i;
-		if (l < s->nheap && s->heap[l]->due < s->heap[m]->due)
+		if (l < h->n && h->v[l]->due < h->v[m]->due)
 			m = l;
-		if (l + 1 < s->nheap && s->heap[l + 1]->due < s->heap[m]->due)
+		if (l + 1 < h->n && h->v[l + 1]->due < h->v[m]->due)
 			m = l + 1;
 		if (m == i)
 			return;
-		heap_swap(s, i, m);
+		heap_swap(h, i, m);
 		i = m;
 	}
 }
 
 static void
-heap_push(struct sched *s, struct task *t)
+heap_push(struct heap *h, struct task *t)
 {
-	s->heap[s->nheap++] = t;
-	heap_up(s, s->nheap - 1);
+	h->v[h->n++] = t;
+	heap_up(h, h->n - 1);
 }
 
 static struct task *
-heap_pop(struct sched *s)
+heap_pop(struct heap *h)
 {
-	struct task *t = s->heap[0];
+	struct task *t = h->v[0];
 
-	s->heap[0] = s->heap[--s->nheap];
-	heap_down(s, 0);
+	h->v[0] = h->v[--h->n];
+	heap_down(h, 0);
 	return t;
 }
 
 /* ---- tasks ------------------------------------------------------------- */
+
+/* Seconds between two of c's jobs what; 0 when c has no such job. */
+static double
+interval_of(const struct capsule_conf *c, int what)
+{
+	if (what >= CHECK__COUNT)
+		return seq_ops(what - CHECK__COUNT)->interval(c);
+	return what == CHECK_PAGE || c->error_path != NULL ? c->interval : 0;
+}
+
+/* How many jobs of a class may be in flight at once. */
+static unsigned
+slots(const struct sched *s, int class)
+{
+	unsigned n = s->conf->concurrency;
+
+	if (class == PROBES)
+		return n;
+	return n / 4 > 0 ? n / 4 : 1;
+}
 
 /* Free t; a job it still has in flight is abandoned. */
 static void
@@ -152,7 +186,7 @@ task_free(struct task *t)
 	free(t);
 }
 
-/* Tasks by capsule name, then check: a reload finds its old tasks by
+/* Tasks by capsule name, then what: a reload finds its old tasks by
  * binary search (a linear search made a reload of 10,000 capsules take
  * 0.3 s). */
 static int
@@ -164,12 +198,12 @@ task_cmp(const void *a, const void *b)
 
 	if ((c = strcmp(x->cap->name, y->cap->name)) != 0)
 		return c;
-	return (int)x->check - (int)y->check;
+	return x->what - y->what;
 }
 
 struct task_key {
 	const char *name;
-	enum check check;
+	int what;
 };
 
 static int
@@ -181,14 +215,14 @@ task_key_cmp(const void *key, const void *elem)
 
 	if ((c = strcmp(k->name, t->cap->name)) != 0)
 		return c;
-	return (int)k->check - (int)t->check;
+	return k->what - t->what;
 }
 
 /* v sorted by task_cmp. */
 static struct task *
-task_find(struct task **v, size_t n, const char *name, enum check check)
+task_find(struct task **v, size_t n, const char *name, int what)
 {
-	struct task_key k = {name, check};
+	struct task_key k = {name, what};
 	struct task **p;
 
 	if (n == 0)
@@ -197,7 +231,35 @@ task_find(struct task **v, size_t n, const char *name, enum check check)
 	return p != NULL ? *p : NULL;
 }
 
-/* A removed task's probe came back: it is no orphan any more. */
+/*
+ * A new task for c's job what. A probe's first due time is spread later
+ * (-1 until then); a run's comes after the interval since the outcome
+ * kept, or RUN_FIRST_DELAY from now when there is none or it is older.
+ */
+static struct task *
+task_new(struct sched *s, const struct capsule_conf *c, int what, double iv,
+    double now)
+{
+	struct task *t = xcalloc(1, sizeof *t);
+	double age;
+
+	t->s = s;
+	t->what = what;
+	t->due = -1;
+	if (what < CHECK__COUNT) {
+		t->job.check = what;
+		return t;
+	}
+	t->job.run = 1;
+	t->job.kind = what - CHECK__COUNT;
+	age = s->hooks.run_age(s->hooks.arg, c->name, t->job.kind);
+	t->due = now + RUN_FIRST_DELAY;
+	if (iv - age > 0)
+		t->due = now + (iv - age < iv ? iv - age : iv);
+	return t;
+}
+
+/* A removed task's job came back: it is no orphan any more. */
 static void
 orphan_drop(struct sched *s, struct task *t)
 {
@@ -212,17 +274,14 @@ orphan_drop(struct sched *s, struct task *t)
 
 struct sched *
 sched_new(struct sched_runner *runner, double (*now)(void),
-    void (*publish)(
-        void *, const struct capsule_conf *, const struct probe_result *),
-    void *arg)
+    const struct sched_hooks *hooks)
 {
 	struct sched *s;
 
 	s = xcalloc(1, sizeof *s);
 	s->runner = runner;
 	s->now = now;
-	s->publish = publish;
-	s->publish_arg = arg;
+	s->hooks = *hooks;
 	pthread_mutex_init(&s->lock, NULL);
 	if (pipe2(s->wake, O_CLOEXEC | O_NONBLOCK) == -1)
 		fatal("pipe");
@@ -234,47 +293,41 @@ sched_apply(struct sched *s, struct conf *conf,
     const struct capsule_conf *const *mine, size_t nmine)
 {
 	struct task **old = s->tasks, *t;
-	size_t nold = s->ntasks, i, n = 0, fresh = 0, k;
-	double now = s->now();
-	enum check check;
+	size_t nold = s->ntasks, i, fresh = 0, k, nruns = 0;
+	double now = s->now(), iv;
+	int what, c;
 
 	/* A kept task's cap moves to a capsule of the same name: the order
 	 * holds while the loop below reuses tasks. */
 	if (nold > 1)
 		qsort(old, nold, sizeof *old, task_cmp);
 
-	for (i = 0; i < nmine; i++)
-		n += mine[i]->error_path != NULL ? 2 : 1;
-	s->tasks = xcalloc(n, sizeof *s->tasks);
+	s->tasks = xcalloc(nmine * WHAT__COUNT + 1, sizeof *s->tasks);
 	s->ntasks = 0;
-	for (i = 0; i < nmine; i++) {
-		const struct capsule_conf *c = mine[i];
-
-		for (check = CHECK_PAGE; check < CHECK__COUNT; check++) {
-			if (check == CHECK_ERROR_PAGE && c->error_path == NULL)
+	for (i = 0; i < nmine; i++)
+		for (what = 0; what < WHAT__COUNT; what++) {
+			if ((iv = interval_of(mine[i], what)) <= 0)
 				continue;
-			t = task_find(old, nold, c->name, check);
+			t = task_find(old, nold, mine[i]->name, what);
 			if (t != NULL) {
 				/* Kept: same place in the schedule. */
 				t->removed = -1; /* marker: reused */
-				if (t->due > now + c->interval) {
-					t->due = now + c->interval;
+				if (t->due > now + iv) {
+					t->due = now + iv;
 					pthread_mutex_lock(&s->lock);
 					t->back_by = t->due;
 					pthread_mutex_unlock(&s->lock);
 				}
 			} else {
-				t = xcalloc(1, sizeof *t);
-				t->s = s;
-				t->due = -1;      /* spread below */
-				t->check = check; /* never changes */
-				fresh++;
+				t = task_new(s, mine[i], what, iv, now);
+				fresh += t->due < 0;
 			}
-			t->cap = c;
+			nruns += t->job.run;
+			t->cap = mine[i];
 			s->tasks[s->ntasks++] = t;
 		}
-	}
-	/* Spread new tasks' first probes over their first interval. */
+	s->tasks = xreallocarray(s->tasks, s->ntasks + 1, sizeof *s->tasks);
+	/* Spread new probes' first starts over their first interval. */
 	for (i = 0, k = 0; i < s->ntasks; i++) {
 		t = s->tasks[i];
 		if (t->due < 0)
@@ -289,8 +342,10 @@ sched_apply(struct sched *s, struct conf *conf,
 			continue;
 		}
 		if (t->in_flight) {
-			/* Freed when its probe returns. */
+			/* Freed when its job returns; a run ends unpublished.
+			 */
 			t->removed = 1;
+			atomic_store(&t->job.cancel, 1);
 			s->orphans = xreallocarray(
 			    s->orphans, s->norphans + 1, sizeof *s->orphans);
 			s->orphans[s->norphans++] = t;
@@ -299,44 +354,44 @@ sched_apply(struct sched *s, struct conf *conf,
 	}
 	free(old);
 
-	/* Rebuild the heap from the waiting tasks. */
-	free(s->heap);
-	s->heap = xcalloc(s->ntasks ? s->ntasks : 1, sizeof *s->heap);
-	s->nheap = 0;
+	/* Rebuild the heaps from the waiting tasks. */
+	for (c = 0; c < NCLASS; c++) {
+		free(s->heap[c].v);
+		k = c == RUNS ? nruns : s->ntasks - nruns;
+		s->heap[c].v = xcalloc(k + 1, sizeof *s->heap[c].v);
+		s->heap[c].n = 0;
+	}
 	for (i = 0; i < s->ntasks; i++)
 		if (!s->tasks[i]->in_flight)
-			heap_push(s, s->tasks[i]);
+			heap_push(&s->heap[s->tasks[i]->job.run], s->tasks[i]);
 
 	/* Jobs in flight hold the configuration they started with. */
 	conf_free(s->conf);
 	s->conf = conf;
 	log_info("scheduling %zu checks of %zu capsules (shard %u/%u)",
-	    s->ntasks, conf->ncapsules, conf->shard_k, conf->shard_n);
+	    s->ntasks - nruns, conf->ncapsules, conf->shard_k, conf->shard_n);
+	if (nruns > 0)
+		log_info("scheduling %zu runs of requests", nruns);
 }
 
-void
-sched_done(void *job, struct probe_result *res)
+static int
+stopping(struct sched *s)
 {
-	struct task *t = job; /* job is its first member */
-	struct sched *s = t->s;
-	const char *name = t->job.cap->name;
-	int stopping, wake;
+	int stopping;
 
 	pthread_mutex_lock(&s->lock);
 	stopping = s->stopping;
 	pthread_mutex_unlock(&s->lock);
-	/*
-	 * An abandoned probe says nothing about the capsule: sched_free
-	 * sets stopping before the runner abandons anything.
-	 */
-	if (!stopping && res != NULL) {
-		log_debug("probe %s (%s): %s%s%s", name,
-		    check_name(t->job.check),
-		    res->success ? "ok" : reason_name(res->reason),
-		    res->success ? "" : ": ",
-		    res->success ? "" : (res->message ? res->message : ""));
-		s->publish(s->publish_arg, t->job.cap, res);
-	}
+	return stopping;
+}
+
+/* Hand t back to the main thread, waking it if it should run early. */
+static void
+task_back(struct task *t)
+{
+	struct sched *s = t->s;
+	int wake;
+
 	pthread_mutex_lock(&s->lock);
 	t->next = s->done;
 	s->done = t;
@@ -346,7 +401,42 @@ sched_done(void *job, struct probe_result *res)
 		(void)!write(s->wake[1], "", 1);
 }
 
-/* Take back the tasks whose probe finished. */
+/*
+ * An abandoned job says nothing about the capsule: sched_free sets
+ * stopping before the runner abandons anything.
+ */
+void
+sched_done(void *job, struct probe_result *res)
+{
+	struct task *t = job; /* job is its first member */
+	struct sched *s = t->s;
+
+	if (res != NULL && !stopping(s)) {
+		log_debug("probe %s (%s): %s%s%s", t->job.cap->name,
+		    check_name(t->job.check),
+		    res->success ? "ok" : reason_name(res->reason),
+		    res->success ? "" : ": ",
+		    res->success ? "" : (res->message ? res->message : ""));
+		s->hooks.publish(s->hooks.arg, t->job.cap, res);
+	}
+	task_back(t);
+}
+
+void
+sched_done_run(struct sched_job *job, json_t *outcome)
+{
+	struct task *t = (struct task *)job; /* job is its first member */
+	struct sched *s = t->s;
+
+	if (outcome != NULL && !stopping(s))
+		s->hooks.publish_run(
+		    s->hooks.arg, t->job.cap, t->job.kind, outcome);
+	else
+		json_decref(outcome);
+	task_back(t);
+}
+
+/* Take back the tasks whose job finished. */
 static void
 collect(struct sched *s)
 {
@@ -362,7 +452,7 @@ collect(struct sched *s)
 	pthread_mutex_unlock(&s->lock);
 	for (; t != NULL; t = next) {
 		next = t->next;
-		s->busy--;
+		s->busy[t->job.run]--;
 		if (t->removed) {
 			orphan_drop(s, t);
 			task_free(t);
@@ -372,10 +462,10 @@ collect(struct sched *s)
 		t->job_conf = NULL;
 		t->job.conf = NULL;
 		t->in_flight = 0;
-		/* A probe that overran its slot is not repeated at once. */
+		/* A job that overran its slot is not repeated at once. */
 		if (t->due < now)
 			t->due = now;
-		heap_push(s, t);
+		heap_push(&s->heap[t->job.run], t);
 	}
 }
 
@@ -440,48 +530,62 @@ sched_lag(const struct sched *s, struct lag *out)
 	*out = s->lag;
 }
 
+/* Start t's job; its next due time follows. How late probes start counts. */
+static void
+task_start(struct sched *s, struct task *t, double now)
+{
+	double iv = interval_of(t->cap, t->what);
+
+	if (!t->job.run)
+		lag_count(s, t, now);
+	t->due += iv;
+	if (t->due < now) /* fell behind: keep the rhythm from now */
+		t->due = now + iv;
+	t->in_flight = 1;
+	t->job_conf = conf_hold(s->conf);
+	t->job.conf = t->job_conf;
+	t->job.cap = t->cap;
+	s->busy[t->job.run]++;
+	pthread_mutex_lock(&s->lock);
+	t->back_by = t->due;
+	pthread_mutex_unlock(&s->lock);
+	if (t->job.run)
+		log_debug(
+		    "%s of %s begins", seq_name(t->job.kind), t->cap->name);
+	s->runner->start(s->runner, &t->job);
+}
+
 int
 sched_run(struct sched *s)
 {
-	struct task *t;
-	double now, wait;
-	unsigned concurrency;
+	struct heap *h;
+	double now, wait = 1.0;
+	unsigned max;
+	int c, starved = 0;
 
 	if (s->conf == NULL)
 		return 1000;
-	concurrency = s->conf->concurrency;
 	collect(s);
 	now = s->now();
-	while (s->nheap > 0 && s->heap[0]->due <= now + SCHED_EARLY &&
-	       s->busy < concurrency) {
-		t = heap_pop(s);
-		lag_count(s, t, now);
-		t->due += t->cap->interval;
-		if (t->due < now) /* fell behind: keep the rhythm from now */
-			t->due = now + t->cap->interval;
-		t->in_flight = 1;
-		t->job_conf = conf_hold(s->conf);
-		t->job.conf = t->job_conf;
-		t->job.cap = t->cap;
-		t->job.check = t->check;
-		s->busy++;
-		pthread_mutex_lock(&s->lock);
-		t->back_by = t->due;
-		pthread_mutex_unlock(&s->lock);
-		s->runner->start(s->runner, &t->job);
+	for (c = 0; c < NCLASS; c++) {
+		h = &s->heap[c];
+		max = slots(s, c);
+		while (h->n > 0 && h->v[0]->due <= now + SCHED_EARLY &&
+		       s->busy[c] < max)
+			task_start(s, heap_pop(h), now);
+		if (h->n > 0 && s->busy[c] >= max)
+			starved = 1;
+		else if (h->n > 0 && h->v[0]->due - now < wait)
+			wait = h->v[0]->due - now;
 	}
-	s->lag.in_flight = s->busy;
-	s->lag.concurrency = concurrency;
+	s->lag.in_flight = s->busy[PROBES];
+	s->lag.concurrency = slots(s, PROBES);
 	lag_warn(s, now);
-	wait = 1.0;
-	if (s->nheap > 0 && s->busy < concurrency &&
-	    s->heap[0]->due - now < wait)
-		wait = s->heap[0]->due - now;
 	if (wait < 0)
 		wait = 0;
 	pthread_mutex_lock(&s->lock);
 	s->wake_at = now + wait;
-	s->starved = s->nheap > 0 && s->busy >= concurrency;
+	s->starved = starved;
 	pthread_mutex_unlock(&s->lock);
 	return (int)(wait * 1000) + 1;
 }
@@ -496,6 +600,7 @@ void
 sched_free(struct sched *s)
 {
 	size_t i;
+	int c;
 
 	if (s == NULL)
 		return;
@@ -512,7 +617,8 @@ sched_free(struct sched *s)
 		task_free(s->orphans[i]);
 	free(s->tasks);
 	free(s->orphans);
-	free(s->heap);
+	for (c = 0; c < NCLASS; c++)
+		free(s->heap[c].v);
 	conf_free(s->conf);
 	close(s->wake[0]);
 	close(s->wake[1]);

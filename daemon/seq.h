@@ -6,9 +6,10 @@
  * own, and its outcome is one JSON document, which the store keeps (one
  * slot per capsule and kind), state-dir saves, and the outputs show
  * through the same table. Two drivers run a kind: seq_run on the calling
- * thread (the command line), and the daemon's scheduler of runs
- * (seq_sched_*), on a probe engine of its own, so a run that waits costs
- * neither a thread nor a slot of the page checks' `concurrency`.
+ * thread (the command line), and in the daemon the scheduler (sched.h),
+ * whose runner (runner.h) steps a run on a probe engine of its own, so a
+ * run that waits costs neither a thread nor a slot of the page checks'
+ * `concurrency`.
  */
 #ifndef GEMWATCH_SEQ_H
 #define GEMWATCH_SEQ_H
@@ -67,41 +68,5 @@ double seq_outcome_time(const json_t *outcome);
  * pauses; returns ops->end's outcome (the caller's reference).
  */
 json_t *seq_run(const struct seq_ops *, void *run);
-
-/* ---- the daemon's scheduler of runs --------------------------------- */
-
-struct seq_sched;
-
-/*
- * A scheduler of runs. Each finished run's outcome goes to
- * publish(arg, capsule, kind, outcome), which takes the reference, on an
- * engine thread; last(arg, name, kind) tells the wall-clock time of the
- * outcome kept for a capsule (0: none), so that a restart does not run
- * again before the interval has passed. Both borrowed. NULL (logged)
- * when the engine cannot start.
- */
-struct seq_sched *seq_sched_new(
-    void (*publish)(
-        void *arg, const struct capsule_conf *, enum seq_kind, json_t *outcome),
-    double (*last)(void *arg, const char *name, enum seq_kind), void *arg);
-/*
- * Follow conf from now on: runs for the n capsules mine (borrowed), for
- * each kind whose interval is not 0. The caller's reference to conf passes
- * on; runs in flight hold their own. Runs of a capsule whose name is
- * unchanged keep their place; a run in progress whose capsule (or kind)
- * is gone ends at its next step, unpublished (main thread).
- */
-void seq_sched_apply(struct seq_sched *, struct conf *,
-    const struct capsule_conf *const *mine, size_t n);
-/*
- * Take back finished runs and start the due ones, at most a quarter of
- * `concurrency` at once (at least 1) (main thread). Returns the
- * milliseconds before it must be called again.
- */
-int seq_sched_run(struct seq_sched *);
-/* A descriptor that becomes readable when seq_sched_run should run early. */
-int seq_sched_fd(const struct seq_sched *);
-/* Abandon the runs in progress, unpublished, and free everything. */
-void seq_sched_free(struct seq_sched *);
 
 #endif

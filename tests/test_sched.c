@@ -10,13 +10,17 @@
  * due once per interval; an overrun probe repeated once, not in a burst;
  * a reload keeps and drops tasks by name; a hung probe holds only its own
  * slot; finished probes wake the main thread only when needed; stop
- * abandons the probes in flight and publishes nothing; and results are
+ * abandons the probes in flight and publishes nothing; results are
  * published outside the scheduler's lock (a thread blocked in the hook
- * does not block sched_run).
+ * does not block sched_run); and runs of requests (crawl=, diagnose=) on
+ * the same schedule: due after a first delay or the rest of the interval
+ * since the outcome kept, once per their interval, in slots of their own,
+ * cancelled when their capsule goes.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <math.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -49,7 +53,7 @@ fake_now(void)
 
 struct start {
 	char name[16];
-	enum check check;
+	int what; /* a check, or CHECK__COUNT + a kind of run */
 	double t;
 };
 
@@ -58,6 +62,7 @@ struct fake {
 	struct sched_job *fly[MAXFLY];
 	double ends[MAXFLY]; /* < 0: never */
 	size_t nfly, maxfly;
+	size_t maxruns; /* runs in flight at once */
 	struct start starts[MAXSTARTS];
 	size_t nstarts;
 	int stops;
@@ -80,6 +85,7 @@ fake_start(struct sched_runner *r, struct sched_job *job)
 	struct fake *f = (struct fake *)r;
 	struct start *st;
 	double d = duration(job->cap->name);
+	size_t i, runs;
 
 	if (f->nfly == MAXFLY || f->nstarts == MAXSTARTS)
 		abort();
@@ -87,9 +93,13 @@ fake_start(struct sched_runner *r, struct sched_job *job)
 	f->ends[f->nfly] = d < 0 ? -1 : clock_now + d;
 	if (++f->nfly > f->maxfly)
 		f->maxfly = f->nfly;
+	for (i = 0, runs = 0; i < f->nfly; i++)
+		runs += f->fly[i]->run;
+	if (runs > f->maxruns)
+		f->maxruns = runs;
 	st = &f->starts[f->nstarts++];
 	snprintf(st->name, sizeof st->name, "%s", job->cap->name);
-	st->check = job->check;
+	st->what = job->run ? CHECK__COUNT + (int)job->kind : (int)job->check;
 	st->t = clock_now;
 }
 
@@ -102,6 +112,11 @@ fake_end(struct fake *f, size_t i, int abandoned)
 
 	f->fly[i] = f->fly[--f->nfly];
 	f->ends[i] = f->ends[f->nfly];
+	if (job->run) { /* as the runner does: a cancelled run says nothing */
+		sched_done_run(
+		    job, atomic_load(&job->cancel) ? NULL : json_object());
+		return;
+	}
 	result_init(&res);
 	res.check = job->check;
 	res.time = clock_now;
@@ -133,25 +148,50 @@ fake_init(struct fake *f)
 	f->r.stop = fake_stop;
 }
 
-/* The start times of a capsule's page check (its error page's with ~). */
+/* The start times of a capsule's job: a check, or CHECK__COUNT + a kind. */
 static size_t
-starts_of(const struct fake *f, const char *name, double *t, size_t max)
+starts_what(
+    const struct fake *f, const char *name, int what, double *t, size_t max)
 {
-	enum check check = CHECK_PAGE;
 	size_t i, n = 0;
 
-	if (name[0] == '~') {
-		check = CHECK_ERROR_PAGE;
-		name++;
-	}
 	for (i = 0; i < f->nstarts; i++)
 		if (strcmp(f->starts[i].name, name) == 0 &&
-		    f->starts[i].check == check) {
+		    f->starts[i].what == what) {
 			if (n < max)
 				t[n] = f->starts[i].t;
 			n++;
 		}
 	return n;
+}
+
+/* The start times of a capsule's page check (its error page's with ~). */
+static size_t
+starts_of(const struct fake *f, const char *name, double *t, size_t max)
+{
+	if (name[0] == '~')
+		return starts_what(f, name + 1, CHECK_ERROR_PAGE, t, max);
+	return starts_what(f, name, CHECK_PAGE, t, max);
+}
+
+/* The start times of a capsule's run of kind. */
+static size_t
+runs_of(const struct fake *f, const char *name, enum seq_kind kind, double *t,
+    size_t max)
+{
+	return starts_what(f, name, CHECK__COUNT + (int)kind, t, max);
+}
+
+/* The index in flight of a capsule's run, or nfly. */
+static size_t
+run_in_flight(const struct fake *f, const char *name)
+{
+	size_t i;
+
+	for (i = 0; i < f->nfly; i++)
+		if (f->fly[i]->run && strcmp(f->fly[i]->cap->name, name) == 0)
+			break;
+	return i;
 }
 
 /* ---- publishing ---------------------------------------------------------- */
@@ -171,6 +211,29 @@ publish(
 	if (p->n < MAXPUB)
 		snprintf(p->names[p->n], sizeof p->names[0], "%s", cap->name);
 	p->n++;
+}
+
+/* A run's outcome, recorded as "kind/capsule". */
+static void
+publish_run(void *arg, const struct capsule_conf *cap, enum seq_kind kind,
+    json_t *outcome)
+{
+	struct published *p = arg;
+
+	json_decref(outcome);
+	if (p->n < MAXPUB)
+		snprintf(p->names[p->n], sizeof p->names[0], "%s/%s",
+		    seq_name(kind), cap->name);
+	p->n++;
+}
+
+/* An outcome 1800 s old is kept for capsules named "kept...". */
+static double
+run_age(void *arg, const char *name, enum seq_kind kind)
+{
+	(void)arg;
+	(void)kind;
+	return strncmp(name, "kept", 4) == 0 ? 1800 : INFINITY;
 }
 
 static size_t
@@ -239,10 +302,12 @@ world_apply(struct world *w, const char *text)
 static void
 world_init(struct world *w, const char *text)
 {
+	struct sched_hooks hooks = {publish, publish_run, run_age, &w->pub};
+
 	memset(w, 0, sizeof *w);
 	clock_now = 1000;
 	fake_init(&w->f);
-	w->s = sched_new(&w->f.r, fake_now, publish, &w->pub);
+	w->s = sched_new(&w->f.r, fake_now, &hooks);
 	world_apply(w, text);
 }
 
@@ -620,6 +685,8 @@ finisher(void *arg)
 static void
 test_publish_outside_lock(void)
 {
+	struct sched_hooks hooks = {
+	    publish_blocking, publish_run, run_age, NULL};
 	struct blocking b;
 	struct fake f;
 	struct sched *s;
@@ -633,7 +700,8 @@ test_publish_outside_lock(void)
 	pthread_cond_init(&b.cond, NULL);
 	fake_init(&f);
 	clock_now = 1000;
-	s = sched_new(&f.r, fake_now, publish_blocking, &b);
+	hooks.arg = &b;
+	s = sched_new(&f.r, fake_now, &hooks);
 	conf = parse("interval 1s\n"
 	             "capsule gemini://127.0.0.1/a name=a\n"
 	             "capsule gemini://127.0.0.1/b name=b\n");
@@ -667,6 +735,81 @@ test_publish_outside_lock(void)
 	pthread_mutex_destroy(&b.lock);
 }
 
+static void
+test_runs(void)
+{
+	struct world w;
+	struct sched_job *job;
+	double t[16], d[16];
+	size_t i, n, nd, pages;
+
+	/* concurrency 4: a quarter of it, one run at a time. */
+	world_init(&w, "interval 10s\nconcurrency 4\n"
+	               "capsule gemini://127.0.0.1/a name=a crawl=5 "
+	               "crawl-interval=60s diagnose=60s\n"
+	               "capsule gemini://127.0.0.1/k name=kept diagnose=1h\n");
+	world_run(&w, 1000 + 125);
+	n = runs_of(&w.f, "a", SEQ_CRAWL, t, 16);
+	nd = runs_of(&w.f, "a", SEQ_DIAGNOSE, d, 16);
+	ok(n == 3 && near(t[0], 1001, 0.15) && near(t[1], 1061, 0.15) &&
+	        near(t[2], 1121, 0.15),
+	    "a crawl: first 1 s after start-up, then once per crawl-interval "
+	    "(%zu starts)",
+	    n);
+	ok(nd == 3 && near(d[0], 1001, 0.15) && near(d[2], 1121, 0.15),
+	    "a diagnose on its own interval, on the same schedule (%zu)", nd);
+	is_int(w.f.maxruns, 1, "never more runs than a quarter of concurrency");
+	is_int(starts_of(&w.f, "a", t, 16), 13,
+	    "a's page still probed once "
+	    "per interval beside its runs");
+	is_int(published_of(&w.pub, "crawl/a"), 3,
+	    "each crawl's outcome "
+	    "published");
+	is_int(runs_of(&w.f, "kept", SEQ_DIAGNOSE, t, 16), 0,
+	    "an outcome kept "
+	    "30 min ago: no diagnose before the rest of its hour");
+	world_run(&w, 1000 + 1801);
+	n = runs_of(&w.f, "kept", SEQ_DIAGNOSE, t, 16);
+	ok(n == 1 && near(t[0], 1000 + 1800, 0.15),
+	    "and one when it has passed (%zu)", n);
+
+	/* A run that hangs holds the one run slot, not a probe's. */
+	world_apply(&w, "interval 10s\nconcurrency 4\n"
+	                "capsule gemini://127.0.0.1/a name=a crawl=5 "
+	                "crawl-interval=60s diagnose=60s\n"
+	                "capsule gemini://127.0.0.1/h name=hungr crawl=5\n");
+	world_run(&w, 1000 + 1803);
+	i = run_in_flight(&w.f, "hungr");
+	ok(i < w.f.nfly && !atomic_load(&w.f.fly[i]->cancel),
+	    "a new capsule's crawl began after the reload");
+	if (i == w.f.nfly)
+		exit(done_testing() + 1);
+	job = w.f.fly[i];
+	n = runs_of(&w.f, "a", SEQ_CRAWL, t, 16);
+	pages = starts_of(&w.f, "a", t, 16);
+	world_run(&w, 1000 + 1920);
+	is_int(runs_of(&w.f, "a", SEQ_CRAWL, t, 16), n,
+	    "a's crawl waits for "
+	    "the run slot the hung crawl holds");
+	is_int(starts_of(&w.f, "a", t, 16), pages + 11,
+	    "while a's page is "
+	    "probed as before");
+	world_apply(&w, "interval 10s\nconcurrency 4\n"
+	                "capsule gemini://127.0.0.1/a name=a crawl=5 "
+	                "crawl-interval=60s diagnose=60s\n");
+	ok(atomic_load(&job->cancel), "a reload without its capsule cancels "
+	                              "the run in flight");
+	fake_end(&w.f, run_in_flight(&w.f, "hungr"), 0);
+	world_run(&w, 1000 + 1921);
+	is_int(runs_of(&w.f, "a", SEQ_CRAWL, t, 16), n + 1,
+	    "its slot freed: a's "
+	    "overdue crawl starts");
+	is_int(published_of(&w.pub, "crawl/hungr"), 0,
+	    "the cancelled run "
+	    "published nothing");
+	world_free(&w);
+}
+
 int
 main(void)
 {
@@ -680,5 +823,6 @@ main(void)
 	test_stop(1);
 	test_stop(0);
 	test_publish_outside_lock();
+	test_runs();
 	return done_testing();
 }
