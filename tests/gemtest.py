@@ -137,6 +137,52 @@ class GemServer:
         self.proc.wait(timeout=10)
 
 
+def make_cert(name="localhost"):
+    """(key, certificate) files, fresh and self-signed for name: the test
+    server writes them, then stops."""
+    d = tmpdir()
+    key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
+    GemServer("-n", name, "-K", key, "-C", crt).stop()
+    return key, crt
+
+
+class NotifyRecorder:
+    """A notify command (.path) that keeps each run's environment and
+    stdin in a directory of its own under d."""
+
+    def __init__(self, d):
+        self.dir = os.path.join(d, "rec")
+        os.mkdir(self.dir)
+        self.path = os.path.join(d, "record.sh")
+        with open(self.path, "w") as f:
+            f.write("#!/bin/sh\n"
+                    "f=%s/$(date +%%s%%N).$$\n"
+                    "env -0 >\"$f.env\"\n"
+                    "cat >\"$f.tmp\" && mv \"$f.tmp\" \"$f.json\"\n"
+                    % self.dir)
+        os.chmod(self.path, 0o755)
+
+    def events(self, capsule=None):
+        """[(env dict, JSON document)], in the order the runs started."""
+        out = []
+        for name in sorted(os.listdir(self.dir),
+                           key=lambda n: int(n.split(".")[0])):
+            if not name.endswith(".json"):
+                continue
+            base = os.path.join(self.dir, name[:-5])
+            with open(base + ".env", "rb") as f:
+                env = dict(kv.split("=", 1) for kv in
+                           f.read().decode().split("\0") if "=" in kv)
+            with open(base + ".json") as f:
+                doc = json.load(f)
+            if capsule is None or env.get("GEMWATCH_CAPSULE") == capsule:
+                out.append((env, doc))
+        return out
+
+    def names(self, capsule):
+        return [e["GEMWATCH_EVENT"] for e, _ in self.events(capsule)]
+
+
 class Backend:
     """A plain-TCP Gemini backend, for a TLS terminator in front of it
     (tests/gemserver -m terminator, nginx): .port once it listens.
@@ -305,14 +351,7 @@ class MollyBrown:
         if molly is None:
             skip_all("molly-brown is not installed")
         d = tmpdir()
-        key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-        # The test server writes a fresh key and certificate, then stops.
-        gs = subprocess.Popen([GEMSERVER, "-n", "localhost", "-K", key,
-                               "-C", crt], stdout=subprocess.PIPE,
-                              stderr=subprocess.DEVNULL, text=True)
-        gs.stdout.readline()
-        gs.terminate()
-        gs.wait(timeout=10)
+        key, crt = make_cert()
         self.port = free_port()
         self.access_log = os.path.join(d, "access.log")
         conf = os.path.join(d, "molly.conf")

@@ -17,20 +17,14 @@ import subprocess
 import sys
 import time
 
-from gemtest import (GEMSERVER, GEMWATCH, SLOW, TOP_SRCDIR, WRAPPER, Daemon,
-                     diag, done, find, is_, metric, ok, parse_metrics,
-                     tmpdir, _children)
+from gemtest import (GEMWATCH, SLOW, TOP_SRCDIR, WRAPPER, Daemon,
+                     diag, done, find, is_, make_cert, metric, ok,
+                     parse_metrics, tmpdir, _children)
 
 TREE = 300  # pages of the tree
 
 d = tmpdir()
-key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-gs = subprocess.Popen([GEMSERVER, "-n", "localhost", "-K", key, "-C", crt],
-                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                      text=True)
-gs.stdout.readline()
-gs.terminate()
-gs.wait(timeout=10)
+key, crt = make_cert()
 
 
 def write(path, text):

@@ -12,13 +12,11 @@ The capsule is a Gemini server in this file, so that the test decides
 how each request ends and every response carries its sequence number in
 META: an event's result names the very probe that caused it, and the
 debounce is checked against the server's log, not against a clock."""
-import base64
 import email
 import email.header
 import email.policy
 import hashlib
 import http.server
-import json
 import mailbox
 import os
 import pwd
@@ -31,7 +29,8 @@ import threading
 import time
 
 from gemtest import (GEMWATCH, SLOW, TOP_SRCDIR, WRAPPER, Daemon, GemServer,
-                     diag, done, free_port, is_, metric, ok, tmpdir)
+                     NotifyRecorder, diag, done, free_port, is_, metric, ok,
+                     tmpdir)
 
 CONTRIB = os.path.join(TOP_SRCDIR, "contrib", "notify")
 # Under valgrind a TLS handshake alone can take a second: probe less often.
@@ -158,42 +157,6 @@ class Capsule:
             (tls or conn).close()
 
 
-class Recorder:
-    """A notify command that keeps each run's environment and stdin."""
-
-    def __init__(self, d):
-        self.dir = os.path.join(d, "rec")
-        os.mkdir(self.dir)
-        self.path = os.path.join(d, "record.sh")
-        with open(self.path, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "f=%s/$(date +%%s%%N).$$\n"
-                    "env -0 >\"$f.env\"\n"
-                    "cat >\"$f.tmp\" && mv \"$f.tmp\" \"$f.json\"\n"
-                    % self.dir)
-        os.chmod(self.path, 0o755)
-
-    def events(self, capsule=None):
-        """[(env dict, JSON document)], in the order the runs started."""
-        out = []
-        for name in sorted(os.listdir(self.dir),
-                           key=lambda n: int(n.split(".")[0])):
-            if not name.endswith(".json"):
-                continue
-            base = os.path.join(self.dir, name[:-5])
-            with open(base + ".env", "rb") as f:
-                env = dict(kv.split("=", 1) for kv in
-                           f.read().decode().split("\0") if "=" in kv)
-            with open(base + ".json") as f:
-                doc = json.load(f)
-            if capsule is None or env.get("GEMWATCH_CAPSULE") == capsule:
-                out.append((env, doc))
-        return out
-
-    def names(self, capsule):
-        return [e["GEMWATCH_EVENT"] for e, _ in self.events(capsule)]
-
-
 def seq_of(doc):
     meta = doc["result"]["meta"] or ""
     return int(meta.rsplit("seq=", 1)[1]) if "seq=" in meta else None
@@ -209,7 +172,7 @@ def notify_count(dm, event, result):
 base = tmpdir()
 cert1 = make_cert(base, "one")
 cert2 = make_cert(base, "two")
-rec = Recorder(base)
+rec = NotifyRecorder(base)
 cap = Capsule([cert1, cert2])
 ep = GemServer()
 expired = GemServer("-c", "expired")
@@ -417,7 +380,7 @@ is_(dm.stop()[0], 0, "daemon exits 0")
 # ---- repeat, a command that hangs, a command that does not exist ----------
 
 d2 = tmpdir()
-rec2 = Recorder(d2)
+rec2 = NotifyRecorder(d2)
 hang = os.path.join(d2, "hang.sh")
 with open(hang, "w") as f:
     # It hangs once; later runs end at once, so that the hangs do not
@@ -505,7 +468,7 @@ is_(dm2.stop()[0], 0, "daemon exits 0, killing the commands still running")
 # ---- a hostile META through the contrib scripts ---------------------------
 
 d3 = tmpdir()
-rec3 = Recorder(d3)
+rec3 = NotifyRecorder(d3)
 canary = os.path.join(d3, "canary")
 HOSTILE = ("text/gemini; $(touch %s1) `touch %s2` ';touch %s3;' \"q\" "
            "\x1b[31mred\x1b[0m\x0bBcc: victim@example.org\x0cFF\x07"
@@ -656,7 +619,7 @@ sink.shutdown()
 # ---- gemwatch notify-test --------------------------------------------------
 
 d4 = tmpdir()
-rec4 = Recorder(d4)
+rec4 = NotifyRecorder(d4)
 conf4 = os.path.join(d4, "gemwatch.conf")
 
 

@@ -18,17 +18,12 @@ import subprocess
 import sys
 import time
 
-from gemtest import (GEMSERVER, SLOW, TOP_SRCDIR, Daemon, GemServer, diag,
-                     done, is_, metric, ok, tmpdir, _children)
+from gemtest import (SLOW, TOP_SRCDIR, Daemon, GemServer,
+                     NotifyRecorder, diag, done, is_, make_cert, metric, ok,
+                     tmpdir, _children)
 
 d = tmpdir()
-key, crt = os.path.join(d, "key.pem"), os.path.join(d, "cert.pem")
-gs = subprocess.Popen([GEMSERVER, "-n", "127.0.0.1", "-K", key, "-C", crt],
-                      stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-                      text=True)
-gs.stdout.readline()
-gs.terminate()
-gs.wait(timeout=10)
+key, crt = make_cert("127.0.0.1")
 
 docs = os.path.join(d, "docs")
 
@@ -54,43 +49,7 @@ port = int(srv.stdout.readline())
 url = "gemini://127.0.0.1:%d/" % port
 
 
-class Recorder:
-    """A notify command that keeps each run's environment and stdin."""
-
-    def __init__(self, d):
-        self.dir = os.path.join(d, "rec")
-        os.mkdir(self.dir)
-        self.path = os.path.join(d, "record.sh")
-        with open(self.path, "w") as f:
-            f.write("#!/bin/sh\n"
-                    "f=%s/$(date +%%s%%N).$$\n"
-                    "env -0 >\"$f.env\"\n"
-                    "cat >\"$f.tmp\" && mv \"$f.tmp\" \"$f.json\"\n"
-                    % self.dir)
-        os.chmod(self.path, 0o755)
-
-    def events(self, capsule=None):
-        """[(env dict, JSON document)], in the order the runs started."""
-        out = []
-        for name in sorted(os.listdir(self.dir),
-                           key=lambda n: int(n.split(".")[0])):
-            if not name.endswith(".json"):
-                continue
-            base = os.path.join(self.dir, name[:-5])
-            with open(base + ".env", "rb") as f:
-                env = dict(kv.split("=", 1) for kv in
-                           f.read().decode().split("\0") if "=" in kv)
-            with open(base + ".json") as f:
-                doc = json.load(f)
-            if capsule is None or env.get("GEMWATCH_CAPSULE") == capsule:
-                out.append((env, doc))
-        return out
-
-    def names(self, capsule):
-        return [e["GEMWATCH_EVENT"] for e, _ in self.events(capsule)]
-
-
-rec = Recorder(d)
+rec = NotifyRecorder(d)
 state = os.path.join(d, "state")
 conf = ("state-dir %s\n" % state +
         "notify %s\n" % rec.path +
@@ -245,7 +204,7 @@ is_(dm.stop()[0], 0, "daemon stops cleanly again")
 # A conforming server but for one MUST: it serves URLs with userinfo.
 bad = GemServer("-m", "conform", "-n", "127.0.0.1", "-K", key, "-C", crt,
                 "-r", "userinfo")
-rec2 = Recorder(tmpdir())
+rec2 = NotifyRecorder(tmpdir())
 conf2 = ("notify %s\n" % rec2.path +
          "capsule gemini://127.0.0.1:%d/ name=conf timeout=3s diagnose=1m\n"
          % bad.port)
