@@ -217,9 +217,9 @@ j_format(const struct diag_check *c, const struct probe_result *r,
 	else if (r->status != 20)
 		say(j, DIAG_WARN, "the root answered %d, not 20", r->status);
 	else if (r->meta == NULL || r->meta[0] == '\0')
-		say(j, DIAG_WARN, "20 without a MIME type");
+		say(j, DIAG_FAIL, "20 without a MIME type");
 	else if (strchr(r->meta, '/') == NULL)
-		say(j, DIAG_WARN, "20 with \"%s\", not a MIME type", r->meta);
+		say(j, DIAG_FAIL, "20 with \"%s\", not a MIME type", r->meta);
 	else
 		say(j, DIAG_PASS, "a well-formed 20 header");
 }
@@ -234,7 +234,7 @@ j_empty_path(const struct diag_check *c, const struct probe_result *r,
 	else if (r->status / 10 == 2)
 		say(j, DIAG_PASS, "answered %d", r->status);
 	else if (r->status / 10 == 3)
-		say(j, DIAG_WARN,
+		say(j, DIAG_FAIL,
 		    "redirected (%d) instead of serving the empty path",
 		    r->status);
 	else
@@ -281,7 +281,7 @@ j_max1024(const struct diag_check *c, const struct probe_result *r,
 	if (r->status < 0)
 		no_answer(r, j, DIAG_FAIL);
 	else if (r->status == 59)
-		say(j, DIAG_FAIL,
+		say(j, DIAG_WARN,
 		    "answered 59 to a URL within the 1024-byte limit");
 	else if (r->status == 51)
 		say(j, DIAG_PASS, "answered 51");
@@ -501,116 +501,126 @@ b_fragment(const struct diag_ctx *x, struct buf *b)
 
 /* ---- the table ---------------------------------------------------------- */
 
-/* Where the rules are: Gemini protocol specification v0.24.1. */
+/*
+ * Where the rules are: the Gemini network protocol specification v0.24.1
+ * (geminiprotocol.net/docs/protocol-specification.gmi), its sections
+ * Overview, Requests, Responses, Status codes and TLS server certificate
+ * validation. A MUST missed is a fail; a SHOULD, or what the
+ * specification leaves open, is a warn and says so.
+ */
 #define R_OVERVIEW "Overview"
 #define R_REQUESTS "Requests"
+#define R_RESPONSES "Responses"
 #define R_STATUS "Status codes"
+#define R_URI "the spec's URI rules"
+#define R_CERT "TLS server certificate validation"
+#define R_NOT "not a rule of the spec"
+#define R_BAD R_STATUS ": 59 is for a request the server cannot parse"
 
 static const struct diag_check checks[] = {
     {"IPv4Address", "The capsule answers over IPv4",
-        "not a rule of the spec; a published address should answer (warn)",
-        b_root, j_reach, 0, DIAG_WARN, AF_INET, 0},
+        R_NOT "; a published address should answer (warn)", b_root, j_reach, 0,
+        DIAG_WARN, AF_INET, 0},
     {"IPv6Address", "The capsule answers over IPv6",
-        "not a rule of the spec; a published address should answer (warn)",
-        b_root, j_reach, 0, DIAG_WARN, AF_INET6, 0},
+        R_NOT "; a published address should answer (warn)", b_root, j_reach, 0,
+        DIAG_WARN, AF_INET6, 0},
     {"TLSVersion", "The server negotiates TLS 1.2 or later, ideally 1.3",
         R_OVERVIEW ": servers MUST support TLS 1.2 or higher (fail); "
-                   "1.2 rather than 1.3 is a warn",
+                   "preferring 1.3 is " R_NOT " (warn)",
         b_root, j_tls_version, 0, DIAG_FAIL, 0, 0},
     {"TLSClaims", "The certificate is valid now and names the host",
-        "TLS: clients are to trust on first use; the spec sets no rule "
-        "on the claims (warn)",
+        R_CERT ": clients are strongly RECOMMENDED to trust on first "
+               "use, self-signed is fine; dates and names are " R_NOT " (warn)",
         b_root, j_claims, 0, DIAG_WARN, 0, 0},
     {"TLSRequired", "A request over bare TCP gets no Gemini answer",
-        R_OVERVIEW ": Gemini is served over TLS; refusing bare TCP is "
-                   "not written as a MUST (warn)",
+        R_OVERVIEW ": Gemini runs over TLS; refusing bare TCP is " R_NOT
+                   " (warn)",
         b_root, j_plain, 0, DIAG_WARN, 0, DF_PLAIN},
     {"ResponseFormat",
         "The root answers 20 with a well-formed header and a MIME type",
-        "Responses: STATUS SP META CRLF, META at most 1024 bytes (MUST, "
-        "fail); 20 carries a MIME type",
+        R_RESPONSES ": a success header is \"2\" DIGIT SP mimetype CRLF "
+                    "(fail); that the root answers 20 is " R_NOT " (warn)",
         b_root, j_format, 0, DIAG_FAIL, 0, 0},
     {"HomepageNoRedirect",
         "An empty path is served like \"/\", without a redirect",
-        R_REQUESTS ": a server MUST be able to deal with an empty path "
-                   "(fail); a redirect deals with it, but is a warn",
+        R_URI ": an empty path and \"/\" are equivalent, servers MUST "
+              "support both without sending a redirection (fail)",
         b_empty_path, j_empty_path, 0, DIAG_FAIL, 0, 0},
     {"PageNotFound", "A page that does not exist answers 51, no body",
-        R_STATUS ": 51 NOT FOUND (warn); only a 2x response has a body "
-                 "(fail)",
+        R_STATUS
+        ": 51 is not found, no rule makes it the answer (warn); " R_RESPONSES
+        ": only a 2x response has a body (fail)",
         b_missing, j_missing, 51, DIAG_WARN, 0, 0},
     {"RequestMissingCR",
         "A request ended by LF alone is not served as complete",
-        R_REQUESTS ": a request ends with CRLF; the server's answer to "
-                   "LF alone is not specified (warn)",
+        R_REQUESTS ": a request is absolute-URI CRLF; the answer to LF "
+                   "alone is not specified (warn)",
         b_no_cr, j_no_cr, 0, DIAG_WARN, 0, DF_SILENCE},
     {"URLIncludePort", "A URL that names the port is served",
-        "URI scheme: the port defaults to 1965, gemini://H:P/ is the "
-        "same resource (STD66 6.2.3; warn)",
+        R_URI ": the port defaults to 1965; gemini://H:P/ naming the "
+              "server's own port is the same resource (STD66 6.2.3; warn)",
         b_port, j_status, 20, DIAG_WARN, 0, 0},
     {"URLSchemeMissing", "A URL without a scheme is rejected with 59",
-        R_REQUESTS ": a request is an absolute URI; " R_STATUS
-                   ": 59 BAD REQUEST (warn)",
+        R_REQUESTS ": a request is an absolute-URI; " R_BAD " (warn)",
         b_no_scheme, j_status, 59, DIAG_WARN, 0, 0},
     {"URLInvalidUTF8Byte",
         "A URL with a byte that is not UTF-8 is rejected with 59",
-        R_REQUESTS ": a request is a URI, UTF-8 for IRIs; " R_STATUS
-                   ": 59 BAD REQUEST (warn)",
+        R_REQUESTS ": a request is an absolute-URI (STD66), which has no "
+                   "raw byte 0xFF; " R_BAD " (warn)",
         b_utf8, j_status, 59, DIAG_WARN, 0, 0},
     {"URLMaxSize", "A URL of exactly 1024 bytes is served (here 51)",
         R_REQUESTS ": the URI MUST NOT exceed 1024 bytes, so 1024 is "
-                   "within the limit; 59 to it is a fail",
-        b_1024, j_max1024, 0, DIAG_FAIL, 0, 0},
+                   "within it; refusing it breaks no MUST (warn)",
+        b_1024, j_max1024, 0, DIAG_WARN, 0, 0},
     {"URLAboveMaxSize", "A URL of 1025 bytes is rejected with 59",
         R_REQUESTS ": a server MUST reject requests where the URI exceeds "
                    "1024 bytes (fail)",
         b_1025, j_reject, 0, DIAG_FAIL, 0, 0},
     {"URLWrongPort", "A URL for another port is refused with 53",
-        R_STATUS ": 53 PROXY REQUEST REFUSED for what the server does not "
-                 "serve (warn)",
+        R_STATUS ": 53 is for a domain the server does not serve; a "
+                 "foreign port is in no rule (warn)",
         b_wrong_port, j_status, 53, DIAG_WARN, 0, 0},
     {"URLWrongHost", "A URL for a foreign host is refused with 53",
-        R_STATUS ": 53 PROXY REQUEST REFUSED for a domain the server does "
-                 "not serve (warn)",
+        R_STATUS ": 53 is for a domain the server does not serve and "
+                 "does not proxy; proxying is allowed (warn)",
         b_foreign, j_status, 53, DIAG_WARN, 0, 0},
     {"URLSchemeHTTP", "An http:// URL is refused with 53",
-        R_STATUS ": 53 PROXY REQUEST REFUSED (warn)", b_http, j_status, 53,
-        DIAG_WARN, 0, 0},
+        "no rule names the answer to another scheme; 53 (proxy request "
+        "refused) as gemini-diagnostics expects (warn)",
+        b_http, j_status, 53, DIAG_WARN, 0, 0},
     {"URLSchemeHTTPS", "An https:// URL is refused with 53",
-        R_STATUS ": 53 PROXY REQUEST REFUSED (warn)", b_https, j_status, 53,
-        DIAG_WARN, 0, 0},
+        "no rule names the answer to another scheme; 53 (proxy request "
+        "refused) as gemini-diagnostics expects (warn)",
+        b_https, j_status, 53, DIAG_WARN, 0, 0},
     {"URLSchemeGopher", "A gopher:// URL is refused with 53",
-        R_STATUS ": 53 PROXY REQUEST REFUSED (warn)", b_gopher, j_status, 53,
-        DIAG_WARN, 0, 0},
+        "no rule names the answer to another scheme; 53 (proxy request "
+        "refused) as gemini-diagnostics expects (warn)",
+        b_gopher, j_status, 53, DIAG_WARN, 0, 0},
     {"URLEmpty", "An empty request is rejected with 59",
-        R_REQUESTS ": a request is an absolute URI; " R_STATUS
-                   ": 59 BAD REQUEST (warn)",
-        b_empty, j_status, 59, DIAG_WARN, 0, 0},
+        R_REQUESTS ": a request is an absolute-URI; " R_BAD " (warn)", b_empty,
+        j_status, 59, DIAG_WARN, 0, 0},
     {"URLRelative", "A relative URL is rejected with 59",
-        R_REQUESTS ": a request is an absolute URI; " R_STATUS
-                   ": 59 BAD REQUEST (warn)",
+        R_REQUESTS ": a request is an absolute-URI; " R_BAD " (warn)",
         b_relative, j_status, 59, DIAG_WARN, 0, 0},
     {"URLInvalid", "Random text is rejected with 59",
-        R_REQUESTS ": a request is an absolute URI; " R_STATUS
-                   ": 59 BAD REQUEST (warn)",
-        b_text, j_status, 59, DIAG_WARN, 0, 0},
+        R_REQUESTS ": a request is an absolute-URI; " R_BAD " (warn)", b_text,
+        j_status, 59, DIAG_WARN, 0, 0},
     {"URLDotEscape", "A path of \"..\" cannot climb above the root",
         "STD66 5.2.4: dot segments are removed; serving above the root "
-        "is not a rule of the spec (warn)",
+        "is " R_NOT " (warn)",
         b_dots, j_dots, 0, DIAG_WARN, 0, 0},
     {"URLUserinfo", "A URL with userinfo is rejected with 59",
         R_REQUESTS ": a server MUST reject a request with a userinfo "
                    "portion (fail)",
         b_userinfo, j_reject, 0, DIAG_FAIL, 0, 0},
     {"URLFragment", "A URL with a fragment is rejected with 59",
-        R_REQUESTS ": a server MUST reject a request with a fragment "
-                   "(fail)",
+        R_REQUESTS ": clients MUST NOT send a fragment and a server MUST "
+                   "reject such requests (fail)",
         b_fragment, j_reject, 0, DIAG_FAIL, 0, 0},
     {"ConcurrentConnections",
         "A request is served while another connection sits idle",
-        "not a rule of the spec; one slow client should not stop the "
-        "server (warn)",
-        b_root, j_concurrent, 0, DIAG_WARN, 0, DF_IDLE},
+        R_NOT "; one slow client should not stop the server (warn)", b_root,
+        j_concurrent, 0, DIAG_WARN, 0, DF_IDLE},
 };
 
 #define NCHECKS (sizeof checks / sizeof checks[0])

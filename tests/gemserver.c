@@ -97,13 +97,14 @@ enum brk {
 	BRK_USERINFO,        /* serves a URL with userinfo */
 	BRK_FRAGMENT,        /* serves a URL with a fragment */
 	BRK_NO_CLOSE_NOTIFY, /* every answer ends without close_notify */
-	BRK_SERIAL           /* one connection at a time */
+	BRK_SERIAL,          /* one connection at a time */
+	BRK_NOMIME           /* the root's 20 has no MIME type */
 };
 
 static const char *break_names[] = {"none", "header", "redirect",
     "notfound-body", "notfound-status", "lf", "port", "max1024", "max1025",
     "anyport", "anyhost", "anyscheme", "lenient", "dotdot", "userinfo",
-    "fragment", "no-close-notify", "serial", NULL};
+    "fragment", "no-close-notify", "serial", "nomime", NULL};
 
 enum certmode {
 	CERT_SELFSIGNED,
@@ -253,7 +254,8 @@ usage(void)
 	    "max1024,\n"
 	    "               max1025, anyport, anyhost, anyscheme, lenient,\n"
 	    "               dotdot, userinfo, fragment, no-close-notify, "
-	    "serial\n"
+	    "serial,\n"
+	    "               nomime\n"
 	    "  -c certmode  selfsigned, expired, chain50, huge, notyet\n"
 	    "\n"
 	    "paths: / /ok /premature /midrecord /reset /stall-header "
@@ -1833,10 +1835,13 @@ conform_answer(struct conn *c, const char *header)
 static void
 conform_root(struct conn *c)
 {
-	if (send_header(c, opt_break == BRK_HEADER
-	                       ? "20text/gemini\r\n"
-	                       : "20 text/gemini\r\n") != 0 ||
-	    tls_puts(c, ok_body) != 0)
+	const char *h = "20 text/gemini\r\n";
+
+	if (opt_break == BRK_HEADER)
+		h = "20text/gemini\r\n";
+	else if (opt_break == BRK_NOMIME)
+		h = "20 \r\n";
+	if (send_header(c, h) != 0 || tls_puts(c, ok_body) != 0)
 		return;
 	conform_end(c);
 }

@@ -102,12 +102,13 @@ for args, what in ((["--only", "NoSuchCheck", "127.0.0.1"], "unknown check"),
 BROKEN = [
     # (server arguments, --only, the verdict each check must get)
     (("-r", "header"), {"ResponseFormat": "fail"}),
-    (("-r", "redirect"), {"HomepageNoRedirect": "warn"}),
+    (("-r", "nomime"), {"ResponseFormat": "fail"}),
+    (("-r", "redirect"), {"HomepageNoRedirect": "fail"}),
     (("-r", "notfound-body"), {"PageNotFound": "fail"}),
     (("-r", "notfound-status"), {"PageNotFound": "warn"}),
     (("-r", "lf"), {"RequestMissingCR": "warn"}),
     (("-r", "port"), {"URLIncludePort": "warn"}),
-    (("-r", "max1024"), {"URLMaxSize": "fail"}),
+    (("-r", "max1024"), {"URLMaxSize": "warn"}),
     (("-r", "max1025"), {"URLAboveMaxSize": "fail"}),
     (("-r", "anyport"), {"URLWrongPort": "warn"}),
     (("-r", "anyhost"), {"URLWrongHost": "warn"}),
@@ -135,6 +136,14 @@ for args, want in BROKEN:
         ok(all("close_notify" in c["why"] for c in doc["checks"]),
            "no-close-notify: the why says so",
            [c["why"] for c in doc["checks"]])
+    if args == ("-r", "nomime"):
+        ok("MIME" in checks(doc)["ResponseFormat"]["why"],
+           "nomime: the why names the MIME type",
+           checks(doc)["ResponseFormat"]["why"])
+    if args == ("-r", "redirect"):
+        ok("redirected (31)" in checks(doc)["HomepageNoRedirect"]["why"],
+           "redirect: the why names the redirect",
+           checks(doc)["HomepageNoRedirect"]["why"])
     if args == ("-r", "notfound-body"):
         ok("body" in checks(doc)["PageNotFound"]["why"],
            "notfound-body: the why names the body",
