@@ -5,9 +5,10 @@
  * under store_rdlock. A history is a ring of 32-byte entries that share
  * refcounted facts and sites (store_impl.h): with `history 120` the store
  * takes 5.4 KiB per capsule (52.6 MiB for 10,000) where deep copies of
- * results took 67 KiB (tests/bench_store measures it). Rings are
- * allocated on a check's first result, so checks that never ran (or error
- * pages not configured) cost nothing.
+ * results took 67 KiB (tests/bench_store measures it). A ring grows as
+ * results come, from room for a few to the history length, so checks
+ * that never ran (or error pages not configured) cost nothing and a
+ * capsule's history takes about what it holds.
  * State changes (up/down, close_notify lost/back, certificate changed) are
  * logged here, once per change, because only the store sees successive
  * results of one capsule; what they compare with is kept per check, so a
@@ -31,6 +32,8 @@
 
 _Static_assert(sizeof(struct store_entry) == 28, "store_entry is 28 bytes");
 _Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
+
+#define RING_FIRST 4 /* a ring's first room, in results */
 
 /* ---- sites and facts -------------------------------------------------- */
 
@@ -453,12 +456,32 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 
 /* Slot of the i-th newest result. Until the ring first fills up, results
  * sit at 0..count-1 with the newest at head, so wrapping (i > head) only
- * happens in a full ring and the capacity is not needed. */
+ * happens in a full ring, whose count is its room. */
 size_t
 store_ring_slot(const struct store_check *c, size_t i)
 {
 	return i <= c->ring_head ? c->ring_head - i
 	                         : c->ring_head + c->ring_count - i;
+}
+
+/*
+ * Make room for one more result in a ring that is not full yet: a ring
+ * starts with RING_FIRST entries and doubles up to cap, so a check holds
+ * about what it has been given rather than cap entries from its first
+ * result. The results stay at 0..count-1, so a realloc keeps them.
+ */
+static void
+ring_grow(struct store_check *c, size_t cap)
+{
+	size_t room;
+
+	assert(c->ring_count == c->ring_room && c->ring_room < cap);
+	room =
+	    c->ring_room < RING_FIRST ? RING_FIRST : 2 * (size_t)c->ring_room;
+	if (room > cap)
+		room = cap;
+	c->ring = xreallocarray(c->ring, room, sizeof *c->ring);
+	c->ring_room = (uint32_t)room;
 }
 
 void
@@ -468,12 +491,11 @@ store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 		store_fact_unref(c, e->fact);
 		return;
 	}
-	if (c->ring == NULL) {
-		c->ring = xcalloc(cap, sizeof *c->ring);
-		c->ring_head = c->ring_count = 0;
-	}
+	assert(cap <= UINT32_MAX && c->ring_room <= cap);
+	if (c->ring_count == c->ring_room && c->ring_room < cap)
+		ring_grow(c, cap);
 	if (c->ring_count > 0)
-		c->ring_head = (c->ring_head + 1) % cap;
+		c->ring_head = (uint32_t)((c->ring_head + 1) % cap);
 	if (c->ring_count < cap)
 		c->ring_count++;
 	else
@@ -481,7 +503,8 @@ store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 	c->ring[c->ring_head] = *e;
 }
 
-/* Change the ring's capacity, keeping the newest results. */
+/* Change the ring's capacity, keeping the newest results; the ring is
+ * left with room for just those (it grows again with the next). */
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
@@ -491,8 +514,8 @@ ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 	if (c->ring == NULL || oldcap == newcap)
 		return;
 	keep = c->ring_count < newcap ? c->ring_count : newcap;
-	if (newcap > 0) {
-		nr = xcalloc(newcap, sizeof *nr);
+	if (keep > 0) {
+		nr = xreallocarray(NULL, keep, sizeof *nr);
 		for (i = 0; i < keep; i++) /* oldest first */
 			nr[keep - 1 - i] = c->ring[store_ring_slot(c, i)];
 	}
@@ -501,7 +524,8 @@ ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 	free(c->ring);
 	c->ring = nr;
 	c->ring_count = keep;
-	c->ring_head = keep > 0 ? keep - 1 : 0;
+	c->ring_room = (uint32_t)keep;
+	c->ring_head = keep > 0 ? (uint32_t)(keep - 1) : 0;
 }
 
 /* ---- checks and capsules ---------------------------------------------- */
