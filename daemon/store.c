@@ -454,39 +454,100 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 	v->end = e->end;
 }
 
+/*
+ * A ring's entries live in segments allocated as results come and never
+ * moved: segment k holds the slots RING_FIRST * (2^k - 1) and up, and
+ * RING_FIRST * 2^k of them (the last one cut at the history length). So
+ * a check holds about what it has been given, and growing frees nothing:
+ * memory that a copy into a bigger block would leave behind, in holes
+ * too small for the next, is never made (with `history 120`: segments of
+ * 4, 8, 16, 32 and 60 entries, and a table of 5 pointers).
+ */
+static unsigned
+seg_of(size_t slot)
+{
+	size_t v = slot / RING_FIRST + 1;
+	unsigned k = 0;
+
+	while (v >>= 1)
+		k++;
+	return k;
+}
+
+static size_t
+seg_start(unsigned k)
+{
+	return RING_FIRST * (((size_t)1 << k) - 1);
+}
+
+/* Segments of a ring of cap slots. */
+static unsigned
+seg_count(size_t cap)
+{
+	return cap > 0 ? seg_of(cap - 1) + 1 : 0;
+}
+
+static struct store_entry *
+ring_at(const struct store_check *c, size_t slot)
+{
+	unsigned k = seg_of(slot);
+
+	return &c->ring[k][slot - seg_start(k)];
+}
+
 /* Slot of the i-th newest result. Until the ring first fills up, results
  * sit at 0..count-1 with the newest at head, so wrapping (i > head) only
- * happens in a full ring, whose count is its room. */
-size_t
-store_ring_slot(const struct store_check *c, size_t i)
+ * happens in a full ring, whose count is its capacity. */
+static size_t
+ring_slot(const struct store_check *c, size_t i)
 {
 	return i <= c->ring_head ? c->ring_head - i
 	                         : c->ring_head + c->ring_count - i;
 }
 
-/*
- * Make room for one more result in a ring that is not full yet: a ring
- * starts with RING_FIRST entries and doubles up to cap, so a check holds
- * about what it has been given rather than cap entries from its first
- * result. The results stay at 0..count-1, so a realloc keeps them.
- */
+struct store_entry *
+store_ring_entry(const struct store_check *c, size_t i)
+{
+	assert(i < c->ring_count);
+	return ring_at(c, ring_slot(c, i));
+}
+
+/* Room for one more result in a ring of cap slots: its next segment. */
 static void
 ring_grow(struct store_check *c, size_t cap)
 {
-	size_t room;
+	size_t start = c->ring_room, size;
+	unsigned k = seg_of(start);
 
-	assert(c->ring_count == c->ring_room && c->ring_room < cap);
-	room =
-	    c->ring_room < RING_FIRST ? RING_FIRST : 2 * (size_t)c->ring_room;
-	if (room > cap)
-		room = cap;
-	c->ring = xreallocarray(c->ring, room, sizeof *c->ring);
-	c->ring_room = (uint32_t)room;
+	assert(start == seg_start(k) && start < cap);
+	if (c->ring == NULL)
+		c->ring = xcalloc(seg_count(cap), sizeof *c->ring);
+	size = (size_t)RING_FIRST << k;
+	if (size > cap - start)
+		size = cap - start;
+	c->ring[k] = xreallocarray(NULL, size, sizeof *c->ring[k]);
+	c->ring_room = (uint32_t)(start + size);
+}
+
+static void
+ring_free(struct store_check *c)
+{
+	unsigned k;
+
+	if (c->ring != NULL)
+		for (k = 0; k < seg_count(c->ring_room); k++)
+			free(c->ring[k]);
+	free(c->ring);
+	c->ring = NULL;
+	c->ring_room = c->ring_head = 0;
+	c->ring_count = 0;
 }
 
 void
 store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 {
+	struct store_entry *slot;
+
 	if (cap == 0) {
 		store_fact_unref(c, e->fact);
 		return;
@@ -496,35 +557,37 @@ store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 		ring_grow(c, cap);
 	if (c->ring_count > 0)
 		c->ring_head = (uint32_t)((c->ring_head + 1) % cap);
+	slot = ring_at(c, c->ring_head);
 	if (c->ring_count < cap)
 		c->ring_count++;
 	else
-		store_fact_unref(c, c->ring[c->ring_head].fact);
-	c->ring[c->ring_head] = *e;
+		store_fact_unref(c, slot->fact);
+	*slot = *e;
 }
 
-/* Change the ring's capacity, keeping the newest results; the ring is
- * left with room for just those (it grows again with the next). */
+/* Change the ring's capacity, keeping the newest results in a new ring
+ * with room for just those (it grows again with the next). */
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
-	struct store_entry *nr = NULL;
+	struct store_check nc;
 	size_t keep, i;
 
 	if (c->ring == NULL || oldcap == newcap)
 		return;
 	keep = c->ring_count < newcap ? c->ring_count : newcap;
-	if (keep > 0) {
-		nr = xreallocarray(NULL, keep, sizeof *nr);
-		for (i = 0; i < keep; i++) /* oldest first */
-			nr[keep - 1 - i] = c->ring[store_ring_slot(c, i)];
+	memset(&nc, 0, sizeof nc);
+	for (i = keep; i-- > 0;) { /* oldest first */
+		if (nc.ring_count == nc.ring_room)
+			ring_grow(&nc, newcap);
+		*ring_at(&nc, nc.ring_count++) = *store_ring_entry(c, i);
 	}
 	for (i = keep; i < c->ring_count; i++)
-		store_fact_unref(c, c->ring[store_ring_slot(c, i)].fact);
-	free(c->ring);
-	c->ring = nr;
+		store_fact_unref(c, store_ring_entry(c, i)->fact);
+	ring_free(c);
+	c->ring = nc.ring;
+	c->ring_room = nc.ring_room;
 	c->ring_count = keep;
-	c->ring_room = (uint32_t)keep;
 	c->ring_head = keep > 0 ? (uint32_t)(keep - 1) : 0;
 }
 
@@ -558,7 +621,7 @@ store_check_free(struct store_check *c)
 		store_site_unref(c->cert_site);
 	free(c->facts);
 	free(c->free_slots);
-	free(c->ring);
+	ring_free(c);
 	free(c->last);
 	store_check_init(c, c->check);
 }
@@ -929,8 +992,8 @@ int
 store_history_get(
     const struct store_check *c, size_t i, struct probe_result *view)
 {
-	if (c->ring == NULL || i >= c->ring_count)
+	if (i >= c->ring_count)
 		return -1;
-	entry_view(c, &c->ring[store_ring_slot(c, i)], view);
+	entry_view(c, store_ring_entry(c, i), view);
 	return 0;
 }

@@ -702,7 +702,8 @@ test_ring_growth(void)
 	sync_with(s, 200, spec);
 	c = check_of(s, "a", CHECK_PAGE);
 	ok(history_is(c, 131, 50), "grown to 200: the 50 kept");
-	is_int(c->ring_room, 50, "room for what it holds");
+	ok(c->ring_room >= 50 && c->ring_room <= 2 * 50 + 4,
+	    "room %u for what it holds", c->ring_room);
 	for (i = 132; i <= 181; i++)
 		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
 	ok(history_is(c, 181, 100), "100 after 50 more");

@@ -17,7 +17,7 @@ of the figures measured, each beside its goal. Sections (--sections):
             callgrind (instructions) over a window of steady probing.
   memory    RSS with `history 120` at 100, 1,000 and 10,000 capsules once
             the history is full (10,000: extrapolated unless --full, from
-            round 65 on when the run got there), and at 10,000 on the way
+            round 61 on when the run got there), and at 10,000 on the way
             (after 10, 30 and 60 rounds), beside blackbox_exporter's idle
             RSS.
   endpoint  wrk -c50 -t2 -d10s on /metrics at 100 capsules.
@@ -59,8 +59,9 @@ import urllib.request
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PHASES = ("connect", "tls", "header", "body", "total")
 # With history 120, the round from which every history has its full room
-# (store.c grows a ring from room for 4, doubling: 64 -> 120 here).
-FULL_ROOM_ROUND = 65
+# (store.c gives a ring segments of 4, 8, 16, 32 and 60 entries as
+# results come: the last at the 61st).
+FULL_ROOM_ROUND = 61
 
 _children = []
 
@@ -1164,9 +1165,8 @@ class Bench:
             return
         # Linear fit over the points past the first round, or past the
         # round where a history takes its full room when there are two
-        # (store.c: the room doubles from 4, so 64 -> 120 at round 65;
-        # entries are smaller than a page, so every page of it is touched
-        # from then on).
+        # (its segments are smaller than a page and side by side with
+        # other capsules', so their pages are touched from then on).
         pts = [p for p in points if p[0] >= FULL_ROOM_ROUND]
         if len(pts) < 2:
             pts = [p for p in points if p[0] >= 1] or points
