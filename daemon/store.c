@@ -4,7 +4,7 @@
  * Probes publish with store_put under the write lock; the HTTP thread reads
  * under store_rdlock. A history is a ring of 28-byte entries that share
  * refcounted facts and sites (store_impl.h): with `history 120` the store
- * takes 5.0 KiB per capsule (48.4 MiB for 10,000) where deep copies of
+ * takes 5.0 KiB per capsule (49.3 MiB for 10,000) where deep copies of
  * results took 67 KiB (tests/bench_store measures it). A ring grows as
  * results come, from room for a few to the history length, so checks
  * that never ran (or error pages not configured) cost nothing and a
