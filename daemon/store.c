@@ -566,7 +566,7 @@ store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 }
 
 /* Change the ring's capacity, keeping the newest results in a new ring
- * with room for just those (it grows again with the next). */
+ * with the segments those take (it grows again with the next). */
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
