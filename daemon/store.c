@@ -2,12 +2,13 @@
  * The results store: the capsules of this instance's shard in configuration
  * order, each with per check the latest result, counters and a history.
  * Probes publish with store_put under the write lock; the HTTP thread reads
- * under store_rdlock. A history is a ring of 32-byte entries that share
+ * under store_rdlock. A history is a ring of 28-byte entries that share
  * refcounted facts and sites (store_impl.h): with `history 120` the store
- * takes 5.4 KiB per capsule (52.6 MiB for 10,000) where deep copies of
- * results took 67 KiB (tests/bench_store measures it). Rings are
- * allocated on a check's first result, so checks that never ran (or error
- * pages not configured) cost nothing.
+ * takes 5.0 KiB per capsule (49.3 MiB for 10,000) where deep copies of
+ * results took 67 KiB (tests/bench_store measures it). A ring grows as
+ * results come, from room for a few to the history length, so checks
+ * that never ran (or error pages not configured) cost nothing and a
+ * capsule's history takes about what it holds.
  * State changes (up/down, close_notify lost/back, certificate changed) are
  * logged here, once per change, because only the store sees successive
  * results of one capsule; what they compare with is kept per check, so a
@@ -31,6 +32,8 @@
 
 _Static_assert(sizeof(struct store_entry) == 28, "store_entry is 28 bytes");
 _Static_assert(STORE_RECENT >= 2, "recent facts: at least up and down");
+
+#define RING_FIRST 4 /* a ring's first room, in results */
 
 /* ---- sites and facts -------------------------------------------------- */
 
@@ -451,57 +454,141 @@ entry_view(const struct store_check *c, const struct store_entry *e,
 	v->end = e->end;
 }
 
+/*
+ * A ring's entries live in segments allocated as results come and never
+ * moved: segment k holds the slots RING_FIRST * (2^k - 1) and up, and
+ * RING_FIRST * 2^k of them (the last one cut at the history length). So
+ * a check holds about what it has been given, and growing frees nothing:
+ * memory that a copy into a bigger block would leave behind, in holes
+ * too small for the next, is never made (with `history 120`: segments of
+ * 4, 8, 16, 32 and 60 entries, and a table of 5 pointers).
+ */
+static unsigned
+seg_of(size_t slot)
+{
+	size_t v = slot / RING_FIRST + 1;
+	unsigned k = 0;
+
+	while (v >>= 1)
+		k++;
+	return k;
+}
+
+static size_t
+seg_start(unsigned k)
+{
+	return RING_FIRST * (((size_t)1 << k) - 1);
+}
+
+/* Segments of a ring of cap slots. */
+static unsigned
+seg_count(size_t cap)
+{
+	return cap > 0 ? seg_of(cap - 1) + 1 : 0;
+}
+
+static struct store_entry *
+ring_at(const struct store_check *c, size_t slot)
+{
+	unsigned k = seg_of(slot);
+
+	return &c->ring[k][slot - seg_start(k)];
+}
+
 /* Slot of the i-th newest result. Until the ring first fills up, results
  * sit at 0..count-1 with the newest at head, so wrapping (i > head) only
- * happens in a full ring and the capacity is not needed. */
-size_t
-store_ring_slot(const struct store_check *c, size_t i)
+ * happens in a full ring, whose count is its capacity. */
+static size_t
+ring_slot(const struct store_check *c, size_t i)
 {
 	return i <= c->ring_head ? c->ring_head - i
 	                         : c->ring_head + c->ring_count - i;
 }
 
+struct store_entry *
+store_ring_entry(const struct store_check *c, size_t i)
+{
+	assert(i < c->ring_count);
+	return ring_at(c, ring_slot(c, i));
+}
+
+/* Room for one more result in a ring of cap slots: its next segment. */
+static void
+ring_grow(struct store_check *c, size_t cap)
+{
+	size_t start = c->ring_room, size;
+	unsigned k = seg_of(start);
+
+	assert(start == seg_start(k) && start < cap);
+	if (c->ring == NULL)
+		c->ring = xcalloc(seg_count(cap), sizeof *c->ring);
+	size = (size_t)RING_FIRST << k;
+	if (size > cap - start)
+		size = cap - start;
+	c->ring[k] = xreallocarray(NULL, size, sizeof *c->ring[k]);
+	c->ring_room = (uint32_t)(start + size);
+}
+
+static void
+ring_free(struct store_check *c)
+{
+	unsigned k;
+
+	if (c->ring != NULL)
+		for (k = 0; k < seg_count(c->ring_room); k++)
+			free(c->ring[k]);
+	free(c->ring);
+	c->ring = NULL;
+	c->ring_room = c->ring_head = 0;
+	c->ring_count = 0;
+}
+
 void
 store_ring_push(struct store_check *c, size_t cap, const struct store_entry *e)
 {
+	struct store_entry *slot;
+
 	if (cap == 0) {
 		store_fact_unref(c, e->fact);
 		return;
 	}
-	if (c->ring == NULL) {
-		c->ring = xcalloc(cap, sizeof *c->ring);
-		c->ring_head = c->ring_count = 0;
-	}
+	assert(cap <= UINT32_MAX && c->ring_room <= cap);
+	if (c->ring_count == c->ring_room && c->ring_room < cap)
+		ring_grow(c, cap);
 	if (c->ring_count > 0)
-		c->ring_head = (c->ring_head + 1) % cap;
+		c->ring_head = (uint32_t)((c->ring_head + 1) % cap);
+	slot = ring_at(c, c->ring_head);
 	if (c->ring_count < cap)
 		c->ring_count++;
 	else
-		store_fact_unref(c, c->ring[c->ring_head].fact);
-	c->ring[c->ring_head] = *e;
+		store_fact_unref(c, slot->fact);
+	*slot = *e;
 }
 
-/* Change the ring's capacity, keeping the newest results. */
+/* Change the ring's capacity, keeping the newest results in a new ring
+ * with the segments those take (it grows again with the next). */
 static void
 ring_resize(struct store_check *c, size_t oldcap, size_t newcap)
 {
-	struct store_entry *nr = NULL;
+	struct store_check nc;
 	size_t keep, i;
 
 	if (c->ring == NULL || oldcap == newcap)
 		return;
 	keep = c->ring_count < newcap ? c->ring_count : newcap;
-	if (newcap > 0) {
-		nr = xcalloc(newcap, sizeof *nr);
-		for (i = 0; i < keep; i++) /* oldest first */
-			nr[keep - 1 - i] = c->ring[store_ring_slot(c, i)];
+	memset(&nc, 0, sizeof nc);
+	for (i = keep; i-- > 0;) { /* oldest first */
+		if (nc.ring_count == nc.ring_room)
+			ring_grow(&nc, newcap);
+		*ring_at(&nc, nc.ring_count++) = *store_ring_entry(c, i);
 	}
 	for (i = keep; i < c->ring_count; i++)
-		store_fact_unref(c, c->ring[store_ring_slot(c, i)].fact);
-	free(c->ring);
-	c->ring = nr;
+		store_fact_unref(c, store_ring_entry(c, i)->fact);
+	ring_free(c);
+	c->ring = nc.ring;
+	c->ring_room = nc.ring_room;
 	c->ring_count = keep;
-	c->ring_head = keep > 0 ? keep - 1 : 0;
+	c->ring_head = keep > 0 ? (uint32_t)(keep - 1) : 0;
 }
 
 /* ---- checks and capsules ---------------------------------------------- */
@@ -534,7 +621,7 @@ store_check_free(struct store_check *c)
 		store_site_unref(c->cert_site);
 	free(c->facts);
 	free(c->free_slots);
-	free(c->ring);
+	ring_free(c);
 	free(c->last);
 	store_check_init(c, c->check);
 }
@@ -905,8 +992,8 @@ int
 store_history_get(
     const struct store_check *c, size_t i, struct probe_result *view)
 {
-	if (c->ring == NULL || i >= c->ring_count)
+	if (i >= c->ring_count)
 		return -1;
-	entry_view(c, &c->ring[store_ring_slot(c, i)], view);
+	entry_view(c, store_ring_entry(c, i), view);
 	return 0;
 }

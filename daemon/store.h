@@ -33,8 +33,9 @@ struct store_check {
 	size_t ring_count; /* results in the history */
 
 	/* Private to the store. */
-	struct store_entry *ring;  /* capacity = store's history */
-	size_t ring_head;          /* index of the newest */
+	struct store_entry **ring; /* segments (store.c), NULL when empty */
+	uint32_t ring_head;        /* slot of the newest */
+	uint32_t ring_room;        /* slots allocated, up to the history */
 	struct store_fact **facts; /* what results share, by index */
 	uint32_t *free_slots;      /* indexes of NULL facts */
 	uint32_t nfacts, fact_cap, nfree;

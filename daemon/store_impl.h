@@ -155,8 +155,8 @@ void store_entry_make(
 /* Append e (its fact reference passes to the ring) to a ring of cap. */
 void store_ring_push(
     struct store_check *, size_t cap, const struct store_entry *e);
-/* Slot of the i-th newest entry. */
-size_t store_ring_slot(const struct store_check *, size_t i);
+/* The i-th newest entry (0 = newest; i < ring_count). */
+struct store_entry *store_ring_entry(const struct store_check *, size_t i);
 /* Make fact i the most recently used of c's (a candidate for the next). */
 void store_recent_use(struct store_check *, uint32_t i);
 /* Make r (with the strings of fact, one more reference) c's last. */

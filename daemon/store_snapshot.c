@@ -325,7 +325,7 @@ w_check(struct writer *w, const struct store_check *c)
 
 	w_uv(w, c->ring_count);
 	for (k = c->ring_count; k-- > 0;) {
-		e = &c->ring[store_ring_slot(c, k)];
+		e = store_ring_entry(c, k);
 		w_uv(w, fmap[e->fact]);
 		t = (int64_t)e->time * MS_PER_S + e->ms;
 		w_sv(w, t - prev);
@@ -755,7 +755,7 @@ r_check(struct reader *r, struct store_check *c, size_t cap)
 		store_fact_unref(c, (uint32_t)i);
 	/* The facts used lately: the entries', oldest first, then last's. */
 	for (i = c->ring_count; i-- > 0;)
-		store_recent_use(c, c->ring[store_ring_slot(c, i)].fact);
+		store_recent_use(c, store_ring_entry(c, i)->fact);
 	if (c->last != NULL)
 		store_recent_use(c, c->last_fact);
 	for (i = 0; i < nsites; i++)

@@ -644,6 +644,86 @@ test_sharing(void)
 	store_free(s);
 }
 
+/* 1 when c's history is exactly newest, newest - 1, ... n results. */
+static int
+history_is(const struct store_check *c, double newest, size_t n)
+{
+	struct probe_result v;
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if (store_history_get(c, i, &v) != 0 || v.time != newest - i)
+			return 0;
+	return store_history_get(c, n, &v) == -1 && c->ring_count == n;
+}
+
+/* A ring holds what it was given, grows to the configured history, and
+ * a reload shrinking or growing it keeps the newest results. */
+static void
+test_ring_growth(void)
+{
+	static const char *const spec[] = {"a gemini://a.example/", NULL};
+	struct store *s = store_new();
+	const struct store_check *c;
+	int i, grew = 1;
+
+	sync_with(s, 120, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(c->ring == NULL && c->ring_room == 0, "no room before a result");
+	capture_begin();
+	put(s, "a", CHECK_PAGE, 1, 20, END_CLOSE_NOTIFY);
+	ok(history_is(c, 1, 1), "one result held");
+	ok(c->ring_room >= 1 && c->ring_room <= 4,
+	    "a fresh ring has room for a few results, not 120 (%u)",
+	    c->ring_room);
+	for (i = 2; i <= 120; i++) {
+		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
+		if (c->ring_room < (unsigned)i ||
+		    c->ring_room > 2 * (unsigned)i + 4)
+			grew = 0;
+	}
+	ok(grew, "the room follows the results: at most twice, plus 4");
+	is_int(c->ring_room, 120, "grown to the configured history");
+	ok(history_is(c, 120, 120), "120 results, newest first");
+	for (i = 121; i <= 130; i++)
+		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
+	is_int(c->ring_room, 120, "a full ring does not grow");
+	ok(history_is(c, 130, 120), "then wraps, keeping the newest 120");
+
+	/* Reload to a shorter history: the newest 50 stay. */
+	sync_with(s, 50, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(history_is(c, 130, 50), "shrunk to 50: the newest 50");
+	is_int(c->ring_room, 50, "and room for just those");
+	put(s, "a", CHECK_PAGE, 131, 20, END_CLOSE_NOTIFY);
+	ok(history_is(c, 131, 50), "a shrunk ring wraps");
+
+	/* Longer again: everything kept, room grows as results come. */
+	sync_with(s, 200, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(history_is(c, 131, 50), "grown to 200: the 50 kept");
+	ok(c->ring_room >= 50 && c->ring_room <= 2 * 50 + 4,
+	    "room %u for what it holds", c->ring_room);
+	for (i = 132; i <= 181; i++)
+		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
+	ok(history_is(c, 181, 100), "100 after 50 more");
+	ok(c->ring_room >= 100 && c->ring_room <= 200, "room %u for 100",
+	    c->ring_room);
+	for (i = 182; i <= 400; i++)
+		put(s, "a", CHECK_PAGE, i, 20, END_CLOSE_NOTIFY);
+	ok(history_is(c, 400, 200), "full at 200, newest first");
+	is_int(c->ring_room, 200, "room 200");
+
+	/* A full, wrapped ring grown: all kept in order. */
+	sync_with(s, 300, spec);
+	c = check_of(s, "a", CHECK_PAGE);
+	ok(history_is(c, 400, 200), "a wrapped ring grown keeps all 200");
+	put(s, "a", CHECK_PAGE, 401, 20, END_CLOSE_NOTIFY);
+	ok(history_is(c, 401, 201), "and takes more");
+	capture_end();
+	store_free(s);
+}
+
 #define NTHREAD_PUTS 2000
 
 struct writer {
@@ -776,6 +856,7 @@ main(void)
 	test_log();
 	test_views();
 	test_sharing();
+	test_ring_growth();
 	test_threads();
 	test_tally();
 	store_free(NULL);

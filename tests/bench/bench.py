@@ -19,8 +19,10 @@ of the figures measured, each beside its goal. Sections (--sections):
   profile   The scheduler's and the store's share of the daemon's CPU, from
             callgrind (instructions) over a window of steady probing.
   memory    RSS with `history 120` at 100, 1,000 and 10,000 capsules once
-            the history is full (10,000: extrapolated unless --full), beside
-            blackbox_exporter's idle RSS.
+            the history is full (10,000: extrapolated unless --full, from
+            round 61 on when the run got there), and at 10,000 on the way
+            (after 10, 30 and 60 rounds), beside blackbox_exporter's idle
+            RSS.
   endpoint  wrk -c50 -t2 -d10s on /metrics at 100 capsules.
   geminispace
             The daemon with its default configuration against a simulated
@@ -59,6 +61,10 @@ import urllib.request
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 PHASES = ("connect", "tls", "header", "body", "total")
+# With history 120, the round from which every history has its full room
+# (store.c gives a ring segments of 4, 8, 16, 32 and 60 entries as
+# results come: the last at the 61st).
+FULL_ROOM_ROUND = 61
 
 _children = []
 
@@ -1167,13 +1173,24 @@ class Bench:
             if not a.full and time.monotonic() - t0 > a.memory_wait:
                 break
         d.stop()
+        # On the way: a history grows as results come, so RSS does too.
+        for mark in (10, 30, 60):
+            at = [p for p in points if p[0] >= mark]
+            if at:
+                self.row(sec, "RSS, %d capsules, after %.1f rounds" %
+                         (n, at[0][0]), mib(at[0][1]))
         rounds, rss = points[-1]
         if rounds >= 120:
             self.row(sec, "RSS, %d capsules, history 120, after %.0f rounds"
                      % (n, rounds), text, "≤ 64 MiB", rss <= 64 << 20)
             return
-        # Linear fit over the points past the first round.
-        pts = [p for p in points if p[0] >= 1] or points
+        # Linear fit over the points past the first round, or past the
+        # round where a history takes its full room when there are two
+        # (its segments are smaller than a page and side by side with
+        # other capsules', so their pages are touched from then on).
+        pts = [p for p in points if p[0] >= FULL_ROOM_ROUND]
+        if len(pts) < 2:
+            pts = [p for p in points if p[0] >= 1] or points
         if len(pts) >= 2:
             xs, ys = [p[0] for p in pts], [p[1] for p in pts]
             mx, my = statistics.mean(xs), statistics.mean(ys)
