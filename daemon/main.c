@@ -402,9 +402,10 @@ run_daemon(const char *path)
 		goto fail;
 	}
 	/*
-	 * glibc gives each new thread (workers, /probe, getaddrinfo_a's
-	 * helpers) a malloc arena of its own, up to 8 per core, and keeps
-	 * what they touched: a few arenas serve this load and keep RSS flat.
+	 * glibc gives each new thread (the engines' loops, libmicrohttpd's,
+	 * the notifier's) a malloc arena of its own, up to 8 per core, and
+	 * keeps what they touched: a few arenas serve this load and keep RSS
+	 * flat.
 	 */
 	mallopt(M_ARENA_MAX, 4);
 	/*
