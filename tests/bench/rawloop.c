@@ -12,7 +12,8 @@
  * can be compared with a daemon probing at that rate (an idle CPU between
  * probes makes each one dearer: cold caches, wake-ups). When HOST is not
  * an IPv4 address, each round resolves it first with getaddrinfo, as a
- * plain client would, and connects to the first address that accepts.
+ * plain client would, connects to the first address that accepts, and
+ * sends the name as SNI.
  * Errors end the program: the floor must not quietly measure failures.
  *
  *	rawloop [-n N] [-r RATE] HOST PORT URL
@@ -120,6 +121,10 @@ one(gnutls_certificate_credentials_t creds, const struct sockaddr_in *sin,
 		die("priority", rv);
 	if ((rv = gnutls_credentials_set(s, GNUTLS_CRD_CERTIFICATE, creds)) < 0)
 		die("credentials", rv);
+	/* A name goes out as SNI, as every Gemini client sends it. */
+	if (name != NULL && (rv = gnutls_server_name_set(
+	                         s, GNUTLS_NAME_DNS, name, strlen(name))) < 0)
+		die("server name", rv);
 	gnutls_transport_set_int(s, fd);
 	do
 		rv = gnutls_handshake(s);
