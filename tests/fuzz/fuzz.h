@@ -8,6 +8,18 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Abort, saying where (the file names the target), on a broken cond. */
+#define CHECK(cond)                                                            \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			fprintf(                                               \
+			    stderr, "%s:%d: %s\n", __FILE__, __LINE__, #cond); \
+			abort();                                               \
+		}                                                              \
+	} while (0)
 
 /* Run one input; abort() on a broken invariant. Always returns 0. */
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -16,16 +16,8 @@
 
 #include "buf.h"
 #include "diagnose.h"
+#include "fuzz.h"
 #include "utf8.h"
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_diagnose: %s:%d: %s\n",          \
-			    __FILE__, __LINE__, #cond);                        \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

@@ -16,18 +16,10 @@
 #include <string.h>
 
 #include "buf.h"
+#include "fuzz.h"
 #include "metrics.h"
 #include "utf8.h"
 #include "xmalloc.h"
-
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_label: %s:%d: %s\n", __FILE__,   \
-			    __LINE__, #cond);                                  \
-			abort();                                               \
-		}                                                              \
-	} while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *, size_t);
 

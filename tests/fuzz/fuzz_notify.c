@@ -23,15 +23,6 @@
 #include "notify.h"
 #include "result.h"
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_notify: %s:%d: %s\n", __FILE__,  \
-			    __LINE__, #cond);                                  \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
 #define T0 1.8e9 /* a time of the runs, after any the file may hold */
 
 static void

@@ -26,15 +26,6 @@
 #include "store.h"
 #include "xmalloc.h"
 
-#define CHECK(cond)                                                            \
-	do {                                                                   \
-		if (!(cond)) {                                                 \
-			fprintf(stderr, "fuzz_snapshot: %s:%d: %s\n",          \
-			    __FILE__, __LINE__, #cond);                        \
-			abort();                                               \
-		}                                                              \
-	} while (0)
-
 static struct store *
 mkstore(void)
 {
