@@ -60,8 +60,12 @@ feed(struct notify *n, const struct capsule_conf *c, int bad)
 	json_decref(diag);
 }
 
-/* A directory of our own for the state file and its temporary twin. */
+/*
+ * A directory of our own for the state file and its temporary twin,
+ * made by mkdtemp at the first input (the template's Xs are its name).
+ */
 static char path[] = "/tmp/gemwatch-fuzz-notify.XXXXXX";
+static int made;
 
 static void
 cleanup(void)
@@ -82,8 +86,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	int bad;
 
 	log_init(LOG_LEVEL_ERR);
-	if (path[sizeof path - 2] == 'X') {
+	if (!made) {
 		CHECK(mkdtemp(path) != NULL);
+		made = 1;
 		atexit(cleanup);
 	}
 	snprintf(file, sizeof file, "%s/notify.state", path);
