@@ -1042,7 +1042,7 @@ o_address_family(struct parser *p, struct capsule_conf *c, const char *v)
 static int
 fingerprint_parse(const char *s, unsigned char out[32])
 {
-	int i, hi, lo;
+	int i, v;
 
 	if (strncasecmp(s, "sha256:", 7) != 0)
 		return -1;
@@ -1050,10 +1050,9 @@ fingerprint_parse(const char *s, unsigned char out[32])
 	for (i = 0; i < 32; i++) {
 		if (i > 0 && *s == ':')
 			s++;
-		if ((hi = hex_value(s[0])) == -1 ||
-		    (lo = hex_value(s[1])) == -1)
+		if ((v = hex_byte(s)) == -1)
 			return -1;
-		out[i] = (unsigned char)(hi << 4 | lo);
+		out[i] = (unsigned char)v;
 		s += 2;
 	}
 	return *s == '\0' ? 0 : -1;

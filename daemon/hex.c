@@ -5,8 +5,9 @@
 
 #include "hex.h"
 
-int
-hex_value(char ch)
+/* The value of one hex digit (either case), or -1. */
+static int
+digit(char ch)
 {
 	if (ch >= '0' && ch <= '9')
 		return ch - '0';
@@ -15,6 +16,17 @@ hex_value(char ch)
 	if (ch >= 'A' && ch <= 'F')
 		return ch - 'A' + 10;
 	return -1;
+}
+
+int
+hex_byte(const char *s)
+{
+	int hi, lo;
+
+	/* s[1] is not read past a NUL at s[0]. */
+	if ((hi = digit(s[0])) == -1 || (lo = digit(s[1])) == -1)
+		return -1;
+	return hi << 4 | lo;
 }
 
 void

@@ -6,8 +6,8 @@
 
 #include <stddef.h>
 
-/* The value of one hex digit (either case), or -1. */
-int hex_value(char);
+/* The byte the two hex digits (either case) at s spell, or -1. */
+int hex_byte(const char *s);
 /* Write n bytes as 2n lower-case digits and a NUL into out. */
 void hex_encode(const unsigned char *p, size_t n, char *out);
 

@@ -79,12 +79,11 @@ size_t
 http_unescape(char *s)
 {
 	char *r = s, *w = s;
-	int hi, lo;
+	int v;
 
 	while (*r != '\0') {
-		if (r[0] == '%' && (hi = hex_value(r[1])) >= 0 &&
-		    (lo = hex_value(r[2])) >= 0 && (hi | lo) != 0) {
-			*w++ = (char)(hi << 4 | lo);
+		if (r[0] == '%' && (v = hex_byte(r + 1)) > 0) {
+			*w++ = (char)v;
 			r += 3;
 		} else
 			*w++ = *r++;

@@ -1111,8 +1111,7 @@ runstate_load(json_t *o, enum seq_kind k, struct runstate *rs)
 			continue;
 		for (b = 0; b < RKEY_LEN; b++)
 			rs->keys[rs->nkeys].b[b] =
-			    (unsigned char)(hex_value(h[2 * b]) << 4 |
-			                    hex_value(h[2 * b + 1]));
+			    (unsigned char)hex_byte(h + 2 * b);
 		rs->nkeys++;
 	}
 	qsort(rs->keys, rs->nkeys, sizeof *rs->keys, rkey_cmp);
