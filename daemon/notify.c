@@ -1450,7 +1450,9 @@ decide_run(struct notify *n, struct nstate *st, const char *url,
     struct rundigest *d, double t)
 {
 	struct runstate *rs = &st->runs[d->kind];
-	struct ev ev = {NOTIFY_CRAWL_PROBLEMS, 0, 0, NULL, d};
+	int crawl = d->kind == SEQ_CRAWL;
+	struct ev ev = {crawl ? NOTIFY_CRAWL_PROBLEMS : NOTIFY_DIAGNOSE_FAILING,
+	    0, 0, NULL, d};
 	struct problem *sorted;
 	struct rkey *keys;
 	size_t i, k, nk;
@@ -1474,26 +1476,20 @@ decide_run(struct notify *n, struct nstate *st, const char *url,
 	d->was_open = rs->open;
 
 	if (d->n == 0 && rs->open) {
-		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_CLEAN
-		                                : NOTIFY_DIAGNOSE_PASSING;
+		ev.event = crawl ? NOTIFY_CRAWL_CLEAN : NOTIFY_DIAGNOSE_PASSING;
 		ev.since = rs->since;
 		rs->open = 0;
 		fire_run(n, st, &ev, url, t);
-	} else if (d->n > 0 && (d->nnew > 0 || !rs->open)) {
+	} else if (d->n > 0 &&
+	           (d->nnew > 0 || !rs->open ||
+	               (n->repeat > 0 && t - rs->sent >= n->repeat))) {
+		/* Nothing new, and open already: notify-repeat's turn. */
+		ev.repeat = d->nnew == 0 && rs->open;
 		if (!rs->open)
 			rs->since = t;
 		rs->open = 1;
 		rs->sent = t;
-		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_PROBLEMS
-		                                : NOTIFY_DIAGNOSE_FAILING;
 		ev.since = rs->since;
-		fire_run(n, st, &ev, url, t);
-	} else if (d->n > 0 && n->repeat > 0 && t - rs->sent >= n->repeat) {
-		rs->sent = t;
-		ev.event = d->kind == SEQ_CRAWL ? NOTIFY_CRAWL_PROBLEMS
-		                                : NOTIFY_DIAGNOSE_FAILING;
-		ev.since = rs->since;
-		ev.repeat = 1;
 		fire_run(n, st, &ev, url, t);
 	}
 
